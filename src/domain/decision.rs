@@ -1,0 +1,66 @@
+//! The result of deciding whether one recipient may receive an item.
+//!
+//! A [`Decision`] is made per item and per recipient, at submission and
+//! again at delivery. It says allow or deny, which portions are released,
+//! which rules decided, and why, with the digest of the policy that decided.
+//! This module defines the result and what a decider sees of an item
+//! ([`ItemFacts`]: the signed manifest and portion labels, never bodies); it
+//! does no I/O and never reads the clock: `now` is passed in.
+
+use serde::{Deserialize, Serialize};
+
+use super::item::{Manifest, VerifiedItem};
+use super::label::SecurityLabel;
+use super::principal::PrincipalId;
+
+/// Allow or deny.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    /// The recipient receives the released portions.
+    Allow,
+    /// The recipient receives nothing and learns nothing of the content.
+    Deny,
+}
+
+/// The outcome for one recipient.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Who the decision is about.
+    pub recipient: PrincipalId,
+    /// Allow or deny.
+    pub effect: Effect,
+    /// Indices of the portions released (empty when denied).
+    pub portions: Vec<u32>,
+    /// Ids of the rules that granted or denied.
+    pub rules: Vec<String>,
+    /// Human-readable reasons, for the security officer and the auditor.
+    pub reasons: Vec<String>,
+    /// Hex SHA-256 of the policy that decided.
+    pub policy_digest: String,
+}
+
+impl Decision {
+    /// Whether the recipient receives anything.
+    pub fn allowed(&self) -> bool {
+        self.effect == Effect::Allow && !self.portions.is_empty()
+    }
+}
+
+/// What a decider may look at: the signed manifest and each portion's label.
+#[derive(Clone, Debug)]
+pub struct ItemFacts<'a> {
+    /// The sender's signed manifest (header and item label).
+    pub manifest: &'a Manifest,
+    /// Each portion's label, in manifest order.
+    pub portion_labels: Vec<&'a SecurityLabel>,
+}
+
+impl<'a> From<&'a VerifiedItem> for ItemFacts<'a> {
+    fn from(item: &'a VerifiedItem) -> Self {
+        ItemFacts {
+            manifest: &item.manifest,
+            portion_labels: item.portions.iter().map(|p| &p.label).collect(),
+        }
+    }
+}

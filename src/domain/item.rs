@@ -1,0 +1,421 @@
+//! Items: what stations and desks exchange, and how the sender's signature
+//! covers them.
+//!
+//! An item is a [`Header`], an item-level [`SecurityLabel`] and one or more
+//! [`Portion`]s, each with its own label. The sender signs a [`Manifest`]
+//! (header, item label, and for each portion the SHA-256 of its
+//! deterministic CBOR, which includes a random salt) as a COSE_Sign1. A
+//! recipient that is given only some portions can still check the sender's
+//! signature and that its portions are exactly the ones signed; the salt
+//! keeps the digests of withheld portions from revealing their content.
+//!
+//! This module checks shape and signatures. It never decides who may see what
+//! (that is the decision's job) and never touches the network or the store.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+use super::bytes::{from_cbor, sha256, to_cbor, Bytes, CborError};
+use super::cose::{CoseError, PublicKey, SigningKey};
+use super::label::{LabelError, SecurityLabel};
+use super::principal::PrincipalId;
+
+/// Content type of the signed manifest inside the COSE_Sign1.
+pub const MANIFEST_CONTENT_TYPE: &str = "application/vnd.passerelle.manifest+cbor";
+/// Manifest format version.
+pub const MANIFEST_VERSION: u32 = 1;
+/// Most recipients an item may name.
+pub const MAX_RECIPIENTS: usize = 64;
+/// Most portions an item may carry.
+pub const MAX_PORTIONS: usize = 64;
+/// Fewest salt bytes per portion: enough that a digest does not reveal a
+/// short, guessable portion body.
+pub const MIN_SALT_LEN: usize = 16;
+
+/// Handling priority.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Priority {
+    /// Immediate threat to life or operation.
+    Flash,
+    /// Needs handling within hours.
+    Urgent,
+    /// Normal business.
+    Routine,
+}
+
+impl std::str::FromStr for Priority {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_uppercase().as_str() {
+            "FLASH" => Ok(Priority::Flash),
+            "URGENT" => Ok(Priority::Urgent),
+            "ROUTINE" => Ok(Priority::Routine),
+            other => Err(format!(
+                "unknown priority {other:?} (FLASH, URGENT or ROUTINE)"
+            )),
+        }
+    }
+}
+
+/// The item header, chosen and signed by the sender.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Sender-chosen id, unique per sender; resubmitting it is idempotent.
+    pub id: String,
+    /// The sending principal; must be the one the TLS handshake authenticated.
+    pub sender: PrincipalId,
+    /// Who the item is for.
+    pub recipients: Vec<PrincipalId>,
+    /// Creation time, seconds since the Unix epoch (UTC).
+    pub created: i64,
+    /// Handling priority.
+    pub priority: Priority,
+    /// Purpose of the exchange, e.g. `terrorism`.
+    pub purpose: String,
+    /// Case references.
+    #[serde(default)]
+    pub cases: Vec<String>,
+    /// Language tag of the content, e.g. `fr`, `nl`, `en`.
+    pub language: String,
+    /// When the item stops being deliverable, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
+}
+
+/// One portion of an item, with its own label.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Portion {
+    /// Portion marking.
+    pub label: SecurityLabel,
+    /// Random bytes that make the digest of a withheld portion unguessable.
+    pub salt: Bytes,
+    /// Media type of the body, e.g. `text/plain; charset=utf-8`.
+    pub content_type: String,
+    /// The content.
+    pub body: Bytes,
+}
+
+impl Portion {
+    /// SHA-256 of the portion's deterministic CBOR: what the manifest lists.
+    pub fn digest(&self) -> [u8; 32] {
+        sha256(&to_cbor(self))
+    }
+}
+
+/// What the sender signs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`MANIFEST_VERSION`].
+    pub version: u32,
+    /// The header.
+    pub header: Header,
+    /// The item-level label, which must dominate every portion's label.
+    pub label: SecurityLabel,
+    /// For each portion in order, [`Portion::digest`].
+    pub portions: Vec<Bytes>,
+}
+
+/// An item as a sender submits it: the signed manifest and all portions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedItem {
+    /// Tagged COSE_Sign1 whose payload is the manifest's CBOR.
+    pub envelope: Bytes,
+    /// All portions, in manifest order.
+    pub portions: Vec<Portion>,
+}
+
+/// A portion as delivered, with its position in the manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveredPortion {
+    /// Index of the portion in the manifest.
+    pub index: u32,
+    /// The portion itself.
+    pub portion: Portion,
+}
+
+/// An item as a recipient receives it: the sender's signed manifest, the
+/// sender's certificate to check it with, and the portions released to this
+/// recipient only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveredItem {
+    /// The sender's COSE_Sign1 envelope, unchanged.
+    pub envelope: Bytes,
+    /// DER of the certificate the sender presented when submitting.
+    pub sender_certificate: Bytes,
+    /// The released portions.
+    pub portions: Vec<DeliveredPortion>,
+}
+
+/// Why an item was refused. Every variant is the sender's fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ItemError {
+    /// The body or the manifest is not CBOR of the expected shape.
+    #[error(transparent)]
+    Cbor(#[from] CborError),
+    /// The signature envelope did not verify.
+    #[error("the sender's signature is invalid: {0}")]
+    Signature(#[from] CoseError),
+    /// A field of the header is out of bounds.
+    #[error("invalid header: {0}")]
+    Header(String),
+    /// A label is not well formed.
+    #[error("invalid label: {0}")]
+    Label(#[from] LabelError),
+    /// The portions do not match the manifest.
+    #[error("portion {0} does not match the signed manifest")]
+    PortionMismatch(usize),
+    /// Portion count or salt out of bounds.
+    #[error("invalid portions: {0}")]
+    Portions(String),
+}
+
+/// An item whose signature and shape the gateway has checked: the only way
+/// to get one is [`SignedItem::verify`].
+#[derive(Clone, Debug)]
+pub struct VerifiedItem {
+    /// The decoded manifest.
+    pub manifest: Manifest,
+    /// SHA-256 of the manifest bytes: the item's content identity.
+    pub digest: [u8; 32],
+    /// The envelope as received.
+    pub envelope: Vec<u8>,
+    /// The portions, in manifest order.
+    pub portions: Vec<Portion>,
+}
+
+fn valid_token(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b))
+}
+
+impl Header {
+    /// Checks bounds and the shape of every field.
+    pub fn check_shape(&self) -> Result<(), ItemError> {
+        let bad = |m: &str| Err(ItemError::Header(m.to_string()));
+        if !valid_token(&self.id, 128) {
+            return bad("id must be 1-128 characters of letters, digits and -_.:/");
+        }
+        if self.recipients.is_empty() || self.recipients.len() > MAX_RECIPIENTS {
+            return bad("an item needs 1 to 64 recipients");
+        }
+        let unique: BTreeSet<_> = self.recipients.iter().collect();
+        if unique.len() != self.recipients.len() {
+            return bad("a recipient is named twice");
+        }
+        if !valid_token(&self.purpose, 64) {
+            return bad("purpose must be 1-64 characters of letters, digits and -_.:/");
+        }
+        if self.cases.len() > 32 || self.cases.iter().any(|c| !valid_token(c, 64)) {
+            return bad(
+                "at most 32 case references of 1-64 characters of letters, digits and -_.:/",
+            );
+        }
+        if !(2..=16).contains(&self.language.len()) || !valid_token(&self.language, 16) {
+            return bad("language must be a language tag such as fr, nl or en");
+        }
+        if let Some(exp) = self.expires {
+            if exp <= self.created {
+                return bad("expiry is not after creation");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SignedItem {
+    /// Signs an item. Used by stations (the CLI) and by tests.
+    pub fn sign(
+        key: &SigningKey,
+        header: Header,
+        label: SecurityLabel,
+        portions: Vec<Portion>,
+    ) -> SignedItem {
+        let manifest = Manifest {
+            version: MANIFEST_VERSION,
+            header,
+            label,
+            portions: portions
+                .iter()
+                .map(|p| Bytes(p.digest().to_vec()))
+                .collect(),
+        };
+        let envelope = key.sign1(to_cbor(&manifest), MANIFEST_CONTENT_TYPE);
+        SignedItem {
+            envelope: Bytes(envelope),
+            portions,
+        }
+    }
+
+    /// Checks the signature with the sender's key, the manifest's shape and
+    /// that the portions are exactly those signed.
+    pub fn verify(self, sender_key: &PublicKey) -> Result<VerifiedItem, ItemError> {
+        let payload = sender_key.verify1(&self.envelope.0)?;
+        let manifest = decode_manifest(&payload)?;
+        if self.portions.is_empty() || self.portions.len() > MAX_PORTIONS {
+            return Err(ItemError::Portions("an item needs 1 to 64 portions".into()));
+        }
+        if self.portions.len() != manifest.portions.len() {
+            return Err(ItemError::Portions(format!(
+                "{} portions sent, {} signed",
+                self.portions.len(),
+                manifest.portions.len()
+            )));
+        }
+        for (i, (portion, signed)) in self.portions.iter().zip(&manifest.portions).enumerate() {
+            if portion.salt.0.len() < MIN_SALT_LEN {
+                return Err(ItemError::Portions(format!(
+                    "portion {i} has a salt shorter than 16 bytes"
+                )));
+            }
+            portion.label.check_shape()?;
+            if portion.digest()[..] != signed.0[..] {
+                return Err(ItemError::PortionMismatch(i));
+            }
+        }
+        Ok(VerifiedItem {
+            digest: sha256(&payload),
+            manifest,
+            envelope: self.envelope.0,
+            portions: self.portions,
+        })
+    }
+}
+
+fn decode_manifest(payload: &[u8]) -> Result<Manifest, ItemError> {
+    let manifest: Manifest = from_cbor(payload)?;
+    if manifest.version != MANIFEST_VERSION {
+        return Err(ItemError::Header(format!(
+            "unknown manifest version {}",
+            manifest.version
+        )));
+    }
+    manifest.header.check_shape()?;
+    manifest.label.check_shape()?;
+    Ok(manifest)
+}
+
+impl DeliveredItem {
+    /// What a recipient checks before showing an item: the sender's signature
+    /// with `sender_key`, and that each delivered portion is the one signed
+    /// at its index.
+    pub fn verify(&self, sender_key: &PublicKey) -> Result<Manifest, ItemError> {
+        let payload = sender_key.verify1(&self.envelope.0)?;
+        let manifest = decode_manifest(&payload)?;
+        for p in &self.portions {
+            let i = p.index as usize;
+            match manifest.portions.get(i) {
+                Some(signed) if signed.0[..] == p.portion.digest()[..] => {}
+                _ => return Err(ItemError::PortionMismatch(i)),
+            }
+        }
+        Ok(manifest)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::domain::principal::Agency;
+
+    pub(crate) fn sample(key: &SigningKey) -> SignedItem {
+        let police = Agency::new("police").unwrap();
+        let header = Header {
+            id: "rabat-2026-0001".into(),
+            sender: PrincipalId::new("police/lo/rabat").unwrap(),
+            recipients: vec![PrincipalId::new("vsse/analysis/ct").unwrap()],
+            created: 1_790_000_000,
+            priority: Priority::Flash,
+            purpose: "terrorism".into(),
+            cases: vec!["CT-2026-17".into()],
+            language: "fr".into(),
+            expires: None,
+        };
+        let portion = |level: &str, body: &str| Portion {
+            label: SecurityLabel::new(level, police.clone()),
+            salt: Bytes(vec![7; 16]),
+            content_type: "text/plain; charset=utf-8".into(),
+            body: Bytes(body.as_bytes().to_vec()),
+        };
+        SignedItem::sign(
+            key,
+            header,
+            SecurityLabel::new("CONFIDENTIEL", police.clone()),
+            vec![
+                portion("CONFIDENTIEL", "full"),
+                portion("RESTREINT", "tearline"),
+            ],
+        )
+    }
+
+    fn key() -> SigningKey {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        SigningKey::from_pkcs8(pkcs8.as_ref()).unwrap()
+    }
+
+    #[test]
+    fn signed_item_verifies_and_partial_delivery_verifies() {
+        let k = key();
+        let item = sample(&k).verify(&k.public_key()).unwrap();
+        let delivered = DeliveredItem {
+            envelope: Bytes(item.envelope.clone()),
+            sender_certificate: Bytes::default(),
+            portions: vec![DeliveredPortion {
+                index: 1,
+                portion: item.portions[1].clone(),
+            }],
+        };
+        let m = delivered.verify(&k.public_key()).unwrap();
+        assert_eq!(m.header.id, "rabat-2026-0001");
+    }
+
+    #[test]
+    fn changed_portion_is_caught() {
+        let k = key();
+        let mut item = sample(&k);
+        item.portions[1].body.0[0] ^= 1;
+        assert!(matches!(
+            item.verify(&k.public_key()),
+            Err(ItemError::PortionMismatch(1))
+        ));
+
+        let good = sample(&k).verify(&k.public_key()).unwrap();
+        let mut moved = good.portions[1].clone();
+        moved.body = Bytes(b"other".to_vec());
+        let delivered = DeliveredItem {
+            envelope: Bytes(good.envelope),
+            sender_certificate: Bytes::default(),
+            portions: vec![DeliveredPortion {
+                index: 1,
+                portion: moved,
+            }],
+        };
+        assert!(matches!(
+            delivered.verify(&k.public_key()),
+            Err(ItemError::PortionMismatch(1))
+        ));
+    }
+
+    #[test]
+    fn missing_or_extra_portions_are_refused() {
+        let k = key();
+        let mut item = sample(&k);
+        item.portions.pop();
+        assert!(matches!(
+            item.verify(&k.public_key()),
+            Err(ItemError::Portions(_))
+        ));
+    }
+
+    #[test]
+    fn manifest_encoding_is_deterministic() {
+        let k = key();
+        let item = sample(&k).verify(&k.public_key()).unwrap();
+        let again = to_cbor(&item.manifest);
+        assert_eq!(sha256(&again), item.digest);
+    }
+}

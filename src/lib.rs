@@ -1,0 +1,27 @@
+//! passerelle: a mutual-TLS exchange gateway for classified items between
+//! the Belgian Federal Police and the State Security service (VSSE).
+//!
+//! Every item that crosses the gateway comes from a principal authenticated
+//! by its client certificate, carries the sender's COSE_Sign1 signature, is
+//! checked against the classification and need-to-know policy for each
+//! recipient, and is stored durably before the sender gets a receipt.
+//!
+//! # Layout
+//!
+//! Modules follow the path an item travels:
+//!
+//! - [`domain`]: the core without I/O: principals, labels, items, COSE
+//!   signatures, the decision's result.
+//! - [`tls`]: mTLS server and client configuration; turns a handshake into a
+//!   [`tls::VerifiedPeer`] bound to one agency.
+//! - [`api`]: the HTTP API (CBOR, or JSON on request; RFC 9457 problems).
+//! - [`gateway`]: the exchange logic between API and store: verify, decide,
+//!   commit, deliver.
+//! - [`store`]: the durable store contract and its SQLite backend.
+//! - [`server`]: accept loop, connection cap, graceful shutdown.
+//! - [`client`]: the station side: an HTTP client over mTLS.
+//! - [`config`], [`pki`], [`demo`]: operator files, the example PKI, the demo.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod domain;
