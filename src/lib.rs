@@ -25,3 +25,11 @@
 #![warn(missing_docs)]
 
 pub mod domain;
+pub mod api;
+pub mod config;
+pub mod gateway;
+pub mod server;
+pub mod store;
+pub mod tls;
+pub mod pki;
+pub mod client;

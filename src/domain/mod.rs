@@ -12,3 +12,4 @@ pub mod decision;
 pub mod item;
 pub mod label;
 pub mod principal;
+pub mod receipt;

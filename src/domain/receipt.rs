@@ -1,0 +1,65 @@
+//! The receipt a sender gets when the gateway accepts an item.
+//!
+//! A receipt records what the gateway took (item reference, id, digest,
+//! time) and the outcome for each recipient. Outcomes for denied recipients
+//! carry only reasons fit for the sender: never another principal's
+//! clearance or caveats. This module is data only.
+
+use serde::{Deserialize, Serialize};
+
+use super::bytes::sha256;
+use super::principal::PrincipalId;
+
+/// The gateway's reference for an item: hex of the first 16 bytes of
+/// SHA-256(sender ‖ 0x00 ‖ id). Senders choose ids; the reference keeps two
+/// senders' equal ids apart and can be computed by the sender itself.
+pub fn item_ref(sender: &PrincipalId, id: &str) -> String {
+    let mut input = Vec::with_capacity(sender.as_str().len() + 1 + id.len());
+    input.extend_from_slice(sender.as_str().as_bytes());
+    input.push(0);
+    input.extend_from_slice(id.as_bytes());
+    hex::encode(&sha256(&input)[..16])
+}
+
+/// What happened for one recipient at submission.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientOutcome {
+    /// The recipient.
+    pub recipient: PrincipalId,
+    /// `queued` (in the recipient's inbox) or `denied`.
+    pub outcome: Outcome,
+    /// Number of portions released to the recipient.
+    pub portions_released: u32,
+    /// Reasons, safe to show to the sender.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+/// Outcome for a recipient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Put in the recipient's inbox.
+    Queued,
+    /// Refused by policy; the recipient learns nothing.
+    Denied,
+}
+
+/// The acceptance receipt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The gateway's reference for the item (see [`item_ref`]).
+    pub item_ref: String,
+    /// The sender's id for the item.
+    pub item_id: String,
+    /// The sender.
+    pub sender: PrincipalId,
+    /// Hex SHA-256 of the signed manifest.
+    pub digest: String,
+    /// When the gateway made the item durable, seconds since the Unix epoch.
+    pub accepted_at: i64,
+    /// Hex SHA-256 of the policy that decided.
+    pub policy_digest: String,
+    /// One outcome per recipient, in the header's order.
+    pub outcomes: Vec<RecipientOutcome>,
+}
