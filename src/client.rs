@@ -92,9 +92,16 @@ impl Station {
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
         let tls = tls::client_config(&config.cert, &config.key, &config.ca)?;
         let key_der = tls::load_key(&config.key)?;
-        let key = SigningKey::from_pkcs8(key_der.secret_der()).map_err(|e| ClientError::Key(e.to_string()))?;
+        let key = SigningKey::from_pkcs8(key_der.secret_der())
+            .map_err(|e| ClientError::Key(e.to_string()))?;
         let identities = Identities::new(&config.agencies)?;
-        Ok(Station { config, tls, key, identities, timeout: Duration::from_secs(30) })
+        Ok(Station {
+            config,
+            tls,
+            key,
+            identities,
+            timeout: Duration::from_secs(30),
+        })
     }
 
     /// The station's config.
@@ -117,13 +124,19 @@ impl Station {
     ) -> Result<Answer, ClientError> {
         let net = |e: &dyn std::fmt::Display| ClientError::Network(e.to_string());
         let work = async {
-            let tcp = TcpStream::connect(&self.config.gateway).await.map_err(|e| net(&e))?;
+            let tcp = TcpStream::connect(&self.config.gateway)
+                .await
+                .map_err(|e| net(&e))?;
             let _ = tcp.set_nodelay(true);
             let name = ServerName::try_from(self.config.server_name.clone())
                 .map_err(|e| ClientError::Protocol(format!("bad server_name: {e}")))?;
-            let tls = TlsConnector::from(self.tls.clone()).connect(name, tcp).await.map_err(|e| net(&e))?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| net(&e))?;
+            let tls = TlsConnector::from(self.tls.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| net(&e))?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(|e| net(&e))?;
             let conn = tokio::spawn(conn);
             let mut req = Request::builder()
                 .method(method)
@@ -144,9 +157,19 @@ impl Station {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_string();
-            let body = resp.into_body().collect().await.map_err(|e| net(&e))?.to_bytes().to_vec();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| net(&e))?
+                .to_bytes()
+                .to_vec();
             conn.abort();
-            Ok(Answer { status, content_type, body })
+            Ok(Answer {
+                status,
+                content_type,
+                body,
+            })
         };
         tokio::time::timeout(self.timeout + extra_wait, work)
             .await
@@ -163,7 +186,10 @@ impl Station {
         let answer = self.request(method, path, body, extra_wait).await?;
         if !answer.status.is_success() {
             let problem: Problem = serde_json::from_slice(&answer.body).map_err(|_| {
-                ClientError::Protocol(format!("status {} without a problem document", answer.status))
+                ClientError::Protocol(format!(
+                    "status {} without a problem document",
+                    answer.status
+                ))
             })?;
             return Err(ClientError::Refused(problem));
         }
@@ -177,7 +203,15 @@ impl Station {
         let mut pause = Duration::from_millis(200);
         let mut attempt = 0;
         loop {
-            match self.call::<Receipt>(Method::POST, "/v1/items", Some(body.clone()), Duration::ZERO).await {
+            match self
+                .call::<Receipt>(
+                    Method::POST,
+                    "/v1/items",
+                    Some(body.clone()),
+                    Duration::ZERO,
+                )
+                .await
+            {
                 Ok((_, receipt)) => return Ok(receipt),
                 Err(e) if e.is_transient() && attempt < self.config.retries => {
                     attempt += 1;
@@ -199,17 +233,41 @@ impl Station {
 
     /// Fetches an item as released to this station (not yet verified).
     pub async fn fetch(&self, item_ref: &str) -> Result<DeliveredItem, ClientError> {
-        Ok(self.call(Method::GET, &format!("/v1/items/{item_ref}"), None, Duration::ZERO).await?.1)
+        Ok(self
+            .call(
+                Method::GET,
+                &format!("/v1/items/{item_ref}"),
+                None,
+                Duration::ZERO,
+            )
+            .await?
+            .1)
     }
 
     /// Acknowledges an item.
     pub async fn ack(&self, item_ref: &str) -> Result<Acknowledged, ClientError> {
-        Ok(self.call(Method::POST, &format!("/v1/items/{item_ref}/ack"), None, Duration::ZERO).await?.1)
+        Ok(self
+            .call(
+                Method::POST,
+                &format!("/v1/items/{item_ref}/ack"),
+                None,
+                Duration::ZERO,
+            )
+            .await?
+            .1)
     }
 
     /// The receipt of one of this station's items.
     pub async fn receipt(&self, item_ref: &str) -> Result<Receipt, ClientError> {
-        Ok(self.call(Method::GET, &format!("/v1/receipts/{item_ref}"), None, Duration::ZERO).await?.1)
+        Ok(self
+            .call(
+                Method::GET,
+                &format!("/v1/receipts/{item_ref}"),
+                None,
+                Duration::ZERO,
+            )
+            .await?
+            .1)
     }
 
     /// Checks a delivered item before it is shown: the sender's certificate

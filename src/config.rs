@@ -146,9 +146,14 @@ fn default_retries() -> u32 {
 }
 
 fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 fn base_dir(path: &Path) -> PathBuf {
@@ -160,7 +165,10 @@ impl GatewayConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let mut c: GatewayConfig = read_toml(path)?;
         let base = base_dir(path);
-        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
         c.store = base.join(&c.store);
         c.tls.cert = base.join(&c.tls.cert);
         c.tls.key = base.join(&c.tls.key);
@@ -176,16 +184,25 @@ impl GatewayConfig {
                 return Err(invalid(format!("agency {} is declared twice", a.name)));
             }
             if !domains.insert(a.trust_domain.clone()) {
-                return Err(invalid(format!("trust domain {} is bound to two agencies", a.trust_domain)));
+                return Err(invalid(format!(
+                    "trust domain {} is bound to two agencies",
+                    a.trust_domain
+                )));
             }
         }
         for p in &c.principals {
             if !names.contains(&p.id.agency()) {
-                return Err(invalid(format!("principal {} belongs to no declared agency", p.id)));
+                return Err(invalid(format!(
+                    "principal {} belongs to no declared agency",
+                    p.id
+                )));
             }
         }
         if c.max_body_bytes < 1024 || c.lease_seconds == 0 || c.max_connections == 0 {
-            return Err(invalid("max_body_bytes ≥ 1024, lease_seconds ≥ 1 and max_connections ≥ 1 are required".into()));
+            return Err(invalid(
+                "max_body_bytes ≥ 1024, lease_seconds ≥ 1 and max_connections ≥ 1 are required"
+                    .into(),
+            ));
         }
         Ok(c)
     }

@@ -69,10 +69,23 @@ impl Decider for Directory {
         Decision {
             recipient: recipient.clone(),
             effect: if known { Effect::Allow } else { Effect::Deny },
-            portions: if known { (0..item.portion_labels.len() as u32).collect() } else { vec![] },
-            rules: vec![if known { "directory.known" } else { "default.deny" }.to_string()],
-            reasons: vec![if known { "recipient is a known principal" } else { "recipient is unknown" }
-                .to_string()],
+            portions: if known {
+                (0..item.portion_labels.len() as u32).collect()
+            } else {
+                vec![]
+            },
+            rules: vec![if known {
+                "directory.known"
+            } else {
+                "default.deny"
+            }
+            .to_string()],
+            reasons: vec![if known {
+                "recipient is a known principal"
+            } else {
+                "recipient is unknown"
+            }
+            .to_string()],
             policy_digest: self.digest.clone(),
         }
     }
@@ -160,12 +173,20 @@ async fn blocking<T: Send + 'static>(
 impl Gateway {
     /// A gateway over `store`, deciding with `decider`.
     pub fn new(store: Arc<dyn Store>, decider: Arc<dyn Decider>, settings: Settings) -> Self {
-        Gateway { store, decider: RwLock::new(decider), settings, arrivals: tokio::sync::Notify::new() }
+        Gateway {
+            store,
+            decider: RwLock::new(decider),
+            settings,
+            arrivals: tokio::sync::Notify::new(),
+        }
     }
 
     /// The decider in force now.
     pub fn decider(&self) -> Arc<dyn Decider> {
-        self.decider.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.decider
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Replaces the decider atomically; requests under way keep theirs.
@@ -174,7 +195,11 @@ impl Gateway {
     }
 
     /// Submits an item from `peer`.
-    pub async fn submit(&self, peer: &VerifiedPeer, item: SignedItem) -> Result<Submitted, GatewayError> {
+    pub async fn submit(
+        &self,
+        peer: &VerifiedPeer,
+        item: SignedItem,
+    ) -> Result<Submitted, GatewayError> {
         let item = item.verify(&peer.public_key)?;
         let header = &item.manifest.header;
         if header.sender != peer.principal {
@@ -189,8 +214,11 @@ impl Gateway {
         }
         let now = unix_now();
         let facts = ItemFacts::from(&item);
-        let decisions: Vec<Decision> =
-            header.recipients.iter().map(|r| decider.decide(&facts, r, now)).collect();
+        let decisions: Vec<Decision> = header
+            .recipients
+            .iter()
+            .map(|r| decider.decide(&facts, r, now))
+            .collect();
         let reference = item_ref(&header.sender, &header.id);
         let receipt = Receipt {
             item_ref: reference.clone(),
@@ -203,9 +231,21 @@ impl Gateway {
                 .iter()
                 .map(|d| RecipientOutcome {
                     recipient: d.recipient.clone(),
-                    outcome: if d.allowed() { Outcome::Queued } else { Outcome::Denied },
-                    portions_released: if d.allowed() { d.portions.len() as u32 } else { 0 },
-                    reasons: if d.allowed() { vec![] } else { d.reasons.clone() },
+                    outcome: if d.allowed() {
+                        Outcome::Queued
+                    } else {
+                        Outcome::Denied
+                    },
+                    portions_released: if d.allowed() {
+                        d.portions.len() as u32
+                    } else {
+                        0
+                    },
+                    reasons: if d.allowed() {
+                        vec![]
+                    } else {
+                        d.reasons.clone()
+                    },
                 })
                 .collect(),
         };
@@ -275,22 +315,38 @@ impl Gateway {
 
     /// Fetches an item for the caller, leasing it until acknowledged or the
     /// lease expires. Decides again with the policy in force now.
-    pub async fn fetch(&self, peer: &VerifiedPeer, reference: &str) -> Result<DeliveredItem, GatewayError> {
+    pub async fn fetch(
+        &self,
+        peer: &VerifiedPeer,
+        reference: &str,
+    ) -> Result<DeliveredItem, GatewayError> {
         let store = self.store.clone();
         let who = peer.principal.clone();
         let r = reference.to_string();
         let until = unix_now() + self.settings.lease.as_secs() as i64;
-        let leased = blocking(move || store.lease(&who, &r, until)).await?.ok_or(GatewayError::NotFound)?;
+        let leased = blocking(move || store.lease(&who, &r, until))
+            .await?
+            .ok_or(GatewayError::NotFound)?;
         // Verify again from what was stored: the store is not trusted to
         // have kept the bytes intact.
         let sender_key = PublicKey::from_certificate_der(&leased.sender_certificate)
             .map_err(|e| GatewayError::Internal(format!("stored sender certificate: {e}")))?;
-        let item = SignedItem { envelope: Bytes(leased.envelope), portions: leased.portions }
-            .verify(&sender_key)
-            .map_err(|e| GatewayError::Internal(format!("stored item no longer verifies: {e}")))?;
-        let decision = self.decider().decide(&ItemFacts::from(&item), &peer.principal, unix_now());
+        let item = SignedItem {
+            envelope: Bytes(leased.envelope),
+            portions: leased.portions,
+        }
+        .verify(&sender_key)
+        .map_err(|e| GatewayError::Internal(format!("stored item no longer verifies: {e}")))?;
+        let decision = self
+            .decider()
+            .decide(&ItemFacts::from(&item), &peer.principal, unix_now());
         let released: Vec<u32> = if decision.allowed() {
-            leased.released.iter().copied().filter(|i| decision.portions.contains(i)).collect()
+            leased
+                .released
+                .iter()
+                .copied()
+                .filter(|i| decision.portions.contains(i))
+                .collect()
         } else {
             vec![]
         };
@@ -300,7 +356,10 @@ impl Gateway {
         let portions = released
             .iter()
             .filter_map(|&i| {
-                item.portions.get(i as usize).map(|p| DeliveredPortion { index: i, portion: p.clone() })
+                item.portions.get(i as usize).map(|p| DeliveredPortion {
+                    index: i,
+                    portion: p.clone(),
+                })
             })
             .collect();
         Ok(DeliveredItem {
@@ -311,7 +370,11 @@ impl Gateway {
     }
 
     /// Records the caller's acknowledgement of an item.
-    pub async fn ack(&self, peer: &VerifiedPeer, reference: &str) -> Result<AckOutcome, GatewayError> {
+    pub async fn ack(
+        &self,
+        peer: &VerifiedPeer,
+        reference: &str,
+    ) -> Result<AckOutcome, GatewayError> {
         let store = self.store.clone();
         let who = peer.principal.clone();
         let r = reference.to_string();
@@ -322,10 +385,16 @@ impl Gateway {
     }
 
     /// The receipt of one of the caller's own items.
-    pub async fn receipt(&self, peer: &VerifiedPeer, reference: &str) -> Result<Receipt, GatewayError> {
+    pub async fn receipt(
+        &self,
+        peer: &VerifiedPeer,
+        reference: &str,
+    ) -> Result<Receipt, GatewayError> {
         let store = self.store.clone();
         let who = peer.principal.clone();
         let r = reference.to_string();
-        blocking(move || store.receipt(&who, &r)).await?.ok_or(GatewayError::NotFound)
+        blocking(move || store.receipt(&who, &r))
+            .await?
+            .ok_or(GatewayError::NotFound)
     }
 }

@@ -24,12 +24,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod domain;
 pub mod api;
+pub mod client;
 pub mod config;
+pub mod demo;
+pub mod domain;
 pub mod gateway;
+pub mod pki;
 pub mod server;
+pub mod spec;
 pub mod store;
 pub mod tls;
-pub mod pki;
-pub mod client;

@@ -9,8 +9,9 @@
 //! in-memory [`Authority`] values from [`generate`].
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, ExtendedKeyUsagePurpose,
-    IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams,
+    SanType, SerialNumber,
 };
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
@@ -87,7 +88,12 @@ pub struct ClientCertOptions {
 impl Default for ClientCertOptions {
     fn default() -> Self {
         let (not_before, not_after) = validity();
-        ClientCertOptions { alg: KeyAlg::Ed25519, not_before, not_after, digital_signature: true }
+        ClientCertOptions {
+            alg: KeyAlg::Ed25519,
+            not_before,
+            not_after,
+            digital_signature: true,
+        }
     }
 }
 
@@ -116,8 +122,12 @@ impl Authority {
         let (not_before, not_after) = validity();
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::OrganizationName, "passerelle example PKI");
-        params.distinguished_name.push(DnType::CommonName, format!("{name} example CA"));
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "passerelle example PKI");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} example CA"));
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.not_before = not_before;
@@ -125,7 +135,11 @@ impl Authority {
         params.serial_number = Some(random_serial());
         params.key_identifier_method = KeyIdMethod::Sha256;
         let cert = params.self_signed(&key)?;
-        Ok(Authority { name: name.to_string(), cert, key })
+        Ok(Authority {
+            name: name.to_string(),
+            cert,
+            key,
+        })
     }
 
     /// The CA certificate, PEM.
@@ -137,11 +151,18 @@ impl Authority {
     pub fn issue_client(&self, uri: &str, options: &ClientCertOptions) -> Result<Issued, PkiError> {
         let key = KeyPair::generate_for(options.alg.rcgen())?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::OrganizationName, self.name.clone());
-        params.distinguished_name.push(DnType::CommonName, uri.to_string());
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, self.name.clone());
+        params
+            .distinguished_name
+            .push(DnType::CommonName, uri.to_string());
         params.subject_alt_names = vec![SanType::URI(uri.try_into()?)];
-        params.key_usages =
-            if options.digital_signature { vec![KeyUsagePurpose::DigitalSignature] } else { vec![KeyUsagePurpose::KeyAgreement] };
+        params.key_usages = if options.digital_signature {
+            vec![KeyUsagePurpose::DigitalSignature]
+        } else {
+            vec![KeyUsagePurpose::KeyAgreement]
+        };
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.not_before = options.not_before;
         params.not_after = options.not_after;
@@ -154,7 +175,9 @@ impl Authority {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
         let mut params = CertificateParams::new(names)?;
-        params.distinguished_name.push(DnType::CommonName, "passerelle gateway");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "passerelle gateway");
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let (not_before, not_after) = validity();
@@ -168,7 +191,12 @@ impl Authority {
         params.serial_number = Some(serial.clone());
         params.use_authority_key_identifier_extension = true;
         let cert = params.signed_by(&key, &self.cert, &self.key)?;
-        Ok(Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem(), der: cert.der().to_vec(), serial: serial.to_bytes() })
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().to_vec(),
+            serial: serial.to_bytes(),
+        })
     }
 
     /// A CRL revoking `serials`, PEM.
@@ -204,9 +232,18 @@ pub struct ExampleAgency {
 
 /// The agencies of the example PKI.
 pub const AGENCIES: [ExampleAgency; 3] = [
-    ExampleAgency { name: "police", trust_domain: "police.example" },
-    ExampleAgency { name: "vsse", trust_domain: "vsse.example" },
-    ExampleAgency { name: "oversight", trust_domain: "oversight.example" },
+    ExampleAgency {
+        name: "police",
+        trust_domain: "police.example",
+    },
+    ExampleAgency {
+        name: "vsse",
+        trust_domain: "vsse.example",
+    },
+    ExampleAgency {
+        name: "oversight",
+        trust_domain: "oversight.example",
+    },
 ];
 
 /// The stations of the example PKI: principal id and key algorithm.
@@ -223,7 +260,11 @@ pub const STATIONS: [(&str, KeyAlg); 7] = [
 /// The SPIFFE URI of an example principal.
 pub fn spiffe_uri(principal: &str) -> String {
     let (agency, path) = principal.split_once('/').unwrap_or((principal, ""));
-    let domain = AGENCIES.iter().find(|a| a.name == agency).map(|a| a.trust_domain).unwrap_or("unknown.example");
+    let domain = AGENCIES
+        .iter()
+        .find(|a| a.name == agency)
+        .map(|a| a.trust_domain)
+        .unwrap_or("unknown.example");
     format!("spiffe://{domain}/{path}")
 }
 
@@ -250,21 +291,39 @@ impl ExamplePki {
 pub fn generate() -> Result<ExamplePki, PkiError> {
     let gateway_ca = Authority::new("gateway")?;
     let gateway = gateway_ca.issue_server(&["localhost", "127.0.0.1", "::1"])?;
-    let agencies = AGENCIES.iter().map(|a| Authority::new(a.name)).collect::<Result<Vec<_>, _>>()?;
+    let agencies = AGENCIES
+        .iter()
+        .map(|a| Authority::new(a.name))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut stations = Vec::new();
     for (principal, alg) in STATIONS {
         let agency = principal.split('/').next().unwrap_or_default();
-        let ca = agencies.iter().find(|a| a.name == agency).ok_or_else(|| {
-            PkiError::Rcgen(rcgen::Error::CouldNotParseCertificate)
-        })?;
-        let issued = ca.issue_client(&spiffe_uri(principal), &ClientCertOptions { alg, ..Default::default() })?;
+        let ca = agencies
+            .iter()
+            .find(|a| a.name == agency)
+            .ok_or_else(|| PkiError::Rcgen(rcgen::Error::CouldNotParseCertificate))?;
+        let issued = ca.issue_client(
+            &spiffe_uri(principal),
+            &ClientCertOptions {
+                alg,
+                ..Default::default()
+            },
+        )?;
         stations.push((principal.to_string(), issued));
     }
-    Ok(ExamplePki { gateway_ca, gateway, agencies, stations })
+    Ok(ExamplePki {
+        gateway_ca,
+        gateway,
+        agencies,
+        stations,
+    })
 }
 
 fn write(path: &Path, contents: &str, private: bool) -> Result<(), PkiError> {
-    let err = |source| PkiError::Write { path: path.to_path_buf(), source };
+    let err = |source| PkiError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
@@ -298,7 +357,11 @@ fn agency_blocks(to_root: &str) -> String {
 /// Writes the example PKI and configs under `dir`; the gateway config
 /// listens on `listen`.
 pub fn write_example(dir: &Path, pki: &ExamplePki, listen: &str) -> Result<(), PkiError> {
-    write(&dir.join("gateway/ca.pem"), &pki.gateway_ca.cert_pem(), false)?;
+    write(
+        &dir.join("gateway/ca.pem"),
+        &pki.gateway_ca.cert_pem(),
+        false,
+    )?;
     write(&dir.join("gateway/cert.pem"), &pki.gateway.cert_pem, false)?;
     write(&dir.join("gateway/key.pem"), &pki.gateway.key_pem, true)?;
     for a in &pki.agencies {

@@ -68,13 +68,17 @@ impl Running {
 
 /// Opens the store, loads TLS material, binds, and starts serving.
 pub async fn start(config: &GatewayConfig) -> Result<Running, StartError> {
-    let decider: Arc<dyn Decider> =
-        Arc::new(Directory::new(config.principals.iter().map(|p| p.id.clone())));
+    let decider: Arc<dyn Decider> = Arc::new(Directory::new(
+        config.principals.iter().map(|p| p.id.clone()),
+    ));
     start_with(config, decider).await
 }
 
 /// Like [`start`], with the decider given.
-pub async fn start_with(config: &GatewayConfig, decider: Arc<dyn Decider>) -> Result<Running, StartError> {
+pub async fn start_with(
+    config: &GatewayConfig,
+    decider: Arc<dyn Decider>,
+) -> Result<Running, StartError> {
     let identities = Arc::new(Identities::new(&config.agencies)?);
     let tls_config = tls::server_config(identities.clone(), &config.tls.cert, &config.tls.key)?;
     let store = Arc::new(SqliteStore::open(&config.store)?);
@@ -85,8 +89,14 @@ pub async fn start_with(config: &GatewayConfig, decider: Arc<dyn Decider>) -> Re
     let gateway = Arc::new(Gateway::new(store, decider, settings));
     let listener = TcpListener::bind(config.listen)
         .await
-        .map_err(|source| StartError::Bind { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let state = ApiState {
         gateway: gateway.clone(),
@@ -102,7 +112,12 @@ pub async fn start_with(config: &GatewayConfig, decider: Arc<dyn Decider>) -> Re
     };
     let task = tokio::spawn(accept.run(shutdown_rx));
     tracing::info!(%addr, "gateway listening");
-    Ok(Running { addr, gateway, shutdown, task })
+    Ok(Running {
+        addr,
+        gateway,
+        shutdown,
+        task,
+    })
 }
 
 struct AcceptLoop {
@@ -143,7 +158,8 @@ impl AcceptLoop {
             let watcher = graceful.watcher();
             tokio::spawn(async move {
                 let _permit = permit;
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
                         tracing::warn!(%peer_addr, error = %e, "TLS handshake refused");
@@ -174,7 +190,10 @@ impl AcceptLoop {
                 }
             });
         }
-        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!("some connections did not finish within the drain timeout");
         }
         tracing::info!("gateway stopped");

@@ -91,7 +91,10 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 fn pem_error(path: &Path, message: impl ToString) -> TlsError {
-    TlsError::Pem { path: path.display().to_string(), message: message.to_string() }
+    TlsError::Pem {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
 }
 
 /// Loads every certificate in a PEM file (at least one).
@@ -133,7 +136,9 @@ pub struct Identities {
 impl std::fmt::Debug for Identities {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.agencies.iter().map(|a| a.agency.as_str()).collect();
-        f.debug_struct("Identities").field("agencies", &names).finish()
+        f.debug_struct("Identities")
+            .field("agencies", &names)
+            .finish()
     }
 }
 
@@ -148,18 +153,24 @@ impl Identities {
                 roots.add(ca).map_err(|e| pem_error(&a.ca, e))?;
             }
             hints.extend(roots.subjects());
-            let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+            let mut builder =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
             if let Some(crl) = &a.crl {
                 builder = builder.with_crls(load_crls(crl)?);
             }
-            let verifier = builder.build().map_err(|e| TlsError::Rustls(e.to_string()))?;
+            let verifier = builder
+                .build()
+                .map_err(|e| TlsError::Rustls(e.to_string()))?;
             out.push(AgencyTrust {
                 agency: a.name.clone(),
                 trust_domain: a.trust_domain.clone(),
                 verifier,
             });
         }
-        Ok(Identities { agencies: out, hints })
+        Ok(Identities {
+            agencies: out,
+            hints,
+        })
     }
 
     fn issuing_agency(
@@ -170,7 +181,10 @@ impl Identities {
     ) -> Result<&AgencyTrust, rustls::Error> {
         let mut last = rustls::Error::General("no agency CA configured".into());
         for a in &self.agencies {
-            match a.verifier.verify_client_cert(end_entity, intermediates, now) {
+            match a
+                .verifier
+                .verify_client_cert(end_entity, intermediates, now)
+            {
                 Ok(_) => return Ok(a),
                 Err(e) => last = e,
             }
@@ -180,20 +194,26 @@ impl Identities {
 
     /// Turns the certificate chain of a completed handshake into a principal.
     pub fn identify(&self, chain: &[CertificateDer<'_>]) -> Result<VerifiedPeer, IdentityError> {
-        let (end_entity, intermediates) = chain.split_first().ok_or(IdentityError::NoCertificate)?;
+        let (end_entity, intermediates) =
+            chain.split_first().ok_or(IdentityError::NoCertificate)?;
         let trust = self
             .issuing_agency(end_entity, intermediates, UnixTime::now())
             .map_err(|_| IdentityError::UntrustedChain)?;
         let uri = spiffe_uri(end_entity).ok_or(IdentityError::NoPrincipal)?;
-        let rest = uri.strip_prefix("spiffe://").ok_or(IdentityError::NoPrincipal)?;
+        let rest = uri
+            .strip_prefix("spiffe://")
+            .ok_or(IdentityError::NoPrincipal)?;
         let (domain, path) = rest.split_once('/').ok_or(IdentityError::NoPrincipal)?;
         if domain != trust.trust_domain {
-            return Err(IdentityError::WrongAgency { agency: trust.agency.to_string(), claimed: uri });
+            return Err(IdentityError::WrongAgency {
+                agency: trust.agency.to_string(),
+                claimed: uri,
+            });
         }
         let principal = PrincipalId::in_agency(&trust.agency, path)
             .map_err(|_| IdentityError::BadPrincipal(uri.clone()))?;
-        let public_key =
-            PublicKey::from_certificate_der(end_entity).map_err(|_| IdentityError::UnsupportedKey)?;
+        let public_key = PublicKey::from_certificate_der(end_entity)
+            .map_err(|_| IdentityError::UnsupportedKey)?;
         Ok(VerifiedPeer {
             principal,
             agency: trust.agency.clone(),
@@ -206,7 +226,9 @@ impl Identities {
     /// check a sender's certificate offline).
     pub fn agency_of(&self, certificate: &[u8]) -> Option<Agency> {
         let der = CertificateDer::from(certificate.to_vec());
-        self.issuing_agency(&der, &[], UnixTime::now()).ok().map(|a| a.agency.clone())
+        self.issuing_agency(&der, &[], UnixTime::now())
+            .ok()
+            .map(|a| a.agency.clone())
     }
 }
 
@@ -277,9 +299,9 @@ impl ClientCertVerifier for AgencyVerifier {
     ) -> Result<ClientCertVerified, rustls::Error> {
         self.0.issuing_agency(end_entity, intermediates, now)?;
         if !allows_digital_signature(end_entity) {
-            return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
-                rustls::OtherError(Arc::new(KeyUsageMissing)),
-            )));
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(KeyUsageMissing))),
+            ));
         }
         Ok(ClientCertVerified::assertion())
     }
@@ -300,7 +322,9 @@ impl ClientCertVerifier for AgencyVerifier {
         self.any()?.verify_tls13_signature(message, cert, dss)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.any().map(|v| v.supported_verify_schemes()).unwrap_or_default()
+        self.any()
+            .map(|v| v.supported_verify_schemes())
+            .unwrap_or_default()
     }
 }
 
@@ -329,7 +353,11 @@ pub fn server_config(
 
 /// A station's TLS client configuration: TLS 1.3, its own certificate, and
 /// the CA that issued the gateway's certificate.
-pub fn client_config(cert: &Path, key: &Path, ca: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+pub fn client_config(
+    cert: &Path,
+    key: &Path,
+    ca: &Path,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let mut roots = RootCertStore::empty();
     for c in load_certs(ca)? {
         roots.add(c).map_err(|e| pem_error(ca, e))?;

@@ -76,7 +76,12 @@ pub fn refusal_router(problem: Problem) -> Router {
 }
 
 async fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "no-such-resource", "No such resource", "see the API table in the README")
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "no-such-resource",
+        "No such resource",
+        "see the API table in the README",
+    )
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {
@@ -100,8 +105,15 @@ fn reply<T: Serialize>(headers: &HeaderMap, status: StatusCode, value: &T) -> Re
 }
 
 /// Reads a bounded body and decodes it by its content type.
-async fn read_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body, limit: usize) -> Result<T, Problem> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or(CBOR);
+async fn read_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<T, Problem> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(CBOR);
     let is_json = content_type.starts_with(JSON);
     if !is_json && !content_type.starts_with(CBOR) {
         return Err(Problem::new(
@@ -111,14 +123,17 @@ async fn read_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body, limit: 
             format!("send {CBOR} or {JSON}, not {content_type}"),
         ));
     }
-    let bytes = http_body_util::Limited::new(body, limit).collect().await.map_err(|_| {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
-            "The body is too large",
-            format!("bodies are limited to {limit} bytes"),
-        )
-    })?;
+    let bytes = http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "The body is too large",
+                format!("bodies are limited to {limit} bytes"),
+            )
+        })?;
     let bytes = bytes.to_bytes();
     let decoded = if is_json {
         serde_json::from_slice(&bytes).map_err(|e| e.to_string())
@@ -126,7 +141,12 @@ async fn read_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body, limit: 
         crate::domain::bytes::from_cbor(&bytes).map_err(|e| e.to_string())
     };
     decoded.map_err(|e| {
-        Problem::new(StatusCode::BAD_REQUEST, "malformed-body", "The body is not a valid item", e)
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-body",
+            "The body is not a valid item",
+            e,
+        )
     })
 }
 
@@ -138,7 +158,11 @@ struct Health<'a> {
 }
 
 async fn healthz(Extension(peer): Extension<VerifiedPeer>, headers: HeaderMap) -> Response {
-    let health = Health { status: "ok", principal: peer.principal.as_str(), agency: peer.agency.as_str() };
+    let health = Health {
+        status: "ok",
+        principal: peer.principal.as_str(),
+        agency: peer.agency.as_str(),
+    };
     reply(&headers, StatusCode::OK, &health)
 }
 
@@ -178,7 +202,10 @@ async fn inbox(
 ) -> Result<Response, Problem> {
     let mut shutdown = state.shutdown.clone();
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let items = state.gateway.inbox(&peer, Duration::from_secs(q.wait), limit, &mut shutdown).await?;
+    let items = state
+        .gateway
+        .inbox(&peer, Duration::from_secs(q.wait), limit, &mut shutdown)
+        .await?;
     Ok(reply(&headers, StatusCode::OK, &Inbox { items }))
 }
 
@@ -211,7 +238,14 @@ async fn ack(
         AckOutcome::AlreadyAcked => "already-acked",
         _ => "acked",
     };
-    Ok(reply(&headers, StatusCode::OK, &Acknowledged { item_ref, status: status.into() }))
+    Ok(reply(
+        &headers,
+        StatusCode::OK,
+        &Acknowledged {
+            item_ref,
+            status: status.into(),
+        },
+    ))
 }
 
 async fn receipt(

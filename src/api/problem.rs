@@ -64,14 +64,22 @@ impl From<&GatewayError> for Problem {
                 StatusCode::BAD_REQUEST,
                 "bad-signature",
                 "The sender's signature does not verify",
-                format!("{e}; items must be signed with the key of the certificate used to connect"),
+                format!(
+                    "{e}; items must be signed with the key of the certificate used to connect"
+                ),
             ),
-            GatewayError::Item(ItemError::Cbor(_)) => {
-                Problem::new(StatusCode::BAD_REQUEST, "malformed-body", "The body is not a valid item", e.to_string())
-            }
-            GatewayError::Item(_) => {
-                Problem::new(StatusCode::BAD_REQUEST, "invalid-item", "The item is not well formed", e.to_string())
-            }
+            GatewayError::Item(ItemError::Cbor(_)) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed-body",
+                "The body is not a valid item",
+                e.to_string(),
+            ),
+            GatewayError::Item(_) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-item",
+                "The item is not well formed",
+                e.to_string(),
+            ),
             GatewayError::SenderMismatch { .. } => Problem::new(
                 StatusCode::FORBIDDEN,
                 "sender-mismatch",
@@ -123,6 +131,11 @@ impl From<GatewayError> for Problem {
 
 impl From<&IdentityError> for Problem {
     fn from(e: &IdentityError) -> Self {
-        Problem::new(StatusCode::FORBIDDEN, "identity-refused", "Your certificate is not accepted", e.to_string())
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "identity-refused",
+            "Your certificate is not accepted",
+            e.to_string(),
+        )
     }
 }

@@ -98,6 +98,12 @@ impl TryFrom<String> for PrincipalId {
         PrincipalId::new(s)
     }
 }
+impl std::str::FromStr for PrincipalId {
+    type Err = InvalidPrincipal;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PrincipalId::new(s)
+    }
+}
 impl From<PrincipalId> for String {
     fn from(p: PrincipalId) -> String {
         p.0

@@ -121,7 +121,12 @@ pub trait Store: Send + Sync + 'static {
     /// Deliverable items of `recipient` at `now`: not acknowledged, not
     /// under a lease that runs past `now`, not expired; FLASH first, then
     /// in acceptance order. At most `limit` entries.
-    fn pending(&self, recipient: &PrincipalId, now: i64, limit: u32) -> Result<Vec<InboxEntry>, StoreError>;
+    fn pending(
+        &self,
+        recipient: &PrincipalId,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<InboxEntry>, StoreError>;
 
     /// Leases `item_ref` to `recipient` until `lease_until` and returns it,
     /// or `None` when the recipient has no unacknowledged entry for it.
@@ -134,7 +139,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Leased>, StoreError>;
 
     /// Records the recipient's acknowledgement durably.
-    fn ack(&self, recipient: &PrincipalId, item_ref: &str, now: i64) -> Result<AckOutcome, StoreError>;
+    fn ack(
+        &self,
+        recipient: &PrincipalId,
+        item_ref: &str,
+        now: i64,
+    ) -> Result<AckOutcome, StoreError>;
 
     /// The receipt of an item, for its sender only.
     fn receipt(&self, sender: &PrincipalId, item_ref: &str) -> Result<Option<Receipt>, StoreError>;

@@ -91,17 +91,24 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
+                })?;
             }
         }
         let conn = Connection::open(path).map_err(backend)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -114,7 +121,9 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn commit_item(&self, item: NewItem) -> Result<CommitOutcome, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
         let existing: Option<(Vec<u8>, Vec<u8>)> = tx
             .query_row(
                 "SELECT digest, receipt FROM items WHERE sender = ?1 AND item_id = ?2",
@@ -161,7 +170,12 @@ impl Store for SqliteStore {
         Ok(CommitOutcome::Committed(item.receipt))
     }
 
-    fn pending(&self, recipient: &PrincipalId, now: i64, limit: u32) -> Result<Vec<InboxEntry>, StoreError> {
+    fn pending(
+        &self,
+        recipient: &PrincipalId,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
@@ -187,7 +201,8 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         let mut out = Vec::new();
         for row in rows {
-            let (item_ref, sender, item_id, priority, accepted_at, deliveries) = row.map_err(backend)?;
+            let (item_ref, sender, item_id, priority, accepted_at, deliveries) =
+                row.map_err(backend)?;
             out.push(InboxEntry {
                 item_ref,
                 sender: principal(sender)?,
@@ -207,14 +222,25 @@ impl Store for SqliteStore {
         lease_until: i64,
     ) -> Result<Option<Leased>, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
         let row: Option<(i64, String, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>)> = tx
             .query_row(
                 "SELECT i.seq, i.sender, i.envelope, i.sender_cert, i.portions, b.released
                  FROM inbox b JOIN items i ON i.seq = b.item_seq
                  WHERE b.recipient = ?1 AND i.item_ref = ?2 AND b.acked_at IS NULL",
                 params![recipient.as_str(), item_ref],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
             )
             .optional()
             .map_err(backend)?;
@@ -237,9 +263,16 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn ack(&self, recipient: &PrincipalId, item_ref: &str, now: i64) -> Result<AckOutcome, StoreError> {
+    fn ack(
+        &self,
+        recipient: &PrincipalId,
+        item_ref: &str,
+        now: i64,
+    ) -> Result<AckOutcome, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
         let row: Option<(i64, Option<i64>)> = tx
             .query_row(
                 "SELECT b.item_seq, b.acked_at FROM inbox b JOIN items i ON i.seq = b.item_seq
