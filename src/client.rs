@@ -226,7 +226,7 @@ impl Station {
 
     /// Lists deliverable items, waiting up to `wait` for one.
     pub async fn inbox(&self, wait: Duration) -> Result<Vec<InboxEntry>, ClientError> {
-        let path = format!("/v1/inbox?wait={}", wait.as_secs());
+        let path = format!("/v1/inbox?wait={}&limit=1000", wait.as_secs());
         let (_, inbox): (_, Inbox) = self.call(Method::GET, &path, None, wait).await?;
         Ok(inbox.items)
     }
