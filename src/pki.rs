@@ -319,7 +319,7 @@ pub fn generate() -> Result<ExamplePki, PkiError> {
         let ca = agencies
             .iter()
             .find(|a| a.name == agency)
-            .ok_or_else(|| PkiError::Rcgen(rcgen::Error::CouldNotParseCertificate))?;
+            .ok_or(PkiError::Key(format!("no example CA for {principal}")))?;
         let issued = ca.issue_client(
             &spiffe_uri(principal),
             &ClientCertOptions {

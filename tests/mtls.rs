@@ -193,7 +193,7 @@ async fn revoked_certificate_is_refused_when_a_crl_is_configured() {
         .unwrap();
     std::fs::write(
         dir.path().join("police/crl.pem"),
-        police.crl(&[revoked.serial.clone()]).unwrap(),
+        police.crl(std::slice::from_ref(&revoked.serial)).unwrap(),
     )
     .unwrap();
     let mut config =

@@ -225,7 +225,8 @@ impl Store for SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
-        let row: Option<(i64, String, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>)> = tx
+        type LeaseRow = (i64, String, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
+        let row: Option<LeaseRow> = tx
             .query_row(
                 "SELECT i.seq, i.sender, i.envelope, i.sender_cert, i.portions, b.released
                  FROM inbox b JOIN items i ON i.seq = b.item_seq
