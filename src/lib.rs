@@ -31,6 +31,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod gateway;
+pub mod keys;
 pub mod pki;
 pub mod server;
 pub mod spec;

@@ -20,6 +20,7 @@
 //!   reverse: reading hashes and entries back to recompute a root.
 
 pub mod checkpoint;
+pub mod event;
 pub mod rfc9162;
 pub mod signed_note;
 pub mod tiles;
