@@ -23,11 +23,14 @@ use tokio_rustls::TlsConnector;
 
 use crate::api::problem::Problem;
 use crate::api::{Acknowledged, Inbox, CBOR};
+use crate::audit::receipts::{check_attestation, check_receipt};
+use crate::audit::signed_note::VerifierKey;
 use crate::config::ClientConfig;
+use crate::domain::attestation::Attestation;
 use crate::domain::bytes::{from_cbor, to_cbor};
 use crate::domain::cose::SigningKey;
 use crate::domain::item::{DeliveredItem, ItemError, Manifest, SignedItem};
-use crate::domain::receipt::Receipt;
+use crate::domain::receipt::SignedReceipt;
 use crate::store::InboxEntry;
 use crate::tls::{self, Identities, TlsError};
 
@@ -77,9 +80,19 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
+/// A delivered item that passed [`Station::open`].
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The sender's signed manifest.
+    pub manifest: Manifest,
+    /// What the gateway attested for this delivery.
+    pub attestation: Attestation,
+}
+
 /// A station connected to the gateway by its `client.toml`.
 pub struct Station {
     config: ClientConfig,
+    gateway_key: VerifierKey,
     tls: Arc<rustls::ClientConfig>,
     key: SigningKey,
     identities: Identities,
@@ -95,8 +108,13 @@ impl Station {
         let key = SigningKey::from_pkcs8(key_der.secret_der())
             .map_err(|e| ClientError::Key(e.to_string()))?;
         let identities = Identities::new(&config.agencies)?;
+        let gateway_key: VerifierKey = config
+            .gateway_key
+            .parse()
+            .map_err(|e| ClientError::Key(format!("gateway_key: {e}")))?;
         Ok(Station {
             config,
+            gateway_key,
             tls,
             key,
             identities,
@@ -197,22 +215,35 @@ impl Station {
         Ok((answer.status, value))
     }
 
-    /// Submits a signed item, retrying after network failures.
-    pub async fn submit(&self, item: &SignedItem) -> Result<Receipt, ClientError> {
+    /// The gateway's verifier key, from `client.toml`.
+    pub fn gateway_key(&self) -> &VerifierKey {
+        &self.gateway_key
+    }
+
+    /// Checks a receipt's signature (and proof, when present).
+    pub fn check_receipt(&self, signed: SignedReceipt) -> Result<SignedReceipt, ClientError> {
+        check_receipt(&signed, &self.gateway_key)
+            .map_err(|e| ClientError::Unverified(format!("receipt: {e}")))?;
+        Ok(signed)
+    }
+
+    /// Submits a signed item, retrying after network failures, and checks
+    /// the gateway's signature on the receipt.
+    pub async fn submit(&self, item: &SignedItem) -> Result<SignedReceipt, ClientError> {
         let body = to_cbor(item);
         let mut pause = Duration::from_millis(200);
         let mut attempt = 0;
         loop {
-            match self
-                .call::<Receipt>(
+            let answer = self
+                .call::<SignedReceipt>(
                     Method::POST,
                     "/v1/items",
                     Some(body.clone()),
                     Duration::ZERO,
                 )
-                .await
-            {
-                Ok((_, receipt)) => return Ok(receipt),
+                .await;
+            match answer {
+                Ok((_, receipt)) => return self.check_receipt(receipt),
                 Err(e) if e.is_transient() && attempt < self.config.retries => {
                     attempt += 1;
                     tracing::warn!(error = %e, attempt, "submit failed; trying again");
@@ -257,28 +288,25 @@ impl Station {
             .1)
     }
 
-    /// The receipt of one of this station's items.
-    pub async fn receipt(&self, item_ref: &str) -> Result<Receipt, ClientError> {
-        Ok(self
-            .call(
-                Method::GET,
-                &format!("/v1/receipts/{item_ref}"),
-                None,
-                Duration::ZERO,
-            )
-            .await?
-            .1)
+    /// The receipt of one of this station's items, checked, with an
+    /// inclusion proof once a checkpoint covers it.
+    pub async fn receipt(&self, item_ref: &str) -> Result<SignedReceipt, ClientError> {
+        let path = format!("/v1/receipts/{item_ref}");
+        let signed = self.call(Method::GET, &path, None, Duration::ZERO).await?.1;
+        self.check_receipt(signed)
     }
 
     /// Checks a delivered item before it is shown: the sender's certificate
-    /// must come from the CA of the sender's agency and name the sender, and
-    /// the sender's signature must cover each delivered portion.
-    pub fn open(&self, item: &DeliveredItem) -> Result<Manifest, ClientError> {
+    /// must come from the CA of the sender's agency and name the sender, the
+    /// sender's signature must cover each delivered portion, and the
+    /// gateway's attestation must be for this item, this station and exactly
+    /// these portions.
+    pub fn open(&self, item: &DeliveredItem) -> Result<Delivery, ClientError> {
         let signer = self
             .identities
             .identify(&[item.sender_certificate.0.clone().into()])
             .map_err(|e| ClientError::Unverified(format!("sender certificate: {e}")))?;
-        let manifest = item
+        let (manifest, digest) = item
             .verify(&signer.public_key)
             .map_err(|e: ItemError| ClientError::Unverified(e.to_string()))?;
         if manifest.header.sender != signer.principal {
@@ -287,6 +315,22 @@ impl Station {
                 manifest.header.sender, signer.principal
             )));
         }
-        Ok(manifest)
+        let attestation = check_attestation(&item.attestation, &self.gateway_key)
+            .map_err(|e| ClientError::Unverified(format!("gateway attestation: {e}")))?;
+        let delivered: Vec<u32> = item.portions.iter().map(|p| p.index).collect();
+        if attestation.item_digest != hex::encode(digest)
+            || attestation.recipient != self.config.principal
+            || attestation.sender != manifest.header.sender
+            || attestation.portions != delivered
+        {
+            return Err(ClientError::Unverified(
+                "the gateway's attestation is for another item, recipient or set of portions"
+                    .into(),
+            ));
+        }
+        Ok(Delivery {
+            manifest,
+            attestation,
+        })
     }
 }

@@ -78,6 +78,33 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+fn default_origin() -> String {
+    "passerelle.example/audit".into()
+}
+fn default_checkpoint_seconds() -> u64 {
+    60
+}
+fn default_auditors() -> Vec<Agency> {
+    Agency::new("oversight").into_iter().collect()
+}
+
+/// The audit log's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The gateway's Ed25519 signing key (PKCS#8 PEM, mode 0600).
+    pub key: PathBuf,
+    /// The log's origin line in checkpoints, and the key's name.
+    #[serde(default = "default_origin")]
+    pub origin: String,
+    /// How often a checkpoint is issued when the log grew.
+    #[serde(default = "default_checkpoint_seconds")]
+    pub checkpoint_seconds: u64,
+    /// Agencies whose principals may read every audit proof.
+    #[serde(default = "default_auditors")]
+    pub auditor_agencies: Vec<Agency>,
+}
+
 /// A known principal, until the policy directory provides them.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +123,8 @@ pub struct GatewayConfig {
     pub store: PathBuf,
     /// The gateway's own certificate and key.
     pub tls: TlsFiles,
+    /// The audit log.
+    pub audit: AuditConfig,
     /// Trusted CAs, one per agency.
     #[serde(rename = "agency")]
     pub agencies: Vec<AgencyConfig>,
@@ -132,6 +161,9 @@ pub struct ClientConfig {
     pub key: PathBuf,
     /// PEM CA certificate(s) that issued the gateway's certificate.
     pub ca: PathBuf,
+    /// The gateway's signed-note verifier key (`origin+keyid+base64`),
+    /// to check receipts, attestations and checkpoints.
+    pub gateway_key: String,
     /// Agency CAs, to check the certificate a sender signed with.
     #[serde(rename = "agency")]
     pub agencies: Vec<AgencyConfig>,
@@ -172,6 +204,12 @@ impl GatewayConfig {
         c.store = base.join(&c.store);
         c.tls.cert = base.join(&c.tls.cert);
         c.tls.key = base.join(&c.tls.key);
+        c.audit.key = base.join(&c.audit.key);
+        if c.audit.checkpoint_seconds == 0 {
+            return Err(invalid(
+                "[audit] checkpoint_seconds must be at least 1".into(),
+            ));
+        }
         if c.agencies.is_empty() {
             return Err(invalid("at least one [[agency]] is needed".into()));
         }

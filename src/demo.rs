@@ -170,7 +170,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
     // 1. The station abroad sends a FLASH request to VSSE.
     let request =
         ItemSpec::parse(REQUEST)?.sign(rabat.signing_key(), &rabat.config().principal, unix_now());
-    let receipt = rabat.submit(&request).await?;
+    let receipt = rabat.submit(&request).await?.receipt;
     let queued = receipt
         .outcomes
         .iter()
@@ -188,7 +188,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
     );
 
     // 2. The link drops before the answer arrives; the station sends again.
-    let again = rabat.submit(&request).await?;
+    let again = rabat.submit(&request).await?.receipt;
     report.record(
         "police/lo/rabat",
         "sends the same item again (dropped link)",
@@ -220,14 +220,14 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
         match &opened {
             Ok(m) => format!(
                 "signed by {}, {} portion(s)",
-                m.header.sender,
+                m.manifest.header.sender,
                 delivered.portions.len()
             ),
             Err(e) => e.to_string(),
         },
         opened
             .as_ref()
-            .is_ok_and(|m| m.header.sender.as_str() == "police/lo/rabat"),
+            .is_ok_and(|m| m.manifest.header.sender.as_str() == "police/lo/rabat"),
     );
     let acked = vsse.ack(&receipt.item_ref).await?;
     report.record(
@@ -241,7 +241,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
     // 4. VSSE answers with context and a tearline.
     let answer =
         ItemSpec::parse(ANSWER)?.sign(vsse.signing_key(), &vsse.config().principal, unix_now());
-    let answer_receipt = vsse.submit(&answer).await?;
+    let answer_receipt = vsse.submit(&answer).await?.receipt;
     let answer_queued = answer_receipt
         .outcomes
         .iter()
@@ -273,14 +273,14 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
         match &opened {
             Ok(m) => format!(
                 "signed by {}, {} portion(s)",
-                m.header.sender,
+                m.manifest.header.sender,
                 delivered.portions.len()
             ),
             Err(e) => e.to_string(),
         },
         opened
             .as_ref()
-            .is_ok_and(|m| m.header.sender.as_str() == "vsse/analysis/ct"),
+            .is_ok_and(|m| m.manifest.header.sender.as_str() == "vsse/analysis/ct"),
     );
     let acked = rabat.ack(&answer_receipt.item_ref).await?;
     report.record(

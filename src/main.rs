@@ -211,7 +211,8 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
         } => {
             let s = open_station(&station.config)?;
             let item = s.fetch(&item_ref).await?;
-            let manifest = s.open(&item).context("refusing to show the item")?;
+            let delivery = s.open(&item).context("refusing to show the item")?;
+            let manifest = &delivery.manifest;
             if station.json {
                 let shown = serde_json::json!({
                     "item_ref": item_ref,
@@ -224,6 +225,7 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
                         "text": String::from_utf8_lossy(&p.portion.body.0),
                     })).collect::<Vec<_>>(),
                     "verified": true,
+                    "attestation": delivery.attestation,
                 });
                 println!("{}", serde_json::to_string_pretty(&shown)?);
             } else {
@@ -240,6 +242,12 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
                     }
                 );
                 println!("  label {}", manifest.label.level);
+                println!(
+                    "  released to you: portions {:?} under policy {} (gateway attestation verified, audit entry {})",
+                    delivery.attestation.portions,
+                    &delivery.attestation.policy_digest[..12.min(delivery.attestation.policy_digest.len())],
+                    delivery.attestation.audit_index
+                );
                 for p in &item.portions {
                     println!("  [{}] ({})", p.index, p.portion.label.level);
                     println!("    {}", String::from_utf8_lossy(&p.portion.body.0));
@@ -285,13 +293,26 @@ fn open_station(config: &Path) -> Result<Station> {
         .with_context(|| format!("loading the station files named in {}", config.display()))
 }
 
-fn print_receipt(r: &passerelle::domain::receipt::Receipt, json: bool) -> Result<()> {
+fn print_receipt(signed: &passerelle::domain::receipt::SignedReceipt, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(r)?);
+        // The whole signed receipt: keep it, and an auditor can check it
+        // later with `passerelle audit check-receipt`.
+        println!("{}", serde_json::to_string_pretty(signed)?);
         return Ok(());
     }
+    let r = &signed.receipt;
     println!("item {} accepted as {}", r.item_id, r.item_ref);
     println!("  digest {}", r.digest);
+    println!(
+        "  audit entry {} (receipt signed by the gateway, verified)",
+        r.audit_index
+    );
+    if let Some(p) = &signed.inclusion {
+        println!(
+            "  included in the signed checkpoint of size {} (proof verified)",
+            p.size
+        );
+    }
     for o in &r.outcomes {
         println!("  {:<24} {:?}", o.recipient.as_str(), o.outcome);
         for reason in &o.reasons {

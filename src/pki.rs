@@ -248,6 +248,9 @@ pub struct ExampleAgency {
     pub trust_domain: &'static str,
 }
 
+/// The audit log origin of the example gateway.
+pub const AUDIT_ORIGIN: &str = "passerelle.example/audit";
+
 /// The agencies of the example PKI.
 pub const AGENCIES: [ExampleAgency; 3] = [
     ExampleAgency {
@@ -385,6 +388,11 @@ pub fn write_example(dir: &Path, pki: &ExamplePki, listen: &str) -> Result<(), P
     for a in &pki.agencies {
         write(&dir.join(&a.name).join("ca.pem"), &a.cert_pem(), false)?;
     }
+    let audit_key =
+        crate::keys::GatewayKey::generate(&dir.join("gateway/audit-key.pem"), AUDIT_ORIGIN)
+            .map_err(|e| PkiError::Key(e.to_string()))?;
+    let vkey = audit_key.verifier_key().to_string();
+    write(&dir.join("gateway/audit.vkey"), &format!("{vkey}\n"), false)?;
     let principals: String = pki
         .stations
         .iter()
@@ -401,6 +409,9 @@ pub fn write_example(dir: &Path, pki: &ExamplePki, listen: &str) -> Result<(), P
          max_connections = 512\n\
          max_wait_seconds = 60\n\n\
          [tls]\ncert = \"gateway/cert.pem\"\nkey = \"gateway/key.pem\"\n\n\
+         # The audit log: the gateway's signing key (must be mode 0600) and checkpoints.\n\
+         [audit]\nkey = \"gateway/audit-key.pem\"\norigin = \"{AUDIT_ORIGIN}\"\n\
+         checkpoint_seconds = 60\nauditor_agencies = [\"oversight\"]\n\n\
          # Each trusted CA is bound to exactly one agency and SPIFFE trust domain.\n\
          {}\n\
          # Known principals.\n{principals}",
@@ -417,7 +428,9 @@ pub fn write_example(dir: &Path, pki: &ExamplePki, listen: &str) -> Result<(), P
              principal = \"{principal}\"\n\
              gateway = \"{listen}\"\n\
              server_name = \"localhost\"\n\
-             cert = \"cert.pem\"\nkey = \"key.pem\"\nca = \"../../gateway/ca.pem\"\n\n\
+             cert = \"cert.pem\"\nkey = \"key.pem\"\nca = \"../../gateway/ca.pem\"\n\
+             # The gateway's key, to check receipts, attestations and checkpoints.\n\
+             gateway_key = \"{vkey}\"\n\n\
              # Agency CAs, to check the certificate each sender signed with.\n{}",
             agency_blocks("../../")
         );

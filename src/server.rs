@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::api::{self, problem::Problem, ApiState};
 use crate::config::GatewayConfig;
 use crate::gateway::{Decider, Directory, Gateway, Settings};
+use crate::keys::GatewayKey;
 use crate::store::sqlite::SqliteStore;
 use crate::tls::{self, Identities};
 
@@ -38,6 +39,12 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The gateway's signing key is missing, unreadable or too open.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyFileError),
+    /// Recording the start on the audit log failed.
+    #[error("audit log: {0}")]
+    Audit(#[from] crate::gateway::GatewayError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -82,11 +89,17 @@ pub async fn start_with(
     let identities = Arc::new(Identities::new(&config.agencies)?);
     let tls_config = tls::server_config(identities.clone(), &config.tls.cert, &config.tls.key)?;
     let store = Arc::new(SqliteStore::open(&config.store)?);
+    let key = GatewayKey::load(&config.audit.key, &config.audit.origin)?;
     let settings = Settings {
         lease: Duration::from_secs(config.lease_seconds),
         max_wait: Duration::from_secs(config.max_wait_seconds),
+        auditor_agencies: config.audit.auditor_agencies.clone(),
     };
-    let gateway = Arc::new(Gateway::new(store, decider, settings));
+    let gateway = Arc::new(Gateway::new(store, decider, settings, key));
+    gateway.record_start().await?;
+    // A crash may have left entries after the last checkpoint: cover them
+    // now, so the next checkpoint an auditor sees extends the earlier ones.
+    gateway.checkpoint().await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -104,6 +117,8 @@ pub async fn start_with(
         shutdown: shutdown_rx.clone(),
     };
     let accept = AcceptLoop {
+        gateway: gateway.clone(),
+        checkpoint_every: Duration::from_secs(config.audit.checkpoint_seconds),
         listener,
         acceptor: TlsAcceptor::from(tls_config),
         identities,
@@ -121,6 +136,8 @@ pub async fn start_with(
 }
 
 struct AcceptLoop {
+    gateway: Arc<Gateway>,
+    checkpoint_every: Duration,
     listener: TcpListener,
     acceptor: TlsAcceptor,
     identities: Arc<Identities>,
@@ -131,12 +148,20 @@ struct AcceptLoop {
 impl AcceptLoop {
     async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut checkpoints = tokio::time::interval(self.checkpoint_every);
+        checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let permit = tokio::select! {
                 p = self.limit.clone().acquire_owned() => match p {
                     Ok(p) => p,
                     Err(_) => break,
                 },
+                _ = checkpoints.tick() => {
+                    if let Err(e) = self.gateway.checkpoint().await {
+                        tracing::error!(error = %e, "could not issue a checkpoint");
+                    }
+                    continue;
+                }
                 _ = shutdown.changed() => break,
             };
             let (tcp, peer_addr) = tokio::select! {
@@ -152,6 +177,7 @@ impl AcceptLoop {
                 },
                 _ = shutdown.changed() => break,
             };
+            let gateway = self.gateway.clone();
             let acceptor = self.acceptor.clone();
             let identities = self.identities.clone();
             let router = self.router.clone();
@@ -163,10 +189,22 @@ impl AcceptLoop {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
                         tracing::warn!(%peer_addr, error = %e, "TLS handshake refused");
+                        gateway
+                            .record_refused_connection(
+                                peer_addr.to_string(),
+                                format!("handshake: {e}"),
+                            )
+                            .await;
                         return;
                     }
                     Err(_) => {
                         tracing::warn!(%peer_addr, "TLS handshake timed out");
+                        gateway
+                            .record_refused_connection(
+                                peer_addr.to_string(),
+                                "handshake timed out".into(),
+                            )
+                            .await;
                         return;
                     }
                 };
@@ -178,6 +216,12 @@ impl AcceptLoop {
                     }
                     Err(e) => {
                         tracing::warn!(%peer_addr, error = %e, "identity refused");
+                        gateway
+                            .record_refused_connection(
+                                peer_addr.to_string(),
+                                format!("identity: {e}"),
+                            )
+                            .await;
                         api::refusal_router(Problem::from(&e))
                     }
                 };

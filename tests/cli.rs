@@ -109,8 +109,8 @@ async fn station_commands_send_inbox_fetch_ack_with_json() {
         ],
         "police/lo/rabat",
     );
-    assert_eq!(receipt["outcomes"][0]["outcome"], "queued");
-    let reference = receipt["item_ref"].as_str().unwrap().to_string();
+    assert_eq!(receipt["receipt"]["outcomes"][0]["outcome"], "queued");
+    let reference = receipt["receipt"]["item_ref"].as_str().unwrap().to_string();
     let inbox = run(&["inbox", "--wait", "2"], "vsse/analysis/ct");
     assert_eq!(inbox[0]["item_ref"], reference.as_str());
     let shown = run(&["fetch", &reference, "--ack"], "vsse/analysis/ct");
@@ -119,5 +119,5 @@ async fn station_commands_send_inbox_fetch_ack_with_json() {
     let inbox = run(&["inbox"], "vsse/analysis/ct");
     assert_eq!(inbox.as_array().unwrap().len(), 0);
     let again = run(&["receipt", &reference], "police/lo/rabat");
-    assert_eq!(again["item_id"], "cli-1");
+    assert_eq!(again["receipt"]["item_id"], "cli-1");
 }

@@ -84,7 +84,8 @@ async fn an_answered_submit_survives_sigkill() {
             "durable",
         ))
         .await
-        .unwrap();
+        .unwrap()
+        .receipt;
     gateway.kill().unwrap(); // SIGKILL, right after the answer
     gateway.wait().unwrap();
 
@@ -95,7 +96,10 @@ async fn an_answered_submit_survives_sigkill() {
     assert_eq!(inbox[0].item_ref, receipt.item_ref);
     let delivered = vsse.fetch(&receipt.item_ref).await.unwrap();
     vsse.open(&delivered).unwrap();
-    assert_eq!(rabat.receipt(&receipt.item_ref).await.unwrap(), receipt);
+    assert_eq!(
+        rabat.receipt(&receipt.item_ref).await.unwrap().receipt,
+        receipt
+    );
     gateway.kill().unwrap();
     gateway.wait().unwrap();
 }

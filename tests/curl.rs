@@ -46,7 +46,8 @@ async fn curl_reads_inbox_item_and_receipt_as_json() {
     let receipt = rabat
         .submit(&item(&rabat, "curl-1", &["vsse/analysis/ct"], "lisible"))
         .await
-        .unwrap();
+        .unwrap()
+        .receipt;
     let base = format!("https://localhost:{}", h.addr().port());
     let resolve = format!("localhost:{}:127.0.0.1", h.addr().port());
 

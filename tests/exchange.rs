@@ -24,7 +24,8 @@ async fn happy_path_send_fetch_verify_ack() {
     let receipt = rabat
         .submit(&item(&rabat, "req-1", &["vsse/analysis/ct"], "request"))
         .await
-        .unwrap();
+        .unwrap()
+        .receipt;
     assert_eq!(receipt.item_id, "req-1");
     assert_eq!(receipt.sender.as_str(), "police/lo/rabat");
     assert_eq!(receipt.outcomes.len(), 1);
@@ -34,7 +35,7 @@ async fn happy_path_send_fetch_verify_ack() {
     assert_eq!(inbox.len(), 1);
     assert_eq!(inbox[0].item_ref, receipt.item_ref);
     let delivered = vsse.fetch(&receipt.item_ref).await.unwrap();
-    let manifest = vsse.open(&delivered).unwrap();
+    let manifest = vsse.open(&delivered).unwrap().manifest;
     assert_eq!(manifest.header.sender.as_str(), "police/lo/rabat");
     assert_eq!(delivered.portions.len(), 1);
     assert_eq!(delivered.portions[0].portion.body.0, b"request");
@@ -51,7 +52,10 @@ async fn happy_path_send_fetch_verify_ack() {
     );
 
     // The sender can read its receipt; nobody else can.
-    assert_eq!(rabat.receipt(&receipt.item_ref).await.unwrap(), receipt);
+    assert_eq!(
+        rabat.receipt(&receipt.item_ref).await.unwrap().receipt,
+        receipt
+    );
     assert_eq!(
         slug(&vsse.receipt(&receipt.item_ref).await.unwrap_err()),
         "not-found"
@@ -77,11 +81,12 @@ async fn es256_station_signs_and_ed25519_station_verifies() {
             "context",
         ))
         .await
-        .unwrap();
+        .unwrap()
+        .receipt;
     assert_eq!(r.outcomes.len(), 2);
     let d = rabat.fetch(&r.item_ref).await.unwrap();
     assert_eq!(
-        rabat.open(&d).unwrap().header.sender.as_str(),
+        rabat.open(&d).unwrap().manifest.header.sender.as_str(),
         "vsse/analysis/ct"
     );
     let spoc = h.station("police/spoc");
@@ -94,8 +99,8 @@ async fn resubmit_is_idempotent_and_other_content_conflicts() {
     let rabat = h.station("police/lo/rabat");
     let vsse = h.station("vsse/analysis/ct");
     let signed = item(&rabat, "req-7", &["vsse/analysis/ct"], "first");
-    let first = rabat.submit(&signed).await.unwrap();
-    let again = rabat.submit(&signed).await.unwrap();
+    let first = rabat.submit(&signed).await.unwrap().receipt;
+    let again = rabat.submit(&signed).await.unwrap().receipt;
     assert_eq!(first, again);
     assert_eq!(
         vsse.inbox(Duration::ZERO).await.unwrap().len(),
@@ -113,7 +118,8 @@ async fn resubmit_is_idempotent_and_other_content_conflicts() {
     let theirs = ankara
         .submit(&item(&ankara, "req-7", &["vsse/analysis/ct"], "x"))
         .await
-        .unwrap();
+        .unwrap()
+        .receipt;
     assert_ne!(theirs.item_ref, first.item_ref);
     assert_eq!(vsse.inbox(Duration::ZERO).await.unwrap().len(), 2);
 }
@@ -126,7 +132,8 @@ async fn unacked_item_is_offered_again_after_its_lease() {
     let r = rabat
         .submit(&item(&rabat, "req-2", &["vsse/analysis/ct"], "lease"))
         .await
-        .unwrap();
+        .unwrap()
+        .receipt;
     vsse.fetch(&r.item_ref).await.unwrap();
     // Leased: not offered while the lease runs.
     assert!(vsse.inbox(Duration::ZERO).await.unwrap().is_empty());
@@ -149,7 +156,8 @@ async fn long_poll_returns_when_an_item_arrives() {
     rabat
         .submit(&item(&rabat, "req-3", &["vsse/analysis/ct"], "wake up"))
         .await
-        .unwrap();
+        .unwrap()
+        .receipt;
     let got = tokio::time::timeout(Duration::from_secs(15), waiting)
         .await
         .unwrap()
@@ -166,14 +174,15 @@ async fn flash_items_come_first() {
     rabat
         .submit(&item(&rabat, "routine-1", &["vsse/analysis/ct"], "r"))
         .await
-        .unwrap();
+        .unwrap()
+        .receipt;
     let flash = passerelle::spec::ItemSpec::parse(
         "id = \"flash-1\"\nto = [\"vsse/analysis/ct\"]\npurpose = \"terrorism\"\npriority = \"FLASH\"\n\
          [label]\nlevel = \"RESTREINT\"\n[[portion]]\ntext = \"now\"\n[portion.label]\nlevel = \"RESTREINT\"\n",
     )
     .unwrap()
     .sign(rabat.signing_key(), &rabat.config().principal, passerelle::gateway::unix_now());
-    rabat.submit(&flash).await.unwrap();
+    rabat.submit(&flash).await.unwrap().receipt;
     let inbox = vsse.inbox(Duration::ZERO).await.unwrap();
     assert_eq!(
         inbox.iter().map(|e| e.item_id.as_str()).collect::<Vec<_>>(),

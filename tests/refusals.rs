@@ -156,6 +156,7 @@ async fn bad_submissions_are_refused_and_nothing_is_stored() {
     rabat
         .submit(&item(&rabat, "fine", &["vsse/analysis/ct"], "ok"))
         .await
-        .unwrap();
+        .unwrap()
+        .receipt;
     assert_eq!(vsse.inbox(Duration::ZERO).await.unwrap().len(), 1);
 }

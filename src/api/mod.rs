@@ -15,6 +15,9 @@
 //! | `GET /v1/items/{ref}` | the item as released to the caller; leases it |
 //! | `POST /v1/items/{ref}/ack` | confirms delivery |
 //! | `GET /v1/receipts/{ref}` | the receipt of one of the caller's own items |
+//! | `GET /v1/audit/checkpoint` | the latest signed checkpoint (a C2SP signed note, `text/plain`), issued now if the log grew |
+//! | `GET /v1/audit/inclusion?index=I&size=S` | inclusion proof of entry `I` in the tree of size `S`, with the entry and the latest checkpoint; auditors, or principals the entry concerns |
+//! | `GET /v1/audit/consistency?old=A&new=B` | consistency proof between two sizes |
 //! | `GET /healthz` | liveness, and who the gateway thinks you are |
 
 pub mod problem;
@@ -62,6 +65,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/items/{item_ref}", get(fetch))
         .route("/v1/items/{item_ref}/ack", post(ack))
         .route("/v1/receipts/{item_ref}", get(receipt))
+        .route("/v1/audit/checkpoint", get(checkpoint))
+        .route("/v1/audit/inclusion", get(inclusion))
+        .route("/v1/audit/consistency", get(consistency))
         .fallback(not_found)
         .with_state(state)
 }
@@ -172,10 +178,28 @@ async fn submit(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    let item: SignedItem = read_body(&headers, body, state.max_body_bytes).await?;
-    match state.gateway.submit(&peer, item).await? {
-        Submitted::Accepted(r) => Ok(reply(&headers, StatusCode::CREATED, &r)),
-        Submitted::AlreadyAccepted(r) => Ok(reply(&headers, StatusCode::OK, &r)),
+    let outcome = match read_body::<SignedItem>(&headers, body, state.max_body_bytes).await {
+        Ok(item) => state
+            .gateway
+            .submit(&peer, item)
+            .await
+            .map_err(Problem::from),
+        Err(p) => Err(p),
+    };
+    match outcome {
+        Ok(Submitted::Accepted(r)) => Ok(reply(&headers, StatusCode::CREATED, &r)),
+        Ok(Submitted::AlreadyAccepted(r)) => Ok(reply(&headers, StatusCode::OK, &r)),
+        Err(problem) => {
+            // Every refused submission is on the audit log, with the caller
+            // and the reason it was given; a store failure is not a refusal.
+            if problem.status < 500 {
+                state
+                    .gateway
+                    .record_refused_submission(&peer.principal, problem.slug(), &problem.detail)
+                    .await;
+            }
+            Err(problem)
+        }
     }
 }
 
@@ -256,4 +280,64 @@ async fn receipt(
 ) -> Result<Response, Problem> {
     let r = state.gateway.receipt(&peer, &item_ref).await?;
     Ok(reply(&headers, StatusCode::OK, &r))
+}
+
+async fn checkpoint(State(state): State<ApiState>) -> Result<Response, Problem> {
+    let note = state.gateway.checkpoint().await?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        note,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct InclusionQuery {
+    index: u64,
+    size: u64,
+}
+
+async fn inclusion(
+    State(state): State<ApiState>,
+    Extension(peer): Extension<VerifiedPeer>,
+    Query(q): Query<InclusionQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let proof = state.gateway.inclusion(&peer, q.index, q.size).await?;
+    Ok(reply(&headers, StatusCode::OK, &proof))
+}
+
+#[derive(Deserialize)]
+struct ConsistencyQuery {
+    old: u64,
+    new: u64,
+}
+
+/// What `GET /v1/audit/consistency` returns.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConsistencyProof {
+    /// Older tree size.
+    pub old: u64,
+    /// Newer tree size.
+    pub new: u64,
+    /// The proof's hashes (RFC 9162 §2.1.4).
+    pub hashes: Vec<crate::domain::bytes::Bytes>,
+}
+
+async fn consistency(
+    State(state): State<ApiState>,
+    Query(q): Query<ConsistencyQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let hashes = state.gateway.consistency(q.old, q.new).await?;
+    Ok(reply(
+        &headers,
+        StatusCode::OK,
+        &ConsistencyProof {
+            old: q.old,
+            new: q.new,
+            hashes,
+        },
+    ))
 }

@@ -110,6 +110,18 @@ impl From<&GatewayError> for Problem {
                 "Delivery is no longer permitted",
                 e.to_string(),
             ),
+            GatewayError::AuditForbidden => Problem::new(
+                StatusCode::FORBIDDEN,
+                "audit-forbidden",
+                "Not yours to audit",
+                e.to_string(),
+            ),
+            GatewayError::BadProofRequest(_) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-proof-request",
+                "No such proof",
+                e.to_string(),
+            ),
             GatewayError::Store(_) | GatewayError::Internal(_) => {
                 tracing::error!(error = %e, "internal error");
                 Problem::new(

@@ -36,6 +36,9 @@ pub struct RecordedDecision {
 }
 
 /// An event on the audit log.
+// Entries are built once per event and encoded straight away; boxing the
+// large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum AuditEvent {

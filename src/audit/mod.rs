@@ -21,6 +21,7 @@
 
 pub mod checkpoint;
 pub mod event;
+pub mod receipts;
 pub mod rfc9162;
 pub mod signed_note;
 pub mod tiles;

@@ -6,6 +6,7 @@
 //! about what an item *is* testable on its own and identical on the gateway,
 //! in the station CLI and in an auditor's offline tools.
 
+pub mod attestation;
 pub mod bytes;
 pub mod cose;
 pub mod decision;

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::bytes::sha256;
+use super::bytes::{sha256, Bytes};
 use super::principal::PrincipalId;
 
 /// The gateway's reference for an item: hex of the first 16 bytes of
@@ -62,4 +62,38 @@ pub struct Receipt {
     pub policy_digest: String,
     /// One outcome per recipient, in the header's order.
     pub outcomes: Vec<RecipientOutcome>,
+    /// Index of the item's entry in the audit log.
+    pub audit_index: u64,
+}
+
+/// Content type of a signed receipt's COSE payload.
+pub const RECEIPT_CONTENT_TYPE: &str = "application/vnd.passerelle.receipt+cbor";
+
+/// An inclusion proof of an audit entry against a signed checkpoint
+/// (RFC 9162 §2.1.3, C2SP tlog-checkpoint).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InclusionProof {
+    /// The audit entry's bytes (its leaf data).
+    pub entry: Bytes,
+    /// Its index.
+    pub index: u64,
+    /// The tree size the proof is for: the checkpoint's.
+    pub size: u64,
+    /// The proof's hashes, leaf to root.
+    pub hashes: Vec<Bytes>,
+    /// The signed checkpoint (a C2SP signed note).
+    pub checkpoint: String,
+}
+
+/// A receipt with the gateway's signature, and once a checkpoint covers it,
+/// an inclusion proof of its audit entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedReceipt {
+    /// The receipt, as signed.
+    pub receipt: Receipt,
+    /// Tagged COSE_Sign1 by the gateway whose payload is the receipt's CBOR.
+    pub cose: Bytes,
+    /// Inclusion proof, when a checkpoint covers the entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inclusion: Option<InclusionProof>,
 }
