@@ -156,8 +156,7 @@ async fn long_poll_returns_when_an_item_arrives() {
     rabat
         .submit(&item(&rabat, "req-3", &["vsse/analysis/ct"], "wake up"))
         .await
-        .unwrap()
-        .receipt;
+        .unwrap();
     let got = tokio::time::timeout(Duration::from_secs(15), waiting)
         .await
         .unwrap()
@@ -174,15 +173,14 @@ async fn flash_items_come_first() {
     rabat
         .submit(&item(&rabat, "routine-1", &["vsse/analysis/ct"], "r"))
         .await
-        .unwrap()
-        .receipt;
+        .unwrap();
     let flash = passerelle::spec::ItemSpec::parse(
         "id = \"flash-1\"\nto = [\"vsse/analysis/ct\"]\npurpose = \"terrorism\"\npriority = \"FLASH\"\n\
          [label]\nlevel = \"RESTREINT\"\n[[portion]]\ntext = \"now\"\n[portion.label]\nlevel = \"RESTREINT\"\n",
     )
     .unwrap()
     .sign(rabat.signing_key(), &rabat.config().principal, passerelle::gateway::unix_now());
-    rabat.submit(&flash).await.unwrap().receipt;
+    rabat.submit(&flash).await.unwrap();
     let inbox = vsse.inbox(Duration::ZERO).await.unwrap();
     assert_eq!(
         inbox.iter().map(|e| e.item_id.as_str()).collect::<Vec<_>>(),
