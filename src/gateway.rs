@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use crate::audit::checkpoint::Checkpoint;
 use crate::audit::event::{AuditEntry, AuditEvent, RecordedDecision};
+use crate::audit::signed_note::SignerKey;
 use crate::domain::attestation::{Attestation, ATTESTATION_CONTENT_TYPE};
 use crate::domain::bytes::{sha256, to_cbor, Bytes};
 use crate::domain::cose::PublicKey;
@@ -169,7 +170,7 @@ pub struct Gateway {
     store: Arc<dyn Store>,
     decider: RwLock<Arc<dyn Decider>>,
     settings: Settings,
-    key: GatewayKey,
+    key: Arc<GatewayKey>,
     arrivals: tokio::sync::Notify,
     /// Serialises checkpoint signing so two never race to store.
     checkpointing: tokio::sync::Mutex<()>,
@@ -224,7 +225,7 @@ impl Gateway {
             store,
             decider: RwLock::new(decider),
             settings,
-            key,
+            key: Arc::new(key),
             arrivals: tokio::sync::Notify::new(),
             checkpointing: tokio::sync::Mutex::new(()),
             refusal_limit: governor::RateLimiter::direct(per_second),
@@ -667,20 +668,8 @@ impl Gateway {
     pub async fn checkpoint(&self) -> Result<String, GatewayError> {
         let _one_at_a_time = self.checkpointing.lock().await;
         let store = self.store.clone();
-        let latest = blocking(move || store.checkpoints()).await?.pop();
-        let TreeHead { size, root } = self.store.tree_head();
-        if let Some((latest_size, note)) = latest {
-            if latest_size == size {
-                return Ok(note);
-            }
-        }
-        let note = Checkpoint::new(self.key.note.name(), size, root)
-            .sign(&[&self.key.note])
-            .map_err(|e| GatewayError::Internal(format!("signing a checkpoint: {e}")))?;
-        let store = self.store.clone();
-        let stored = note.clone();
-        blocking(move || store.save_checkpoint(size, &stored, unix_now())).await?;
-        Ok(note)
+        let key = self.key.clone();
+        blocking(move || sign_checkpoint(store.as_ref(), &key.note, unix_now())).await
     }
 
     fn may_audit(&self, peer: &VerifiedPeer) -> bool {
@@ -753,4 +742,26 @@ impl Gateway {
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
+}
+
+/// Signs and stores a checkpoint of the log in `store` as it is now, unless
+/// the latest stored one already covers every entry; returns the latest
+/// signed note. Used by the running gateway and by `audit export`.
+pub fn sign_checkpoint(
+    store: &dyn Store,
+    signer: &SignerKey,
+    now: i64,
+) -> Result<String, StoreError> {
+    let latest = store.checkpoints()?.pop();
+    let TreeHead { size, root } = store.tree_head();
+    if let Some((latest_size, note)) = latest {
+        if latest_size == size {
+            return Ok(note);
+        }
+    }
+    let note = Checkpoint::new(signer.name(), size, root)
+        .sign(&[signer])
+        .map_err(|e| StoreError::Invariant(format!("cannot sign a checkpoint: {e}")))?;
+    store.save_checkpoint(size, &note, now)?;
+    Ok(note)
 }

@@ -26,6 +26,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod auditor;
 pub mod client;
 pub mod config;
 pub mod demo;

@@ -44,6 +44,19 @@ enum Command {
     /// Example PKI (for examples and tests only).
     #[command(subcommand)]
     Pki(PkiCommand),
+    /// Make the gateway's Ed25519 signing key (mode 0600) and print its
+    /// public key, raw and as a C2SP signed-note verifier key for auditors.
+    Keygen {
+        /// Where to write the key (PKCS#8 PEM); must not exist.
+        #[arg(long)]
+        out: PathBuf,
+        /// The audit log's origin, which names the key in checkpoints.
+        #[arg(long, default_value = pki::AUDIT_ORIGIN)]
+        origin: String,
+    },
+    /// Auditor tools for the tamper-evident log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Sign and send an item (station).
     Send(SendArgs),
     /// List deliverable items (station).
@@ -77,6 +90,20 @@ enum Command {
         station: StationArgs,
         /// The item reference, as in the receipt `send` printed.
         item_ref: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Export the audit log, up to its latest signed checkpoint (signing a
+    /// fresh one first if the log grew), into DIR in the C2SP tlog-tiles
+    /// layout.
+    Export {
+        /// Directory to write into; must not exist or be empty.
+        dir: PathBuf,
+        /// The gateway configuration (for the store and the signing key).
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 
@@ -183,6 +210,35 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Send(args) => send(args).await,
+        Command::Keygen { out, origin } => {
+            let key = passerelle::keys::GatewayKey::generate(&out, &origin)?;
+            let raw = match key.public_key() {
+                passerelle::domain::cose::PublicKey::Ed25519(k) => k,
+                passerelle::domain::cose::PublicKey::Es256(k) => k,
+            };
+            println!("key written to {} (mode 0600)", out.display());
+            println!("public key (Ed25519, hex): {}", hex::encode(&raw));
+            println!("verifier key (C2SP signed note): {}", key.verifier_key());
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Audit(AuditCommand::Export { dir, config }) => {
+            ensure_empty(&dir)?;
+            let c = GatewayConfig::load(&config)?;
+            let store = passerelle::store::sqlite::SqliteStore::open(&c.store)
+                .with_context(|| format!("opening the store {}", c.store.display()))?;
+            let key = passerelle::keys::GatewayKey::load(&c.audit.key, &c.audit.origin)?;
+            passerelle::gateway::sign_checkpoint(&store, &key.note, unix_now())?;
+            let summary = passerelle::auditor::export(&store, &dir)?;
+            println!(
+                "exported {} entries, {} checkpoints, {} hash tiles, {} entry bundles to {}",
+                summary.size,
+                summary.checkpoints,
+                summary.hash_tiles,
+                summary.bundles,
+                dir.display()
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::Inbox { station, wait } => {
             let s = open_station(&station.config)?;
             let items = s.inbox(Duration::from_secs(wait)).await?;

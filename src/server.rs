@@ -240,6 +240,11 @@ impl AcceptLoop {
         {
             tracing::warn!("some connections did not finish within the drain timeout");
         }
-        tracing::info!("gateway stopped");
+        match self.gateway.record_stop().await {
+            Ok(_) => tracing::info!("gateway stopped; final checkpoint signed"),
+            Err(e) => {
+                tracing::error!(error = %e, "could not record the stop and its final checkpoint")
+            }
+        }
     }
 }
