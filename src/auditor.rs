@@ -17,6 +17,10 @@
 //! so any tlog-tiles client can read the log. This module reads the store
 //! and writes files; it never changes an entry and never decides anything.
 
+pub mod prove;
+pub mod show;
+pub mod verify;
+
 use std::path::{Path, PathBuf};
 
 use crate::audit::rfc9162::{leaf_hash, Tree};

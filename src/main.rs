@@ -105,6 +105,108 @@ enum AuditCommand {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Verify an exported log offline with the gateway's public key: every
+    /// checkpoint's signature, the tree recomputed from the entries, each
+    /// later checkpoint consistent with the earlier ones, the hash tiles.
+    ///
+    /// On any change, deletion, insertion or reordering, an entry appended
+    /// without a checkpoint, a checkpoint signed by another key or
+    /// inconsistent with another, it names the first entry (index) or the
+    /// checkpoint (size and file) at fault.
+    ///
+    /// Exit codes: 0 verified, 1 verification failed (the export does not
+    /// prove the log: tampering, damage or the wrong key), 2 could not run
+    /// (usage, unreadable directory or key).
+    ///
+    /// Example: passerelle audit verify /tmp/audit-export --key gateway/audit.vkey
+    #[command(verbatim_doc_comment)]
+    Verify {
+        /// The export directory, as `passerelle audit export` wrote it.
+        dir: PathBuf,
+        /// The gateway's verifier key: the string name+keyid+base64 that
+        /// `passerelle keygen` printed, or a file holding it (gateway/audit.vkey).
+        #[arg(long)]
+        key: String,
+    },
+    /// Print the inclusion proof of one entry against the export's latest
+    /// signed checkpoint, as JSON (the shape receipts carry). The proof is
+    /// checked with the key before it is printed.
+    ///
+    /// Exit codes: 0 proof printed, 1 the export cannot prove the entry
+    /// (tampered or damaged), 2 could not run (usage, no such entry,
+    /// unreadable input).
+    ///
+    /// Example: passerelle audit prove /tmp/audit-export --index 3 --key gateway/audit.vkey
+    #[command(verbatim_doc_comment)]
+    Prove {
+        /// The export directory.
+        dir: PathBuf,
+        /// The entry's index in the log (a receipt's audit_index).
+        #[arg(long)]
+        index: u64,
+        /// The gateway's verifier key, or a file holding it.
+        #[arg(long)]
+        key: String,
+    },
+    /// Check a signed receipt a sender kept (the JSON that `passerelle send
+    /// --json` or `passerelle receipt --json` print): the gateway's signature
+    /// and, if it carries one, the inclusion proof of its audit entry against
+    /// a signed checkpoint. Prints what it proves.
+    ///
+    /// Exit codes: 0 valid, 1 not valid (altered, or from another log),
+    /// 2 could not run (usage, unreadable file, not a receipt).
+    ///
+    /// Example: passerelle audit check-receipt receipt.json --key gateway/audit.vkey
+    #[command(verbatim_doc_comment)]
+    CheckReceipt {
+        /// The receipt file (JSON).
+        receipt: PathBuf,
+        /// The gateway's verifier key, or a file holding it.
+        #[arg(long)]
+        key: String,
+    },
+    /// List the entries of an exported log: index, time (RFC 3339, UTC),
+    /// event, principals, item reference, decisions and rules.
+    ///
+    /// With --key the export is verified first and nothing is listed unless
+    /// it verifies; without --key the listing is marked UNVERIFIED.
+    /// Filters combine: an entry is listed only if it passes every one.
+    ///
+    /// Exit codes: 0 listed, 1 verification failed (with --key), 2 could not
+    /// run.
+    ///
+    /// Example: passerelle audit show /tmp/audit-export --case CT-2026-17 --key gateway/audit.vkey
+    #[command(verbatim_doc_comment)]
+    Show {
+        /// The export directory.
+        dir: PathBuf,
+        /// Verify the export with this verifier key (or file) first.
+        #[arg(long)]
+        key: Option<String>,
+        /// Entries about this principal (sender, recipient or caller), e.g.
+        /// police/lo/rabat.
+        #[arg(long)]
+        principal: Option<passerelle::domain::principal::PrincipalId>,
+        /// Entries about a principal of this agency, e.g. vsse.
+        #[arg(long)]
+        agency: Option<String>,
+        /// Entries about items of this case: their acceptance, deliveries,
+        /// refusals and acknowledgements.
+        #[arg(long)]
+        case: Option<String>,
+        /// Entries recording a policy decision with this effect.
+        #[arg(long, value_parser = passerelle::auditor::show::parse_effect)]
+        decision: Option<passerelle::domain::decision::Effect>,
+        /// Entries at or after this time: RFC 3339, a UTC date or Unix seconds.
+        #[arg(long, value_parser = passerelle::auditor::show::parse_time)]
+        since: Option<i64>,
+        /// Entries before this time: RFC 3339, a UTC date or Unix seconds.
+        #[arg(long, value_parser = passerelle::auditor::show::parse_time)]
+        until: Option<i64>,
+        /// One JSON object per line per entry.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -236,6 +338,137 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
                 summary.hash_tiles,
                 summary.bundles,
                 dir.display()
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Audit(AuditCommand::Verify { dir, key }) => {
+            use passerelle::auditor::verify;
+            let key = match verify::load_verifier_key(&key) {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(std::process::ExitCode::from(verify::EXIT_CANNOT_RUN));
+                }
+            };
+            match verify::verify(&dir, &key) {
+                Ok(report) => {
+                    print!("{report}");
+                    Ok(std::process::ExitCode::from(verify::EXIT_VERIFIED))
+                }
+                Err(failure) => {
+                    eprintln!("{}: {failure}", dir.display());
+                    Ok(std::process::ExitCode::from(failure.exit_code()))
+                }
+            }
+        }
+        Command::Audit(AuditCommand::Prove { dir, index, key }) => {
+            use passerelle::auditor::{prove, verify};
+            let key = match verify::load_verifier_key(&key) {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(std::process::ExitCode::from(verify::EXIT_CANNOT_RUN));
+                }
+            };
+            match prove::prove(&dir, index, &key) {
+                Ok(proved) => {
+                    println!("{}", serde_json::to_string_pretty(&proved.proof)?);
+                    eprintln!(
+                        "entry {index} ({}) is included in the signed checkpoint of size {} (proof verified)",
+                        passerelle::auditor::show::event_name(&proved.entry.event),
+                        proved.proof.size
+                    );
+                    Ok(std::process::ExitCode::from(verify::EXIT_VERIFIED))
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(std::process::ExitCode::from(e.exit_code()))
+                }
+            }
+        }
+        Command::Audit(AuditCommand::CheckReceipt { receipt, key }) => {
+            use passerelle::auditor::{prove, verify};
+            let key = match verify::load_verifier_key(&key) {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(std::process::ExitCode::from(verify::EXIT_CANNOT_RUN));
+                }
+            };
+            match prove::check_receipt_file(&receipt, &key) {
+                Ok(report) => {
+                    print!("{report}");
+                    Ok(std::process::ExitCode::from(verify::EXIT_VERIFIED))
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", receipt.display());
+                    Ok(std::process::ExitCode::from(e.exit_code()))
+                }
+            }
+        }
+        Command::Audit(AuditCommand::Show {
+            dir,
+            key,
+            principal,
+            agency,
+            case,
+            decision,
+            since,
+            until,
+            json,
+        }) => {
+            use passerelle::auditor::{show, verify};
+            let cannot_run = |e: &dyn std::fmt::Display| {
+                eprintln!("error: {e}");
+                std::process::ExitCode::from(verify::EXIT_CANNOT_RUN)
+            };
+            let key = match key.as_deref().map(verify::load_verifier_key).transpose() {
+                Ok(k) => k,
+                Err(e) => return Ok(cannot_run(&e)),
+            };
+            let agency = match agency
+                .map(passerelle::domain::principal::Agency::new)
+                .transpose()
+            {
+                Ok(a) => a,
+                Err(e) => return Ok(cannot_run(&e)),
+            };
+            let filter = show::Filter {
+                principal,
+                agency,
+                case,
+                decision,
+                since,
+                until,
+            };
+            let listing = match show::show(&dir, &filter, key.as_ref()) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("{}: {e}", dir.display());
+                    return Ok(std::process::ExitCode::from(e.exit_code()));
+                }
+            };
+            let verified = listing.verified.is_some();
+            match &listing.verified {
+                Some(r) => eprintln!(
+                    "verified: {} entries, latest checkpoint of size {}",
+                    r.size, r.size
+                ),
+                None => eprintln!(
+                    "UNVERIFIED listing: pass --key to verify the export before listing it"
+                ),
+            }
+            for shown in &listing.entries {
+                if json {
+                    println!("{}", serde_json::to_string(&shown.to_json(verified))?);
+                } else {
+                    println!("{shown}");
+                }
+            }
+            eprintln!(
+                "{} of {} entries listed",
+                listing.entries.len(),
+                listing.total
             );
             Ok(std::process::ExitCode::SUCCESS)
         }
