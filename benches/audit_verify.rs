@@ -101,7 +101,10 @@ fn export() -> (PathBuf, VerifierKey) {
             .unwrap_or_else(|e| panic!("{e}"));
     }
     passerelle::auditor::export(&store, &export).unwrap_or_else(|e| panic!("{e}"));
-    let _ = std::fs::remove_file(root.join("store.db"));
+    drop(store);
+    for file in ["store.db", "store.db-wal", "store.db-shm"] {
+        let _ = std::fs::remove_file(root.join(file));
+    }
     std::fs::write(&vkey, format!("{}\n", key.verifier_key())).unwrap_or_else(|e| panic!("{e}"));
     (export, key.verifier_key())
 }

@@ -451,8 +451,9 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
             let verified = listing.verified.is_some();
             match &listing.verified {
                 Some(r) => eprintln!(
-                    "verified: {} entries, latest checkpoint of size {}",
-                    r.size, r.size
+                    "verified: {} entries under {} signed checkpoints",
+                    r.size,
+                    r.checkpoints.len()
                 ),
                 None => eprintln!(
                     "UNVERIFIED listing: pass --key to verify the export before listing it"

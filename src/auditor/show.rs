@@ -288,6 +288,14 @@ pub fn select(entries: Vec<Shown>, filter: &Filter) -> Vec<Shown> {
 impl fmt::Display for Shown {
     /// One line: index, time, event, principals, item, decisions.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut line = String::new();
+        self.write_line(&mut line)?;
+        f.write_str(line.trim_end())
+    }
+}
+
+impl Shown {
+    fn write_line(&self, f: &mut impl fmt::Write) -> fmt::Result {
         let entry = match &self.entry {
             Ok(e) => e,
             Err(reason) => return write!(f, "{:>8}  (not an audit entry: {reason})", self.index),
