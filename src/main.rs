@@ -459,11 +459,19 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
                     "UNVERIFIED listing: pass --key to verify the export before listing it"
                 ),
             }
-            for shown in &listing.entries {
-                if json {
-                    println!("{}", serde_json::to_string(&shown.to_json(verified))?);
-                } else {
-                    println!("{shown}");
+            {
+                use std::io::Write as _;
+                let mut out = std::io::stdout().lock();
+                for shown in &listing.entries {
+                    let written = if json {
+                        writeln!(out, "{}", serde_json::to_string(&shown.to_json(verified))?)
+                    } else {
+                        writeln!(out, "{shown}")
+                    };
+                    // A closed pipe (`| head`) ends the listing, quietly.
+                    if written.is_err() {
+                        return Ok(std::process::ExitCode::SUCCESS);
+                    }
                 }
             }
             eprintln!(
