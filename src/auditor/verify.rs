@@ -1031,20 +1031,38 @@ fn read_bundle(source: &dyn ExportSource, path: &TilePath) -> Result<BundleRead,
     })
 }
 
-/// Runs `f` over `items` on a few threads, keeping the order.
+/// Runs `f` over `items` on one thread per core, keeping the order. Work is
+/// handed out in small batches from a shared counter rather than split in
+/// halves up front, so that a thread slowed by other processes on the
+/// machine does not hold the others up.
 fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    const BATCH: usize = 8;
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
-    if threads == 1 || items.len() < 64 {
+    if threads == 1 || items.len() < 2 * BATCH {
         return items.iter().map(f).collect();
     }
-    let chunk = items.len().div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (f, next) = (&f, &next);
+    let mut parts: Vec<(usize, Vec<R>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let start = next.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
+                        let Some(batch) = items.get(start..(start + BATCH).min(items.len())) else {
+                            break;
+                        };
+                        if batch.is_empty() {
+                            break;
+                        }
+                        done.push((start, batch.iter().map(f).collect::<Vec<R>>()));
+                    }
+                    done
+                })
+            })
             .collect();
         handles
             .into_iter()
@@ -1053,7 +1071,9 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
                 Err(panic) => std::panic::resume_unwind(panic),
             })
             .collect()
-    })
+    });
+    parts.sort_by_key(|(start, _)| *start);
+    parts.into_iter().flat_map(|(_, r)| r).collect()
 }
 
 /// The bundles to read: from index 0, each full bundle present, then the
