@@ -372,3 +372,73 @@ impl Shown {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_and_print_in_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(parse_time("1970-01-01T00:00:10Z"), Ok(10));
+        assert_eq!(parse_time("1970-01-02T01:00:00+01:00"), Ok(86_400));
+        assert_eq!(parse_time("1970-01-02"), Ok(86_400));
+        assert_eq!(parse_time("86400"), Ok(86_400));
+        assert!(parse_time("yesterday").is_err());
+        assert_eq!(parse_effect("deny"), Ok(Effect::Deny));
+        assert!(parse_effect("maybe").is_err());
+    }
+
+    #[test]
+    fn a_case_filter_follows_the_items_of_the_case() {
+        let p = |s: &str| PrincipalId::new(s).unwrap();
+        let accepted = |r: &str, case: &str| AuditEvent::ItemAccepted {
+            item_ref: r.into(),
+            item_id: "i".into(),
+            sender: p("police/lo/rabat"),
+            digest: "d".into(),
+            purpose: "terrorism".into(),
+            cases: vec![case.into()],
+            label: crate::domain::label::SecurityLabel::new(
+                "RESTREINT",
+                Agency::new("police").unwrap(),
+            ),
+            portion_labels: vec![],
+            decisions: vec![],
+            policy_digest: "p".into(),
+        };
+        let ack = |r: &str| AuditEvent::Acknowledged {
+            item_ref: r.into(),
+            recipient: p("vsse/analysis/ct"),
+        };
+        let entries: Vec<Shown> = [
+            accepted("a", "CT-1"),
+            accepted("b", "CT-2"),
+            ack("b"),
+            ack("a"),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| Shown {
+            index: i as u64,
+            entry: Ok(AuditEntry::new(100 + i as i64, e)),
+        })
+        .collect();
+        let filter = Filter {
+            case: Some("CT-1".into()),
+            ..Filter::default()
+        };
+        let picked: Vec<u64> = select(entries.clone(), &filter)
+            .iter()
+            .map(|s| s.index)
+            .collect();
+        assert_eq!(picked, [0, 3]);
+        let filter = Filter {
+            since: Some(101),
+            until: Some(103),
+            ..Filter::default()
+        };
+        let picked: Vec<u64> = select(entries, &filter).iter().map(|s| s.index).collect();
+        assert_eq!(picked, [1, 2]);
+    }
+}
