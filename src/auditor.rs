@@ -16,6 +16,16 @@
 //! The tiles and bundles describe the tree at the latest checkpoint's size,
 //! so any tlog-tiles client can read the log. This module reads the store
 //! and writes files; it never changes an entry and never decides anything.
+//!
+//! # Layout
+//!
+//! - this file: `passerelle audit export`.
+//! - [`verify`]: `passerelle audit verify`, the verdict on an export with
+//!   nothing but the verifier key, naming the first entry or checkpoint at
+//!   fault; its exit codes are shared by the other auditor commands.
+//! - [`prove`]: `passerelle audit prove` (an inclusion proof from an export)
+//!   and `passerelle audit check-receipt` (a receipt a sender kept).
+//! - [`show`]: `passerelle audit show`, the filtered listing.
 
 pub mod prove;
 pub mod show;
