@@ -671,13 +671,14 @@ fn check_consistent(
 /// The signed checkpoints of an export, one per size, by increasing size.
 pub(crate) struct Opened {
     pub(crate) checkpoints: Vec<SignedCheckpoint>,
+    /// The `checkpoint` file's, also the last of `checkpoints`.
+    latest: SignedCheckpoint,
     ignored: Vec<String>,
 }
 
 impl Opened {
     pub(crate) fn latest(&self) -> &SignedCheckpoint {
-        // open_checkpoints returns at least the `checkpoint` file's.
-        &self.checkpoints[self.checkpoints.len() - 1]
+        &self.latest
     }
 }
 
@@ -857,9 +858,10 @@ pub(crate) fn open_checkpoints(
         }
     }
     // Keep `checkpoint` as the representative of the latest size.
-    by_size.insert(latest.checkpoint.size, latest);
+    by_size.insert(latest.checkpoint.size, latest.clone());
     Ok(Opened {
         checkpoints: by_size.into_values().collect(),
+        latest,
         ignored,
     })
 }
