@@ -26,7 +26,7 @@ use crate::audit::signed_note::SignerKey;
 use crate::domain::attestation::{Attestation, ATTESTATION_CONTENT_TYPE};
 use crate::domain::bytes::{sha256, to_cbor, Bytes};
 use crate::domain::cose::PublicKey;
-use crate::domain::decision::{Decision, Effect, ItemFacts};
+use crate::domain::decision::{Decider, Decision, Effect, ItemFacts};
 use crate::domain::item::{DeliveredItem, DeliveredPortion, ItemError, SignedItem};
 use crate::domain::principal::{Agency, PrincipalId};
 use crate::domain::receipt::{
@@ -36,19 +36,6 @@ use crate::domain::receipt::{
 use crate::keys::GatewayKey;
 use crate::store::{AckOutcome, CommitOutcome, InboxEntry, NewItem, Store, StoreError, TreeHead};
 use crate::tls::VerifiedPeer;
-
-/// Decides, for one item and one recipient, what is released.
-///
-/// Implementations are pure: no I/O, no clock (`now` is given).
-pub trait Decider: Send + Sync + 'static {
-    /// Hex SHA-256 of the rules in force, recorded with every decision.
-    fn digest(&self) -> String;
-    /// Whether `principal` is known at all (unknown recipients are refused
-    /// before any decision).
-    fn knows(&self, principal: &PrincipalId) -> bool;
-    /// The decision for `recipient`.
-    fn decide(&self, item: &ItemFacts<'_>, recipient: &PrincipalId, now: i64) -> Decision;
-}
 
 /// The directory of known principals from `gateway.toml`, used until a
 /// policy directory is configured: every known recipient receives every

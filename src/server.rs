@@ -18,7 +18,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, problem::Problem, ApiState};
 use crate::config::GatewayConfig;
-use crate::gateway::{Decider, Directory, Gateway, Settings};
+use crate::domain::decision::Decider;
+use crate::gateway::{Directory, Gateway, Settings};
 use crate::keys::GatewayKey;
 use crate::store::sqlite::SqliteStore;
 use crate::tls::{self, Identities};
