@@ -645,6 +645,26 @@ mod tests {
         assert!(sign("x\n", &[]).is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn opening_arbitrary_input_never_panics(bytes: Vec<u8>, text in "\\PC{0,200}") {
+            let trusted = [signer("k", 1).verifier_key()];
+            let _ = open(&bytes, &trusted);
+            let _ = open(text.as_bytes(), &trusted);
+            let _ = text.parse::<VerifierKey>();
+            let _ = SignerKey::from_signer_key_string(&text);
+        }
+
+        #[test]
+        fn any_valid_text_round_trips(lines in proptest::collection::vec("[^\\x00-\\x1f]{0,30}", 1..5)) {
+            let text = lines.join("\n") + "\n";
+            let key = signer("k", 1);
+            let note = sign(&text, &[&key]).unwrap();
+            let opened = open(note.as_bytes(), &[key.verifier_key()]).unwrap();
+            proptest::prop_assert_eq!(opened.text, text);
+        }
+    }
+
     #[test]
     fn bad_key_strings_are_refused() {
         let vkey = signer("name", 5).verifier_key().to_string();

@@ -583,6 +583,35 @@ mod tests {
         assert!(hash_tiles(&tree, n + 1).is_err());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn paths_round_trip(level in 0u8..=MAX_LEVEL, index: u64, width in 1u16..=256) {
+            let p = TilePath { level: TileLevel::Hashes(level), index, width };
+            proptest::prop_assert_eq!(p.to_string().parse::<TilePath>(), Ok(p));
+            let e = TilePath { level: TileLevel::Entries, ..p };
+            proptest::prop_assert_eq!(e.to_string().parse::<TilePath>(), Ok(e));
+        }
+
+        #[test]
+        fn parsers_never_panic(text in "\\PC{0,40}", path in "tile/[0-9a-z./x]{0,30}", bytes: Vec<u8>) {
+            let _ = text.parse::<TilePath>();
+            let _ = path.parse::<TilePath>();
+            let _ = parse_entry_bundle(&bytes);
+        }
+
+        #[test]
+        fn roots_from_tiles_at_random_sizes(size in 0u64..=3000) {
+            let tree = Tree::from_leaf_hashes((0..size).map(|i| leaf_hash(&i.to_le_bytes())));
+            let tiles = hash_tiles(&tree, size).unwrap();
+            let root = root_from_tiles(size, |p| {
+                tiles.iter().find(|t| t.path == *p).map(|t| t.data.clone())
+            });
+            proptest::prop_assert_eq!(root, Ok(tree.root()));
+        }
+    }
+
     #[test]
     fn entry_bundles_round_trip_and_refuse_damage() {
         let entries: Vec<Vec<u8>> = (0..256u32).map(|i| vec![i as u8; i as usize]).collect();
