@@ -3,9 +3,8 @@
 //! signed notes (the Go note package and the C2SP spec), tlog-checkpoint and
 //! tlog-tiles examples (C2SP spec, Go sumdb tile paths), a complete tiled log
 //! written by Tessera, and a production tree head of the Go checksum
-//! database. The data lives under
-//! `tests/vectors/`, each source with a README naming where it came from;
-//! this file only reads it.
+//! database. The data lives under `tests/vectors/`, each source with a README
+//! naming where it came from; this file only reads it.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
