@@ -505,6 +505,10 @@ fn tessera_log_matches_byte_for_byte() {
             tiles::root_from_tiles(size, read_tile).unwrap(),
             checkpoint.root
         );
+        assert_eq!(
+            tiles::leaf_hashes_from_tiles(size, read_tile).unwrap(),
+            tree.leaf_hashes()[..size as usize]
+        );
         checkpoints.push(checkpoint);
     }
     assert_eq!(
