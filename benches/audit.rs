@@ -62,7 +62,6 @@ fn rebuild(c: &mut Criterion) {
     const N: usize = 1_000_000;
     let all = entries(N);
     let bundles: Vec<Vec<u8>> = tiles::entry_bundle_paths(N as u64)
-        .iter()
         .map(|p| {
             let r = p.entry_range();
             tiles::encode_entry_bundle(

@@ -354,7 +354,6 @@ fn c2sp_tile_examples() {
                 let (full, partial): (usize, u16) =
                     (full.parse().unwrap(), partial.parse().unwrap());
                 let at_level: Vec<TilePath> = tiles::hash_tile_paths(size)
-                    .into_iter()
                     .filter(|p| p.level == TileLevel::Hashes(level))
                     .collect();
                 assert_eq!(

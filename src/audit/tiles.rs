@@ -219,22 +219,21 @@ fn hashes_at_level(size: u64, level: u8) -> u64 {
 
 /// The hash tiles of a tree of `size` entries, level by level, full tiles
 /// then the partial one (spec, "Partial Tiles"). The empty tree has none.
-pub fn hash_tile_paths(size: u64) -> Vec<TilePath> {
-    let mut paths = Vec::new();
-    for level in 0..=MAX_LEVEL {
-        let count = hashes_at_level(size, level);
-        if count == 0 {
-            break;
-        }
-        paths.extend(level_paths(TileLevel::Hashes(level), count));
-    }
-    paths
+/// Lazy, so that a size read from an untrusted checkpoint costs nothing
+/// until tiles are actually asked for.
+pub fn hash_tile_paths(size: u64) -> impl Iterator<Item = TilePath> {
+    (0..=MAX_LEVEL)
+        .map_while(move |level| {
+            let count = hashes_at_level(size, level);
+            (count > 0).then(|| level_paths(TileLevel::Hashes(level), count))
+        })
+        .flatten()
 }
 
 /// The entry bundles of a tree of `size` entries: the same indices and widths
-/// as its level-0 tiles.
-pub fn entry_bundle_paths(size: u64) -> Vec<TilePath> {
-    level_paths(TileLevel::Entries, size).collect()
+/// as its level-0 tiles. Lazy, like [`hash_tile_paths`].
+pub fn entry_bundle_paths(size: u64) -> impl Iterator<Item = TilePath> {
+    level_paths(TileLevel::Entries, size)
 }
 
 fn level_paths(level: TileLevel, count: u64) -> impl Iterator<Item = TilePath> {
@@ -297,7 +296,6 @@ pub fn hash_tiles(tree: &Tree, size: u64) -> Result<Vec<Tile>, TileError> {
         .into());
     }
     hash_tile_paths(size)
-        .into_iter()
         .map(|path| {
             Ok(Tile {
                 data: hash_tile(tree, &path)?,
@@ -537,10 +535,10 @@ mod tests {
 
     #[test]
     fn tiles_cover_the_tree() {
-        assert!(hash_tile_paths(0).is_empty());
-        let p: Vec<String> = hash_tile_paths(256).iter().map(|p| p.to_string()).collect();
+        assert_eq!(hash_tile_paths(0).count(), 0);
+        let p: Vec<String> = hash_tile_paths(256).map(|p| p.to_string()).collect();
         assert_eq!(p, ["tile/0/000", "tile/1/000.p/1"]);
-        let p: Vec<String> = hash_tile_paths(515).iter().map(|p| p.to_string()).collect();
+        let p: Vec<String> = hash_tile_paths(515).map(|p| p.to_string()).collect();
         assert_eq!(
             p,
             [
@@ -550,10 +548,7 @@ mod tests {
                 "tile/1/000.p/2"
             ]
         );
-        let e: Vec<String> = entry_bundle_paths(515)
-            .iter()
-            .map(|p| p.to_string())
-            .collect();
+        let e: Vec<String> = entry_bundle_paths(515).map(|p| p.to_string()).collect();
         assert_eq!(
             e,
             [
@@ -595,6 +590,11 @@ mod tests {
             Err(TileError::BadTileLength { .. })
         ));
         assert!(hash_tiles(&tree, n + 1).is_err());
+        // A huge size from an untrusted checkpoint fails at the first
+        // missing tile instead of allocating.
+        assert!(leaf_hashes_from_tiles(u64::MAX, |_| None).is_err());
+        assert!(root_from_tiles(u64::MAX, |_| None).is_err());
+        assert_eq!(hash_tile_paths(u64::MAX).take(3).count(), 3);
     }
 
     proptest::proptest! {
