@@ -20,8 +20,8 @@ use std::fmt;
 
 /// Signature type identifier byte of Ed25519 in the signed-note spec.
 const ALG_ED25519: u8 = 0x01;
-/// Length of an Ed25519 public key and of its seed.
-const ED25519_KEY_LEN: usize = 32;
+/// Length of an Ed25519 public key and of its seed (RFC 8032).
+pub const ED25519_KEY_LEN: usize = 32;
 /// Length of an Ed25519 signature.
 const ED25519_SIG_LEN: usize = 64;
 /// The em dash (U+2014) and space that open every signature line.
