@@ -34,7 +34,11 @@ struct Args {
     concurrency: usize,
 }
 
-fn station(dir: &std::path::Path, principal: &str, addr: std::net::SocketAddr) -> anyhow::Result<Station> {
+fn station(
+    dir: &std::path::Path,
+    principal: &str,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<Station> {
     let mut c = ClientConfig::load(&dir.join(pki::station_dir(principal)).join("client.toml"))?;
     c.gateway = addr.to_string();
     c.retries = 0;

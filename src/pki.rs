@@ -71,7 +71,7 @@ pub struct Issued {
 ///
 /// ring writes Ed25519 keys as PKCS#8 v2 (RFC 5958), which OpenSSL 3.0 and
 /// so curl refuse; every reader, ring included, takes v1.
-fn pkcs8_v1_pem(der: &[u8]) -> Result<String, PkiError> {
+pub(crate) fn pkcs8_v1_pem(der: &[u8]) -> Result<String, PkiError> {
     let bad = |e: pkcs8::Error| PkiError::Key(e.to_string());
     let info = pkcs8::PrivateKeyInfo::try_from(der).map_err(bad)?;
     let v1 = pkcs8::PrivateKeyInfo::new(info.algorithm, info.private_key);
