@@ -178,6 +178,9 @@ impl AcceptLoop {
                 },
                 _ = shutdown.changed() => break,
             };
+            // Small request/response exchanges: without this, Nagle's
+            // algorithm and delayed ACKs add tens of milliseconds.
+            let _ = tcp.set_nodelay(true);
             let gateway = self.gateway.clone();
             let acceptor = self.acceptor.clone();
             let identities = self.identities.clone();
