@@ -1,0 +1,796 @@
+//! The decision: may this recipient receive these portions of this item?
+//!
+//! This module owns the order of DESIGN.md's decision: label well formed,
+//! label consistency, the built-in mandatory rules per portion (clearance,
+//! accreditation, caveats, REL TO, third-party consent), then deny rules,
+//! then grants, else deny; and the obligation that only permitted portions are
+//! released. It is pure: no I/O, and it never reads the clock (`now` is
+//! passed in). The mandatory rules are code, not policy: no file can switch
+//! them off, and a flow rule can only narrow what they allow.
+//!
+//! [`Policy::decide`] gives the [`Decision`] the gateway acts on and shows
+//! the sender; its reasons never state another principal's clearance,
+//! accreditation or caveats. [`Policy::explain`] gives the security officer
+//! the full picture, including those.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::model::*;
+use crate::domain::decision::{Decision, Effect, ItemFacts};
+use crate::domain::item::Priority;
+use crate::domain::label::{HandlingCode, SecurityLabel};
+use crate::domain::principal::PrincipalId;
+
+/// Fixed ids of the built-in rules, as they appear in decisions.
+pub mod rule_ids {
+    /// Recipient clearance must dominate the portion's level.
+    pub const CLEARANCE: &str = "mandatory.clearance";
+    /// Recipient station accreditation must dominate the portion's level.
+    pub const ACCREDITATION: &str = "mandatory.accreditation";
+    /// The recipient must hold every caveat of the portion.
+    pub const CAVEATS: &str = "mandatory.caveats";
+    /// The recipient's agency must be in the portion's REL TO, when present.
+    pub const REL_TO: &str = "mandatory.rel_to";
+    /// Third-party material beyond the first receiving agency needs consent.
+    pub const THIRD_PARTY: &str = "mandatory.third_party";
+    /// The item label must dominate every portion's label.
+    pub const LABEL_CONSISTENCY: &str = "mandatory.label_consistency";
+    /// Every label must be well formed under the loaded scheme.
+    pub const LABEL_WELL_FORMED: &str = "mandatory.label_well_formed";
+    /// The recipient must be a principal the policy knows.
+    pub const RECIPIENT_KNOWN: &str = "mandatory.recipient_known";
+    /// The sender must be a principal the policy knows.
+    pub const SENDER_KNOWN: &str = "mandatory.sender_known";
+    /// No flow rule granted: deny by default.
+    pub const DEFAULT_DENY: &str = "default.deny";
+    /// Every built-in rule id, for coverage reports.
+    pub const ALL: [&str; 10] = [
+        CLEARANCE,
+        ACCREDITATION,
+        CAVEATS,
+        REL_TO,
+        THIRD_PARTY,
+        LABEL_CONSISTENCY,
+        LABEL_WELL_FORMED,
+        RECIPIENT_KNOWN,
+        SENDER_KNOWN,
+        DEFAULT_DENY,
+    ];
+}
+
+const F_CLEARANCE: u8 = 1;
+const F_ACCREDITATION: u8 = 2;
+const F_CAVEATS: u8 = 4;
+const F_REL_TO: u8 = 8;
+const F_THIRD_PARTY: u8 = 16;
+const NO_HANDLING: u8 = 1 << 4;
+
+/// What the engine needs of the item header, resolved once per decision.
+struct ItemCtx {
+    sender: u32,
+    purpose: Option<u8>,
+    priority: u8,
+    /// Interned cases, sorted; `None` when the item names a case the policy
+    /// does not know (no case predicate can then hold).
+    cases: Option<Vec<u32>>,
+}
+
+/// What the engine needs of one label.
+#[derive(Clone, Copy)]
+struct LabelCtx {
+    rank: Rank,
+    caveats: Mask,
+    handling: u8,
+    origin_agency: u16,
+    /// `Some(None)`: third-party material from an originator the policy does
+    /// not know.
+    third_party: Option<Option<u16>>,
+}
+
+/// Why a flow rule did not match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mismatch {
+    Sender,
+    Purpose,
+    Priority,
+    Handling,
+    BelowMin,
+    AboveMax,
+    Caveats,
+    ThirdParty,
+    CaseAssignment,
+    Cases,
+}
+
+impl Mismatch {
+    fn text(self) -> &'static str {
+        match self {
+            Mismatch::Sender => "the sender is not one it selects",
+            Mismatch::Purpose => "the item's purpose is not among its purposes",
+            Mismatch::Priority => "the item's priority is not among its priorities",
+            Mismatch::Handling => "the portion's handling code is not among its handling codes",
+            Mismatch::BelowMin => "the portion is below its min_level",
+            Mismatch::AboveMax => "the portion is above its max_level",
+            Mismatch::Caveats => "the portion carries none of its caveats_any",
+            Mismatch::ThirdParty => {
+                "the portion's origin (own or third-party) is not the one it applies to"
+            }
+            Mismatch::CaseAssignment => "the required case assignment does not hold",
+            Mismatch::Cases => "the item names none of its cases",
+        }
+    }
+}
+
+/// One built-in check on one portion, for the security officer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// The rule id (`mandatory.clearance`, …).
+    pub rule: &'static str,
+    /// Whether the check passed.
+    pub passed: bool,
+    /// What was compared, in plain words.
+    pub detail: String,
+}
+
+/// How one flow rule related to one portion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RuleTrace {
+    /// The rule id.
+    pub rule: String,
+    /// Grant or deny.
+    pub effect: RuleEffect,
+    /// Whether it matched.
+    pub matched: bool,
+    /// Why not, when it did not.
+    pub why_not: Option<&'static str>,
+}
+
+/// Everything about one portion, for the security officer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PortionExplanation {
+    /// Index in the manifest.
+    pub index: u32,
+    /// The portion's level as labelled.
+    pub level: String,
+    /// Whether it would be released.
+    pub released: bool,
+    /// The built-in checks (empty when an item-level check already failed).
+    pub checks: Vec<Check>,
+    /// The flow rules that select this sender → recipient pair.
+    pub rules: Vec<RuleTrace>,
+}
+
+/// The security officer's account of a decision: which rules matched and
+/// which built-in check failed, per portion. It may name the recipient's
+/// clearance and caveats, so it is for officers and auditors, not senders.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    /// The decision itself, as [`Policy::decide`] gives it.
+    pub decision: Decision,
+    /// The recipient's profile from the policy, when known.
+    pub recipient_profile: Option<String>,
+    /// Item-level findings (well-formedness, consistency, unknown parties).
+    pub item: Vec<String>,
+    /// Per-portion findings.
+    pub portions: Vec<PortionExplanation>,
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.decision;
+        let verdict = if d.allowed() { "ALLOW" } else { "DENY" };
+        writeln!(f, "decision for {}: {verdict}", d.recipient)?;
+        if let Some(p) = &self.recipient_profile {
+            writeln!(f, "recipient: {p}")?;
+        }
+        for i in &self.item {
+            writeln!(f, "item: {i}")?;
+        }
+        for p in &self.portions {
+            let state = if p.released { "released" } else { "withheld" };
+            writeln!(f, "portion {} ({}): {state}", p.index, p.level)?;
+            for c in &p.checks {
+                let mark = if c.passed { "ok  " } else { "FAIL" };
+                writeln!(f, "  [{mark}] {}: {}", c.rule, c.detail)?;
+            }
+            for r in &p.rules {
+                let eff = match r.effect {
+                    RuleEffect::Grant => "grant",
+                    RuleEffect::Deny => "deny",
+                };
+                match (r.matched, r.why_not) {
+                    (true, _) => writeln!(f, "  {eff} rule {} matched", r.rule)?,
+                    (false, Some(w)) => writeln!(f, "  {eff} rule {} did not match: {w}", r.rule)?,
+                    (false, None) => writeln!(f, "  {eff} rule {} did not match", r.rule)?,
+                }
+            }
+        }
+        writeln!(f, "released portions: {:?}", d.portions)?;
+        writeln!(f, "rules: {}", d.rules.join(", "))?;
+        for r in &d.reasons {
+            writeln!(f, "reason: {r}")?;
+        }
+        write!(f, "policy digest: {}", d.policy_digest)
+    }
+}
+
+fn priority_bit(p: Priority) -> u8 {
+    match p {
+        Priority::Flash => 1,
+        Priority::Urgent => 2,
+        Priority::Routine => 4,
+    }
+}
+
+fn push_unique(v: &mut Vec<String>, s: &str) {
+    if !v.iter().any(|x| x == s) {
+        v.push(s.to_string());
+    }
+}
+
+fn assigned(p: &Principal, cases: &Option<Vec<u32>>) -> bool {
+    match cases {
+        Some(c) if !c.is_empty() => c.iter().all(|x| p.case_ids.binary_search(x).is_ok()),
+        _ => false,
+    }
+}
+
+impl Policy {
+    /// Decides whether `recipient` may receive the item, portion by portion.
+    ///
+    /// Pure and deterministic: the same policy, facts, recipient and `now`
+    /// (Unix seconds, UTC) always give the same decision.
+    pub fn decide(
+        &self,
+        facts: &ItemFacts<'_>,
+        recipient: &PrincipalId,
+        now_unix_secs: i64,
+    ) -> Decision {
+        self.evaluate(facts, recipient, now_unix_secs, None)
+    }
+
+    /// Like [`Policy::decide`], with the security officer's account of every
+    /// check and rule.
+    pub fn explain(
+        &self,
+        facts: &ItemFacts<'_>,
+        recipient: &PrincipalId,
+        now_unix_secs: i64,
+    ) -> Explanation {
+        let mut ex = Explanation {
+            decision: Decision {
+                recipient: recipient.clone(),
+                effect: Effect::Deny,
+                portions: Vec::new(),
+                rules: Vec::new(),
+                reasons: Vec::new(),
+                policy_digest: String::new(),
+            },
+            recipient_profile: None,
+            item: Vec::new(),
+            portions: Vec::new(),
+        };
+        let d = self.evaluate(facts, recipient, now_unix_secs, Some(&mut ex));
+        ex.decision = d;
+        ex
+    }
+
+    fn deny(&self, recipient: &PrincipalId, rule: &str, reason: String) -> Decision {
+        Decision {
+            recipient: recipient.clone(),
+            effect: Effect::Deny,
+            portions: Vec::new(),
+            rules: vec![rule.to_string()],
+            reasons: vec![reason],
+            policy_digest: self.digest_hex.clone(),
+        }
+    }
+
+    /// Resolves a label under the scheme, or says why it is not well formed.
+    fn label_ctx(&self, l: &SecurityLabel) -> Result<LabelCtx, String> {
+        l.check_shape().map_err(|e| e.to_string())?;
+        let rank = self.rank_of(&l.level).ok_or_else(|| {
+            format!(
+                "level {:?} is not a level of the {} scheme",
+                l.level, self.scheme_name
+            )
+        })?;
+        let mut caveats: Mask = 0;
+        for c in &l.caveats {
+            match self.caveat_by_name.get(c) {
+                Some(&b) => caveats |= 1 << b,
+                None => return Err(format!("caveat {c:?} is not declared by the policy")),
+            }
+        }
+        let origin_agency = *self
+            .agency_by_name
+            .get(l.originator.agency.as_str())
+            .ok_or_else(|| {
+                format!(
+                    "originator agency {} is not an agency of this gateway",
+                    l.originator.agency
+                )
+            })?;
+        let handling = match l.handling {
+            Some(HandlingCode::H0) => 1,
+            Some(HandlingCode::H1) => 2,
+            Some(HandlingCode::H2) => 4,
+            Some(HandlingCode::H3) => 8,
+            None => NO_HANDLING,
+        };
+        let third_party = l
+            .originator
+            .third_party
+            .as_ref()
+            .map(|t| self.third_party_by_id.get(t).copied());
+        Ok(LabelCtx {
+            rank,
+            caveats,
+            handling,
+            origin_agency,
+            third_party,
+        })
+    }
+
+    /// Why the item label does not dominate a portion label, if it does not.
+    fn dominance(
+        item: &SecurityLabel,
+        i: &LabelCtx,
+        p: &SecurityLabel,
+        pc: &LabelCtx,
+    ) -> Option<String> {
+        if pc.rank > i.rank {
+            return Some("its level is above the item's level".into());
+        }
+        if pc.caveats & !i.caveats != 0 {
+            return Some("it carries a caveat the item label does not".into());
+        }
+        if !p.rel_to.is_empty() && (item.rel_to.is_empty() || !item.rel_to.is_subset(&p.rel_to)) {
+            return Some("its REL TO is narrower than the item's".into());
+        }
+        if p.handling.is_some() && item.handling.is_none() {
+            return Some("it carries a handling code and the item label does not".into());
+        }
+        if p.diffusion_restreinte && !item.diffusion_restreinte {
+            return Some("it is marked Diffusion restreinte and the item label is not".into());
+        }
+        None
+    }
+
+    /// The built-in checks: a bit per failure, and the consent that covered
+    /// third-party material, if any.
+    fn mandatory(
+        &self,
+        l: &SecurityLabel,
+        c: &LabelCtx,
+        rcp: &Principal,
+        now: i64,
+    ) -> (u8, Option<u32>) {
+        let mut fails = 0;
+        if c.rank > rcp.clearance {
+            fails |= F_CLEARANCE;
+        }
+        if c.rank > rcp.accreditation {
+            fails |= F_ACCREDITATION;
+        }
+        if c.caveats & !rcp.caveat_mask != 0 {
+            fails |= F_CAVEATS;
+        }
+        if !l.rel_to.is_empty() && !l.rel_to.contains(&rcp.agency) {
+            fails |= F_REL_TO;
+        }
+        let mut consent = None;
+        if let Some(tp) = c.third_party {
+            if rcp.agency_idx != c.origin_agency {
+                consent = tp.and_then(|tp| {
+                    self.consents_by_tp.get(tp as usize).and_then(|list| {
+                        list.iter().copied().find(|&ci| {
+                            self.consents.get(ci as usize).is_some_and(|k| {
+                                k.agency_idx == rcp.agency_idx
+                                    && c.rank <= k.max_rank
+                                    && c.handling & k.handling_mask != 0
+                                    && now <= k.until_unix
+                            })
+                        })
+                    })
+                });
+                if consent.is_none() {
+                    fails |= F_THIRD_PARTY;
+                }
+            }
+        }
+        (fails, consent)
+    }
+
+    fn rule_mismatch(
+        &self,
+        rule: &Rule,
+        item: &ItemCtx,
+        c: &LabelCtx,
+        sender: &Principal,
+        rcp: &Principal,
+    ) -> Option<Mismatch> {
+        let k = &rule.c;
+        if !bit(&k.senders, item.sender) {
+            return Some(Mismatch::Sender);
+        }
+        if let Some(m) = k.purposes {
+            if !matches!(item.purpose, Some(p) if m & (1 << p) != 0) {
+                return Some(Mismatch::Purpose);
+            }
+        }
+        if let Some(m) = k.priorities {
+            if m & item.priority == 0 {
+                return Some(Mismatch::Priority);
+            }
+        }
+        if let Some(m) = k.handling {
+            if m & c.handling == 0 {
+                return Some(Mismatch::Handling);
+            }
+        }
+        if k.min_rank.is_some_and(|lo| c.rank < lo) {
+            return Some(Mismatch::BelowMin);
+        }
+        if k.max_rank.is_some_and(|hi| c.rank > hi) {
+            return Some(Mismatch::AboveMax);
+        }
+        if let Some(m) = k.caveats_any {
+            if m & c.caveats == 0 {
+                return Some(Mismatch::Caveats);
+            }
+        }
+        if let Some(tp) = rule.third_party {
+            if tp != c.third_party.is_some() {
+                return Some(Mismatch::ThirdParty);
+            }
+        }
+        if let Some(a) = rule.case_assignment {
+            let ok = match a {
+                CaseAssignment::Recipient => assigned(rcp, &item.cases),
+                CaseAssignment::Sender => assigned(sender, &item.cases),
+                CaseAssignment::Both => assigned(rcp, &item.cases) && assigned(sender, &item.cases),
+            };
+            if !ok {
+                return Some(Mismatch::CaseAssignment);
+            }
+        }
+        if let Some(cases) = &k.cases {
+            let hit = item
+                .cases
+                .as_ref()
+                .is_some_and(|ic| ic.iter().any(|x| cases.binary_search(x).is_ok()));
+            if !hit {
+                return Some(Mismatch::Cases);
+            }
+        }
+        None
+    }
+
+    fn evaluate(
+        &self,
+        facts: &ItemFacts<'_>,
+        recipient: &PrincipalId,
+        now: i64,
+        mut trace: Option<&mut Explanation>,
+    ) -> Decision {
+        let header = &facts.manifest.header;
+        // The decision's combining rule, in order. Any failure before the
+        // per-portion loop denies the whole item.
+        let Some(&rcp_idx) = self.principal_by_id.get(recipient.as_str()) else {
+            return self.deny(
+                recipient,
+                rule_ids::RECIPIENT_KNOWN,
+                format!("{recipient} is not a principal of this policy"),
+            );
+        };
+        let rcp = &self.principals[rcp_idx as usize];
+        if let Some(t) = trace.as_deref_mut() {
+            t.recipient_profile = Some(format!(
+                "{} ({:?}, role {}), clearance {}, accreditation {}, caveats [{}], cases [{}]",
+                rcp.id,
+                rcp.kind,
+                rcp.role,
+                self.level_name(rcp.clearance),
+                self.level_name(rcp.accreditation),
+                rcp.caveats.join(", "),
+                rcp.cases.join(", ")
+            ));
+        }
+        let Some(&sender_idx) = self.principal_by_id.get(header.sender.as_str()) else {
+            let d = self.deny(
+                recipient,
+                rule_ids::SENDER_KNOWN,
+                format!("sender {} is not a principal of this policy", header.sender),
+            );
+            if let Some(t) = trace {
+                t.item.push(d.reasons[0].clone());
+            }
+            return d;
+        };
+        let sender = &self.principals[sender_idx as usize];
+
+        // Well formed: the item label and every portion label.
+        let item_label = &facts.manifest.label;
+        let item_ctx = match self.label_ctx(item_label) {
+            Ok(c) => c,
+            Err(e) => {
+                let d = self.deny(
+                    recipient,
+                    rule_ids::LABEL_WELL_FORMED,
+                    format!("the item label is not well formed: {e}"),
+                );
+                if let Some(t) = trace {
+                    t.item.push(d.reasons[0].clone());
+                }
+                return d;
+            }
+        };
+        if facts.portion_labels.is_empty() {
+            return self.deny(
+                recipient,
+                rule_ids::LABEL_WELL_FORMED,
+                "the item has no portions".into(),
+            );
+        }
+        let mut portions = Vec::with_capacity(facts.portion_labels.len());
+        for (i, l) in facts.portion_labels.iter().enumerate() {
+            match self.label_ctx(l) {
+                Ok(c) => portions.push(c),
+                Err(e) => {
+                    let d = self.deny(
+                        recipient,
+                        rule_ids::LABEL_WELL_FORMED,
+                        format!("the label of portion {i} is not well formed: {e}"),
+                    );
+                    if let Some(t) = trace {
+                        t.item.push(d.reasons[0].clone());
+                    }
+                    return d;
+                }
+            }
+        }
+        // Consistency: the item label dominates every portion.
+        for (i, (l, c)) in facts.portion_labels.iter().zip(&portions).enumerate() {
+            if let Some(why) = Self::dominance(item_label, &item_ctx, l, c) {
+                let d = self.deny(
+                    recipient,
+                    rule_ids::LABEL_CONSISTENCY,
+                    format!("the item label does not dominate portion {i}: {why}"),
+                );
+                if let Some(t) = trace {
+                    t.item.push(d.reasons[0].clone());
+                }
+                return d;
+            }
+        }
+
+        let cases = header
+            .cases
+            .iter()
+            .map(|c| self.case_by_id.get(c).copied())
+            .collect::<Option<Vec<u32>>>()
+            .map(|mut v| {
+                v.sort_unstable();
+                v
+            });
+        let ctx = ItemCtx {
+            sender: sender_idx,
+            purpose: self.purpose_by_name.get(&header.purpose).copied(),
+            priority: priority_bit(header.priority),
+            cases,
+        };
+        let candidates = &self.rules_by_recipient[rcp_idx as usize];
+
+        let mut released = Vec::new();
+        let mut rules: Vec<String> = Vec::new();
+        let mut reasons: Vec<String> = Vec::new();
+        for (i, (l, c)) in facts.portion_labels.iter().zip(&portions).enumerate() {
+            let i32 = i as u32;
+            let lvl = &l.level;
+            let (fails, consent) = self.mandatory(l, c, rcp, now);
+            let mut pex = trace.as_ref().map(|_| PortionExplanation {
+                index: i32,
+                level: lvl.clone(),
+                released: false,
+                checks: Vec::new(),
+                rules: Vec::new(),
+            });
+            if let Some(p) = pex.as_mut() {
+                self.trace_checks(p, l, c, rcp, fails, consent);
+            }
+            if fails != 0 {
+                for (flag, id, why) in [
+                    (F_CLEARANCE, rule_ids::CLEARANCE, "the recipient's clearance does not cover this level"),
+                    (F_ACCREDITATION, rule_ids::ACCREDITATION, "the recipient's station accreditation does not cover this level"),
+                    (F_CAVEATS, rule_ids::CAVEATS, "the recipient does not hold every caveat of this portion"),
+                    (F_REL_TO, rule_ids::REL_TO, "the recipient's agency is not in the portion's REL TO"),
+                    (
+                        F_THIRD_PARTY,
+                        rule_ids::THIRD_PARTY,
+                        "third-party material: no recorded, unexpired consent of the originator covers release to the recipient's agency at this level with this handling code",
+                    ),
+                ] {
+                    if fails & flag != 0 {
+                        push_unique(&mut rules, id);
+                        reasons.push(format!("portion {i} ({lvl}) withheld: {why}"));
+                    }
+                }
+            } else {
+                let mut denied_by: Option<u32> = None;
+                let mut granted: Vec<u32> = Vec::new();
+                for &ri in candidates {
+                    let rule = &self.rules[ri as usize];
+                    // Without a trace, the first matching deny settles it.
+                    if denied_by.is_some() && pex.is_none() {
+                        break;
+                    }
+                    let mm = self.rule_mismatch(rule, &ctx, c, sender, rcp);
+                    if let Some(p) = pex.as_mut() {
+                        if mm != Some(Mismatch::Sender) {
+                            p.rules.push(RuleTrace {
+                                rule: rule.id.clone(),
+                                effect: rule.effect,
+                                matched: mm.is_none(),
+                                why_not: mm.map(Mismatch::text),
+                            });
+                        }
+                    }
+                    if mm.is_none() {
+                        match rule.effect {
+                            // Any matching deny rule withholds the portion,
+                            // whatever grants say.
+                            RuleEffect::Deny => {
+                                if denied_by.is_none() {
+                                    denied_by = Some(ri);
+                                }
+                            }
+                            RuleEffect::Grant => granted.push(ri),
+                        }
+                    }
+                }
+                match (denied_by, granted.is_empty()) {
+                    // Deny wins.
+                    (Some(ri), _) => {
+                        let rule = &self.rules[ri as usize];
+                        push_unique(&mut rules, &rule.id);
+                        let what = rule.description.as_deref().unwrap_or("explicit deny rule");
+                        reasons.push(format!(
+                            "portion {i} ({lvl}) withheld by rule {}: {what}",
+                            rule.id
+                        ));
+                    }
+                    // No grant: deny by default.
+                    (None, true) => {
+                        push_unique(&mut rules, rule_ids::DEFAULT_DENY);
+                        reasons.push(format!(
+                            "portion {i} ({lvl}) withheld: no flow rule grants {} → {} for this item",
+                            header.sender, recipient
+                        ));
+                    }
+                    // Mandatory rules passed, no deny, at least one grant.
+                    (None, false) => {
+                        released.push(i32);
+                        let mut names = Vec::with_capacity(granted.len());
+                        for ri in granted {
+                            let id = &self.rules[ri as usize].id;
+                            push_unique(&mut rules, id);
+                            names.push(id.as_str());
+                        }
+                        reasons.push(format!(
+                            "portion {i} ({lvl}) released under {}",
+                            names.join(", ")
+                        ));
+                        if let Some(p) = pex.as_mut() {
+                            p.released = true;
+                        }
+                    }
+                }
+            }
+            if let (Some(t), Some(p)) = (trace.as_deref_mut(), pex) {
+                t.portions.push(p);
+            }
+        }
+        let effect = if released.is_empty() {
+            reasons.push("no portion of the item may be released to this recipient".into());
+            Effect::Deny
+        } else {
+            Effect::Allow
+        };
+        Decision {
+            recipient: recipient.clone(),
+            effect,
+            portions: released,
+            rules,
+            reasons,
+            policy_digest: self.digest_hex.clone(),
+        }
+    }
+
+    fn trace_checks(
+        &self,
+        p: &mut PortionExplanation,
+        l: &SecurityLabel,
+        c: &LabelCtx,
+        rcp: &Principal,
+        fails: u8,
+        consent: Option<u32>,
+    ) {
+        let lvl = self.level_name(c.rank);
+        p.checks.push(Check {
+            rule: rule_ids::CLEARANCE,
+            passed: fails & F_CLEARANCE == 0,
+            detail: format!(
+                "portion level {lvl}, recipient clearance {}",
+                self.level_name(rcp.clearance)
+            ),
+        });
+        p.checks.push(Check {
+            rule: rule_ids::ACCREDITATION,
+            passed: fails & F_ACCREDITATION == 0,
+            detail: format!(
+                "portion level {lvl}, recipient accreditation {}",
+                self.level_name(rcp.accreditation)
+            ),
+        });
+        let missing: Vec<&str> = l
+            .caveats
+            .iter()
+            .filter(|cv| !rcp.caveats.iter().any(|h| h == *cv))
+            .map(String::as_str)
+            .collect();
+        p.checks.push(Check {
+            rule: rule_ids::CAVEATS,
+            passed: fails & F_CAVEATS == 0,
+            detail: if missing.is_empty() {
+                "recipient holds every caveat of the portion".into()
+            } else {
+                format!("recipient lacks caveat(s) {}", missing.join(", "))
+            },
+        });
+        p.checks.push(Check {
+            rule: rule_ids::REL_TO,
+            passed: fails & F_REL_TO == 0,
+            detail: if l.rel_to.is_empty() {
+                "no REL TO on the portion".into()
+            } else {
+                let rel: Vec<&str> = l.rel_to.iter().map(|a| a.as_str()).collect();
+                format!("REL TO {}, recipient agency {}", rel.join(", "), rcp.agency)
+            },
+        });
+        let tp_detail = match (&l.originator.third_party, consent) {
+            (None, _) => "own material, no third-party consent needed".to_string(),
+            (Some(tp), _) if rcp.agency == l.originator.agency => {
+                format!(
+                    "third-party material from {tp} stays within {}, the agency that received it",
+                    rcp.agency
+                )
+            }
+            (Some(tp), Some(ci)) => format!(
+                "third-party material from {tp} released to {} under consent {}",
+                rcp.agency,
+                self.consents
+                    .get(ci as usize)
+                    .map(|k| k.id.as_str())
+                    .unwrap_or("?")
+            ),
+            (Some(tp), None) => {
+                let handling = l
+                    .handling
+                    .map(|h| format!("{h:?}"))
+                    .unwrap_or_else(|| "no handling code".into());
+                format!(
+                    "third-party material from {tp} ({lvl}, {handling}) leaves {}: no recorded, unexpired consent covers agency {}",
+                    l.originator.agency, rcp.agency
+                )
+            }
+        };
+        p.checks.push(Check {
+            rule: rule_ids::THIRD_PARTY,
+            passed: fails & F_THIRD_PARTY == 0,
+            detail: tp_detail,
+        });
+    }
+}
