@@ -161,6 +161,13 @@ impl<'a> Reporter<'a> {
             message: message.into(),
         });
     }
+    /// `file:line` of a span, for "first declared at" messages.
+    pub fn location(&self, file: usize, span: &Range<usize>) -> String {
+        match self.files.get(file) {
+            Some((n, t)) => format!("{n}:{}", line_of(t, span.start)),
+            None => "?".into(),
+        }
+    }
     pub fn parse_error(&mut self, file: usize, e: &toml::de::Error) {
         let span = e.span().unwrap_or(0..0);
         let message = e.message().trim().to_string();
@@ -624,6 +631,7 @@ impl Policy {
         principals.sort_by(|a, b| a.value.id.get_ref().cmp(b.value.id.get_ref()));
         let mut compiled_principals: Vec<Principal> = Vec::new();
         let mut principal_by_id: HashMap<String, u32> = HashMap::new();
+        let mut principal_first: HashMap<String, String> = HashMap::new();
         for p in &principals {
             let v = &p.value;
             let id = match PrincipalId::new(v.id.get_ref().clone()) {
@@ -633,10 +641,15 @@ impl Policy {
                     continue;
                 }
             };
-            if principal_by_id.contains_key(id.as_str()) {
-                r.at(p.file, v.id.span(), format!("duplicate principal {id}"));
+            if let Some(first) = principal_first.get(id.as_str()) {
+                r.at(
+                    p.file,
+                    v.id.span(),
+                    format!("duplicate principal {id} (first declared at {first})"),
+                );
                 continue;
             }
+            principal_first.insert(id.as_str().to_string(), r.location(p.file, &v.id.span()));
             let agency = id.agency();
             let Some(&agency_idx) = agency_by_name.get(agency.as_str()) else {
                 r.at(
@@ -856,7 +869,8 @@ impl Policy {
         // --- rules ---------------------------------------------------------
         let n = compiled_principals.len();
         let mut compiled_rules: Vec<(Rule, Vec<u64>)> = Vec::new();
-        let mut rule_ids = BTreeSet::new();
+        let mut rule_first: HashMap<String, String> = HashMap::new();
+        rules.sort_by_key(|l| (l.file, l.span.start));
         for l in &rules {
             let (effect, v) = (&l.value.0, &l.value.1);
             let f = l.file;
@@ -877,10 +891,15 @@ impl Policy {
                 );
                 continue;
             }
-            if !rule_ids.insert(id.clone()) {
-                r.at(f, v.id.span(), format!("duplicate rule id {id:?}"));
+            if let Some(first) = rule_first.get(id) {
+                r.at(
+                    f,
+                    v.id.span(),
+                    format!("duplicate rule id {id:?} (first declared at {first})"),
+                );
                 continue;
             }
+            rule_first.insert(id.clone(), r.location(f, &v.id.span()));
             let before = r.diags.len();
             let selector = |sel: &S<RawSelector>,
                             side: &str,
