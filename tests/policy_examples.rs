@@ -80,7 +80,10 @@ portions = [
     println!("{text}");
     assert_eq!(ex.decision.portions, vec![1]);
     assert!(text.contains("[FAIL] mandatory.third_party"), "{text}");
-    assert!(text.contains("consent.ma-dgst.police"), "{text}");
+    assert!(
+        text.contains("consent.ma-dgst.police: it stops at CONFIDENTIEL"),
+        "{text}"
+    );
     assert!(
         text.contains("grant rule vsse.to-police-desks matched"),
         "{text}"

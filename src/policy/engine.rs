@@ -599,7 +599,7 @@ impl Policy {
                 rules: Vec::new(),
             });
             if let Some(p) = pex.as_mut() {
-                self.trace_checks(p, l, c, rcp, fails, consent);
+                self.trace_checks(p, l, c, rcp, fails, consent, now);
             }
             if fails != 0 {
                 for (flag, id, why) in [
@@ -709,6 +709,54 @@ impl Policy {
         }
     }
 
+    /// Why each recorded consent of `tp` does not cover this release.
+    fn consents_considered(&self, tp: &str, c: &LabelCtx, rcp: &Principal, now: i64) -> String {
+        let Some(&ti) = self.third_party_by_id.get(tp) else {
+            return format!("{tp} is not a declared third party, so no consent of it is recorded");
+        };
+        let mut out = Vec::new();
+        for &ci in self
+            .consents_by_tp
+            .get(ti as usize)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
+            let Some(k) = self.consents.get(ci as usize) else {
+                continue;
+            };
+            let mut why = Vec::new();
+            if k.agency_idx != rcp.agency_idx {
+                why.push(format!("it is for {}", k.to_agency));
+            }
+            if c.rank > k.max_rank {
+                why.push(format!("it stops at {}", self.level_name(k.max_rank)));
+            }
+            if c.handling & k.handling_mask == 0 {
+                why.push(format!(
+                    "it requires handling code {}",
+                    k.handling.join(" or ")
+                ));
+            }
+            if now > k.until_unix {
+                let until = time::OffsetDateTime::from_unix_timestamp(k.until_unix)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_else(|| k.until_unix.to_string());
+                why.push(format!("it expired at {until}"));
+            }
+            out.push(format!("consent {}: {}", k.id, why.join(", ")));
+        }
+        if out.is_empty() {
+            format!("no consent of {tp} is recorded")
+        } else {
+            out.join("; ")
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn trace_checks(
         &self,
         p: &mut PortionExplanation,
@@ -717,6 +765,7 @@ impl Policy {
         rcp: &Principal,
         fails: u8,
         consent: Option<u32>,
+        now: i64,
     ) {
         let lvl = self.level_name(c.rank);
         p.checks.push(Check {
@@ -782,8 +831,10 @@ impl Policy {
                     .map(|h| format!("{h:?}"))
                     .unwrap_or_else(|| "no handling code".into());
                 format!(
-                    "third-party material from {tp} ({lvl}, {handling}) leaves {}: no recorded, unexpired consent covers agency {}",
-                    l.originator.agency, rcp.agency
+                    "third-party material from {tp} ({lvl}, {handling}) leaves {}: no recorded, unexpired consent covers agency {}; {}",
+                    l.originator.agency,
+                    rcp.agency,
+                    self.consents_considered(tp, c, rcp, now)
                 )
             }
         };
@@ -792,5 +843,183 @@ impl Policy {
             passed: fails & F_THIRD_PARTY == 0,
             detail: tp_detail,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::bytes::Bytes;
+    use crate::domain::item::{Header, Manifest, MANIFEST_VERSION};
+    use crate::domain::principal::Agency;
+
+    const POLICY: &str = r#"
+[scheme]
+name = "mini"
+[[level]]
+id = "low"
+rank = 0
+names = ["LOW"]
+[[level]]
+id = "high"
+rank = 1
+names = ["HIGH"]
+[[caveat]]
+id = "X"
+[[purpose]]
+id = "p"
+[[agency]]
+id = "a"
+ca = "a/ca.pem"
+trust_domain = "a.example"
+[[agency]]
+id = "b"
+ca = "b/ca.pem"
+trust_domain = "b.example"
+[[principal]]
+id = "a/s"
+kind = "desk"
+role = "sender"
+clearance = "HIGH"
+accreditation = "HIGH"
+caveats = ["X"]
+[[principal]]
+id = "b/r"
+kind = "station"
+role = "reader"
+clearance = "HIGH"
+accreditation = "LOW"
+[[grant]]
+id = "g"
+from = { agencies = ["a"] }
+to = { agencies = ["b"] }
+purposes = ["p"]
+[[deny]]
+id = "d"
+from = {}
+to = {}
+priorities = ["FLASH"]
+"#;
+
+    fn policy() -> Policy {
+        Policy::from_sources(&[("p.toml".into(), POLICY.into())]).unwrap()
+    }
+
+    fn manifest(label: SecurityLabel, priority: Priority, n: usize) -> Manifest {
+        Manifest {
+            version: MANIFEST_VERSION,
+            header: Header {
+                id: "i".into(),
+                sender: PrincipalId::new("a/s").unwrap(),
+                recipients: vec![PrincipalId::new("b/r").unwrap()],
+                created: 0,
+                priority,
+                purpose: "p".into(),
+                cases: vec![],
+                language: "fr".into(),
+                expires: None,
+            },
+            label,
+            portions: vec![Bytes(vec![]); n],
+        }
+    }
+
+    fn lbl(level: &str) -> SecurityLabel {
+        SecurityLabel::new(level, Agency::new("a").unwrap())
+    }
+
+    #[test]
+    fn grant_deny_default_and_ceiling() {
+        let p = policy();
+        let to = PrincipalId::new("b/r").unwrap();
+        let (high, low) = (lbl("HIGH"), lbl("LOW"));
+        let m = manifest(high.clone(), Priority::Routine, 2);
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&high, &low],
+        };
+        let d = p.decide(&facts, &to, 0);
+        assert_eq!(d.effect, Effect::Allow);
+        assert_eq!(d.portions, vec![1]);
+        assert_eq!(
+            d.rules,
+            vec![rule_ids::ACCREDITATION.to_string(), "g".to_string()]
+        );
+        // The sender-facing reasons never state the recipient's levels.
+        assert!(d
+            .reasons
+            .iter()
+            .all(|r| !r.contains("LOW") || r.starts_with("portion 1")));
+
+        // Deny wins over the grant.
+        let m = manifest(low.clone(), Priority::Flash, 1);
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&low],
+        };
+        let d = p.decide(&facts, &to, 0);
+        assert_eq!(
+            (d.effect, d.rules.clone()),
+            (Effect::Deny, vec!["d".to_string()])
+        );
+
+        // No grant back from b to a: deny by default.
+        let back = PrincipalId::new("a/s").unwrap();
+        let mut m = manifest(low.clone(), Priority::Routine, 1);
+        m.header.sender = to.clone();
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&low],
+        };
+        let d = p.decide(&facts, &back, 0);
+        assert_eq!(d.rules, vec![rule_ids::DEFAULT_DENY.to_string()]);
+        assert!(!d.allowed());
+    }
+
+    #[test]
+    fn no_portions_and_bad_labels_deny() {
+        let p = policy();
+        let to = PrincipalId::new("b/r").unwrap();
+        let low = lbl("LOW");
+        let m = manifest(low.clone(), Priority::Routine, 0);
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![],
+        };
+        assert_eq!(
+            p.decide(&facts, &to, 0).rules,
+            vec![rule_ids::LABEL_WELL_FORMED]
+        );
+        let mut odd = lbl("LOW");
+        odd.originator.agency = Agency::new("zz").unwrap();
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&odd],
+        };
+        let d = p.decide(&facts, &to, 0);
+        assert_eq!(d.rules, vec![rule_ids::LABEL_WELL_FORMED]);
+        assert!(
+            d.reasons[0].contains("originator agency zz"),
+            "{:?}",
+            d.reasons
+        );
+    }
+
+    #[test]
+    fn rel_to_narrower_on_portion_breaks_consistency() {
+        let p = policy();
+        let to = PrincipalId::new("b/r").unwrap();
+        let item = lbl("LOW");
+        let mut portion = lbl("LOW");
+        portion.rel_to.insert(Agency::new("b").unwrap());
+        let m = manifest(item, Priority::Routine, 1);
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&portion],
+        };
+        assert_eq!(
+            p.decide(&facts, &to, 0).rules,
+            vec![rule_ids::LABEL_CONSISTENCY]
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! from. A policy with any error is refused whole: there is no partially
 //! loaded policy. It never decides anything.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
@@ -15,6 +15,9 @@ use std::path::Path;
 use toml::value::{Datetime, Offset};
 
 use super::model::*;
+
+/// Every lookup table of the loader is one of the compiled policy's.
+type HashMap<K, V> = FastMap<K, V>;
 use super::source::*;
 use crate::domain::bytes::{sha256, to_cbor};
 use crate::domain::principal::{Agency, PrincipalId};
@@ -345,8 +348,8 @@ impl Policy {
         // --- levels --------------------------------------------------------
         levels.sort_by_key(|l| *l.value.rank.get_ref());
         let mut compiled_levels: Vec<Level> = Vec::new();
-        let mut level_by_name: HashMap<String, Rank> = HashMap::new();
-        let mut level_ids = HashMap::new();
+        let mut level_by_name: HashMap<String, Rank> = HashMap::default();
+        let mut level_ids = HashMap::default();
         if levels.is_empty() {
             r.at(0, 0..0, "no [[level]]: the scheme declares no levels");
         }
@@ -462,7 +465,7 @@ impl Policy {
         // --- caveats, purposes, handling, markings -------------------------
         let intern = |items: &[Located<RawNamed>], what: &str, r: &mut Reporter| {
             let mut names: Vec<String> = Vec::new();
-            let mut by_name = HashMap::new();
+            let mut by_name = HashMap::default();
             for c in items {
                 let id = c.value.id.get_ref();
                 if !valid_name(id, 64) || id.contains(char::is_whitespace) {
@@ -539,7 +542,7 @@ impl Policy {
         // --- cases ---------------------------------------------------------
         let mut case_names: Vec<String> = Vec::new();
         let mut case_purposes: Vec<String> = Vec::new();
-        let mut case_by_id: HashMap<String, u32> = HashMap::new();
+        let mut case_by_id: HashMap<String, u32> = HashMap::default();
         for c in &cases {
             let id = c.value.id.get_ref();
             if !valid_name(id, 64) || id.contains(char::is_whitespace) {
@@ -571,7 +574,7 @@ impl Policy {
 
         // --- agencies ------------------------------------------------------
         let mut bindings: Vec<AgencyBinding> = Vec::new();
-        let mut agency_by_name: HashMap<String, u16> = HashMap::new();
+        let mut agency_by_name: HashMap<String, u16> = HashMap::default();
         let mut cas = BTreeSet::new();
         let mut domains = BTreeSet::new();
         for a in &agencies {
@@ -630,8 +633,8 @@ impl Policy {
         // --- principals ----------------------------------------------------
         principals.sort_by(|a, b| a.value.id.get_ref().cmp(b.value.id.get_ref()));
         let mut compiled_principals: Vec<Principal> = Vec::new();
-        let mut principal_by_id: HashMap<String, u32> = HashMap::new();
-        let mut principal_first: HashMap<String, String> = HashMap::new();
+        let mut principal_by_id: HashMap<String, u32> = HashMap::default();
+        let mut principal_first: HashMap<String, (usize, Range<usize>)> = HashMap::default();
         for p in &principals {
             let v = &p.value;
             let id = match PrincipalId::new(v.id.get_ref().clone()) {
@@ -641,7 +644,8 @@ impl Policy {
                     continue;
                 }
             };
-            if let Some(first) = principal_first.get(id.as_str()) {
+            if let Some((ff, fs)) = principal_first.get(id.as_str()) {
+                let first = r.location(*ff, fs);
                 r.at(
                     p.file,
                     v.id.span(),
@@ -649,27 +653,27 @@ impl Policy {
                 );
                 continue;
             }
-            principal_first.insert(id.as_str().to_string(), r.location(p.file, &v.id.span()));
+            principal_first.insert(id.as_str().to_string(), (p.file, v.id.span()));
             let agency = id.agency();
-            let Some(&agency_idx) = agency_by_name.get(agency.as_str()) else {
+            let agency_idx = agency_by_name.get(agency.as_str()).copied();
+            if agency_idx.is_none() {
                 r.at(
                     p.file,
                     v.id.span(),
                     format!("principal {id} belongs to unknown agency {agency}"),
                 );
-                continue;
-            };
+            }
             let kind = match v.kind.get_ref().as_str() {
-                "station" => PrincipalKind::Station,
-                "desk" => PrincipalKind::Desk,
-                "person" => PrincipalKind::Person,
+                "station" => Some(PrincipalKind::Station),
+                "desk" => Some(PrincipalKind::Desk),
+                "person" => Some(PrincipalKind::Person),
                 other => {
                     r.at(
                         p.file,
                         v.kind.span(),
                         format!("kind {other:?} is not station, desk or person"),
                     );
-                    continue;
+                    None
                 }
             };
             if !valid_name(v.role.get_ref(), 64) {
@@ -709,7 +713,9 @@ impl Policy {
             }
             case_ids.sort_unstable();
             case_ids.dedup();
-            let (Some(clearance), Some(accreditation)) = (clearance, accreditation) else {
+            let (Some(clearance), Some(accreditation), Some(agency_idx), Some(kind)) =
+                (clearance, accreditation, agency_idx, kind)
+            else {
                 continue;
             };
             principal_by_id.insert(id.as_str().to_string(), compiled_principals.len() as u32);
@@ -736,7 +742,7 @@ impl Policy {
 
         // --- third parties and consents -----------------------------------
         let mut tps: Vec<ThirdParty> = Vec::new();
-        let mut tp_by_id: HashMap<String, u16> = HashMap::new();
+        let mut tp_by_id: HashMap<String, u16> = HashMap::default();
         for t in &third_parties {
             let id = t.value.id.get_ref();
             if !valid_name(id, 128) || id.contains(char::is_whitespace) {
@@ -869,7 +875,7 @@ impl Policy {
         // --- rules ---------------------------------------------------------
         let n = compiled_principals.len();
         let mut compiled_rules: Vec<(Rule, Vec<u64>)> = Vec::new();
-        let mut rule_first: HashMap<String, String> = HashMap::new();
+        let mut rule_first: HashMap<String, (usize, Range<usize>)> = HashMap::default();
         rules.sort_by_key(|l| (l.file, l.span.start));
         for l in &rules {
             let (effect, v) = (&l.value.0, &l.value.1);
@@ -891,7 +897,8 @@ impl Policy {
                 );
                 continue;
             }
-            if let Some(first) = rule_first.get(id) {
+            if let Some((ff, fs)) = rule_first.get(id) {
+                let first = r.location(*ff, fs);
                 r.at(
                     f,
                     v.id.span(),
@@ -899,7 +906,7 @@ impl Policy {
                 );
                 continue;
             }
-            rule_first.insert(id.clone(), r.location(f, &v.id.span()));
+            rule_first.insert(id.clone(), (f, v.id.span()));
             let before = r.diags.len();
             let selector = |sel: &S<RawSelector>,
                             side: &str,
@@ -1222,5 +1229,127 @@ impl Policy {
             rules: compiled_rules,
             rules_by_recipient,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINI: &str = r#"
+[scheme]
+name = "mini"
+
+[[level]]
+id = "low"
+rank = 0
+names = ["LOW"]
+
+[[level]]
+id = "high"
+rank = 1
+names = ["HIGH", "HOOG"]
+
+[[agency]]
+id = "a"
+ca = "a/ca.pem"
+trust_domain = "a.example"
+
+[[principal]]
+id = "a/x"
+kind = "desk"
+role = "r"
+clearance = "HIGH"
+accreditation = "low"
+"#;
+
+    fn files(extra: &str) -> Vec<(String, String)> {
+        vec![("mini.toml".into(), format!("{MINI}{extra}"))]
+    }
+
+    #[test]
+    fn lines_and_dates() {
+        assert_eq!(line_of("a\nb\nc", 0), 1);
+        assert_eq!(line_of("a\nb\nc", 2), 2);
+        assert_eq!(line_of("a\nb\nc", 99), 3);
+        let d: Datetime = "2027-12-31".parse().unwrap();
+        assert_eq!(datetime_to_unix(&d, true).unwrap(), 1_830_297_599);
+        assert_eq!(datetime_to_unix(&d, false).unwrap(), 1_830_211_200);
+        let d: Datetime = "2027-12-31T01:00:00+01:00".parse().unwrap();
+        assert_eq!(datetime_to_unix(&d, true).unwrap(), 1_830_211_200);
+        let t: Datetime = "12:00:00".parse().unwrap();
+        assert!(datetime_to_unix(&t, true).is_err());
+    }
+
+    #[test]
+    fn names_compare_in_any_case_and_spacing() {
+        let p = Policy::from_sources(&files("")).unwrap();
+        assert_eq!(p.rank_of("hoog"), Some(1));
+        assert_eq!(p.rank_of("  High "), Some(1));
+        assert_eq!(p.rank_of("HIGHER"), None);
+        let x = p.principal(&PrincipalId::new("a/x").unwrap()).unwrap();
+        assert_eq!(x.ceiling(), 0, "the lower of clearance and accreditation");
+    }
+
+    #[test]
+    fn digest_is_canonical() {
+        let a = Policy::from_sources(&files("")).unwrap();
+        // Comments, layout and the split into files do not change the digest.
+        let (head, tail) = MINI.split_at(MINI.find("[[agency]]").unwrap());
+        let split = vec![
+            ("one.toml".to_string(), format!("# scheme\n{head}")),
+            ("two.toml".to_string(), tail.replace(" = ", "=")),
+        ];
+        let b = Policy::from_sources(&split).unwrap();
+        assert_eq!(a.digest_hex(), b.digest_hex());
+        // A semantic change does.
+        let c = Policy::from_sources(&[(
+            "mini.toml".into(),
+            MINI.replace("clearance = \"HIGH\"", "clearance = \"LOW\""),
+        )])
+        .unwrap();
+        assert_ne!(a.digest_hex(), c.digest_hex());
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let err = Policy::from_sources(&files(
+            r#"
+[[principal]]
+id = "b/y"
+kind = "robot"
+role = "r"
+clearance = "MEDIUM"
+accreditation = "LOW"
+
+[[grant]]
+id = "mandatory.sneaky"
+from = {}
+to = {}
+"#,
+        ))
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("mini.toml:28: principal b/y belongs to unknown agency b"),
+            "{text}"
+        );
+        assert!(text.contains("mini.toml:29: kind \"robot\""), "{text}");
+        assert!(
+            text.contains("mini.toml:31: clearance \"MEDIUM\" is not a level"),
+            "{text}"
+        );
+        assert!(text.contains("reserved prefix"), "{text}");
+    }
+
+    #[test]
+    fn a_marking_is_not_a_level() {
+        let err = Policy::from_sources(&files("[[marking]]\nid = \"dr\"\nnames = [\"Hoog\"]\n"))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("a marking is not a classification"),
+            "{err}"
+        );
     }
 }

@@ -7,10 +7,58 @@
 //! decides anything itself (that is [`super::engine`]).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::Serialize;
 
 use crate::domain::principal::{Agency, PrincipalId};
+
+/// A fast, deterministic hasher (FxHash) for the compiled policy's lookup
+/// tables. The tables are built from the policy alone and never grow at
+/// decision time: a sender can only look keys up, so a weak hash gives it no
+/// way to degrade them, and lookups stay cheap on the hot path.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct FxHasher(u64);
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            self.add(u64::from_le_bytes(b));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The map type of the compiled policy's lookup tables.
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// Index of a level in the scheme: higher is more sensitive.
 pub(crate) type Rank = u8;
@@ -267,19 +315,19 @@ pub struct Policy {
     pub(crate) digest: [u8; 32],
     pub(crate) digest_hex: String,
     pub(crate) levels: Vec<Level>,
-    pub(crate) level_by_name: HashMap<String, Rank>,
+    pub(crate) level_by_name: FastMap<String, Rank>,
     pub(crate) caveats: Vec<String>,
-    pub(crate) caveat_by_name: HashMap<String, u8>,
+    pub(crate) caveat_by_name: FastMap<String, u8>,
     pub(crate) purposes: Vec<String>,
-    pub(crate) purpose_by_name: HashMap<String, u8>,
+    pub(crate) purpose_by_name: FastMap<String, u8>,
     pub(crate) cases: Vec<String>,
-    pub(crate) case_by_id: HashMap<String, u32>,
+    pub(crate) case_by_id: FastMap<String, u32>,
     pub(crate) agencies: Vec<AgencyBinding>,
-    pub(crate) agency_by_name: HashMap<String, u16>,
+    pub(crate) agency_by_name: FastMap<String, u16>,
     pub(crate) principals: Vec<Principal>,
-    pub(crate) principal_by_id: HashMap<String, u32>,
+    pub(crate) principal_by_id: FastMap<String, u32>,
     pub(crate) third_parties: Vec<ThirdParty>,
-    pub(crate) third_party_by_id: HashMap<String, u16>,
+    pub(crate) third_party_by_id: FastMap<String, u16>,
     pub(crate) consents: Vec<Consent>,
     /// Consent indices per third party.
     pub(crate) consents_by_tp: Vec<Vec<u32>>,
