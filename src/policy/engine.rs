@@ -584,9 +584,10 @@ impl Policy {
         };
         let candidates = &self.rules_by_recipient[rcp_idx as usize];
 
-        let mut released = Vec::new();
-        let mut rules: Vec<String> = Vec::new();
-        let mut reasons: Vec<String> = Vec::new();
+        let n = facts.portion_labels.len();
+        let mut released = Vec::with_capacity(n);
+        let mut rules: Vec<String> = Vec::with_capacity(n + 1);
+        let mut reasons: Vec<String> = Vec::with_capacity(n + 1);
         for (i, (l, c)) in facts.portion_labels.iter().zip(&portions).enumerate() {
             let i32 = i as u32;
             let lvl = &l.level;
@@ -673,16 +674,16 @@ impl Policy {
                     // Mandatory rules passed, no deny, at least one grant.
                     (None, false) => {
                         released.push(i32);
-                        let mut names = Vec::with_capacity(granted.len());
-                        for ri in granted {
+                        let mut reason = format!("portion {i} ({lvl}) released under ");
+                        for (k, ri) in granted.into_iter().enumerate() {
                             let id = &self.rules[ri as usize].id;
                             push_unique(&mut rules, id);
-                            names.push(id.as_str());
+                            if k > 0 {
+                                reason.push_str(", ");
+                            }
+                            reason.push_str(id);
                         }
-                        reasons.push(format!(
-                            "portion {i} ({lvl}) released under {}",
-                            names.join(", ")
-                        ));
+                        reasons.push(reason);
                         if let Some(p) = pex.as_mut() {
                             p.released = true;
                         }
