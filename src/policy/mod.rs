@@ -12,7 +12,7 @@
 //!
 //! # Brief overview
 //!
-//! - [`source`] (private): the shape of the files, with spans for messages.
+//! - `source` (private): the shape of the files, with spans for messages.
 //! - [`load`]: parse and validate a whole directory into a [`Policy`];
 //!   every problem is a [`Diagnostic`] with file and line.
 //! - [`model`]: the compiled policy (interned ids, rules indexed by

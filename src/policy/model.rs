@@ -66,7 +66,7 @@ pub(crate) type Rank = u8;
 /// A small set of interned names (caveats, purposes), as a bit mask.
 pub(crate) type Mask = u128;
 
-/// The most caveats or purposes a policy may declare (bits in a [`Mask`]).
+/// The most caveats or purposes a policy may declare (bits in a mask).
 pub const MAX_INTERNED: usize = 128;
 
 /// A classification level of the scheme.
