@@ -130,3 +130,33 @@ fn agency_bindings_name_ca_and_trust_domain() {
         Some("tres-secret")
     );
 }
+
+#[test]
+fn spiffe_ids_map_to_principals_of_the_bound_agency_only() {
+    let p = example_policy();
+    let rabat = p
+        .principal_for_spiffe("spiffe://police.example/lo/rabat")
+        .expect("known");
+    assert_eq!(rabat.id().as_str(), "police/lo/rabat");
+    // A VSSE trust domain cannot name a police principal.
+    assert!(p
+        .principal_for_spiffe("spiffe://vsse.example/lo/rabat")
+        .is_none());
+    assert!(p
+        .principal_for_spiffe("spiffe://police.example/lo/paris")
+        .is_none());
+    assert!(p
+        .principal_for_spiffe("spiffe://police.example/../vsse/desk/ci")
+        .is_none());
+    assert!(p
+        .principal_for_spiffe("https://police.example/lo/rabat")
+        .is_none());
+    assert!(p.rule("vsse.internal").is_some());
+    assert!(p.rule("nope").is_none());
+}
+
+#[test]
+fn the_policy_can_be_shared_across_threads() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<policy::Policy>();
+}

@@ -273,6 +273,10 @@ impl Policy {
             portions: Vec::new(),
         };
         let d = self.evaluate(facts, recipient, now_unix_secs, Some(&mut ex));
+        if ex.item.is_empty() && ex.portions.is_empty() {
+            // Refused before any portion was looked at: say why at item level.
+            ex.item = d.reasons.clone();
+        }
         ex.decision = d;
         ex
     }

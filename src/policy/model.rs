@@ -376,6 +376,26 @@ impl Policy {
             .iter()
             .find(|a| a.trust_domain == trust_domain)
     }
+    /// The principal a SPIFFE id (`spiffe://police.example/lo/rabat`, the URI
+    /// SAN of a client certificate) stands for: the trust domain names the
+    /// agency, the path the principal inside it. `None` when the trust domain
+    /// is not bound to an agency or the principal is unknown. The caller must
+    /// still check that the certificate chains to *that* agency's CA
+    /// ([`AgencyBinding::ca`]).
+    pub fn principal_for_spiffe(&self, uri: &str) -> Option<&Principal> {
+        let rest = uri.strip_prefix("spiffe://")?;
+        let (td, path) = rest.split_once('/')?;
+        let binding = self.agency_for_trust_domain(td)?;
+        let id = PrincipalId::in_agency(&binding.agency, path).ok()?;
+        self.principal(&id)
+    }
+    /// A flow rule by id.
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules
+            .binary_search_by(|r| r.id.as_str().cmp(id))
+            .ok()
+            .and_then(|i| self.rules.get(i))
+    }
     /// The levels of the scheme, lowest first.
     pub fn levels(&self) -> &[Level] {
         &self.levels
