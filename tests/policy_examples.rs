@@ -153,6 +153,11 @@ fn spiffe_ids_map_to_principals_of_the_bound_agency_only() {
         .is_none());
     assert!(p.rule("vsse.internal").is_some());
     assert!(p.rule("nope").is_none());
+    let expired: Vec<&str> = p
+        .expired_consents(1_795_000_000)
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(expired, vec!["consent.tr-mit.police"]);
 }
 
 #[test]

@@ -428,6 +428,13 @@ impl Policy {
     pub fn cases(&self) -> &[String] {
         &self.cases
     }
+    /// Consents that have expired at `now` (Unix seconds, UTC), for
+    /// `policy check` to warn about: they no longer release anything.
+    pub fn expired_consents(&self, now_unix_secs: i64) -> impl Iterator<Item = &Consent> {
+        self.consents
+            .iter()
+            .filter(move |c| c.until_unix < now_unix_secs)
+    }
     /// The declared third-party originators.
     pub fn third_parties(&self) -> &[ThirdParty] {
         &self.third_parties
