@@ -66,6 +66,9 @@ const F_CAVEATS: u8 = 4;
 const F_REL_TO: u8 = 8;
 const F_THIRD_PARTY: u8 = 16;
 const NO_HANDLING: u8 = 1 << 4;
+/// Granting rules named in one portion's reason; the decision's rule list
+/// names them all.
+const MAX_RULES_IN_REASON: usize = 3;
 
 /// What the engine needs of the item header, resolved once per decision.
 struct ItemCtx {
@@ -221,12 +224,6 @@ fn priority_bit(p: Priority) -> u8 {
         Priority::Flash => 1,
         Priority::Urgent => 2,
         Priority::Routine => 4,
-    }
-}
-
-fn push_unique(v: &mut Vec<String>, s: &str) {
-    if !v.iter().any(|x| x == s) {
-        v.push(s.to_string());
     }
 }
 
@@ -408,18 +405,20 @@ impl Policy {
         (fails, consent)
     }
 
-    fn rule_mismatch(
+    /// Checks a rule's item-level predicates: sender, purpose, priority,
+    /// cases. They hold or fail for the whole item.
+    fn item_mismatch(
         &self,
         rule: &Rule,
+        ri: u32,
         item: &ItemCtx,
-        c: &LabelCtx,
         sender: &Principal,
         rcp: &Principal,
     ) -> Option<Mismatch> {
-        let k = &rule.c;
-        if !bit(&k.senders, item.sender) {
+        if !bit(self.sender_row(item.sender), ri) {
             return Some(Mismatch::Sender);
         }
+        let k = &rule.c;
         if let Some(m) = k.purposes {
             if !matches!(item.purpose, Some(p) if m & (1 << p) != 0) {
                 return Some(Mismatch::Purpose);
@@ -428,27 +427,6 @@ impl Policy {
         if let Some(m) = k.priorities {
             if m & item.priority == 0 {
                 return Some(Mismatch::Priority);
-            }
-        }
-        if let Some(m) = k.handling {
-            if m & c.handling == 0 {
-                return Some(Mismatch::Handling);
-            }
-        }
-        if k.min_rank.is_some_and(|lo| c.rank < lo) {
-            return Some(Mismatch::BelowMin);
-        }
-        if k.max_rank.is_some_and(|hi| c.rank > hi) {
-            return Some(Mismatch::AboveMax);
-        }
-        if let Some(m) = k.caveats_any {
-            if m & c.caveats == 0 {
-                return Some(Mismatch::Caveats);
-            }
-        }
-        if let Some(tp) = rule.third_party {
-            if tp != c.third_party.is_some() {
-                return Some(Mismatch::ThirdParty);
             }
         }
         if let Some(a) = rule.case_assignment {
@@ -468,6 +446,34 @@ impl Policy {
                 .is_some_and(|ic| ic.iter().any(|x| cases.binary_search(x).is_ok()));
             if !hit {
                 return Some(Mismatch::Cases);
+            }
+        }
+        None
+    }
+
+    /// Checks a rule's portion-level predicates: handling, level range,
+    /// caveats, origin.
+    fn label_mismatch(rule: &Rule, c: &LabelCtx) -> Option<Mismatch> {
+        let k = &rule.c;
+        if let Some(m) = k.handling {
+            if m & c.handling == 0 {
+                return Some(Mismatch::Handling);
+            }
+        }
+        if k.min_rank.is_some_and(|lo| c.rank < lo) {
+            return Some(Mismatch::BelowMin);
+        }
+        if k.max_rank.is_some_and(|hi| c.rank > hi) {
+            return Some(Mismatch::AboveMax);
+        }
+        if let Some(m) = k.caveats_any {
+            if m & c.caveats == 0 {
+                return Some(Mismatch::Caveats);
+            }
+        }
+        if let Some(tp) = rule.third_party {
+            if tp != c.third_party.is_some() {
+                return Some(Mismatch::ThirdParty);
             }
         }
         None
@@ -587,11 +593,48 @@ impl Policy {
             cases,
         };
         let candidates = &self.rules_by_recipient[rcp_idx as usize];
+        // Item-level predicates (sender, purpose, priority, cases) hold or
+        // fail for the whole item: without a trace, test them once and keep
+        // only the rules left, so each portion checks its own predicates only.
+        let item_matches: Vec<u32> = if trace.is_none() {
+            candidates
+                .iter()
+                .copied()
+                .filter(|&ri| {
+                    self.item_mismatch(&self.rules[ri as usize], ri, &ctx, sender, rcp)
+                        .is_none()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
 
         let n = facts.portion_labels.len();
         let mut released = Vec::with_capacity(n);
         let mut rules: Vec<String> = Vec::with_capacity(n + 1);
         let mut reasons: Vec<String> = Vec::with_capacity(n + 1);
+        // Which rule ids are already named: built-in ones by bit, flow rules
+        // in a bit set over rule indices (allocated on first use).
+        let mut named_builtin: u16 = 0;
+        let mut named_rules: Vec<u64> = Vec::new();
+        let mut name_rule = |rules: &mut Vec<String>, ri: u32| {
+            if named_rules.is_empty() {
+                named_rules = vec![0; self.rule_words];
+            }
+            let (w, b) = ((ri / 64) as usize, 1u64 << (ri % 64));
+            if let Some(word) = named_rules.get_mut(w) {
+                if *word & b == 0 {
+                    *word |= b;
+                    rules.push(self.rules[ri as usize].id.clone());
+                }
+            }
+        };
+        let mut name_builtin = |rules: &mut Vec<String>, bit: u16, id: &str| {
+            if named_builtin & bit == 0 {
+                named_builtin |= bit;
+                rules.push(id.to_string());
+            }
+        };
         for (i, (l, c)) in facts.portion_labels.iter().zip(&portions).enumerate() {
             let i32 = i as u32;
             let lvl = &l.level;
@@ -619,21 +662,21 @@ impl Policy {
                     ),
                 ] {
                     if fails & flag != 0 {
-                        push_unique(&mut rules, id);
+                        name_builtin(&mut rules, u16::from(flag), id);
                         reasons.push(format!("portion {i} ({lvl}) withheld: {why}"));
                     }
                 }
             } else {
                 let mut denied_by: Option<u32> = None;
                 let mut granted: Vec<u32> = Vec::new();
-                for &ri in candidates {
-                    let rule = &self.rules[ri as usize];
-                    // Without a trace, the first matching deny settles it.
-                    if denied_by.is_some() && pex.is_none() {
-                        break;
-                    }
-                    let mm = self.rule_mismatch(rule, &ctx, c, sender, rcp);
-                    if let Some(p) = pex.as_mut() {
+                if let Some(p) = pex.as_mut() {
+                    // With a trace: every rule that selects this recipient,
+                    // and why each did or did not match.
+                    for &ri in candidates {
+                        let rule = &self.rules[ri as usize];
+                        let mm = self
+                            .item_mismatch(rule, ri, &ctx, sender, rcp)
+                            .or_else(|| Self::label_mismatch(rule, c));
                         if mm != Some(Mismatch::Sender) {
                             p.rules.push(RuleTrace {
                                 rule: rule.id.clone(),
@@ -642,25 +685,36 @@ impl Policy {
                                 why_not: mm.map(Mismatch::text),
                             });
                         }
-                    }
-                    if mm.is_none() {
-                        match rule.effect {
-                            // Any matching deny rule withholds the portion,
-                            // whatever grants say.
-                            RuleEffect::Deny => {
-                                if denied_by.is_none() {
-                                    denied_by = Some(ri);
+                        if mm.is_none() {
+                            match rule.effect {
+                                RuleEffect::Deny => {
+                                    denied_by = denied_by.or(Some(ri));
                                 }
+                                RuleEffect::Grant => granted.push(ri),
                             }
-                            RuleEffect::Grant => granted.push(ri),
+                        }
+                    }
+                } else {
+                    for &ri in &item_matches {
+                        let rule = &self.rules[ri as usize];
+                        if Self::label_mismatch(rule, c).is_none() {
+                            match rule.effect {
+                                // Deny rules come first: the first match settles it.
+                                RuleEffect::Deny => {
+                                    denied_by = Some(ri);
+                                    break;
+                                }
+                                RuleEffect::Grant => granted.push(ri),
+                            }
                         }
                     }
                 }
                 match (denied_by, granted.is_empty()) {
-                    // Deny wins.
+                    // Any matching deny rule withholds the portion, whatever
+                    // grants say.
                     (Some(ri), _) => {
                         let rule = &self.rules[ri as usize];
-                        push_unique(&mut rules, &rule.id);
+                        name_rule(&mut rules, ri);
                         let what = rule.description.as_deref().unwrap_or("explicit deny rule");
                         reasons.push(format!(
                             "portion {i} ({lvl}) withheld by rule {}: {what}",
@@ -669,7 +723,7 @@ impl Policy {
                     }
                     // No grant: deny by default.
                     (None, true) => {
-                        push_unique(&mut rules, rule_ids::DEFAULT_DENY);
+                        name_builtin(&mut rules, 1 << 8, rule_ids::DEFAULT_DENY);
                         reasons.push(format!(
                             "portion {i} ({lvl}) withheld: no flow rule grants {} → {} for this item",
                             header.sender, recipient
@@ -679,13 +733,18 @@ impl Policy {
                     (None, false) => {
                         released.push(i32);
                         let mut reason = format!("portion {i} ({lvl}) released under ");
-                        for (k, ri) in granted.into_iter().enumerate() {
-                            let id = &self.rules[ri as usize].id;
-                            push_unique(&mut rules, id);
-                            if k > 0 {
-                                reason.push_str(", ");
+                        let shown = granted.len().min(MAX_RULES_IN_REASON);
+                        for (k, &ri) in granted.iter().enumerate() {
+                            name_rule(&mut rules, ri);
+                            if k < shown {
+                                if k > 0 {
+                                    reason.push_str(", ");
+                                }
+                                reason.push_str(&self.rules[ri as usize].id);
                             }
-                            reason.push_str(id);
+                        }
+                        if granted.len() > shown {
+                            reason.push_str(&format!(" and {} more", granted.len() - shown));
                         }
                         reasons.push(reason);
                         if let Some(p) = pex.as_mut() {

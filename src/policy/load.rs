@@ -874,7 +874,7 @@ impl Policy {
 
         // --- rules ---------------------------------------------------------
         let n = compiled_principals.len();
-        let mut compiled_rules: Vec<(Rule, Vec<u64>)> = Vec::new();
+        let mut compiled_rules: Vec<(Rule, Vec<u64>, Vec<u64>)> = Vec::new();
         let mut rule_first: HashMap<String, (usize, Range<usize>)> = HashMap::default();
         rules.sort_by_key(|l| (l.file, l.span.start));
         for l in &rules {
@@ -989,10 +989,7 @@ impl Policy {
                     );
                 }
             };
-            let mut c = CompiledRule {
-                senders,
-                ..CompiledRule::default()
-            };
+            let mut c = CompiledRule::default();
             if let Some(ps) = &v.purposes {
                 nonempty(ps, "purposes", &mut r);
                 let mut m: Mask = 0;
@@ -1157,6 +1154,7 @@ impl Policy {
                     c,
                 },
                 recipients,
+                senders,
             ));
         }
 
@@ -1165,9 +1163,18 @@ impl Policy {
         }
 
         compiled_rules.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        let rule_words = compiled_rules.len().div_ceil(64);
+        let mut rules_by_sender = vec![0u64; n * rule_words];
+        for (ri, (_, _, senders)) in compiled_rules.iter().enumerate() {
+            for pi in 0..n {
+                if bit(senders, pi as u32) {
+                    rules_by_sender[pi * rule_words + ri / 64] |= 1 << (ri % 64);
+                }
+            }
+        }
         let mut rules_by_recipient: Vec<Vec<u32>> = vec![Vec::new(); n];
         for effect in [RuleEffect::Deny, RuleEffect::Grant] {
-            for (ri, (rule, recips)) in compiled_rules.iter().enumerate() {
+            for (ri, (rule, recips, _)) in compiled_rules.iter().enumerate() {
                 if rule.effect != effect {
                     continue;
                 }
@@ -1178,7 +1185,7 @@ impl Policy {
                 }
             }
         }
-        let compiled_rules: Vec<Rule> = compiled_rules.into_iter().map(|(r, _)| r).collect();
+        let compiled_rules: Vec<Rule> = compiled_rules.into_iter().map(|(r, _, _)| r).collect();
 
         let mut sorted_caveats: Vec<&String> = caveat_names.iter().collect();
         sorted_caveats.sort();
@@ -1228,6 +1235,8 @@ impl Policy {
             consents_by_tp,
             rules: compiled_rules,
             rules_by_recipient,
+            rule_words,
+            rules_by_sender,
         })
     }
 }

@@ -292,8 +292,6 @@ pub struct Rule {
 /// The parts of a rule the engine evaluates, interned.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct CompiledRule {
-    /// Bit set over principal indices: who may be the sender.
-    pub senders: Vec<u64>,
     pub purposes: Option<Mask>,
     /// Bits: 0 FLASH, 1 URGENT, 2 ROUTINE.
     pub priorities: Option<u8>,
@@ -334,6 +332,12 @@ pub struct Policy {
     pub(crate) rules: Vec<Rule>,
     /// Rule indices per recipient principal, deny rules first.
     pub(crate) rules_by_recipient: Vec<Vec<u32>>,
+    /// Words per row of [`Policy::rules_by_sender`].
+    pub(crate) rule_words: usize,
+    /// One bit set over rules per sender principal (row-major): which rules
+    /// select it as sender. A decision reads only its sender's row, which
+    /// stays in cache however many rules it walks.
+    pub(crate) rules_by_sender: Vec<u64>,
 }
 
 impl Policy {
@@ -446,6 +450,14 @@ impl Policy {
             return Some(r);
         }
         self.level_by_name.get(&normalize_level(name)).copied()
+    }
+
+    /// The row of rules that select `sender` as sender.
+    pub(crate) fn sender_row(&self, sender: u32) -> &[u64] {
+        let start = sender as usize * self.rule_words;
+        self.rules_by_sender
+            .get(start..start + self.rule_words)
+            .unwrap_or(&[])
     }
 
     pub(crate) fn level_name(&self, rank: Rank) -> &str {
