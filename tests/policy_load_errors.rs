@@ -377,3 +377,38 @@ fn missing_directory_is_an_io_error() {
     let err = policy::load_dir(&d.path().join("absent")).expect_err("refused");
     assert!(matches!(err, PolicyError::Io { .. }));
 }
+
+#[test]
+fn a_revoked_clearance_changes_the_decision_and_the_digest() {
+    let d = copy_example();
+    let item = r#"
+sender = "vsse/analysis/ct"
+recipient = "police/djo/ct"
+cases = ["CT-2026-014"]
+label = { level = "SECRET", originator = "vsse" }
+"#;
+    let spec = policy::ItemSpec::from_toml("item.toml", item).expect("item parses");
+    let to = spec.recipient.clone().expect("recipient");
+    let before = policy::load_dir(d.path()).expect("loads");
+    assert!(before.decide(&spec.facts(), &to, 1_795_000_000).allowed());
+
+    // The DJO desk's clearance is withdrawn to CONFIDENTIEL.
+    let text = std::fs::read_to_string(d.path().join("principals.toml")).unwrap();
+    let djo = text.find("id = \"police/djo/ct\"").unwrap();
+    let (head, tail) = text.split_at(djo);
+    let tail = tail.replacen("clearance = \"SECRET\"", "clearance = \"CONFIDENTIEL\"", 1);
+    std::fs::write(d.path().join("principals.toml"), format!("{head}{tail}")).unwrap();
+    let after = policy::load_dir(d.path()).expect("loads");
+    let decision = after.decide(&spec.facts(), &to, 1_795_000_000);
+    assert!(!decision.allowed());
+    assert_eq!(decision.rules, vec!["mandatory.clearance"]);
+    assert_ne!(before.digest_hex(), after.digest_hex());
+
+    // A broken edit is refused; the caller keeps the policy it has.
+    append(
+        d.path(),
+        "principals.toml",
+        "\n[[principal]]\nid = \"police/x\"\n",
+    );
+    assert!(policy::load_dir(d.path()).is_err());
+}
