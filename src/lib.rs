@@ -24,5 +24,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
+pub mod audit;
+pub mod auditor;
+pub mod client;
+pub mod config;
+pub mod demo;
 pub mod domain;
+pub mod gateway;
+pub mod keys;
+pub mod pki;
 pub mod policy;
+pub mod server;
+pub mod spec;
+pub mod store;
+pub mod tls;

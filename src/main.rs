@@ -1,1 +1,463 @@
-fn main() {}
+//! The `passerelle` command: the gateway, the example PKI, the station
+//! commands and the demo. Arguments are checked here, then handed to the
+//! library; errors get context for the person at the terminal.
+#![forbid(unsafe_code)]
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use passerelle::client::Station;
+use passerelle::config::{ClientConfig, GatewayConfig};
+use passerelle::domain::item::Priority;
+use passerelle::domain::principal::PrincipalId;
+use passerelle::gateway::unix_now;
+use passerelle::spec::{ItemSpec, LabelSpec, PortionSpec};
+use passerelle::{demo, pki, server};
+
+/// passerelle: a mutual-TLS exchange gateway for classified items between
+/// the Federal Police and VSSE.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scripted exchange over real mTLS in a temporary directory and
+    /// print what happened. Exits 0 only if every step behaved as expected.
+    Demo {
+        /// Keep the demo's files in this (new or empty) directory instead of
+        /// a temporary one.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+    /// Run the gateway.
+    Serve {
+        /// The gateway configuration, e.g. certs-example/gateway.toml.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Example PKI (for examples and tests only).
+    #[command(subcommand)]
+    Pki(PkiCommand),
+    /// Make the gateway's Ed25519 signing key (mode 0600) and print its
+    /// public key, raw and as a C2SP signed-note verifier key for auditors.
+    Keygen {
+        /// Where to write the key (PKCS#8 PEM); must not exist.
+        #[arg(long)]
+        out: PathBuf,
+        /// The audit log's origin, which names the key in checkpoints.
+        #[arg(long, default_value = pki::AUDIT_ORIGIN)]
+        origin: String,
+    },
+    /// Auditor tools for the tamper-evident log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Sign and send an item (station).
+    Send(SendArgs),
+    /// List deliverable items (station).
+    Inbox {
+        #[command(flatten)]
+        station: StationArgs,
+        /// Wait up to this many seconds for an item to arrive.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// Fetch an item, check its signatures, and show it (station).
+    Fetch {
+        #[command(flatten)]
+        station: StationArgs,
+        /// The item reference, as listed by `inbox`.
+        item_ref: String,
+        /// Acknowledge the item once it is shown.
+        #[arg(long)]
+        ack: bool,
+    },
+    /// Acknowledge an item (station).
+    Ack {
+        #[command(flatten)]
+        station: StationArgs,
+        /// The item reference.
+        item_ref: String,
+    },
+    /// Show the receipt of one of your items (station).
+    Receipt {
+        #[command(flatten)]
+        station: StationArgs,
+        /// The item reference, as in the receipt `send` printed.
+        item_ref: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Export the audit log, up to its latest signed checkpoint (signing a
+    /// fresh one first if the log grew), into DIR in the C2SP tlog-tiles
+    /// layout.
+    Export {
+        /// Directory to write into; must not exist or be empty.
+        dir: PathBuf,
+        /// The gateway configuration (for the store and the signing key).
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Write an example PKI (one CA per agency, gateway and station
+    /// certificates) and ready configs into DIR.
+    Init {
+        /// Directory to write into; must not exist or be empty.
+        dir: PathBuf,
+        /// Address the example gateway config listens on.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: String,
+    },
+}
+
+#[derive(Args)]
+struct StationArgs {
+    /// The station's client configuration, e.g.
+    /// certs-example/stations/police-lo-rabat/client.toml.
+    #[arg(long)]
+    config: PathBuf,
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SendArgs {
+    #[command(flatten)]
+    station: StationArgs,
+    /// An item file (TOML; see the README). Other item options are ignored.
+    #[arg(long, conflicts_with_all = ["to", "text"])]
+    item: Option<PathBuf>,
+    /// Recipient principal; repeat for several.
+    #[arg(long, required_unless_present = "item")]
+    to: Vec<PrincipalId>,
+    /// The text of the single portion.
+    #[arg(long, required_unless_present = "item")]
+    text: Option<String>,
+    /// Classification level of the item and its portion.
+    #[arg(long, default_value = "RESTREINT")]
+    level: String,
+    /// Purpose of the exchange.
+    #[arg(long, default_value = "terrorism")]
+    purpose: String,
+    /// Case reference; repeat for several.
+    #[arg(long)]
+    case: Vec<String>,
+    /// FLASH, URGENT or ROUTINE.
+    #[arg(long, default_value = "ROUTINE")]
+    priority: Priority,
+    /// Item id (default: derived from the sender and the time).
+    #[arg(long)]
+    id: Option<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // The demo prints its own table; the gateway's log would only interleave.
+    let default_filter = if matches!(cli.command, Command::Demo { .. }) {
+        "error"
+    } else {
+        "passerelle=info,warn"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<std::process::ExitCode> {
+    match command {
+        Command::Demo { keep } => run_demo(keep).await,
+        Command::Serve { config } => serve(&config)
+            .await
+            .map(|_| std::process::ExitCode::SUCCESS),
+        Command::Pki(PkiCommand::Init { dir, listen }) => {
+            ensure_empty(&dir)?;
+            let example = pki::generate()?;
+            pki::write_example(&dir, &example, &listen)?;
+            println!("example PKI and configs written to {}", dir.display());
+            println!(
+                "run the gateway: passerelle serve --config {}",
+                dir.join("gateway.toml").display()
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Send(args) => send(args).await,
+        Command::Keygen { out, origin } => {
+            let key = passerelle::keys::GatewayKey::generate(&out, &origin)?;
+            let raw = match key.public_key() {
+                passerelle::domain::cose::PublicKey::Ed25519(k) => k,
+                passerelle::domain::cose::PublicKey::Es256(k) => k,
+            };
+            println!("key written to {} (mode 0600)", out.display());
+            println!("public key (Ed25519, hex): {}", hex::encode(&raw));
+            println!("verifier key (C2SP signed note): {}", key.verifier_key());
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Audit(AuditCommand::Export { dir, config }) => {
+            ensure_empty(&dir)?;
+            let c = GatewayConfig::load(&config)?;
+            let store = passerelle::store::sqlite::SqliteStore::open(&c.store)
+                .with_context(|| format!("opening the store {}", c.store.display()))?;
+            let key = passerelle::keys::GatewayKey::load(&c.audit.key, &c.audit.origin)?;
+            passerelle::gateway::sign_checkpoint(&store, &key.note, unix_now())?;
+            let summary = passerelle::auditor::export(&store, &dir)?;
+            println!(
+                "exported {} entries, {} checkpoints, {} hash tiles, {} entry bundles to {}",
+                summary.size,
+                summary.checkpoints,
+                summary.hash_tiles,
+                summary.bundles,
+                dir.display()
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Inbox { station, wait } => {
+            let s = open_station(&station.config)?;
+            let items = s.inbox(Duration::from_secs(wait)).await?;
+            if station.json {
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else if items.is_empty() {
+                println!("no items");
+            } else {
+                println!("{:<32}  {:<8}  {:<24}  id", "reference", "priority", "from");
+                for e in items {
+                    println!(
+                        "{:<32}  {:<8}  {:<24}  {}",
+                        e.item_ref,
+                        format!("{:?}", e.priority).to_uppercase(),
+                        e.sender,
+                        e.item_id
+                    );
+                }
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Fetch {
+            station,
+            item_ref,
+            ack,
+        } => {
+            let s = open_station(&station.config)?;
+            let item = s.fetch(&item_ref).await?;
+            let delivery = s.open(&item).context("refusing to show the item")?;
+            let manifest = &delivery.manifest;
+            if station.json {
+                let shown = serde_json::json!({
+                    "item_ref": item_ref,
+                    "header": manifest.header,
+                    "label": manifest.label,
+                    "portions": item.portions.iter().map(|p| serde_json::json!({
+                        "index": p.index,
+                        "label": p.portion.label,
+                        "content_type": p.portion.content_type,
+                        "text": String::from_utf8_lossy(&p.portion.body.0),
+                    })).collect::<Vec<_>>(),
+                    "verified": true,
+                    "attestation": delivery.attestation,
+                });
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+            } else {
+                let h = &manifest.header;
+                println!("item {} from {} (signature verified)", h.id, h.sender);
+                println!(
+                    "  priority {:?}, purpose {}, cases {}",
+                    h.priority,
+                    h.purpose,
+                    if h.cases.is_empty() {
+                        "-".to_string()
+                    } else {
+                        h.cases.join(", ")
+                    }
+                );
+                println!("  label {}", manifest.label.level);
+                println!(
+                    "  released to you: portions {:?} under policy {} (gateway attestation verified, audit entry {})",
+                    delivery.attestation.portions,
+                    &delivery.attestation.policy_digest[..12.min(delivery.attestation.policy_digest.len())],
+                    delivery.attestation.audit_index
+                );
+                for p in &item.portions {
+                    println!("  [{}] ({})", p.index, p.portion.label.level);
+                    println!("    {}", String::from_utf8_lossy(&p.portion.body.0));
+                }
+            }
+            if ack {
+                s.ack(&item_ref).await?;
+                if !station.json {
+                    println!("acknowledged");
+                }
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Ack { station, item_ref } => {
+            let s = open_station(&station.config)?;
+            let a = s.ack(&item_ref).await?;
+            if station.json {
+                println!("{}", serde_json::to_string_pretty(&a)?);
+            } else {
+                println!("{} {}", a.item_ref, a.status);
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Receipt { station, item_ref } => {
+            let s = open_station(&station.config)?;
+            let r = s.receipt(&item_ref).await?;
+            print_receipt(&r, station.json)?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn ensure_empty(dir: &Path) -> Result<()> {
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        bail!("{} is not empty; choose a new directory", dir.display());
+    }
+    Ok(())
+}
+
+fn open_station(config: &Path) -> Result<Station> {
+    let c = ClientConfig::load(config)?;
+    Station::new(c)
+        .with_context(|| format!("loading the station files named in {}", config.display()))
+}
+
+fn print_receipt(signed: &passerelle::domain::receipt::SignedReceipt, json: bool) -> Result<()> {
+    if json {
+        // The whole signed receipt: keep it, and an auditor can check it
+        // later with `passerelle audit check-receipt`.
+        println!("{}", serde_json::to_string_pretty(signed)?);
+        return Ok(());
+    }
+    let r = &signed.receipt;
+    println!("item {} accepted as {}", r.item_id, r.item_ref);
+    println!("  digest {}", r.digest);
+    println!(
+        "  audit entry {} (receipt signed by the gateway, verified)",
+        r.audit_index
+    );
+    if let Some(p) = &signed.inclusion {
+        println!(
+            "  included in the signed checkpoint of size {} (proof verified)",
+            p.size
+        );
+    }
+    for o in &r.outcomes {
+        println!("  {:<24} {:?}", o.recipient.as_str(), o.outcome);
+        for reason in &o.reasons {
+            println!("    {reason}");
+        }
+    }
+    Ok(())
+}
+
+async fn send(args: SendArgs) -> Result<std::process::ExitCode> {
+    let s = open_station(&args.station.config)?;
+    let spec = match &args.item {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            ItemSpec::parse(&text)
+                .with_context(|| format!("{} is not a valid item file", path.display()))?
+        }
+        None => {
+            let label = LabelSpec {
+                level: args.level.clone(),
+                caveats: Default::default(),
+                rel_to: Default::default(),
+                handling: None,
+                diffusion_restreinte: false,
+                originator: None,
+                third_party: None,
+                evaluation: None,
+                review_date: None,
+            };
+            ItemSpec {
+                id: args.id.clone(),
+                to: args.to.clone(),
+                purpose: args.purpose.clone(),
+                cases: args.case.clone(),
+                priority: args.priority,
+                language: "fr".into(),
+                expires_in_hours: None,
+                label: label.clone(),
+                portions: vec![PortionSpec {
+                    label,
+                    text: args.text.clone().unwrap_or_default(),
+                }],
+            }
+        }
+    };
+    let item = spec.sign(s.signing_key(), &s.config().principal, unix_now());
+    let receipt = s.submit(&item).await?;
+    print_receipt(&receipt, args.station.json)?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn serve(config: &Path) -> Result<()> {
+    let c = GatewayConfig::load(config)?;
+    let running = server::start(&c).await.context("starting the gateway")?;
+    eprintln!(
+        "passerelle gateway listening on {} (Ctrl-C to stop)",
+        running.addr
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("stopping: letting requests in progress finish");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn run_demo(keep: Option<PathBuf>) -> Result<std::process::ExitCode> {
+    let temp;
+    let dir = match keep {
+        Some(d) => {
+            ensure_empty(&d)?;
+            d
+        }
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    println!("passerelle demo: a liaison station abroad and VSSE exchange over mutual TLS\n");
+    let report = demo::run(&dir).await?;
+    println!("{}", report.table());
+    if report.all_ok() {
+        println!("\nevery step behaved as expected");
+        Ok(std::process::ExitCode::SUCCESS)
+    } else {
+        println!("\nSOME STEPS DID NOT BEHAVE AS EXPECTED");
+        Ok(std::process::ExitCode::FAILURE)
+    }
+}

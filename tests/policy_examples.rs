@@ -161,7 +161,15 @@ fn spiffe_ids_map_to_principals_of_the_bound_agency_only() {
 }
 
 #[test]
-fn the_policy_can_be_shared_across_threads() {
-    fn shared<T: Send + Sync + 'static>() {}
-    shared::<policy::Policy>();
+fn the_policy_is_the_gateways_decider() {
+    use passerelle::domain::decision::Decider;
+    use std::sync::Arc;
+    let p = example_policy();
+    let digest = p.digest_hex().to_string();
+    let decider: Arc<dyn Decider> = Arc::new(p);
+    assert_eq!(decider.digest(), digest);
+    let rabat = passerelle::domain::principal::PrincipalId::new("police/lo/rabat").unwrap();
+    let nairobi = passerelle::domain::principal::PrincipalId::new("police/lo/nairobi").unwrap();
+    assert!(decider.knows(&rabat));
+    assert!(!decider.knows(&nairobi));
 }

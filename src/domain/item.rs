@@ -145,6 +145,8 @@ pub struct DeliveredItem {
     pub sender_certificate: Bytes,
     /// The released portions.
     pub portions: Vec<DeliveredPortion>,
+    /// The gateway's COSE_Sign1 attestation of this delivery.
+    pub attestation: Bytes,
 }
 
 /// Why an item was refused. Every variant is the sender's fault.
@@ -302,7 +304,7 @@ impl DeliveredItem {
     /// What a recipient checks before showing an item: the sender's signature
     /// with `sender_key`, and that each delivered portion is the one signed
     /// at its index.
-    pub fn verify(&self, sender_key: &PublicKey) -> Result<Manifest, ItemError> {
+    pub fn verify(&self, sender_key: &PublicKey) -> Result<(Manifest, [u8; 32]), ItemError> {
         let payload = sender_key.verify1(&self.envelope.0)?;
         let manifest = decode_manifest(&payload)?;
         for p in &self.portions {
@@ -312,7 +314,7 @@ impl DeliveredItem {
                 _ => return Err(ItemError::PortionMismatch(i)),
             }
         }
-        Ok(manifest)
+        Ok((manifest, sha256(&payload)))
     }
 }
 
@@ -368,9 +370,11 @@ pub(crate) mod tests {
                 index: 1,
                 portion: item.portions[1].clone(),
             }],
+            attestation: Bytes::default(),
         };
-        let m = delivered.verify(&k.public_key()).unwrap();
+        let (m, digest) = delivered.verify(&k.public_key()).unwrap();
         assert_eq!(m.header.id, "rabat-2026-0001");
+        assert_eq!(digest, item.digest);
     }
 
     #[test]
@@ -393,6 +397,7 @@ pub(crate) mod tests {
                 index: 1,
                 portion: moved,
             }],
+            attestation: Bytes::default(),
         };
         assert!(matches!(
             delivered.verify(&k.public_key()),

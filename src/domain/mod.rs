@@ -6,9 +6,11 @@
 //! about what an item *is* testable on its own and identical on the gateway,
 //! in the station CLI and in an auditor's offline tools.
 
+pub mod attestation;
 pub mod bytes;
 pub mod cose;
 pub mod decision;
 pub mod item;
 pub mod label;
 pub mod principal;
+pub mod receipt;

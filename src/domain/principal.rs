@@ -54,7 +54,7 @@ impl From<Agency> for String {
 }
 impl fmt::Display for Agency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -98,6 +98,12 @@ impl TryFrom<String> for PrincipalId {
         PrincipalId::new(s)
     }
 }
+impl std::str::FromStr for PrincipalId {
+    type Err = InvalidPrincipal;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PrincipalId::new(s)
+    }
+}
 impl From<PrincipalId> for String {
     fn from(p: PrincipalId) -> String {
         p.0
@@ -105,7 +111,7 @@ impl From<PrincipalId> for String {
 }
 impl fmt::Display for PrincipalId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 

@@ -18,7 +18,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::model::*;
-use crate::domain::decision::{Decision, Effect, ItemFacts};
+use crate::domain::decision::{Decider, Decision, Effect, ItemFacts};
 use crate::domain::item::Priority;
 use crate::domain::label::{HandlingCode, SecurityLabel};
 use crate::domain::principal::PrincipalId;
@@ -216,6 +216,20 @@ impl fmt::Display for Explanation {
             writeln!(f, "reason: {r}")?;
         }
         write!(f, "policy digest: {}", d.policy_digest)
+    }
+}
+
+/// The gateway holds the policy as an `Arc<dyn Decider>` and swaps it whole
+/// on reload.
+impl Decider for Policy {
+    fn digest(&self) -> String {
+        self.digest_hex.clone()
+    }
+    fn knows(&self, principal: &PrincipalId) -> bool {
+        self.principal(principal).is_some()
+    }
+    fn decide(&self, item: &ItemFacts<'_>, recipient: &PrincipalId, now: i64) -> Decision {
+        Policy::decide(self, item, recipient, now)
     }
 }
 

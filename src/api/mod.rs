@@ -1,0 +1,343 @@
+//! The HTTP API, versioned under `/v1`.
+//!
+//! Bodies are CBOR (`application/cbor`); a caller that sends
+//! `Accept: application/json` gets JSON, and may submit JSON, so a person
+//! with curl can read everything. Every handler receives the
+//! [`VerifiedPeer`] of its connection as an extension set by the server
+//! after the handshake; no handler can run without one. Errors are RFC 9457
+//! problem details ([`problem`]). This module maps HTTP to [`Gateway`] calls
+//! and back; it holds no exchange logic of its own.
+//!
+//! | method and path | what |
+//! | --- | --- |
+//! | `POST /v1/items` | submit a signed item; `201` with a receipt, `200` with the original receipt on an identical resubmit |
+//! | `GET /v1/inbox?wait=S&limit=N` | the caller's deliverable items, long-polling up to `S` seconds |
+//! | `GET /v1/items/{ref}` | the item as released to the caller; leases it |
+//! | `POST /v1/items/{ref}/ack` | confirms delivery |
+//! | `GET /v1/receipts/{ref}` | the receipt of one of the caller's own items |
+//! | `GET /v1/audit/checkpoint` | the latest signed checkpoint (a C2SP signed note, `text/plain`), issued now if the log grew |
+//! | `GET /v1/audit/inclusion?index=I&size=S` | inclusion proof of entry `I` in the tree of size `S`, with the entry and the latest checkpoint; auditors, or principals the entry concerns |
+//! | `GET /v1/audit/consistency?old=A&new=B` | consistency proof between two sizes |
+//! | `GET /healthz` | liveness, and who the gateway thinks you are |
+
+pub mod problem;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use http_body_util::BodyExt;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::domain::item::SignedItem;
+use crate::gateway::{Gateway, GatewayError, Submitted};
+use crate::store::{AckOutcome, InboxEntry};
+use crate::tls::VerifiedPeer;
+use problem::Problem;
+
+/// CBOR media type.
+pub const CBOR: &str = "application/cbor";
+/// JSON media type.
+pub const JSON: &str = "application/json";
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The exchange.
+    pub gateway: Arc<Gateway>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Flips to `true` when the gateway shuts down, ending long polls.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// The API's router. The server adds the caller's [`VerifiedPeer`] as an
+/// extension on each connection.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/items", post(submit))
+        .route("/v1/inbox", get(inbox))
+        .route("/v1/items/{item_ref}", get(fetch))
+        .route("/v1/items/{item_ref}/ack", post(ack))
+        .route("/v1/receipts/{item_ref}", get(receipt))
+        .route("/v1/audit/checkpoint", get(checkpoint))
+        .route("/v1/audit/inclusion", get(inclusion))
+        .route("/v1/audit/consistency", get(consistency))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// A router that refuses every request of a connection whose certificate
+/// verified but whose identity was not accepted.
+pub fn refusal_router(problem: Problem) -> Router {
+    Router::new().fallback(move || {
+        let p = problem.clone();
+        async move { p }
+    })
+}
+
+async fn not_found() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "no-such-resource",
+        "No such resource",
+        "see the API table in the README",
+    )
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(JSON) || v.contains("+json"))
+}
+
+/// Encodes `value` as the caller asked: JSON or CBOR.
+fn reply<T: Serialize>(headers: &HeaderMap, status: StatusCode, value: &T) -> Response {
+    if wants_json(headers) {
+        match serde_json::to_vec_pretty(value) {
+            Ok(body) => (status, [(header::CONTENT_TYPE, JSON)], body).into_response(),
+            Err(e) => Problem::from(GatewayError::Internal(e.to_string())).into_response(),
+        }
+    } else {
+        let body = crate::domain::bytes::to_cbor(value);
+        (status, [(header::CONTENT_TYPE, CBOR)], body).into_response()
+    }
+}
+
+/// Reads a bounded body and decodes it by its content type.
+async fn read_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<T, Problem> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(CBOR);
+    let is_json = content_type.starts_with(JSON);
+    if !is_json && !content_type.starts_with(CBOR) {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported body type",
+            format!("send {CBOR} or {JSON}, not {content_type}"),
+        ));
+    }
+    let bytes = http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "The body is too large",
+                format!("bodies are limited to {limit} bytes"),
+            )
+        })?;
+    let bytes = bytes.to_bytes();
+    let decoded = if is_json {
+        serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+    } else {
+        crate::domain::bytes::from_cbor(&bytes).map_err(|e| e.to_string())
+    };
+    decoded.map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-body",
+            "The body is not a valid item",
+            e,
+        )
+    })
+}
+
+#[derive(Serialize)]
+struct Health<'a> {
+    status: &'a str,
+    principal: &'a str,
+    agency: &'a str,
+}
+
+async fn healthz(Extension(peer): Extension<VerifiedPeer>, headers: HeaderMap) -> Response {
+    let health = Health {
+        status: "ok",
+        principal: peer.principal.as_str(),
+        agency: peer.agency.as_str(),
+    };
+    reply(&headers, StatusCode::OK, &health)
+}
+
+async fn submit(
+    State(state): State<ApiState>,
+    Extension(peer): Extension<VerifiedPeer>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let outcome = match read_body::<SignedItem>(&headers, body, state.max_body_bytes).await {
+        Ok(item) => state
+            .gateway
+            .submit(&peer, item)
+            .await
+            .map_err(Problem::from),
+        Err(p) => Err(p),
+    };
+    match outcome {
+        Ok(Submitted::Accepted(r)) => Ok(reply(&headers, StatusCode::CREATED, &r)),
+        Ok(Submitted::AlreadyAccepted(r)) => Ok(reply(&headers, StatusCode::OK, &r)),
+        Err(problem) => {
+            // Every refused submission is on the audit log, with the caller
+            // and the reason it was given; a store failure is not a refusal.
+            if problem.status < 500 {
+                state
+                    .gateway
+                    .record_refused_submission(&peer.principal, problem.slug(), &problem.detail)
+                    .await;
+            }
+            Err(problem)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct InboxQuery {
+    #[serde(default)]
+    wait: u64,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// What `GET /v1/inbox` returns.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Inbox {
+    /// Deliverable items, FLASH first.
+    pub items: Vec<InboxEntry>,
+}
+
+async fn inbox(
+    State(state): State<ApiState>,
+    Extension(peer): Extension<VerifiedPeer>,
+    Query(q): Query<InboxQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let mut shutdown = state.shutdown.clone();
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let items = state
+        .gateway
+        .inbox(&peer, Duration::from_secs(q.wait), limit, &mut shutdown)
+        .await?;
+    Ok(reply(&headers, StatusCode::OK, &Inbox { items }))
+}
+
+async fn fetch(
+    State(state): State<ApiState>,
+    Extension(peer): Extension<VerifiedPeer>,
+    Path(item_ref): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let item = state.gateway.fetch(&peer, &item_ref).await?;
+    Ok(reply(&headers, StatusCode::OK, &item))
+}
+
+/// What `POST /v1/items/{ref}/ack` returns.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Acknowledged {
+    /// The item.
+    pub item_ref: String,
+    /// `acked`, or `already-acked` when this repeats an earlier ack.
+    pub status: String,
+}
+
+async fn ack(
+    State(state): State<ApiState>,
+    Extension(peer): Extension<VerifiedPeer>,
+    Path(item_ref): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let status = match state.gateway.ack(&peer, &item_ref).await? {
+        AckOutcome::AlreadyAcked => "already-acked",
+        _ => "acked",
+    };
+    Ok(reply(
+        &headers,
+        StatusCode::OK,
+        &Acknowledged {
+            item_ref,
+            status: status.into(),
+        },
+    ))
+}
+
+async fn receipt(
+    State(state): State<ApiState>,
+    Extension(peer): Extension<VerifiedPeer>,
+    Path(item_ref): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let r = state.gateway.receipt(&peer, &item_ref).await?;
+    Ok(reply(&headers, StatusCode::OK, &r))
+}
+
+async fn checkpoint(State(state): State<ApiState>) -> Result<Response, Problem> {
+    let note = state.gateway.checkpoint().await?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        note,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct InclusionQuery {
+    index: u64,
+    size: u64,
+}
+
+async fn inclusion(
+    State(state): State<ApiState>,
+    Extension(peer): Extension<VerifiedPeer>,
+    Query(q): Query<InclusionQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let proof = state.gateway.inclusion(&peer, q.index, q.size).await?;
+    Ok(reply(&headers, StatusCode::OK, &proof))
+}
+
+#[derive(Deserialize)]
+struct ConsistencyQuery {
+    old: u64,
+    new: u64,
+}
+
+/// What `GET /v1/audit/consistency` returns.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConsistencyProof {
+    /// Older tree size.
+    pub old: u64,
+    /// Newer tree size.
+    pub new: u64,
+    /// The proof's hashes (RFC 9162 §2.1.4).
+    pub hashes: Vec<crate::domain::bytes::Bytes>,
+}
+
+async fn consistency(
+    State(state): State<ApiState>,
+    Query(q): Query<ConsistencyQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let hashes = state.gateway.consistency(q.old, q.new).await?;
+    Ok(reply(
+        &headers,
+        StatusCode::OK,
+        &ConsistencyProof {
+            old: q.old,
+            new: q.new,
+            hashes,
+        },
+    ))
+}

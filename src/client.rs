@@ -1,0 +1,336 @@
+//! The station side: a small HTTP client over mutual TLS.
+//!
+//! Stations abroad sit on poor links, so [`Station::submit`] retries after
+//! network failures with growing pauses: resubmitting the same signed item
+//! is idempotent at the gateway, so a retry can never duplicate an item,
+//! and the station keeps the signed bytes until it holds a receipt.
+//! [`Station::open`] checks what a recipient must check before showing an
+//! item: that the sender's certificate was issued by the CA of the sender's
+//! own agency for that principal, and that the sender's signature covers
+//! every delivered portion. This module never decides and never stores.
+
+use bytes::Bytes as HttpBytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{ACCEPT, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::api::problem::Problem;
+use crate::api::{Acknowledged, Inbox, CBOR};
+use crate::audit::receipts::{check_attestation, check_receipt};
+use crate::audit::signed_note::VerifierKey;
+use crate::config::ClientConfig;
+use crate::domain::attestation::Attestation;
+use crate::domain::bytes::{from_cbor, to_cbor};
+use crate::domain::cose::SigningKey;
+use crate::domain::item::{DeliveredItem, ItemError, Manifest, SignedItem};
+use crate::domain::receipt::SignedReceipt;
+use crate::store::InboxEntry;
+use crate::tls::{self, Identities, TlsError};
+
+/// Why a station request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The station's files are missing or invalid.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The station's key cannot sign items.
+    #[error("the station key cannot sign items: {0}")]
+    Key(String),
+    /// The gateway could not be reached or the connection broke.
+    #[error("network: {0}")]
+    Network(String),
+    /// The gateway refused the request.
+    #[error("{} ({}): {}", .0.title, .0.slug(), .0.detail)]
+    Refused(Problem),
+    /// The gateway answered something this client does not understand.
+    #[error("unexpected answer from the gateway: {0}")]
+    Protocol(String),
+    /// A delivered item did not verify; it must not be shown.
+    #[error("the item does not verify and is not shown: {0}")]
+    Unverified(String),
+}
+
+impl ClientError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Network(_) => true,
+            ClientError::Refused(p) => p.status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// A raw answer from the gateway.
+#[derive(Debug)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Content type.
+    pub content_type: String,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+/// A delivered item that passed [`Station::open`].
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The sender's signed manifest.
+    pub manifest: Manifest,
+    /// What the gateway attested for this delivery.
+    pub attestation: Attestation,
+}
+
+/// A station connected to the gateway by its `client.toml`.
+pub struct Station {
+    config: ClientConfig,
+    gateway_key: VerifierKey,
+    tls: Arc<rustls::ClientConfig>,
+    key: SigningKey,
+    identities: Identities,
+    /// Longest single request, beyond a long-poll's own wait.
+    pub timeout: Duration,
+}
+
+impl Station {
+    /// Loads the station's certificate, key and CAs.
+    pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
+        let tls = tls::client_config(&config.cert, &config.key, &config.ca)?;
+        let key_der = tls::load_key(&config.key)?;
+        let key = SigningKey::from_pkcs8(key_der.secret_der())
+            .map_err(|e| ClientError::Key(e.to_string()))?;
+        let identities = Identities::new(&config.agencies)?;
+        let gateway_key: VerifierKey = config
+            .gateway_key
+            .parse()
+            .map_err(|e| ClientError::Key(format!("gateway_key: {e}")))?;
+        Ok(Station {
+            config,
+            gateway_key,
+            tls,
+            key,
+            identities,
+            timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// The station's config.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The station's signing key (the key of its certificate).
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// Sends one request on a fresh connection.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        extra_wait: Duration,
+    ) -> Result<Answer, ClientError> {
+        let net = |e: &dyn std::fmt::Display| ClientError::Network(e.to_string());
+        let work = async {
+            let tcp = TcpStream::connect(&self.config.gateway)
+                .await
+                .map_err(|e| net(&e))?;
+            let _ = tcp.set_nodelay(true);
+            let name = ServerName::try_from(self.config.server_name.clone())
+                .map_err(|e| ClientError::Protocol(format!("bad server_name: {e}")))?;
+            let tls = TlsConnector::from(self.tls.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| net(&e))?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(|e| net(&e))?;
+            let conn = tokio::spawn(conn);
+            let mut req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(HOST, self.config.server_name.as_str())
+                .header(ACCEPT, CBOR);
+            if body.is_some() {
+                req = req.header(CONTENT_TYPE, CBOR);
+            }
+            let req = req
+                .body(Full::new(HttpBytes::from(body.unwrap_or_default())))
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let resp = sender.send_request(req).await.map_err(|e| net(&e))?;
+            let status = resp.status();
+            let content_type = resp
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| net(&e))?
+                .to_bytes()
+                .to_vec();
+            conn.abort();
+            Ok(Answer {
+                status,
+                content_type,
+                body,
+            })
+        };
+        tokio::time::timeout(self.timeout + extra_wait, work)
+            .await
+            .map_err(|_| ClientError::Network("the gateway did not answer in time".into()))?
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        extra_wait: Duration,
+    ) -> Result<(StatusCode, T), ClientError> {
+        let answer = self.request(method, path, body, extra_wait).await?;
+        if !answer.status.is_success() {
+            let problem: Problem = serde_json::from_slice(&answer.body).map_err(|_| {
+                ClientError::Protocol(format!(
+                    "status {} without a problem document",
+                    answer.status
+                ))
+            })?;
+            return Err(ClientError::Refused(problem));
+        }
+        let value = from_cbor(&answer.body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok((answer.status, value))
+    }
+
+    /// The gateway's verifier key, from `client.toml`.
+    pub fn gateway_key(&self) -> &VerifierKey {
+        &self.gateway_key
+    }
+
+    /// Checks a receipt's signature (and proof, when present).
+    pub fn check_receipt(&self, signed: SignedReceipt) -> Result<SignedReceipt, ClientError> {
+        check_receipt(&signed, &self.gateway_key)
+            .map_err(|e| ClientError::Unverified(format!("receipt: {e}")))?;
+        Ok(signed)
+    }
+
+    /// Submits a signed item, retrying after network failures, and checks
+    /// the gateway's signature on the receipt.
+    pub async fn submit(&self, item: &SignedItem) -> Result<SignedReceipt, ClientError> {
+        let body = to_cbor(item);
+        let mut pause = Duration::from_millis(200);
+        let mut attempt = 0;
+        loop {
+            let answer = self
+                .call::<SignedReceipt>(
+                    Method::POST,
+                    "/v1/items",
+                    Some(body.clone()),
+                    Duration::ZERO,
+                )
+                .await;
+            match answer {
+                Ok((_, receipt)) => return self.check_receipt(receipt),
+                Err(e) if e.is_transient() && attempt < self.config.retries => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "submit failed; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Lists deliverable items, waiting up to `wait` for one.
+    pub async fn inbox(&self, wait: Duration) -> Result<Vec<InboxEntry>, ClientError> {
+        let path = format!("/v1/inbox?wait={}&limit=1000", wait.as_secs());
+        let (_, inbox): (_, Inbox) = self.call(Method::GET, &path, None, wait).await?;
+        Ok(inbox.items)
+    }
+
+    /// Fetches an item as released to this station (not yet verified).
+    pub async fn fetch(&self, item_ref: &str) -> Result<DeliveredItem, ClientError> {
+        Ok(self
+            .call(
+                Method::GET,
+                &format!("/v1/items/{item_ref}"),
+                None,
+                Duration::ZERO,
+            )
+            .await?
+            .1)
+    }
+
+    /// Acknowledges an item.
+    pub async fn ack(&self, item_ref: &str) -> Result<Acknowledged, ClientError> {
+        Ok(self
+            .call(
+                Method::POST,
+                &format!("/v1/items/{item_ref}/ack"),
+                None,
+                Duration::ZERO,
+            )
+            .await?
+            .1)
+    }
+
+    /// The receipt of one of this station's items, checked, with an
+    /// inclusion proof once a checkpoint covers it.
+    pub async fn receipt(&self, item_ref: &str) -> Result<SignedReceipt, ClientError> {
+        let path = format!("/v1/receipts/{item_ref}");
+        let signed = self.call(Method::GET, &path, None, Duration::ZERO).await?.1;
+        self.check_receipt(signed)
+    }
+
+    /// Checks a delivered item before it is shown: the sender's certificate
+    /// must come from the CA of the sender's agency and name the sender, the
+    /// sender's signature must cover each delivered portion, and the
+    /// gateway's attestation must be for this item, this station and exactly
+    /// these portions.
+    pub fn open(&self, item: &DeliveredItem) -> Result<Delivery, ClientError> {
+        let signer = self
+            .identities
+            .identify(&[item.sender_certificate.0.clone().into()])
+            .map_err(|e| ClientError::Unverified(format!("sender certificate: {e}")))?;
+        let (manifest, digest) = item
+            .verify(&signer.public_key)
+            .map_err(|e: ItemError| ClientError::Unverified(e.to_string()))?;
+        if manifest.header.sender != signer.principal {
+            return Err(ClientError::Unverified(format!(
+                "the item claims sender {} but was signed by {}",
+                manifest.header.sender, signer.principal
+            )));
+        }
+        let attestation = check_attestation(&item.attestation, &self.gateway_key)
+            .map_err(|e| ClientError::Unverified(format!("gateway attestation: {e}")))?;
+        let delivered: Vec<u32> = item.portions.iter().map(|p| p.index).collect();
+        if attestation.item_digest != hex::encode(digest)
+            || attestation.recipient != self.config.principal
+            || attestation.sender != manifest.header.sender
+            || attestation.portions != delivered
+        {
+            return Err(ClientError::Unverified(
+                "the gateway's attestation is for another item, recipient or set of portions"
+                    .into(),
+            ));
+        }
+        Ok(Delivery {
+            manifest,
+            attestation,
+        })
+    }
+}

@@ -1,0 +1,263 @@
+//! Operator files: the gateway's `gateway.toml` and a station's `client.toml`.
+//!
+//! Paths inside a config file are relative to the file's own directory, so a
+//! directory such as `certs-example/` can be moved as a whole. This module
+//! reads and checks the files; it never opens sockets or the store.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::domain::principal::{Agency, PrincipalId};
+
+/// Why a config file could not be used. The operator's fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+    /// A value is out of bounds or inconsistent.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn default_max_body() -> usize {
+    4 * 1024 * 1024
+}
+fn default_lease() -> u64 {
+    60
+}
+fn default_max_connections() -> usize {
+    512
+}
+fn default_max_wait() -> u64 {
+    60
+}
+
+/// One trusted CA and the agency it is bound to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgencyConfig {
+    /// Agency name, the first segment of its principals' ids.
+    pub name: Agency,
+    /// PEM file of the agency's CA certificate.
+    pub ca: PathBuf,
+    /// SPIFFE trust domain of the agency's certificates, e.g. `police.example`.
+    pub trust_domain: String,
+    /// Optional PEM file of CRLs issued by this CA.
+    #[serde(default)]
+    pub crl: Option<PathBuf>,
+}
+
+/// TLS files of the gateway itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// PEM certificate chain of the gateway.
+    pub cert: PathBuf,
+    /// PEM PKCS#8 private key of the gateway.
+    pub key: PathBuf,
+}
+
+fn default_origin() -> String {
+    "passerelle.example/audit".into()
+}
+fn default_checkpoint_seconds() -> u64 {
+    60
+}
+fn default_auditors() -> Vec<Agency> {
+    Agency::new("oversight").into_iter().collect()
+}
+
+/// The audit log's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The gateway's Ed25519 signing key (PKCS#8 PEM, mode 0600).
+    pub key: PathBuf,
+    /// The log's origin line in checkpoints, and the key's name.
+    #[serde(default = "default_origin")]
+    pub origin: String,
+    /// How often a checkpoint is issued when the log grew.
+    #[serde(default = "default_checkpoint_seconds")]
+    pub checkpoint_seconds: u64,
+    /// Agencies whose principals may read every audit proof.
+    #[serde(default = "default_auditors")]
+    pub auditor_agencies: Vec<Agency>,
+}
+
+/// A known principal, until the policy directory provides them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalConfig {
+    /// The principal's id.
+    pub id: PrincipalId,
+}
+
+/// `gateway.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The store's database file.
+    pub store: PathBuf,
+    /// The gateway's own certificate and key.
+    pub tls: TlsFiles,
+    /// The audit log.
+    pub audit: AuditConfig,
+    /// Trusted CAs, one per agency.
+    #[serde(rename = "agency")]
+    pub agencies: Vec<AgencyConfig>,
+    /// Known principals.
+    #[serde(rename = "principal", default)]
+    pub principals: Vec<PrincipalConfig>,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// How long a fetched, unacknowledged item stays hidden before it is offered again.
+    #[serde(default = "default_lease")]
+    pub lease_seconds: u64,
+    /// Most connections served at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Longest long-poll a station may ask for, in seconds.
+    #[serde(default = "default_max_wait")]
+    pub max_wait_seconds: u64,
+}
+
+/// `client.toml`: how a station reaches the gateway.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// The station's own principal id, e.g. `police/lo/rabat`.
+    pub principal: PrincipalId,
+    /// Gateway address, `host:port`.
+    pub gateway: String,
+    /// Name the gateway's certificate must carry.
+    pub server_name: String,
+    /// The station's PEM certificate.
+    pub cert: PathBuf,
+    /// The station's PEM PKCS#8 key (also used to sign items).
+    pub key: PathBuf,
+    /// PEM CA certificate(s) that issued the gateway's certificate.
+    pub ca: PathBuf,
+    /// The gateway's signed-note verifier key (`origin+keyid+base64`),
+    /// to check receipts, attestations and checkpoints.
+    pub gateway_key: String,
+    /// Agency CAs, to check the certificate a sender signed with.
+    #[serde(rename = "agency")]
+    pub agencies: Vec<AgencyConfig>,
+    /// How many times `send` tries again after a network failure (a
+    /// resubmit is idempotent, so retrying never duplicates an item).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_retries() -> u32 {
+    5
+}
+
+fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+fn base_dir(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+impl GatewayConfig {
+    /// Reads and checks `gateway.toml`, resolving paths against its directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut c: GatewayConfig = read_toml(path)?;
+        let base = base_dir(path);
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        c.store = base.join(&c.store);
+        c.tls.cert = base.join(&c.tls.cert);
+        c.tls.key = base.join(&c.tls.key);
+        c.audit.key = base.join(&c.audit.key);
+        if c.audit.checkpoint_seconds == 0 {
+            return Err(invalid(
+                "[audit] checkpoint_seconds must be at least 1".into(),
+            ));
+        }
+        if c.agencies.is_empty() {
+            return Err(invalid("at least one [[agency]] is needed".into()));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        let mut domains = std::collections::BTreeSet::new();
+        for a in &mut c.agencies {
+            a.ca = base.join(&a.ca);
+            a.crl = a.crl.as_ref().map(|p| base.join(p));
+            if !names.insert(a.name.clone()) {
+                return Err(invalid(format!("agency {} is declared twice", a.name)));
+            }
+            if !domains.insert(a.trust_domain.clone()) {
+                return Err(invalid(format!(
+                    "trust domain {} is bound to two agencies",
+                    a.trust_domain
+                )));
+            }
+        }
+        for p in &c.principals {
+            if !names.contains(&p.id.agency()) {
+                return Err(invalid(format!(
+                    "principal {} belongs to no declared agency",
+                    p.id
+                )));
+            }
+        }
+        if c.max_body_bytes < 1024 || c.lease_seconds == 0 || c.max_connections == 0 {
+            return Err(invalid(
+                "max_body_bytes ≥ 1024, lease_seconds ≥ 1 and max_connections ≥ 1 are required"
+                    .into(),
+            ));
+        }
+        Ok(c)
+    }
+}
+
+impl ClientConfig {
+    /// Reads `client.toml`, resolving paths against its directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut c: ClientConfig = read_toml(path)?;
+        let base = base_dir(path);
+        c.cert = base.join(&c.cert);
+        c.key = base.join(&c.key);
+        c.ca = base.join(&c.ca);
+        for a in &mut c.agencies {
+            a.ca = base.join(&a.ca);
+            a.crl = a.crl.as_ref().map(|p| base.join(p));
+        }
+        Ok(c)
+    }
+}

@@ -1,0 +1,340 @@
+//! `passerelle demo`: a scripted exchange over real mutual TLS.
+//!
+//! In a fresh directory it makes the example PKI and config, starts the
+//! gateway on loopback, and plays the exchange of the cooperation protocol:
+//! a liaison station abroad sends a request to VSSE, VSSE answers with
+//! context and a tearline, the station fetches, verifies and acknowledges.
+//! Each step states what should happen and what did; the demo succeeds only
+//! if every step behaved as expected. It uses the same public pieces as the
+//! CLI and the tests, nothing demo-only.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::client::{ClientError, Station};
+use crate::config::{ClientConfig, GatewayConfig};
+use crate::domain::receipt::Outcome;
+use crate::gateway::unix_now;
+use crate::pki;
+use crate::server;
+use crate::spec::ItemSpec;
+
+/// One line of the demo's table.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Who acts.
+    pub actor: String,
+    /// What they do.
+    pub action: String,
+    /// What should happen.
+    pub expected: String,
+    /// What happened.
+    pub observed: String,
+    /// Whether that is what should happen.
+    pub ok: bool,
+}
+
+/// The demo's outcome.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Steps in order.
+    pub steps: Vec<Step>,
+}
+
+impl Report {
+    /// Whether every step behaved as expected.
+    pub fn all_ok(&self) -> bool {
+        !self.steps.is_empty() && self.steps.iter().all(|s| s.ok)
+    }
+
+    fn record(&mut self, actor: &str, action: &str, expected: &str, observed: String, ok: bool) {
+        self.steps.push(Step {
+            actor: actor.into(),
+            action: action.into(),
+            expected: expected.into(),
+            observed,
+            ok,
+        });
+    }
+
+    /// The table, for a person.
+    pub fn table(&self) -> String {
+        let headers = ["#", "who", "does", "expected", "observed", "ok"];
+        let rows: Vec<[String; 6]> = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                [
+                    (i + 1).to_string(),
+                    s.actor.clone(),
+                    s.action.clone(),
+                    s.expected.clone(),
+                    s.observed.clone(),
+                    if s.ok { "yes".into() } else { "NO".into() },
+                ]
+            })
+            .collect();
+        let mut widths = headers.map(|h| h.chars().count());
+        for r in &rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let line = |cells: Vec<&str>| {
+            cells
+                .iter()
+                .zip(widths)
+                .map(|(c, w)| format!("{c:<w$}", w = w))
+                .collect::<Vec<_>>()
+                .join(" | ")
+                .trim_end()
+                .to_string()
+        };
+        let mut out = vec![line(headers.to_vec())];
+        out.push(
+            widths
+                .iter()
+                .map(|w| "-".repeat(*w))
+                .collect::<Vec<_>>()
+                .join("-|-"),
+        );
+        for r in &rows {
+            out.push(line(r.iter().map(String::as_str).collect()));
+        }
+        out.join("\n")
+    }
+}
+
+const REQUEST: &str = r#"
+id = "rabat-req-0001"
+to = ["vsse/analysis/ct"]
+purpose = "terrorism"
+cases = ["CT-2026-17"]
+priority = "FLASH"
+language = "fr"
+[label]
+level = "CONFIDENTIEL"
+[[portion]]
+text = "Demande de contexte: individu signalé à Rabat, possible lien avec la cellule CT-2026-17."
+[portion.label]
+level = "CONFIDENTIEL"
+"#;
+
+const ANSWER: &str = r#"
+id = "vsse-ctx-0001"
+to = ["police/lo/rabat"]
+purpose = "terrorism"
+cases = ["CT-2026-17"]
+priority = "URGENT"
+language = "fr"
+[label]
+level = "CONFIDENTIEL"
+[[portion]]
+text = "Analyse: l'individu est connu du service; contacts avec deux membres de la cellule."
+[portion.label]
+level = "CONFIDENTIEL"
+[[portion]]
+text = "Tearline: individu d'intérêt, prudence recommandée lors de tout contact."
+[portion.label]
+level = "RESTREINT"
+"#;
+
+fn station(dir: &Path, principal: &str, addr: std::net::SocketAddr) -> anyhow::Result<Station> {
+    let mut config =
+        ClientConfig::load(&dir.join(pki::station_dir(principal)).join("client.toml"))?;
+    config.gateway = addr.to_string();
+    config.retries = 0;
+    Ok(Station::new(config)?)
+}
+
+/// Runs the demo in `dir` (which should be empty) and returns its report.
+pub async fn run(dir: &Path) -> anyhow::Result<Report> {
+    let mut report = Report::default();
+    let example = pki::generate()?;
+    pki::write_example(dir, &example, "127.0.0.1:0")?;
+    let config = GatewayConfig::load(&dir.join("gateway.toml"))?;
+    let running = server::start(&config).await?;
+    let addr = running.addr;
+    report.record(
+        "operator",
+        "starts the gateway on loopback",
+        "listening, TLS 1.3, client cert required",
+        format!("listening on {addr}"),
+        true,
+    );
+
+    let rabat = station(dir, "police/lo/rabat", addr)?;
+    let vsse = station(dir, "vsse/analysis/ct", addr)?;
+
+    // 1. The station abroad sends a FLASH request to VSSE.
+    let request =
+        ItemSpec::parse(REQUEST)?.sign(rabat.signing_key(), &rabat.config().principal, unix_now());
+    let receipt = rabat.submit(&request).await?.receipt;
+    let queued = receipt
+        .outcomes
+        .iter()
+        .all(|o| o.outcome == Outcome::Queued);
+    report.record(
+        "police/lo/rabat",
+        "sends a FLASH request to vsse/analysis/ct",
+        "accepted, queued for VSSE",
+        format!(
+            "receipt {} ({})",
+            &receipt.item_ref[..12],
+            if queued { "queued" } else { "not queued" }
+        ),
+        queued,
+    );
+
+    // 2. The link drops before the answer arrives; the station sends again.
+    let again = rabat.submit(&request).await?.receipt;
+    report.record(
+        "police/lo/rabat",
+        "sends the same item again (dropped link)",
+        "same receipt, no duplicate",
+        if again == receipt {
+            "same receipt".into()
+        } else {
+            "a different receipt".into()
+        },
+        again == receipt,
+    );
+
+    // 3. VSSE long-polls its inbox, fetches, verifies and acknowledges.
+    let inbox = vsse.inbox(Duration::from_secs(5)).await?;
+    let listed = inbox.iter().any(|e| e.item_ref == receipt.item_ref);
+    report.record(
+        "vsse/analysis/ct",
+        "long-polls its inbox",
+        "the request is there",
+        format!("{} item(s)", inbox.len()),
+        listed && inbox.len() == 1,
+    );
+    let delivered = vsse.fetch(&receipt.item_ref).await?;
+    let opened = vsse.open(&delivered);
+    report.record(
+        "vsse/analysis/ct",
+        "fetches the request and checks the sender's signature",
+        "signed by police/lo/rabat, 1 portion",
+        match &opened {
+            Ok(m) => format!(
+                "signed by {}, {} portion(s)",
+                m.manifest.header.sender,
+                delivered.portions.len()
+            ),
+            Err(e) => e.to_string(),
+        },
+        opened
+            .as_ref()
+            .is_ok_and(|m| m.manifest.header.sender.as_str() == "police/lo/rabat"),
+    );
+    let acked = vsse.ack(&receipt.item_ref).await?;
+    report.record(
+        "vsse/analysis/ct",
+        "acknowledges it",
+        "acked",
+        acked.status.clone(),
+        acked.status == "acked",
+    );
+
+    // 4. VSSE answers with context and a tearline.
+    let answer =
+        ItemSpec::parse(ANSWER)?.sign(vsse.signing_key(), &vsse.config().principal, unix_now());
+    let answer_receipt = vsse.submit(&answer).await?.receipt;
+    let answer_queued = answer_receipt
+        .outcomes
+        .iter()
+        .all(|o| o.outcome == Outcome::Queued);
+    report.record(
+        "vsse/analysis/ct",
+        "answers with context and a RESTREINT tearline",
+        "accepted, queued for the station",
+        format!("receipt {}", &answer_receipt.item_ref[..12]),
+        answer_queued,
+    );
+
+    // 5. The station gets the answer as soon as it arrives.
+    let inbox = rabat.inbox(Duration::from_secs(5)).await?;
+    let listed = inbox.iter().any(|e| e.item_ref == answer_receipt.item_ref);
+    report.record(
+        "police/lo/rabat",
+        "long-polls its inbox",
+        "the answer is there",
+        format!("{} item(s)", inbox.len()),
+        listed,
+    );
+    let delivered = rabat.fetch(&answer_receipt.item_ref).await?;
+    let opened = rabat.open(&delivered);
+    report.record(
+        "police/lo/rabat",
+        "fetches the answer and checks the signature",
+        "signed by vsse/analysis/ct",
+        match &opened {
+            Ok(m) => format!(
+                "signed by {}, {} portion(s)",
+                m.manifest.header.sender,
+                delivered.portions.len()
+            ),
+            Err(e) => e.to_string(),
+        },
+        opened
+            .as_ref()
+            .is_ok_and(|m| m.manifest.header.sender.as_str() == "vsse/analysis/ct"),
+    );
+    let acked = rabat.ack(&answer_receipt.item_ref).await?;
+    report.record(
+        "police/lo/rabat",
+        "acknowledges it",
+        "acked",
+        acked.status.clone(),
+        acked.status == "acked",
+    );
+    let inbox = rabat.inbox(Duration::ZERO).await?;
+    report.record(
+        "police/lo/rabat",
+        "looks at its inbox again",
+        "empty",
+        format!("{} item(s)", inbox.len()),
+        inbox.is_empty(),
+    );
+
+    // 6. A certificate from the police CA that claims a VSSE identity.
+    let impostor_dir = dir.join("impostor");
+    let police_ca = example
+        .agency("police")
+        .ok_or_else(|| anyhow::anyhow!("no police CA"))?;
+    let forged = police_ca.issue_client(
+        "spiffe://vsse.example/analysis/ct",
+        &pki::ClientCertOptions::default(),
+    )?;
+    std::fs::create_dir_all(&impostor_dir)?;
+    std::fs::write(impostor_dir.join("cert.pem"), &forged.cert_pem)?;
+    std::fs::write(impostor_dir.join("key.pem"), &forged.key_pem)?;
+    let mut impostor_config = rabat.config().clone();
+    impostor_config.cert = impostor_dir.join("cert.pem");
+    impostor_config.key = impostor_dir.join("key.pem");
+    let impostor = Station::new(impostor_config)?;
+    let refused = impostor.inbox(Duration::ZERO).await;
+    report.record(
+        "police CA cert claiming vsse/analysis/ct",
+        "reads VSSE's inbox",
+        "refused: identity-refused",
+        match &refused {
+            Ok(_) => "allowed".into(),
+            Err(ClientError::Refused(p)) => format!("refused: {}", p.slug()),
+            Err(e) => e.to_string(),
+        },
+        matches!(&refused, Err(ClientError::Refused(p)) if p.slug() == "identity-refused"),
+    );
+
+    running.shutdown().await;
+    report.record(
+        "operator",
+        "stops the gateway",
+        "drained and stopped",
+        "stopped".into(),
+        true,
+    );
+    Ok(report)
+}

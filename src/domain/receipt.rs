@@ -1,0 +1,99 @@
+//! The receipt a sender gets when the gateway accepts an item.
+//!
+//! A receipt records what the gateway took (item reference, id, digest,
+//! time) and the outcome for each recipient. Outcomes for denied recipients
+//! carry only reasons fit for the sender: never another principal's
+//! clearance or caveats. This module is data only.
+
+use serde::{Deserialize, Serialize};
+
+use super::bytes::{sha256, Bytes};
+use super::principal::PrincipalId;
+
+/// The gateway's reference for an item: hex of the first 16 bytes of
+/// SHA-256(sender ‖ 0x00 ‖ id). Senders choose ids; the reference keeps two
+/// senders' equal ids apart and can be computed by the sender itself.
+pub fn item_ref(sender: &PrincipalId, id: &str) -> String {
+    let mut input = Vec::with_capacity(sender.as_str().len() + 1 + id.len());
+    input.extend_from_slice(sender.as_str().as_bytes());
+    input.push(0);
+    input.extend_from_slice(id.as_bytes());
+    hex::encode(&sha256(&input)[..16])
+}
+
+/// What happened for one recipient at submission.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientOutcome {
+    /// The recipient.
+    pub recipient: PrincipalId,
+    /// `queued` (in the recipient's inbox) or `denied`.
+    pub outcome: Outcome,
+    /// Number of portions released to the recipient.
+    pub portions_released: u32,
+    /// Reasons, safe to show to the sender.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+/// Outcome for a recipient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Put in the recipient's inbox.
+    Queued,
+    /// Refused by policy; the recipient learns nothing.
+    Denied,
+}
+
+/// The acceptance receipt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The gateway's reference for the item (see [`item_ref`]).
+    pub item_ref: String,
+    /// The sender's id for the item.
+    pub item_id: String,
+    /// The sender.
+    pub sender: PrincipalId,
+    /// Hex SHA-256 of the signed manifest.
+    pub digest: String,
+    /// When the gateway made the item durable, seconds since the Unix epoch.
+    pub accepted_at: i64,
+    /// Hex SHA-256 of the policy that decided.
+    pub policy_digest: String,
+    /// One outcome per recipient, in the header's order.
+    pub outcomes: Vec<RecipientOutcome>,
+    /// Index of the item's entry in the audit log.
+    pub audit_index: u64,
+}
+
+/// Content type of a signed receipt's COSE payload.
+pub const RECEIPT_CONTENT_TYPE: &str = "application/vnd.passerelle.receipt+cbor";
+
+/// An inclusion proof of an audit entry against a signed checkpoint
+/// (RFC 9162 §2.1.3, C2SP tlog-checkpoint).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InclusionProof {
+    /// The audit entry's bytes (its leaf data).
+    pub entry: Bytes,
+    /// Its index.
+    pub index: u64,
+    /// The tree size the proof is for: the checkpoint's.
+    pub size: u64,
+    /// The proof's hashes, leaf to root.
+    pub hashes: Vec<Bytes>,
+    /// The signed checkpoint (a C2SP signed note).
+    pub checkpoint: String,
+}
+
+/// A receipt with the gateway's signature, and once a checkpoint covers it,
+/// an inclusion proof of its audit entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedReceipt {
+    /// The receipt, as signed.
+    pub receipt: Receipt,
+    /// Tagged COSE_Sign1 by the gateway whose payload is the receipt's CBOR.
+    pub cose: Bytes,
+    /// Inclusion proof, when a checkpoint covers the entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inclusion: Option<InclusionProof>,
+}

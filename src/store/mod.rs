@@ -1,0 +1,219 @@
+//! The durable store: the contract every backend keeps.
+//!
+//! [`Store`] is deliberately small so that the embedded backend
+//! ([`sqlite::SqliteStore`]) and a later PostgreSQL backend for several
+//! gateway instances can both honour it. Its promises are in MUST words on
+//! each method. The store persists what the gateway decided; it never
+//! decides, verifies signatures or reads the clock.
+
+pub mod sqlite;
+
+use crate::audit::event::AuditEntry;
+use crate::audit::rfc9162::Hash;
+use crate::domain::item::{Portion, Priority};
+use crate::domain::principal::PrincipalId;
+use crate::domain::receipt::Receipt;
+
+/// Why the store failed. Operator's fault (disk, permissions) or a bug.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database engine reported an error.
+    #[error("store: {0}")]
+    Backend(String),
+    /// Stored bytes did not decode: corruption or a bug.
+    #[error("store: stored record is corrupt: {0}")]
+    Corrupt(String),
+    /// A request for a proof or root outside the tree: the caller's fault.
+    #[error("audit: {0}")]
+    Proof(String),
+    /// The audit log broke an invariant (e.g. a checkpoint going back, or a
+    /// stored checkpoint that does not match the stored entries). Fatal:
+    /// the gateway stops appending rather than repair silently.
+    #[error("audit invariant broken: {0}")]
+    Invariant(String),
+}
+
+/// An accepted item, ready to be made durable with its inbox entries.
+#[derive(Clone, Debug)]
+pub struct NewItem {
+    /// Gateway reference.
+    pub item_ref: String,
+    /// Sender.
+    pub sender: PrincipalId,
+    /// Sender's id.
+    pub item_id: String,
+    /// SHA-256 of the signed manifest.
+    pub digest: [u8; 32],
+    /// Priority, for inbox order (FLASH first).
+    pub priority: Priority,
+    /// Acceptance time.
+    pub accepted_at: i64,
+    /// When the item stops being deliverable.
+    pub expires_at: Option<i64>,
+    /// The sender's COSE_Sign1 envelope.
+    pub envelope: Vec<u8>,
+    /// The certificate the sender presented.
+    pub sender_certificate: Vec<u8>,
+    /// All portions.
+    pub portions: Vec<Portion>,
+    /// One inbox entry per allowed recipient, with the portions released.
+    pub deliveries: Vec<(PrincipalId, Vec<u32>)>,
+    /// The receipt returned to the sender.
+    pub receipt: Receipt,
+}
+
+/// What [`Store::commit_item`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Newly stored; the receipt is durable.
+    Committed(Receipt),
+    /// The same sender already submitted this id with the same digest:
+    /// nothing written, the original receipt returned.
+    Duplicate(Receipt),
+    /// The same sender already submitted this id with other content.
+    Conflict,
+}
+
+/// One deliverable item in a recipient's inbox.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InboxEntry {
+    /// Gateway reference, for fetch and ack.
+    pub item_ref: String,
+    /// Sender.
+    pub sender: PrincipalId,
+    /// Sender's id.
+    pub item_id: String,
+    /// Priority.
+    pub priority: Priority,
+    /// Acceptance time.
+    pub accepted_at: i64,
+    /// How many times it was fetched before.
+    pub deliveries: u32,
+}
+
+/// An item leased to a recipient for delivery.
+#[derive(Clone, Debug)]
+pub struct Leased {
+    /// The sender.
+    pub sender: PrincipalId,
+    /// The sender's envelope.
+    pub envelope: Vec<u8>,
+    /// The sender's certificate.
+    pub sender_certificate: Vec<u8>,
+    /// All portions (the gateway releases only `released`).
+    pub portions: Vec<Portion>,
+    /// Portions released at submission.
+    pub released: Vec<u32>,
+}
+
+/// What [`Store::ack`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckOutcome {
+    /// Recorded now, with the audit entry at this index.
+    Acked(u64),
+    /// Already acknowledged before: nothing changed.
+    AlreadyAcked,
+    /// No such item in this recipient's inbox.
+    NotFound,
+}
+
+/// The audit tree's head: its size and root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeHead {
+    /// Number of entries.
+    pub size: u64,
+    /// RFC 9162 root hash.
+    pub root: Hash,
+}
+
+/// The store contract.
+///
+/// Every method that records an event takes its [`AuditEntry`] and MUST
+/// write it in the same transaction as the event: no event without its
+/// entry, no entry without its event. Audit indices are assigned by the
+/// store, densely and in commit order, and never reused.
+pub trait Store: Send + Sync + 'static {
+    /// Stores an item, its inbox entries, its receipt and `entry`.
+    ///
+    /// MUST return `Committed` only once all of them are durable together
+    /// (one transaction, fsynced): after a crash either all are there or
+    /// none. The returned receipt carries the entry's audit index. MUST
+    /// return `Duplicate`/`Conflict` without writing when the sender already
+    /// stored this item id.
+    fn commit_item(&self, item: NewItem, entry: &AuditEntry) -> Result<CommitOutcome, StoreError>;
+
+    /// Deliverable items of `recipient` at `now`: not acknowledged, not
+    /// refused, not under a lease that runs past `now`, not expired; FLASH
+    /// first, then in acceptance order. At most `limit` entries.
+    fn pending(
+        &self,
+        recipient: &PrincipalId,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<InboxEntry>, StoreError>;
+
+    /// Reads an item of `recipient`'s inbox that is not acknowledged or
+    /// refused, without changing anything.
+    fn peek(&self, recipient: &PrincipalId, item_ref: &str) -> Result<Option<Leased>, StoreError>;
+
+    /// Leases the item to `recipient` until `lease_until` and records
+    /// `entry`, in one transaction. Returns the entry's index, or `None`
+    /// (and writes nothing) when the item is no longer pending for it.
+    fn deliver(
+        &self,
+        recipient: &PrincipalId,
+        item_ref: &str,
+        lease_until: i64,
+        entry: &AuditEntry,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// Takes the item out of `recipient`'s inbox because policy refused
+    /// delivery, and records `entry`, in one transaction.
+    fn refuse_delivery(
+        &self,
+        recipient: &PrincipalId,
+        item_ref: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<u64, StoreError>;
+
+    /// Records the recipient's acknowledgement and `entry` durably (the
+    /// entry only when the acknowledgement is new).
+    fn ack(
+        &self,
+        recipient: &PrincipalId,
+        item_ref: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<AckOutcome, StoreError>;
+
+    /// The receipt of an item, for its sender only.
+    fn receipt(&self, sender: &PrincipalId, item_ref: &str) -> Result<Option<Receipt>, StoreError>;
+
+    /// Appends entries that record events outside the exchange (start,
+    /// stop, policy, refused connections). Returns the first index.
+    fn append_audit(&self, entries: &[AuditEntry]) -> Result<u64, StoreError>;
+
+    /// The audit tree's current head.
+    fn tree_head(&self) -> TreeHead;
+
+    /// Root of the audit tree at an earlier `size`.
+    fn root_at(&self, size: u64) -> Result<Hash, StoreError>;
+
+    /// Inclusion proof of entry `index` in the tree of `size`.
+    fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError>;
+
+    /// Consistency proof from `old_size` to `new_size`.
+    fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>, StoreError>;
+
+    /// Audit entries `start..end`, as stored.
+    fn audit_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// Stores a signed checkpoint of the tree at `size`. MUST refuse a size
+    /// below the latest stored checkpoint's.
+    fn save_checkpoint(&self, size: u64, note: &str, now: i64) -> Result<(), StoreError>;
+
+    /// Every stored checkpoint, by increasing size.
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError>;
+}

@@ -1,0 +1,563 @@
+//! The embedded store: SQLite in WAL mode with `synchronous = FULL`.
+//!
+//! Why SQLite: it is the most widely deployed and tested embedded database,
+//! its durability under power loss is documented and tested by its authors,
+//! and its SQL schema carries over almost unchanged to the PostgreSQL backend
+//! that several gateway instances will share. WAL mode lets readers proceed
+//! during a write; `synchronous = FULL` makes every commit fsync the WAL, so
+//! a transaction that returned is on disk. `rusqlite` with the `bundled`
+//! feature builds a known SQLite version into the binary, so nothing needs
+//! to be installed.
+//!
+//! The audit log lives in the same database: each event's entry is inserted
+//! in the event's own transaction, and the in-memory RFC 9162 tree (used for
+//! roots and proofs) is extended only after that transaction committed,
+//! under the same lock, so its order is the commit order. At open the tree is
+//! rebuilt from the stored entries and checked against the latest stored
+//! checkpoint; a mismatch refuses to open.
+//!
+//! One connection and the tree behind one `std::sync::Mutex`: every call is
+//! short and blocking, and the gateway calls it from `spawn_blocking`, so an
+//! async mutex would buy nothing. This module never decides and never reads
+//! the clock.
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use std::path::Path;
+use std::sync::Mutex;
+
+use super::{AckOutcome, CommitOutcome, InboxEntry, Leased, NewItem, Store, StoreError, TreeHead};
+use crate::audit::checkpoint::Checkpoint;
+use crate::audit::event::AuditEntry;
+use crate::audit::rfc9162::{leaf_hash, Hash, Tree};
+use crate::audit::signed_note;
+use crate::domain::bytes::{from_cbor, to_cbor};
+use crate::domain::item::{Portion, Priority};
+use crate::domain::principal::PrincipalId;
+use crate::domain::receipt::Receipt;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS items (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_ref     TEXT NOT NULL UNIQUE,
+    sender       TEXT NOT NULL,
+    item_id      TEXT NOT NULL,
+    digest       BLOB NOT NULL,
+    priority     INTEGER NOT NULL,
+    accepted_at  INTEGER NOT NULL,
+    expires_at   INTEGER,
+    envelope     BLOB NOT NULL,
+    sender_cert  BLOB NOT NULL,
+    portions     BLOB NOT NULL,
+    receipt      BLOB NOT NULL,
+    UNIQUE (sender, item_id)
+);
+CREATE TABLE IF NOT EXISTS inbox (
+    recipient    TEXT NOT NULL,
+    item_seq     INTEGER NOT NULL REFERENCES items(seq),
+    released     BLOB NOT NULL,
+    lease_until  INTEGER NOT NULL DEFAULT 0,
+    deliveries   INTEGER NOT NULL DEFAULT 0,
+    acked_at     INTEGER,
+    refused_at   INTEGER,
+    PRIMARY KEY (recipient, item_seq)
+);
+CREATE INDEX IF NOT EXISTS inbox_pending ON inbox (recipient, acked_at, lease_until);
+CREATE TABLE IF NOT EXISTS audit (
+    idx          INTEGER PRIMARY KEY,
+    entry        BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size         INTEGER PRIMARY KEY,
+    note         TEXT NOT NULL,
+    issued_at    INTEGER NOT NULL
+);
+";
+
+struct Inner {
+    conn: Connection,
+    tree: Tree,
+}
+
+/// The embedded SQLite store.
+pub struct SqliteStore {
+    inner: Mutex<Inner>,
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn priority_rank(p: Priority) -> i64 {
+    match p {
+        Priority::Flash => 0,
+        Priority::Urgent => 1,
+        Priority::Routine => 2,
+    }
+}
+
+fn priority_from_rank(r: i64) -> Result<Priority, StoreError> {
+    match r {
+        0 => Ok(Priority::Flash),
+        1 => Ok(Priority::Urgent),
+        2 => Ok(Priority::Routine),
+        other => Err(StoreError::Corrupt(format!("priority rank {other}"))),
+    }
+}
+
+fn principal(s: String) -> Result<PrincipalId, StoreError> {
+    PrincipalId::new(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    from_cbor(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn proof_error(e: crate::audit::rfc9162::ProofError) -> StoreError {
+    StoreError::Proof(e.to_string())
+}
+
+/// Inserts `entries` at the end of the audit table inside `tx`; returns the
+/// leaf hashes to add to the tree once `tx` committed.
+fn insert_audit(
+    tx: &Transaction<'_>,
+    next: u64,
+    entries: &[&AuditEntry],
+) -> Result<Vec<Hash>, StoreError> {
+    let mut hashes = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let bytes = entry.encode();
+        hashes.push(leaf_hash(&bytes));
+        tx.execute(
+            "INSERT INTO audit (idx, entry) VALUES (?1, ?2)",
+            params![next + i as u64, bytes],
+        )
+        .map_err(backend)?;
+    }
+    Ok(hashes)
+}
+
+impl Inner {
+    fn next_index(&self) -> u64 {
+        self.tree.size()
+    }
+
+    /// Commits `tx` and, only then, extends the tree.
+    fn commit(tx: Transaction<'_>, tree: &mut Tree, hashes: Vec<Hash>) -> Result<(), StoreError> {
+        tx.commit().map_err(backend)?;
+        for h in hashes {
+            tree.append_leaf_hash(h);
+        }
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, rebuilds the
+    /// audit tree and checks it against the latest checkpoint.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let conn = Connection::open(path).map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        let mut tree = Tree::new();
+        {
+            let mut stmt = conn
+                .prepare("SELECT idx, entry FROM audit ORDER BY idx")
+                .map_err(backend)?;
+            let mut rows = stmt.query([]).map_err(backend)?;
+            while let Some(row) = rows.next().map_err(backend)? {
+                let idx: u64 = row.get(0).map_err(backend)?;
+                let entry: Vec<u8> = row.get(1).map_err(backend)?;
+                if idx != tree.size() {
+                    return Err(StoreError::Invariant(format!(
+                        "audit entry {} is missing",
+                        tree.size()
+                    )));
+                }
+                tree.append_leaf_hash(leaf_hash(&entry));
+            }
+        }
+        let latest: Option<(u64, String)> = conn
+            .query_row(
+                "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(backend)?;
+        if let Some((size, note)) = latest {
+            // The signature was checked when the gateway made it; here only
+            // the root matters: do the stored entries still produce it?
+            let checkpoint = signed_note::parse(note.as_bytes())
+                .map_err(|e| e.to_string())
+                .and_then(|n| Checkpoint::from_note_text(n.text).map_err(|e| e.to_string()))
+                .map_err(|e| StoreError::Corrupt(format!("stored checkpoint {size}: {e}")))?;
+            let root = tree.root_at(size).map_err(|_| {
+                StoreError::Invariant(format!(
+                    "checkpoint of size {size} but only {} entries stored",
+                    tree.size()
+                ))
+            })?;
+            if root != checkpoint.root {
+                return Err(StoreError::Invariant(format!(
+                    "stored entries do not match the signed checkpoint of size {size}"
+                )));
+            }
+        }
+        Ok(SqliteStore {
+            inner: Mutex::new(Inner { conn, tree }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves SQLite itself consistent
+        // (the transaction rolls back on drop) and the tree is only extended
+        // after a commit, so a poisoned lock is usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Store for SqliteStore {
+    fn commit_item(
+        &self,
+        mut item: NewItem,
+        entry: &AuditEntry,
+    ) -> Result<CommitOutcome, StoreError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let next = inner.next_index();
+        let tx = inner
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let existing: Option<(Vec<u8>, Vec<u8>)> = tx
+            .query_row(
+                "SELECT digest, receipt FROM items WHERE sender = ?1 AND item_id = ?2",
+                params![item.sender.as_str(), item.item_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(backend)?;
+        if let Some((digest, receipt)) = existing {
+            return if digest[..] == item.digest[..] {
+                Ok(CommitOutcome::Duplicate(decode(&receipt)?))
+            } else {
+                Ok(CommitOutcome::Conflict)
+            };
+        }
+        item.receipt.audit_index = next;
+        tx.execute(
+            "INSERT INTO items (item_ref, sender, item_id, digest, priority, accepted_at, expires_at,
+                                envelope, sender_cert, portions, receipt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                item.item_ref,
+                item.sender.as_str(),
+                item.item_id,
+                &item.digest[..],
+                priority_rank(item.priority),
+                item.accepted_at,
+                item.expires_at,
+                item.envelope,
+                item.sender_certificate,
+                to_cbor(&item.portions),
+                to_cbor(&item.receipt),
+            ],
+        )
+        .map_err(backend)?;
+        let seq = tx.last_insert_rowid();
+        for (recipient, released) in &item.deliveries {
+            tx.execute(
+                "INSERT INTO inbox (recipient, item_seq, released) VALUES (?1, ?2, ?3)",
+                params![recipient.as_str(), seq, to_cbor(released)],
+            )
+            .map_err(backend)?;
+        }
+        let hashes = insert_audit(&tx, next, &[entry])?;
+        Inner::commit(tx, &mut inner.tree, hashes)?;
+        Ok(CommitOutcome::Committed(item.receipt))
+    }
+
+    fn pending(
+        &self,
+        recipient: &PrincipalId,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
+        let guard = self.lock();
+        let mut stmt = guard
+            .conn
+            .prepare_cached(
+                "SELECT i.item_ref, i.sender, i.item_id, i.priority, i.accepted_at, b.deliveries
+                 FROM inbox b JOIN items i ON i.seq = b.item_seq
+                 WHERE b.recipient = ?1 AND b.acked_at IS NULL AND b.refused_at IS NULL
+                   AND b.lease_until <= ?2 AND (i.expires_at IS NULL OR i.expires_at > ?2)
+                 ORDER BY i.priority, i.seq
+                 LIMIT ?3",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![recipient.as_str(), now, limit], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, u32>(5)?,
+                ))
+            })
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (item_ref, sender, item_id, priority, accepted_at, deliveries) =
+                row.map_err(backend)?;
+            out.push(InboxEntry {
+                item_ref,
+                sender: principal(sender)?,
+                item_id,
+                priority: priority_from_rank(priority)?,
+                accepted_at,
+                deliveries,
+            });
+        }
+        Ok(out)
+    }
+
+    fn peek(&self, recipient: &PrincipalId, item_ref: &str) -> Result<Option<Leased>, StoreError> {
+        let guard = self.lock();
+        type Row = (String, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
+        let row: Option<Row> = guard
+            .conn
+            .query_row(
+                "SELECT i.sender, i.envelope, i.sender_cert, i.portions, b.released
+                 FROM inbox b JOIN items i ON i.seq = b.item_seq
+                 WHERE b.recipient = ?1 AND i.item_ref = ?2 AND b.acked_at IS NULL AND b.refused_at IS NULL",
+                params![recipient.as_str(), item_ref],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()
+            .map_err(backend)?;
+        let Some((sender, envelope, sender_certificate, portions, released)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Leased {
+            sender: principal(sender)?,
+            envelope,
+            sender_certificate,
+            portions: decode::<Vec<Portion>>(&portions)?,
+            released: decode(&released)?,
+        }))
+    }
+
+    fn deliver(
+        &self,
+        recipient: &PrincipalId,
+        item_ref: &str,
+        lease_until: i64,
+        entry: &AuditEntry,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let next = inner.next_index();
+        let tx = inner
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let changed = tx
+            .execute(
+                "UPDATE inbox SET lease_until = ?1, deliveries = deliveries + 1
+                 WHERE recipient = ?2 AND acked_at IS NULL AND refused_at IS NULL
+                   AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3)",
+                params![lease_until, recipient.as_str(), item_ref],
+            )
+            .map_err(backend)?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        let hashes = insert_audit(&tx, next, &[entry])?;
+        Inner::commit(tx, &mut inner.tree, hashes)?;
+        Ok(Some(next))
+    }
+
+    fn refuse_delivery(
+        &self,
+        recipient: &PrincipalId,
+        item_ref: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<u64, StoreError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let next = inner.next_index();
+        let tx = inner
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        tx.execute(
+            "UPDATE inbox SET refused_at = ?1
+             WHERE recipient = ?2 AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3)",
+            params![now, recipient.as_str(), item_ref],
+        )
+        .map_err(backend)?;
+        let hashes = insert_audit(&tx, next, &[entry])?;
+        Inner::commit(tx, &mut inner.tree, hashes)?;
+        Ok(next)
+    }
+
+    fn ack(
+        &self,
+        recipient: &PrincipalId,
+        item_ref: &str,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<AckOutcome, StoreError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let next = inner.next_index();
+        let tx = inner
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let row: Option<(i64, Option<i64>)> = tx
+            .query_row(
+                "SELECT b.item_seq, b.acked_at FROM inbox b JOIN items i ON i.seq = b.item_seq
+                 WHERE b.recipient = ?1 AND i.item_ref = ?2 AND b.refused_at IS NULL",
+                params![recipient.as_str(), item_ref],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(backend)?;
+        match row {
+            None => Ok(AckOutcome::NotFound),
+            Some((_, Some(_))) => Ok(AckOutcome::AlreadyAcked),
+            Some((seq, None)) => {
+                tx.execute(
+                    "UPDATE inbox SET acked_at = ?1 WHERE recipient = ?2 AND item_seq = ?3",
+                    params![now, recipient.as_str(), seq],
+                )
+                .map_err(backend)?;
+                let hashes = insert_audit(&tx, next, &[entry])?;
+                Inner::commit(tx, &mut inner.tree, hashes)?;
+                Ok(AckOutcome::Acked(next))
+            }
+        }
+    }
+
+    fn receipt(&self, sender: &PrincipalId, item_ref: &str) -> Result<Option<Receipt>, StoreError> {
+        let guard = self.lock();
+        let bytes: Option<Vec<u8>> = guard
+            .conn
+            .query_row(
+                "SELECT receipt FROM items WHERE sender = ?1 AND item_ref = ?2",
+                params![sender.as_str(), item_ref],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        bytes.map(|b| decode(&b)).transpose()
+    }
+
+    fn append_audit(&self, entries: &[AuditEntry]) -> Result<u64, StoreError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let next = inner.next_index();
+        let tx = inner
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let refs: Vec<&AuditEntry> = entries.iter().collect();
+        let hashes = insert_audit(&tx, next, &refs)?;
+        Inner::commit(tx, &mut inner.tree, hashes)?;
+        Ok(next)
+    }
+
+    fn tree_head(&self) -> TreeHead {
+        let guard = self.lock();
+        TreeHead {
+            size: guard.tree.size(),
+            root: guard.tree.root(),
+        }
+    }
+
+    fn root_at(&self, size: u64) -> Result<Hash, StoreError> {
+        self.lock().tree.root_at(size).map_err(proof_error)
+    }
+
+    fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        self.lock()
+            .tree
+            .inclusion_proof(index, size)
+            .map_err(proof_error)
+    }
+
+    fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>, StoreError> {
+        self.lock()
+            .tree
+            .consistency_proof(old_size, new_size)
+            .map_err(proof_error)
+    }
+
+    fn audit_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let guard = self.lock();
+        let mut stmt = guard
+            .conn
+            .prepare_cached("SELECT entry FROM audit WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![start, end], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn save_checkpoint(&self, size: u64, note: &str, now: i64) -> Result<(), StoreError> {
+        let guard = self.lock();
+        let latest: Option<u64> = guard
+            .conn
+            .query_row("SELECT MAX(size) FROM checkpoints", [], |r| r.get(0))
+            .map_err(backend)?;
+        if let Some(latest) = latest {
+            if size < latest {
+                return Err(StoreError::Invariant(format!(
+                    "checkpoint of size {size} after one of size {latest}: the log would go back"
+                )));
+            }
+            if size == latest {
+                return Ok(());
+            }
+        }
+        guard
+            .conn
+            .execute(
+                "INSERT INTO checkpoints (size, note, issued_at) VALUES (?1, ?2, ?3)",
+                params![size, note, now],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        let guard = self.lock();
+        let mut stmt = guard
+            .conn
+            .prepare_cached("SELECT size, note FROM checkpoints ORDER BY size")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+}

@@ -1,0 +1,372 @@
+//! Mutual TLS: who is on the other end of a connection.
+//!
+//! The gateway speaks TLS 1.3 only and requires a client certificate on
+//! every connection. Each trusted CA is bound to exactly one agency: a
+//! certificate is checked against each agency's CA separately (with that
+//! CA's CRLs, when configured), so a certificate from the police CA can only
+//! ever yield a police principal. After the handshake, [`Identities::identify`]
+//! is the only way to build a [`VerifiedPeer`]: the principal comes from the
+//! certificate's SPIFFE URI SAN, whose trust domain must be the one bound to
+//! the agency whose CA issued it. This module never reads item content and
+//! never decides what a principal may receive.
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::AgencyConfig;
+use crate::domain::cose::PublicKey;
+use crate::domain::principal::{Agency, PrincipalId};
+
+/// Why TLS material could not be loaded. The operator's fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A PEM file is missing, unreadable or holds nothing of the expected kind.
+    #[error("{path}: {message}")]
+    Pem {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration refused: {0}")]
+    Rustls(String),
+}
+
+/// Why an authenticated connection was not accepted as a principal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// The peer sent no certificate.
+    #[error("no client certificate was presented")]
+    NoCertificate,
+    /// No configured agency CA issued the certificate.
+    #[error("the client certificate does not chain to any trusted agency CA")]
+    UntrustedChain,
+    /// The certificate has no usable SPIFFE URI SAN.
+    #[error("the client certificate carries no single spiffe:// URI SAN")]
+    NoPrincipal,
+    /// The certificate's URI names a trust domain not bound to its CA's agency.
+    #[error("a certificate from the {agency} CA cannot claim the identity {claimed}")]
+    WrongAgency {
+        /// The agency whose CA issued the certificate.
+        agency: String,
+        /// The URI it claimed.
+        claimed: String,
+    },
+    /// The URI's path is not a valid principal id.
+    #[error("the certificate's identity {0} is not a valid principal")]
+    BadPrincipal(String),
+    /// The certificate's key cannot verify item signatures.
+    #[error("the certificate's key is neither Ed25519 nor ECDSA P-256")]
+    UnsupportedKey,
+}
+
+/// A principal that completed the mutual-TLS handshake and whose identity
+/// was checked against its agency's binding. Only [`Identities::identify`]
+/// makes one.
+#[derive(Clone, Debug)]
+pub struct VerifiedPeer {
+    /// The principal, e.g. `police/lo/rabat`.
+    pub principal: PrincipalId,
+    /// Its agency, bound to the CA that issued its certificate.
+    pub agency: Agency,
+    /// DER of the end-entity certificate presented.
+    pub certificate: Vec<u8>,
+    /// Its public key, with which the principal signs items.
+    pub public_key: PublicKey,
+}
+
+/// The ring crypto provider: the one the whole crate uses.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn pem_error(path: &Path, message: impl ToString) -> TlsError {
+    TlsError::Pem {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// Loads every certificate in a PEM file (at least one).
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| pem_error(path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(path, e))?;
+    if certs.is_empty() {
+        return Err(pem_error(path, "no CERTIFICATE in the file"));
+    }
+    Ok(certs)
+}
+
+/// Loads the first private key in a PEM file.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error(path, e))
+}
+
+fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    CertificateRevocationListDer::pem_file_iter(path)
+        .map_err(|e| pem_error(path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(path, e))
+}
+
+struct AgencyTrust {
+    agency: Agency,
+    trust_domain: String,
+    verifier: Arc<dyn ClientCertVerifier>,
+}
+
+/// The CA→agency bindings, used during and after the handshake.
+pub struct Identities {
+    agencies: Vec<AgencyTrust>,
+    hints: Vec<DistinguishedName>,
+}
+
+impl std::fmt::Debug for Identities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.agencies.iter().map(|a| a.agency.as_str()).collect();
+        f.debug_struct("Identities")
+            .field("agencies", &names)
+            .finish()
+    }
+}
+
+impl Identities {
+    /// Builds one verifier per agency from its CA (and CRLs).
+    pub fn new(agencies: &[AgencyConfig]) -> Result<Self, TlsError> {
+        let mut out = Vec::new();
+        let mut hints = Vec::new();
+        for a in agencies {
+            let mut roots = RootCertStore::empty();
+            for ca in load_certs(&a.ca)? {
+                roots.add(ca).map_err(|e| pem_error(&a.ca, e))?;
+            }
+            hints.extend(roots.subjects());
+            let mut builder =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+            if let Some(crl) = &a.crl {
+                builder = builder.with_crls(load_crls(crl)?);
+            }
+            let verifier = builder
+                .build()
+                .map_err(|e| TlsError::Rustls(e.to_string()))?;
+            out.push(AgencyTrust {
+                agency: a.name.clone(),
+                trust_domain: a.trust_domain.clone(),
+                verifier,
+            });
+        }
+        Ok(Identities {
+            agencies: out,
+            hints,
+        })
+    }
+
+    fn issuing_agency(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<&AgencyTrust, rustls::Error> {
+        let mut last = rustls::Error::General("no agency CA configured".into());
+        for a in &self.agencies {
+            match a
+                .verifier
+                .verify_client_cert(end_entity, intermediates, now)
+            {
+                Ok(_) => return Ok(a),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Turns the certificate chain of a completed handshake into a principal.
+    pub fn identify(&self, chain: &[CertificateDer<'_>]) -> Result<VerifiedPeer, IdentityError> {
+        let (end_entity, intermediates) =
+            chain.split_first().ok_or(IdentityError::NoCertificate)?;
+        let trust = self
+            .issuing_agency(end_entity, intermediates, UnixTime::now())
+            .map_err(|_| IdentityError::UntrustedChain)?;
+        let uri = spiffe_uri(end_entity).ok_or(IdentityError::NoPrincipal)?;
+        let rest = uri
+            .strip_prefix("spiffe://")
+            .ok_or(IdentityError::NoPrincipal)?;
+        let (domain, path) = rest.split_once('/').ok_or(IdentityError::NoPrincipal)?;
+        if domain != trust.trust_domain {
+            return Err(IdentityError::WrongAgency {
+                agency: trust.agency.to_string(),
+                claimed: uri,
+            });
+        }
+        let principal = PrincipalId::in_agency(&trust.agency, path)
+            .map_err(|_| IdentityError::BadPrincipal(uri.clone()))?;
+        let public_key = PublicKey::from_certificate_der(end_entity)
+            .map_err(|_| IdentityError::UnsupportedKey)?;
+        Ok(VerifiedPeer {
+            principal,
+            agency: trust.agency.clone(),
+            certificate: end_entity.to_vec(),
+            public_key,
+        })
+    }
+
+    /// Which agency's CA issued `certificate`, if any (used by stations to
+    /// check a sender's certificate offline).
+    pub fn agency_of(&self, certificate: &[u8]) -> Option<Agency> {
+        let der = CertificateDer::from(certificate.to_vec());
+        self.issuing_agency(&der, &[], UnixTime::now())
+            .ok()
+            .map(|a| a.agency.clone())
+    }
+}
+
+/// The single spiffe:// URI SAN of a certificate, if it has exactly one.
+fn spiffe_uri(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    let uris: Vec<&str> = san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::URI(u) if u.starts_with("spiffe://") => Some(*u),
+            _ => None,
+        })
+        .collect();
+    match uris.as_slice() {
+        [one] => Some(one.to_string()),
+        _ => None,
+    }
+}
+
+/// Whether a certificate allows digital signatures: stations sign the TLS
+/// handshake and their items with this key, so a certificate without the
+/// digitalSignature key usage is refused at the handshake.
+fn allows_digital_signature(der: &[u8]) -> bool {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return false;
+    };
+    matches!(cert.key_usage(), Ok(Some(ku)) if ku.value.digital_signature())
+}
+
+/// The handshake-time verifier: accepts a chain that one agency's CA
+/// verifies and whose key usage allows signing.
+struct AgencyVerifier(Arc<Identities>);
+
+impl std::fmt::Debug for AgencyVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl AgencyVerifier {
+    fn any(&self) -> Result<&Arc<dyn ClientCertVerifier>, rustls::Error> {
+        self.0
+            .agencies
+            .first()
+            .map(|a| &a.verifier)
+            .ok_or_else(|| rustls::Error::General("no agency CA configured".into()))
+    }
+}
+
+impl ClientCertVerifier for AgencyVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.0.hints
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.0.issuing_agency(end_entity, intermediates, now)?;
+        if !allows_digital_signature(end_entity) {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(KeyUsageMissing))),
+            ));
+        }
+        Ok(ClientCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.any()?.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.any()?.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.any()
+            .map(|v| v.supported_verify_schemes())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the certificate's key usage does not allow digital signatures")]
+struct KeyUsageMissing;
+
+/// The gateway's TLS server configuration: TLS 1.3 only, client
+/// certificate required, HTTP/1.1.
+pub fn server_config(
+    identities: Arc<Identities>,
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let chain = load_certs(cert)?;
+    let key = load_key(key)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_client_cert_verifier(Arc::new(AgencyVerifier(identities)))
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A station's TLS client configuration: TLS 1.3, its own certificate, and
+/// the CA that issued the gateway's certificate.
+pub fn client_config(
+    cert: &Path,
+    key: &Path,
+    ca: &Path,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for c in load_certs(ca)? {
+        roots.add(c).map_err(|e| pem_error(ca, e))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    Ok(Arc::new(config))
+}

@@ -1,0 +1,123 @@
+//! The command line as a user meets it: the demo exits 0, every command has
+//! help, and the station commands work against a running gateway.
+
+mod common;
+
+use std::process::Command;
+
+fn passerelle() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_passerelle"))
+}
+
+#[test]
+fn demo_runs_and_exits_zero() {
+    let out = passerelle().arg("demo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("every step behaved as expected"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("| NO"), "{stdout}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in [
+        vec![],
+        vec!["demo"],
+        vec!["serve"],
+        vec!["pki", "init"],
+        vec!["send"],
+        vec!["inbox"],
+        vec!["fetch"],
+        vec!["ack"],
+        vec!["receipt"],
+    ] {
+        let out = passerelle().args(&cmd).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{cmd:?} --help failed");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{cmd:?}"
+        );
+    }
+}
+
+#[test]
+fn pki_init_refuses_a_non_empty_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("something"), "x").unwrap();
+    let out = passerelle()
+        .args(["pki", "init"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+}
+
+// The CLI blocks its thread, so the gateway needs another one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn station_commands_send_inbox_fetch_ack_with_json() {
+    let h = common::Harness::start().await;
+    // Point the stations' client.toml files at this gateway.
+    for principal in ["police/lo/rabat", "vsse/analysis/ct"] {
+        let path = h
+            .path()
+            .join(passerelle::pki::station_dir(principal))
+            .join("client.toml");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("127.0.0.1:0", &h.addr().to_string());
+        std::fs::write(&path, text).unwrap();
+    }
+    let config = |p: &str| {
+        h.path()
+            .join(passerelle::pki::station_dir(p))
+            .join("client.toml")
+    };
+    let run = |args: &[&str], station: &str| {
+        let out = passerelle()
+            .args(args)
+            .arg("--config")
+            .arg(config(station))
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let receipt = run(
+        &[
+            "send",
+            "--to",
+            "vsse/analysis/ct",
+            "--text",
+            "hello from Rabat",
+            "--priority",
+            "FLASH",
+            "--id",
+            "cli-1",
+        ],
+        "police/lo/rabat",
+    );
+    assert_eq!(receipt["receipt"]["outcomes"][0]["outcome"], "queued");
+    let reference = receipt["receipt"]["item_ref"].as_str().unwrap().to_string();
+    let inbox = run(&["inbox", "--wait", "2"], "vsse/analysis/ct");
+    assert_eq!(inbox[0]["item_ref"], reference.as_str());
+    let shown = run(&["fetch", &reference, "--ack"], "vsse/analysis/ct");
+    assert_eq!(shown["portions"][0]["text"], "hello from Rabat");
+    assert_eq!(shown["verified"], true);
+    let inbox = run(&["inbox"], "vsse/analysis/ct");
+    assert_eq!(inbox.as_array().unwrap().len(), 0);
+    let again = run(&["receipt", &reference], "police/lo/rabat");
+    assert_eq!(again["receipt"]["item_id"], "cli-1");
+}

@@ -1,0 +1,170 @@
+//! Shared test harness: a real gateway on loopback with a freshly generated
+//! example PKI, and real stations that talk to it over mutual TLS.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use passerelle::client::Station;
+use passerelle::config::{ClientConfig, GatewayConfig};
+use passerelle::domain::item::SignedItem;
+use passerelle::gateway::unix_now;
+use passerelle::pki::{self, ExamplePki, Issued};
+use passerelle::server::{self, Running};
+use passerelle::spec::ItemSpec;
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub pki: ExamplePki,
+    pub config: GatewayConfig,
+    pub running: Option<Running>,
+}
+
+impl Harness {
+    /// Writes the example PKI and starts the gateway, after `tune` adjusts
+    /// its config.
+    pub async fn start_with(tune: impl FnOnce(&mut GatewayConfig)) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = pki::generate().unwrap();
+        pki::write_example(dir.path(), &pki, "127.0.0.1:0").unwrap();
+        let mut config = GatewayConfig::load(&dir.path().join("gateway.toml")).unwrap();
+        tune(&mut config);
+        let running = server::start(&config).await.unwrap();
+        Harness {
+            dir,
+            pki,
+            config,
+            running: Some(running),
+        }
+    }
+
+    pub async fn start() -> Harness {
+        Self::start_with(|_| {}).await
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.running.as_ref().unwrap().addr
+    }
+
+    pub fn client_config(&self, principal: &str) -> ClientConfig {
+        let path = self
+            .dir
+            .path()
+            .join(pki::station_dir(principal))
+            .join("client.toml");
+        let mut c = ClientConfig::load(&path).unwrap();
+        c.gateway = self.addr().to_string();
+        c.retries = 0;
+        c
+    }
+
+    pub fn station(&self, principal: &str) -> Station {
+        Station::new(self.client_config(principal)).unwrap()
+    }
+
+    /// A station of `as_principal`'s config but presenting `issued`.
+    pub fn station_with(&self, as_principal: &str, issued: &Issued, name: &str) -> Station {
+        let dir = self.dir.path().join("extra").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cert.pem"), &issued.cert_pem).unwrap();
+        std::fs::write(dir.join("key.pem"), &issued.key_pem).unwrap();
+        let mut c = self.client_config(as_principal);
+        c.cert = dir.join("cert.pem");
+        c.key = dir.join("key.pem");
+        Station::new(c).unwrap()
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.path().join("gateway/ca.pem")
+    }
+}
+
+/// A one-portion item from `station` to `to`.
+pub fn item(station: &Station, id: &str, to: &[&str], text: &str) -> SignedItem {
+    let to: Vec<String> = to.iter().map(|t| format!("\"{t}\"")).collect();
+    let spec = format!(
+        r#"
+id = "{id}"
+to = [{}]
+purpose = "terrorism"
+cases = ["CT-2026-17"]
+priority = "ROUTINE"
+[label]
+level = "RESTREINT"
+[[portion]]
+text = "{text}"
+[portion.label]
+level = "RESTREINT"
+"#,
+        to.join(", ")
+    );
+    ItemSpec::parse(&spec).unwrap().sign(
+        station.signing_key(),
+        &station.config().principal,
+        unix_now(),
+    )
+}
+
+/// A raw TLS client config for handshake tests.
+pub fn raw_client(
+    ca: &Path,
+    cert_and_key: Option<(&Path, &Path)>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in passerelle::tls::load_certs(ca).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(passerelle::tls::provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots);
+    Arc::new(match cert_and_key {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                passerelle::tls::load_certs(cert).unwrap(),
+                passerelle::tls::load_key(key).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    })
+}
+
+/// Connects with `config`, sends a GET /healthz and returns the status line
+/// or the error. A refused handshake shows up as an error here or as a
+/// closed connection on first read (TLS 1.3 client auth is checked after
+/// the client's Finished).
+pub async fn raw_healthz(
+    addr: std::net::SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let work = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\naccept: application/json\r\nconnection: close\r\n\r\n")
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        tls.read_to_end(&mut out).await.map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out).to_string();
+        if text.is_empty() {
+            return Err("connection closed without an answer".to_string());
+        }
+        Ok(text)
+    };
+    tokio::time::timeout(Duration::from_secs(10), work)
+        .await
+        .unwrap_or_else(|_| Err("timed out".into()))
+}

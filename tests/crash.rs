@@ -1,0 +1,174 @@
+//! The gateway killed with SIGKILL: what was answered survives, and what
+//! was not answered is either wholly there or wholly absent.
+//!
+//! These tests run the real `passerelle serve` binary.
+
+mod common;
+
+use passerelle::client::Station;
+use passerelle::config::ClientConfig;
+use passerelle::domain::receipt::item_ref;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn_gateway(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_until_up(station: &Station) {
+    for _ in 0..100 {
+        if station.inbox(Duration::ZERO).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the gateway did not come up within 10 s");
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    addr: String,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = passerelle::pki::generate().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    passerelle::pki::write_example(dir.path(), &pki, &addr).unwrap();
+    let config = dir.path().join("gateway.toml");
+    Setup { dir, config, addr }
+}
+
+fn station(s: &Setup, principal: &str) -> Station {
+    let mut c = ClientConfig::load(
+        &s.dir
+            .path()
+            .join(passerelle::pki::station_dir(principal))
+            .join("client.toml"),
+    )
+    .unwrap();
+    c.gateway = s.addr.clone();
+    c.retries = 0;
+    Station::new(c).unwrap()
+}
+
+#[tokio::test]
+async fn an_answered_submit_survives_sigkill() {
+    let s = setup();
+    let mut gateway = spawn_gateway(&s.config);
+    let rabat = station(&s, "police/lo/rabat");
+    let vsse = station(&s, "vsse/analysis/ct");
+    wait_until_up(&rabat).await;
+
+    let receipt = rabat
+        .submit(&common::item(
+            &rabat,
+            "before-kill",
+            &["vsse/analysis/ct"],
+            "durable",
+        ))
+        .await
+        .unwrap()
+        .receipt;
+    gateway.kill().unwrap(); // SIGKILL, right after the answer
+    gateway.wait().unwrap();
+
+    let mut gateway = spawn_gateway(&s.config);
+    wait_until_up(&rabat).await;
+    let inbox = vsse.inbox(Duration::ZERO).await.unwrap();
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].item_ref, receipt.item_ref);
+    let delivered = vsse.fetch(&receipt.item_ref).await.unwrap();
+    vsse.open(&delivered).unwrap();
+    assert_eq!(
+        rabat.receipt(&receipt.item_ref).await.unwrap().receipt,
+        receipt
+    );
+    gateway.kill().unwrap();
+    gateway.wait().unwrap();
+}
+
+#[tokio::test]
+async fn unanswered_submits_are_all_or_nothing() {
+    let s = setup();
+    let mut gateway = spawn_gateway(&s.config);
+    let rabat = std::sync::Arc::new(station(&s, "police/lo/rabat"));
+    let vsse = station(&s, "vsse/analysis/ct");
+    wait_until_up(&rabat).await;
+
+    // Submit continuously from two tasks and kill the gateway mid-stream.
+    let mut tasks = Vec::new();
+    for worker in 0..2 {
+        let rabat = rabat.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut answered = Vec::new();
+            for n in 0..200 {
+                let id = format!("w{worker}-{n}");
+                match rabat
+                    .submit(&common::item(&rabat, &id, &["vsse/analysis/ct"], "x"))
+                    .await
+                {
+                    Ok(_) => answered.push(id),
+                    Err(_) => break,
+                }
+            }
+            answered
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    gateway.kill().unwrap();
+    gateway.wait().unwrap();
+    let mut answered = Vec::new();
+    for t in tasks {
+        answered.extend(t.await.unwrap());
+    }
+    assert!(
+        !answered.is_empty(),
+        "no submit was answered before the kill; the test proves nothing"
+    );
+
+    let mut gateway = spawn_gateway(&s.config);
+    wait_until_up(&rabat).await;
+    let inbox: std::collections::BTreeSet<String> = vsse
+        .inbox(Duration::ZERO)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.item_id)
+        .collect();
+    for worker in 0..2 {
+        for n in 0..200 {
+            let id = format!("w{worker}-{n}");
+            let has_receipt = rabat
+                .receipt(&item_ref(&rabat.config().principal, &id))
+                .await
+                .is_ok();
+            let in_inbox = inbox.contains(&id);
+            assert_eq!(
+                has_receipt, in_inbox,
+                "{id}: receipt {has_receipt} but inbox entry {in_inbox}"
+            );
+            if answered.contains(&id) {
+                assert!(has_receipt, "{id} was answered but is gone after the kill");
+            }
+        }
+    }
+    gateway.kill().unwrap();
+    gateway.wait().unwrap();
+}

@@ -1,0 +1,262 @@
+//! Handshake and identity refusals: each is refused at the handshake or
+//! with 403, and the gateway keeps serving others.
+
+mod common;
+
+use common::{raw_client, raw_healthz, Harness};
+use passerelle::pki::{Authority, ClientCertOptions, KeyAlg};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+async fn good_station_still_served(h: &Harness) {
+    let rabat = h.station("police/lo/rabat");
+    rabat
+        .inbox(Duration::ZERO)
+        .await
+        .expect("the gateway must keep serving good stations");
+}
+
+fn write_pair(
+    h: &Harness,
+    name: &str,
+    issued: &passerelle::pki::Issued,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = h.path().join("raw").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cert.pem"), &issued.cert_pem).unwrap();
+    std::fs::write(dir.join("key.pem"), &issued.key_pem).unwrap();
+    (dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+#[tokio::test]
+async fn no_client_certificate_is_refused_at_the_handshake() {
+    let h = Harness::start().await;
+    let config = raw_client(&h.ca_path(), None, &[&rustls::version::TLS13]);
+    let r = raw_healthz(h.addr(), config).await;
+    assert!(r.is_err(), "a client without certificate got: {r:?}");
+    good_station_still_served(&h).await;
+}
+
+#[tokio::test]
+async fn tls12_only_client_is_refused() {
+    let h = Harness::start().await;
+    let dir = h
+        .path()
+        .join(passerelle::pki::station_dir("police/lo/rabat"));
+    let config = raw_client(
+        &h.ca_path(),
+        Some((&dir.join("cert.pem"), &dir.join("key.pem"))),
+        &[&rustls::version::TLS12],
+    );
+    let r = raw_healthz(h.addr(), config).await;
+    assert!(r.is_err(), "a TLS 1.2 client got: {r:?}");
+    // The same certificate over TLS 1.3 works.
+    let config = raw_client(
+        &h.ca_path(),
+        Some((&dir.join("cert.pem"), &dir.join("key.pem"))),
+        &[&rustls::version::TLS13],
+    );
+    let ok = raw_healthz(h.addr(), config).await.unwrap();
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.contains("police/lo/rabat"), "{ok}");
+    good_station_still_served(&h).await;
+}
+
+#[tokio::test]
+async fn expired_certificate_is_refused() {
+    let h = Harness::start().await;
+    let now = OffsetDateTime::now_utc();
+    let expired = h
+        .pki
+        .agency("police")
+        .unwrap()
+        .issue_client(
+            "spiffe://police.example/lo/rabat",
+            &ClientCertOptions {
+                not_before: now - time::Duration::days(30),
+                not_after: now - time::Duration::days(1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let (cert, key) = write_pair(&h, "expired", &expired);
+    let r = raw_healthz(
+        h.addr(),
+        raw_client(
+            &h.ca_path(),
+            Some((&cert, &key)),
+            &[&rustls::version::TLS13],
+        ),
+    )
+    .await;
+    assert!(r.is_err(), "an expired certificate got: {r:?}");
+    good_station_still_served(&h).await;
+}
+
+#[tokio::test]
+async fn certificate_from_unknown_ca_is_refused() {
+    let h = Harness::start().await;
+    let rogue = Authority::new("rogue").unwrap();
+    let issued = rogue
+        .issue_client(
+            "spiffe://police.example/lo/rabat",
+            &ClientCertOptions::default(),
+        )
+        .unwrap();
+    let (cert, key) = write_pair(&h, "rogue", &issued);
+    let r = raw_healthz(
+        h.addr(),
+        raw_client(
+            &h.ca_path(),
+            Some((&cert, &key)),
+            &[&rustls::version::TLS13],
+        ),
+    )
+    .await;
+    assert!(r.is_err(), "a certificate from an unknown CA got: {r:?}");
+    good_station_still_served(&h).await;
+}
+
+#[tokio::test]
+async fn certificate_without_signing_key_usage_is_refused() {
+    let h = Harness::start().await;
+    let issued = h
+        .pki
+        .agency("police")
+        .unwrap()
+        .issue_client(
+            "spiffe://police.example/lo/rabat",
+            &ClientCertOptions {
+                digital_signature: false,
+                alg: KeyAlg::P256,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let (cert, key) = write_pair(&h, "no-ku", &issued);
+    let r = raw_healthz(
+        h.addr(),
+        raw_client(
+            &h.ca_path(),
+            Some((&cert, &key)),
+            &[&rustls::version::TLS13],
+        ),
+    )
+    .await;
+    assert!(
+        r.is_err(),
+        "a certificate without digitalSignature got: {r:?}"
+    );
+    good_station_still_served(&h).await;
+}
+
+#[tokio::test]
+async fn police_certificate_claiming_a_vsse_identity_is_forbidden() {
+    let h = Harness::start().await;
+    let forged = h
+        .pki
+        .agency("police")
+        .unwrap()
+        .issue_client(
+            "spiffe://vsse.example/analysis/ct",
+            &ClientCertOptions::default(),
+        )
+        .unwrap();
+    let impostor = h.station_with("police/lo/rabat", &forged, "impostor");
+    let err = impostor.inbox(Duration::ZERO).await.unwrap_err();
+    match err {
+        passerelle::client::ClientError::Refused(p) => {
+            assert_eq!(p.status, 403);
+            assert_eq!(p.slug(), "identity-refused");
+            assert!(p.detail.contains("police CA"), "{}", p.detail);
+        }
+        other => panic!("expected a 403, got {other}"),
+    }
+    // Nor can it submit.
+    let signed = common::item(&impostor, "x", &["police/spoc"], "t");
+    assert!(impostor.submit(&signed).await.is_err());
+    good_station_still_served(&h).await;
+}
+
+#[tokio::test]
+async fn revoked_certificate_is_refused_when_a_crl_is_configured() {
+    // Issue a second Rabat certificate, revoke it, and configure the CRL.
+    let dir = tempfile::tempdir().unwrap();
+    let pki = passerelle::pki::generate().unwrap();
+    passerelle::pki::write_example(dir.path(), &pki, "127.0.0.1:0").unwrap();
+    let police = pki.agency("police").unwrap();
+    let revoked = police
+        .issue_client(
+            "spiffe://police.example/lo/rabat",
+            &ClientCertOptions::default(),
+        )
+        .unwrap();
+    std::fs::write(
+        dir.path().join("police/crl.pem"),
+        police.crl(std::slice::from_ref(&revoked.serial)).unwrap(),
+    )
+    .unwrap();
+    let mut config =
+        passerelle::config::GatewayConfig::load(&dir.path().join("gateway.toml")).unwrap();
+    for a in &mut config.agencies {
+        if a.name.as_str() == "police" {
+            a.crl = Some(dir.path().join("police/crl.pem"));
+        }
+    }
+    let running = passerelle::server::start(&config).await.unwrap();
+    let ca = dir.path().join("gateway/ca.pem");
+    std::fs::write(dir.path().join("revoked.pem"), &revoked.cert_pem).unwrap();
+    std::fs::write(dir.path().join("revoked.key"), &revoked.key_pem).unwrap();
+    let r = raw_healthz(
+        running.addr,
+        raw_client(
+            &ca,
+            Some((
+                &dir.path().join("revoked.pem"),
+                &dir.path().join("revoked.key"),
+            )),
+            &[&rustls::version::TLS13],
+        ),
+    )
+    .await;
+    assert!(r.is_err(), "a revoked certificate got: {r:?}");
+    // The station's own (unrevoked) certificate still works, and so do
+    // other agencies, whose CAs have no CRL configured.
+    for station in ["police/lo/rabat", "vsse/analysis/ct"] {
+        let sdir = dir.path().join(passerelle::pki::station_dir(station));
+        let ok = raw_healthz(
+            running.addr,
+            raw_client(
+                &ca,
+                Some((&sdir.join("cert.pem"), &sdir.join("key.pem"))),
+                &[&rustls::version::TLS13],
+            ),
+        )
+        .await
+        .unwrap();
+        assert!(ok.starts_with("HTTP/1.1 200"), "{station}: {ok}");
+    }
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn committed_example_configs_load() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("certs-example");
+    let config = passerelle::config::GatewayConfig::load(&root.join("gateway.toml")).unwrap();
+    assert!(config.listen.ip().is_loopback());
+    let identities =
+        std::sync::Arc::new(passerelle::tls::Identities::new(&config.agencies).unwrap());
+    passerelle::tls::server_config(identities.clone(), &config.tls.cert, &config.tls.key).unwrap();
+    for (principal, _) in passerelle::pki::STATIONS {
+        let c = passerelle::config::ClientConfig::load(
+            &root
+                .join(passerelle::pki::station_dir(principal))
+                .join("client.toml"),
+        )
+        .unwrap();
+        let cert = passerelle::tls::load_certs(&c.cert).unwrap();
+        let peer = identities.identify(&cert).unwrap();
+        assert_eq!(peer.principal.as_str(), principal);
+        passerelle::client::Station::new(c).unwrap();
+    }
+}
