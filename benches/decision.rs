@@ -4,6 +4,24 @@
 //!
 //! Run briefly with
 //! `cargo bench --bench decision -- --warm-up-time 1 --measurement-time 3`.
+//!
+//! Cases:
+//! - `example/tearline-2-portions`: VSSE → `police/spoc`, a SECRET DGST
+//!   report and its CONFIDENTIEL H2 tearline (third-party consent checked,
+//!   one portion released).
+//! - `example/1-portion`: VSSE → `police/lo/rabat`, CONFIDENTIEL, case rule.
+//! - `generated-10k-principals-1k-rules`: a deterministic policy (a third of
+//!   the rules select by agency, a third by roles, a third by principal; one
+//!   in ten is a deny), four portions released; and a recipient for which
+//!   nothing matches.
+//! - `…-all-candidates`: the same size where every rule selects every
+//!   recipient, so each decision walks all 1,000 rules (about 110 of them
+//!   grant, and all are named in the decision).
+//!
+//! Figures (2-core shared machine, load average 4.5–5.6 from other builds,
+//! criterion median of 100 samples, release profile, 2026-11-25):
+//! 1.08 µs, 0.68 µs; 3.3 µs and 1.5 µs; 31.9 µs and 6.0 µs. Compiling the
+//! generated policy from TOML takes about 0.7 s.
 
 use std::hint::black_box;
 use std::path::Path;
