@@ -75,9 +75,11 @@ struct ItemCtx {
     sender: u32,
     purpose: Option<u8>,
     priority: u8,
-    /// Interned cases, sorted; `None` when the item names a case the policy
-    /// does not know (no case predicate can then hold).
-    cases: Option<Vec<u32>>,
+    /// The item's cases that the policy knows, interned and sorted.
+    cases: Vec<u32>,
+    /// Whether the item also names a case the policy does not know: no
+    /// recipient or sender is then assigned to all its cases.
+    unknown_case: bool,
 }
 
 /// What the engine needs of one label.
@@ -241,11 +243,14 @@ fn priority_bit(p: Priority) -> u8 {
     }
 }
 
-fn assigned(p: &Principal, cases: &Option<Vec<u32>>) -> bool {
-    match cases {
-        Some(c) if !c.is_empty() => c.iter().all(|x| p.case_ids.binary_search(x).is_ok()),
-        _ => false,
-    }
+/// Whether the item names at least one case and `p` is assigned to all of them.
+fn assigned(p: &Principal, item: &ItemCtx) -> bool {
+    !item.unknown_case
+        && !item.cases.is_empty()
+        && item
+            .cases
+            .iter()
+            .all(|x| p.case_ids.binary_search(x).is_ok())
 }
 
 impl Policy {
@@ -445,19 +450,18 @@ impl Policy {
         }
         if let Some(a) = rule.case_assignment {
             let ok = match a {
-                CaseAssignment::Recipient => assigned(rcp, &item.cases),
-                CaseAssignment::Sender => assigned(sender, &item.cases),
-                CaseAssignment::Both => assigned(rcp, &item.cases) && assigned(sender, &item.cases),
+                CaseAssignment::Recipient => assigned(rcp, item),
+                CaseAssignment::Sender => assigned(sender, item),
+                CaseAssignment::Both => assigned(rcp, item) && assigned(sender, item),
             };
             if !ok {
                 return Some(Mismatch::CaseAssignment);
             }
         }
         if let Some(cases) = &k.cases {
-            let hit = item
-                .cases
-                .as_ref()
-                .is_some_and(|ic| ic.iter().any(|x| cases.binary_search(x).is_ok()));
+            // Any named case counts, so an unknown case added beside a
+            // listed one cannot slip an item past a deny rule.
+            let hit = item.cases.iter().any(|x| cases.binary_search(x).is_ok());
             if !hit {
                 return Some(Mismatch::Cases);
             }
@@ -591,20 +595,23 @@ impl Policy {
             }
         }
 
-        let cases = header
+        let mut unknown_case = false;
+        let mut cases: Vec<u32> = header
             .cases
             .iter()
-            .map(|c| self.case_by_id.get(c).copied())
-            .collect::<Option<Vec<u32>>>()
-            .map(|mut v| {
-                v.sort_unstable();
-                v
-            });
+            .filter_map(|c| {
+                let id = self.case_by_id.get(c).copied();
+                unknown_case |= id.is_none();
+                id
+            })
+            .collect();
+        cases.sort_unstable();
         let ctx = ItemCtx {
             sender: sender_idx,
             purpose: self.purpose_by_name.get(&header.purpose).copied(),
             priority: priority_bit(header.priority),
             cases,
+            unknown_case,
         };
         let candidates = &self.rules_by_recipient[rcp_idx as usize];
         // Item-level predicates (sender, purpose, priority, cases) hold or
@@ -1081,6 +1088,27 @@ priorities = ["FLASH"]
             "{:?}",
             d.reasons
         );
+    }
+
+    #[test]
+    fn an_unknown_case_does_not_slip_past_a_deny_rule() {
+        let extra = "[[case]]\nid = \"K\"\npurpose = \"p\"\n[[deny]]\nid = \"no-k\"\nfrom = {}\nto = {}\ncases = [\"K\"]\n";
+        let p = Policy::from_sources(&[("p.toml".into(), format!("{POLICY}{extra}"))]).unwrap();
+        let to = PrincipalId::new("b/r").unwrap();
+        let low = lbl("LOW");
+        let mut m = manifest(low.clone(), Priority::Routine, 1);
+        m.header.cases = vec!["K".into(), "UNKNOWN-1".into()];
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&low],
+        };
+        assert_eq!(p.decide(&facts, &to, 0).rules, vec!["no-k".to_string()]);
+        m.header.cases = vec!["UNKNOWN-1".into()];
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&low],
+        };
+        assert!(p.decide(&facts, &to, 0).allowed());
     }
 
     #[test]
