@@ -438,8 +438,16 @@ impl Policy {
             return Some(Mismatch::Sender);
         }
         let k = &rule.c;
+        // A deny rule fails closed: a purpose or case the policy does not
+        // know (a misspelling, another letter case) could be the one it
+        // names, so it matches; a grant never matches on what it cannot know.
+        let deny = rule.effect == RuleEffect::Deny;
         if let Some(m) = k.purposes {
-            if !matches!(item.purpose, Some(p) if m & (1 << p) != 0) {
+            let hit = match item.purpose {
+                Some(p) => m & (1 << p) != 0,
+                None => deny,
+            };
+            if !hit {
                 return Some(Mismatch::Purpose);
             }
         }
@@ -461,7 +469,8 @@ impl Policy {
         if let Some(cases) = &k.cases {
             // Any named case counts, so an unknown case added beside a
             // listed one cannot slip an item past a deny rule.
-            let hit = item.cases.iter().any(|x| cases.binary_search(x).is_ok());
+            let hit = item.cases.iter().any(|x| cases.binary_search(x).is_ok())
+                || (deny && item.unknown_case);
             if !hit {
                 return Some(Mismatch::Cases);
             }
@@ -1091,7 +1100,7 @@ priorities = ["FLASH"]
     }
 
     #[test]
-    fn an_unknown_case_does_not_slip_past_a_deny_rule() {
+    fn unknown_cases_and_purposes_fail_closed() {
         let extra = "[[case]]\nid = \"K\"\npurpose = \"p\"\n[[deny]]\nid = \"no-k\"\nfrom = {}\nto = {}\ncases = [\"K\"]\n";
         let p = Policy::from_sources(&[("p.toml".into(), format!("{POLICY}{extra}"))]).unwrap();
         let to = PrincipalId::new("b/r").unwrap();
@@ -1103,12 +1112,26 @@ priorities = ["FLASH"]
             portion_labels: vec![&low],
         };
         assert_eq!(p.decide(&facts, &to, 0).rules, vec!["no-k".to_string()]);
-        m.header.cases = vec!["UNKNOWN-1".into()];
+        // Nor does a case the policy does not know (here: another letter case).
+        m.header.cases = vec!["k".into()];
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&low],
+        };
+        assert_eq!(p.decide(&facts, &to, 0).rules, vec!["no-k".to_string()]);
+        m.header.cases = vec![];
         let facts = ItemFacts {
             manifest: &m,
             portion_labels: vec![&low],
         };
         assert!(p.decide(&facts, &to, 0).allowed());
+        // An unknown purpose: the grant (purposes = ["p"]) fails closed.
+        m.header.purpose = "P".into();
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&low],
+        };
+        assert_eq!(p.decide(&facts, &to, 0).rules, vec![rule_ids::DEFAULT_DENY]);
     }
 
     #[test]
