@@ -62,7 +62,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
     let example = pki::generate()?;
-    pki::write_example(dir.path(), &example, "127.0.0.1:0")?;
+    pki::write_example(dir.path(), &example, "127.0.0.1:0", None)?;
     let config = GatewayConfig::load(&dir.path().join("gateway.toml"))?;
     let running = passerelle::server::start(&config).await?;
     let addr = running.addr;

@@ -110,13 +110,13 @@ const REQUEST: &str = r#"
 id = "rabat-req-0001"
 to = ["vsse/analysis/ct"]
 purpose = "terrorism"
-cases = ["CT-2026-17"]
+cases = ["CT-2026-014"]
 priority = "FLASH"
 language = "fr"
 [label]
 level = "CONFIDENTIEL"
 [[portion]]
-text = "Demande de contexte: individu signalé à Rabat, possible lien avec la cellule CT-2026-17."
+text = "Demande de contexte: individu signalé à Rabat, possible lien avec la cellule CT-2026-014."
 [portion.label]
 level = "CONFIDENTIEL"
 "#;
@@ -125,7 +125,7 @@ const ANSWER: &str = r#"
 id = "vsse-ctx-0001"
 to = ["police/lo/rabat"]
 purpose = "terrorism"
-cases = ["CT-2026-17"]
+cases = ["CT-2026-014"]
 priority = "URGENT"
 language = "fr"
 [label]
@@ -152,7 +152,7 @@ fn station(dir: &Path, principal: &str, addr: std::net::SocketAddr) -> anyhow::R
 pub async fn run(dir: &Path) -> anyhow::Result<Report> {
     let mut report = Report::default();
     let example = pki::generate()?;
-    pki::write_example(dir, &example, "127.0.0.1:0")?;
+    pki::write_example(dir, &example, "127.0.0.1:0", None)?;
     let config = GatewayConfig::load(&dir.join("gateway.toml"))?;
     let running = server::start(&config).await?;
     let addr = running.addr;

@@ -16,7 +16,6 @@
 //! The decider is swapped whole ([`Gateway::set_decider`]): a request keeps
 //! the snapshot it started with, and no request ever sees half a policy.
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use crate::audit::checkpoint::Checkpoint;
 use crate::audit::event::{AuditEntry, AuditEvent, RecordedDecision};
 use crate::audit::signed_note::SignerKey;
 use crate::domain::attestation::{Attestation, ATTESTATION_CONTENT_TYPE};
-use crate::domain::bytes::{sha256, to_cbor, Bytes};
+use crate::domain::bytes::{to_cbor, Bytes};
 use crate::domain::cose::PublicKey;
 use crate::domain::decision::{Decider, Decision, Effect, ItemFacts};
 use crate::domain::item::{DeliveredItem, DeliveredPortion, ItemError, SignedItem};
@@ -36,59 +35,6 @@ use crate::domain::receipt::{
 use crate::keys::GatewayKey;
 use crate::store::{AckOutcome, CommitOutcome, InboxEntry, NewItem, Store, StoreError, TreeHead};
 use crate::tls::VerifiedPeer;
-
-/// The directory of known principals from `gateway.toml`, used until a
-/// policy directory is configured: every known recipient receives every
-/// portion. It enforces only that recipients exist.
-#[derive(Debug, Clone)]
-pub struct Directory {
-    principals: BTreeSet<PrincipalId>,
-    digest: String,
-}
-
-impl Directory {
-    /// A directory of `principals`.
-    pub fn new(principals: impl IntoIterator<Item = PrincipalId>) -> Self {
-        let principals: BTreeSet<PrincipalId> = principals.into_iter().collect();
-        let listing: Vec<&str> = principals.iter().map(|p| p.as_str()).collect();
-        let digest = hex::encode(sha256(listing.join("\n").as_bytes()));
-        Directory { principals, digest }
-    }
-}
-
-impl Decider for Directory {
-    fn digest(&self) -> String {
-        self.digest.clone()
-    }
-    fn knows(&self, principal: &PrincipalId) -> bool {
-        self.principals.contains(principal)
-    }
-    fn decide(&self, item: &ItemFacts<'_>, recipient: &PrincipalId, _now: i64) -> Decision {
-        let known = self.knows(recipient);
-        Decision {
-            recipient: recipient.clone(),
-            effect: if known { Effect::Allow } else { Effect::Deny },
-            portions: if known {
-                (0..item.portion_labels.len() as u32).collect()
-            } else {
-                vec![]
-            },
-            rules: vec![if known {
-                "directory.known"
-            } else {
-                "default.deny"
-            }
-            .to_string()],
-            reasons: vec![if known {
-                "recipient is a known principal"
-            } else {
-                "recipient is unknown"
-            }
-            .to_string()],
-            policy_digest: self.digest.clone(),
-        }
-    }
-}
 
 /// Why the gateway refused a request. Each variant says whose fault it is.
 #[derive(Debug, thiserror::Error)]
@@ -290,6 +236,16 @@ impl Gateway {
             .await
         {
             tracing::error!(error = %e, "could not record a refused connection");
+        }
+    }
+
+    /// Records a policy reload that was refused.
+    pub async fn record_refused_policy(&self, reason: String) {
+        if let Err(e) = self
+            .record(vec![AuditEvent::PolicyRefused { reason }])
+            .await
+        {
+            tracing::error!(error = %e, "could not record a refused policy");
         }
     }
 

@@ -117,6 +117,10 @@ enum PkiCommand {
         /// Address the example gateway config listens on.
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: String,
+        /// Policy directory for the gateway config, relative to DIR (default:
+        /// a copy of the built-in example policy in DIR/policies).
+        #[arg(long)]
+        policy: Option<String>,
     },
 }
 
@@ -198,10 +202,14 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
         Command::Serve { config } => serve(&config)
             .await
             .map(|_| std::process::ExitCode::SUCCESS),
-        Command::Pki(PkiCommand::Init { dir, listen }) => {
+        Command::Pki(PkiCommand::Init {
+            dir,
+            listen,
+            policy,
+        }) => {
             ensure_empty(&dir)?;
             let example = pki::generate()?;
-            pki::write_example(&dir, &example, &listen)?;
+            pki::write_example(&dir, &example, &listen, policy.as_deref())?;
             println!("example PKI and configs written to {}", dir.display());
             println!(
                 "run the gateway: passerelle serve --config {}",

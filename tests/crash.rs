@@ -50,7 +50,7 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let pki = passerelle::pki::generate().unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
-    passerelle::pki::write_example(dir.path(), &pki, &addr).unwrap();
+    passerelle::pki::write_example(dir.path(), &pki, &addr, None).unwrap();
     let config = dir.path().join("gateway.toml");
     Setup { dir, config, addr }
 }

@@ -332,7 +332,7 @@ pub(crate) mod tests {
             created: 1_790_000_000,
             priority: Priority::Flash,
             purpose: "terrorism".into(),
-            cases: vec!["CT-2026-17".into()],
+            cases: vec!["CT-2026-014".into()],
             language: "fr".into(),
             expires: None,
         };
