@@ -581,6 +581,12 @@ async fn run_demo(keep: Option<PathBuf>) -> Result<std::process::ExitCode> {
     println!("passerelle demo: a liaison station abroad and VSSE exchange over mutual TLS\n");
     let report = demo::run(&dir).await?;
     println!("{}", report.table());
+    if !report.notes.is_empty() {
+        println!("\nwhat the gateway told the sender:");
+        for note in &report.notes {
+            println!("  - {note}");
+        }
+    }
     if report.all_ok() {
         println!("\nevery step behaved as expected");
         Ok(std::process::ExitCode::SUCCESS)
