@@ -33,7 +33,9 @@ use crate::domain::receipt::{
     RECEIPT_CONTENT_TYPE,
 };
 use crate::keys::GatewayKey;
-use crate::store::{AckOutcome, CommitOutcome, InboxEntry, NewItem, Store, StoreError, TreeHead};
+use crate::store::{
+    AckOutcome, CommitOutcome, InboxEntry, NewItem, Store, StoreError, Swept, TreeHead,
+};
 use crate::tls::VerifiedPeer;
 
 /// Why the gateway refused a request. Each variant says whose fault it is.
@@ -362,7 +364,11 @@ impl Gateway {
                 policy_digest,
             },
         );
+        let purge_after = decider
+            .retention_days(&item.manifest.label.level)
+            .map(|days| now.saturating_add(i64::from(days) * 86_400));
         let new = NewItem {
+            purge_after,
             item_ref: reference,
             sender: header.sender.clone(),
             item_id: header.id.clone(),
@@ -604,6 +610,35 @@ impl Gateway {
             }))
         })
         .await
+    }
+
+    /// Expires unacknowledged entries of items past their expiry and purges
+    /// the content of items past their retention, each on the audit log.
+    pub async fn sweep(&self) -> Result<usize, GatewayError> {
+        let store = self.store.clone();
+        let now = unix_now();
+        let swept = blocking(move || {
+            store.sweep(now, &|s| {
+                AuditEntry::new(
+                    now,
+                    match s {
+                        Swept::Expired {
+                            item_ref,
+                            recipient,
+                        } => AuditEvent::Expired {
+                            item_ref: item_ref.clone(),
+                            recipient: recipient.clone(),
+                        },
+                        Swept::Purged { item_ref, digest } => AuditEvent::Purged {
+                            item_ref: item_ref.clone(),
+                            digest: hex::encode(digest),
+                        },
+                    },
+                )
+            })
+        })
+        .await?;
+        Ok(swept.len())
     }
 
     /// Signs and stores a checkpoint of the log as it is now (unless the

@@ -192,20 +192,17 @@ struct AcceptLoop {
 impl AcceptLoop {
     async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let mut checkpoints = tokio::time::interval(self.checkpoint_every);
-        checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let housekeeping = tokio::spawn(housekeeping(
+            self.gateway.clone(),
+            self.checkpoint_every,
+            shutdown.clone(),
+        ));
         loop {
             let permit = tokio::select! {
                 p = self.limit.clone().acquire_owned() => match p {
                     Ok(p) => p,
                     Err(_) => break,
                 },
-                _ = checkpoints.tick() => {
-                    if let Err(e) = self.gateway.checkpoint().await {
-                        tracing::error!(error = %e, "could not issue a checkpoint");
-                    }
-                    continue;
-                }
                 _ = shutdown.changed() => break,
             };
             let (tcp, peer_addr) = tokio::select! {
@@ -287,11 +284,33 @@ impl AcceptLoop {
         {
             tracing::warn!("some connections did not finish within the drain timeout");
         }
+        let _ = housekeeping.await;
         match self.gateway.record_stop().await {
             Ok(_) => tracing::info!("gateway stopped; final checkpoint signed"),
             Err(e) => {
                 tracing::error!(error = %e, "could not record the stop and its final checkpoint")
             }
+        }
+    }
+}
+
+/// Every `every`: expire and purge what is due, then sign a checkpoint if
+/// the log grew. Runs beside the accept loop until shutdown.
+async fn housekeeping(gateway: Arc<Gateway>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        match gateway.sweep().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "expired or purged"),
+            Err(e) => tracing::error!(error = %e, "could not expire or purge"),
+        }
+        if let Err(e) = gateway.checkpoint().await {
+            tracing::error!(error = %e, "could not issue a checkpoint");
         }
     }
 }

@@ -205,3 +205,98 @@ async fn the_gateway_refuses_an_open_key_file_and_a_rewritten_log() {
         "{err}"
     );
 }
+
+fn count_events(h: &Harness, pred: impl Fn(&AuditEvent) -> bool) -> usize {
+    let store = h.running.as_ref().unwrap().gateway.store().clone();
+    let size = store.tree_head().size;
+    store
+        .audit_entries(0, size)
+        .unwrap()
+        .iter()
+        .filter(|e| pred(&AuditEntry::decode(e).unwrap().event))
+        .count()
+}
+
+#[tokio::test]
+async fn housekeeping_checkpoints_expires_and_purges_on_its_own() {
+    let h = Harness::start_with(|c| c.audit.checkpoint_seconds = 1).await;
+    let rabat = h.station("police/lo/rabat");
+    let vsse = h.station("vsse/analysis/ct");
+    // An item that expires one second after it is made.
+    let spec = passerelle::spec::ItemSpec::parse(
+        "id = \"soon\"\nto = [\"vsse/analysis/ct\"]\npurpose = \"terrorism\"\n[label]\nlevel = \"RESTREINT\"\n\
+         [[portion]]\ntext = \"t\"\n[portion.label]\nlevel = \"RESTREINT\"\n",
+    )
+    .unwrap();
+    let now = passerelle::gateway::unix_now();
+    let mut header = spec.header(&rabat.config().principal, now);
+    header.expires = Some(now + 1);
+    let agency = rabat.config().principal.agency();
+    let item = passerelle::domain::item::SignedItem::sign(
+        rabat.signing_key(),
+        header,
+        spec.label.to_label(&agency),
+        spec.portions(&agency),
+    );
+    let receipt = rabat.submit(&item).await.unwrap().receipt;
+    // Its retention (five years for RESTREINT) is set at acceptance; move
+    // it into the past, as if five years went by.
+    let conn = rusqlite::Connection::open(&h.config.store).unwrap();
+    let retained: i64 = conn
+        .query_row(
+            "SELECT purge_after FROM items WHERE item_ref = ?1",
+            [&receipt.item_ref],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(retained >= now + 1825 * 86_400);
+    conn.execute(
+        "UPDATE items SET purge_after = ?1 WHERE item_ref = ?2",
+        rusqlite::params![now, receipt.item_ref],
+    )
+    .unwrap();
+    drop(conn);
+    let size_after_submit = h.running.as_ref().unwrap().gateway.store().tree_head().size;
+
+    // No request: the gateway signs checkpoints, expires and purges by itself.
+    let mut done = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let expired = count_events(
+            &h,
+            |e| matches!(e, AuditEvent::Expired { item_ref, .. } if *item_ref == receipt.item_ref),
+        );
+        let purged = count_events(
+            &h,
+            |e| matches!(e, AuditEvent::Purged { item_ref, .. } if *item_ref == receipt.item_ref),
+        );
+        let store = h.running.as_ref().unwrap().gateway.store().clone();
+        let covered = store
+            .checkpoints()
+            .unwrap()
+            .last()
+            .map(|c| c.0)
+            .unwrap_or(0)
+            > size_after_submit;
+        if expired == 1 && purged == 1 && covered {
+            done = true;
+            break;
+        }
+    }
+    assert!(
+        done,
+        "within 10 s the item must be expired, purged and covered by a new checkpoint"
+    );
+    assert!(vsse.inbox(Duration::ZERO).await.unwrap().is_empty());
+    assert!(vsse.fetch(&receipt.item_ref).await.is_err());
+    // The receipt survives the purge.
+    assert_eq!(
+        rabat
+            .receipt(&receipt.item_ref)
+            .await
+            .unwrap()
+            .receipt
+            .digest,
+        receipt.digest
+    );
+}

@@ -76,4 +76,7 @@ pub trait Decider: Send + Sync + 'static {
     fn knows(&self, principal: &PrincipalId) -> bool;
     /// The decision for `recipient`.
     fn decide(&self, item: &ItemFacts<'_>, recipient: &PrincipalId, now: i64) -> Decision;
+    /// How long an item's content is kept, in days, for its item-level
+    /// classification `level`; `None` keeps it until an operator purges it.
+    fn retention_days(&self, level: &str) -> Option<u32>;
 }

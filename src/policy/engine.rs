@@ -233,6 +233,9 @@ impl Decider for Policy {
     fn decide(&self, item: &ItemFacts<'_>, recipient: &PrincipalId, now: i64) -> Decision {
         Policy::decide(self, item, recipient, now)
     }
+    fn retention_days(&self, level: &str) -> Option<u32> {
+        Policy::retention_days(self, level)
+    }
 }
 
 fn priority_bit(p: Priority) -> u8 {

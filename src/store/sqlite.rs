@@ -25,7 +25,9 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use std::path::Path;
 use std::sync::Mutex;
 
-use super::{AckOutcome, CommitOutcome, InboxEntry, Leased, NewItem, Store, StoreError, TreeHead};
+use super::{
+    AckOutcome, CommitOutcome, InboxEntry, Leased, NewItem, Store, StoreError, Swept, TreeHead,
+};
 use crate::audit::checkpoint::Checkpoint;
 use crate::audit::event::AuditEntry;
 use crate::audit::rfc9162::{leaf_hash, Hash, Tree};
@@ -49,6 +51,8 @@ CREATE TABLE IF NOT EXISTS items (
     sender_cert  BLOB NOT NULL,
     portions     BLOB NOT NULL,
     receipt      BLOB NOT NULL,
+    purge_after  INTEGER,
+    purged_at    INTEGER,
     UNIQUE (sender, item_id)
 );
 CREATE TABLE IF NOT EXISTS inbox (
@@ -59,6 +63,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     deliveries   INTEGER NOT NULL DEFAULT 0,
     acked_at     INTEGER,
     refused_at   INTEGER,
+    expired_at   INTEGER,
     PRIMARY KEY (recipient, item_seq)
 );
 CREATE INDEX IF NOT EXISTS inbox_pending ON inbox (recipient, acked_at, lease_until);
@@ -261,8 +266,8 @@ impl Store for SqliteStore {
         item.receipt.audit_index = next;
         tx.execute(
             "INSERT INTO items (item_ref, sender, item_id, digest, priority, accepted_at, expires_at,
-                                envelope, sender_cert, portions, receipt)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                envelope, sender_cert, portions, receipt, purge_after)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 item.item_ref,
                 item.sender.as_str(),
@@ -275,6 +280,7 @@ impl Store for SqliteStore {
                 item.sender_certificate,
                 to_cbor(&item.portions),
                 to_cbor(&item.receipt),
+                item.purge_after,
             ],
         )
         .map_err(backend)?;
@@ -304,6 +310,7 @@ impl Store for SqliteStore {
                 "SELECT i.item_ref, i.sender, i.item_id, i.priority, i.accepted_at, b.deliveries
                  FROM inbox b JOIN items i ON i.seq = b.item_seq
                  WHERE b.recipient = ?1 AND b.acked_at IS NULL AND b.refused_at IS NULL
+                   AND b.expired_at IS NULL AND i.purged_at IS NULL
                    AND b.lease_until <= ?2 AND (i.expires_at IS NULL OR i.expires_at > ?2)
                  ORDER BY i.priority, i.seq
                  LIMIT ?3",
@@ -345,7 +352,8 @@ impl Store for SqliteStore {
             .query_row(
                 "SELECT i.sender, i.envelope, i.sender_cert, i.portions, b.released
                  FROM inbox b JOIN items i ON i.seq = b.item_seq
-                 WHERE b.recipient = ?1 AND i.item_ref = ?2 AND b.acked_at IS NULL AND b.refused_at IS NULL",
+                 WHERE b.recipient = ?1 AND i.item_ref = ?2 AND b.acked_at IS NULL AND b.refused_at IS NULL
+                   AND b.expired_at IS NULL AND i.purged_at IS NULL",
                 params![recipient.as_str(), item_ref],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
@@ -380,7 +388,7 @@ impl Store for SqliteStore {
         let changed = tx
             .execute(
                 "UPDATE inbox SET lease_until = ?1, deliveries = deliveries + 1
-                 WHERE recipient = ?2 AND acked_at IS NULL AND refused_at IS NULL
+                 WHERE recipient = ?2 AND acked_at IS NULL AND refused_at IS NULL AND expired_at IS NULL
                    AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3)",
                 params![lease_until, recipient.as_str(), item_ref],
             )
@@ -455,6 +463,82 @@ impl Store for SqliteStore {
                 Ok(AckOutcome::Acked(next))
             }
         }
+    }
+
+    fn sweep(
+        &self,
+        now: i64,
+        entry_for: &dyn Fn(&Swept) -> AuditEntry,
+    ) -> Result<Vec<Swept>, StoreError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let next = inner.next_index();
+        let tx = inner
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let mut swept = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT i.item_ref, b.recipient FROM inbox b JOIN items i ON i.seq = b.item_seq
+                     WHERE i.expires_at IS NOT NULL AND i.expires_at <= ?1
+                       AND b.acked_at IS NULL AND b.refused_at IS NULL AND b.expired_at IS NULL
+                     ORDER BY i.seq, b.recipient",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![now], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(backend)?;
+            for row in rows {
+                let (item_ref, recipient) = row.map_err(backend)?;
+                swept.push(Swept::Expired {
+                    item_ref,
+                    recipient: principal(recipient)?,
+                });
+            }
+            let mut stmt = tx
+                .prepare(
+                    "SELECT item_ref, digest FROM items
+                     WHERE purge_after IS NOT NULL AND purge_after <= ?1 AND purged_at IS NULL ORDER BY seq",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![now], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })
+                .map_err(backend)?;
+            for row in rows {
+                let (item_ref, digest) = row.map_err(backend)?;
+                let digest: [u8; 32] = digest
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("digest is not 32 bytes".into()))?;
+                swept.push(Swept::Purged { item_ref, digest });
+            }
+        }
+        for s in &swept {
+            match s {
+                Swept::Expired { item_ref, recipient } => tx.execute(
+                    "UPDATE inbox SET expired_at = ?1
+                     WHERE recipient = ?2 AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3)",
+                    params![now, recipient.as_str(), item_ref],
+                ),
+                // The envelope holds the header and labels, the portions the
+                // content: both go; digest, receipt and audit entries stay.
+                Swept::Purged { item_ref, .. } => tx.execute(
+                    "UPDATE items SET envelope = x'', portions = ?1, purged_at = ?2 WHERE item_ref = ?3",
+                    params![to_cbor(&Vec::<Portion>::new()), now, item_ref],
+                ),
+            }
+            .map_err(backend)?;
+        }
+        let entries: Vec<AuditEntry> = swept.iter().map(entry_for).collect();
+        let refs: Vec<&AuditEntry> = entries.iter().collect();
+        let hashes = insert_audit(&tx, next, &refs)?;
+        Inner::commit(tx, &mut inner.tree, hashes)?;
+        Ok(swept)
     }
 
     fn receipt(&self, sender: &PrincipalId, item_ref: &str) -> Result<Option<Receipt>, StoreError> {
