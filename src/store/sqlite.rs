@@ -22,6 +22,7 @@
 //! the clock.
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -156,7 +157,33 @@ impl Inner {
     }
 }
 
+/// What a write transaction returns: its result, and the audit entries to
+/// append in the same transaction.
+type Written<'e, T> = (T, Vec<Cow<'e, AuditEntry>>);
+
 impl SqliteStore {
+    /// Runs `body` in one IMMEDIATE transaction, given the index the first
+    /// new audit entry will take; appends the entries `body` returns in the
+    /// same transaction, commits (fsync), and only then extends the tree.
+    /// If `body` fails, nothing is written.
+    fn write<'e, T>(
+        &self,
+        body: impl FnOnce(&Transaction<'_>, u64) -> Result<Written<'e, T>, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let next = inner.next_index();
+        let tx = inner
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let (value, entries) = body(&tx, next)?;
+        let refs: Vec<&AuditEntry> = entries.iter().map(|e| e.as_ref()).collect();
+        let hashes = insert_audit(&tx, next, &refs)?;
+        Inner::commit(tx, &mut inner.tree, hashes)?;
+        Ok(value)
+    }
+
     /// Opens (creating if needed) the database at `path`, rebuilds the
     /// audit tree and checks it against the latest checkpoint.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -241,13 +268,7 @@ impl Store for SqliteStore {
         mut item: NewItem,
         entry: &AuditEntry,
     ) -> Result<CommitOutcome, StoreError> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let next = inner.next_index();
-        let tx = inner
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
+        self.write(|tx, next| {
         let existing: Option<(Vec<u8>, Vec<u8>)> = tx
             .query_row(
                 "SELECT digest, receipt FROM items WHERE sender = ?1 AND item_id = ?2",
@@ -257,11 +278,12 @@ impl Store for SqliteStore {
             .optional()
             .map_err(backend)?;
         if let Some((digest, receipt)) = existing {
-            return if digest[..] == item.digest[..] {
-                Ok(CommitOutcome::Duplicate(decode(&receipt)?))
+            let outcome = if digest[..] == item.digest[..] {
+                CommitOutcome::Duplicate(decode(&receipt)?)
             } else {
-                Ok(CommitOutcome::Conflict)
+                CommitOutcome::Conflict
             };
+            return Ok((outcome, vec![]));
         }
         item.receipt.audit_index = next;
         tx.execute(
@@ -292,9 +314,8 @@ impl Store for SqliteStore {
             )
             .map_err(backend)?;
         }
-        let hashes = insert_audit(&tx, next, &[entry])?;
-        Inner::commit(tx, &mut inner.tree, hashes)?;
-        Ok(CommitOutcome::Committed(item.receipt))
+        Ok((CommitOutcome::Committed(item.receipt), vec![Cow::Borrowed(entry)]))
+        })
     }
 
     fn pending(
@@ -378,13 +399,7 @@ impl Store for SqliteStore {
         lease_until: i64,
         entry: &AuditEntry,
     ) -> Result<Option<u64>, StoreError> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let next = inner.next_index();
-        let tx = inner
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
+        self.write(|tx, next| {
         let changed = tx
             .execute(
                 "UPDATE inbox SET lease_until = ?1, deliveries = deliveries + 1
@@ -394,11 +409,10 @@ impl Store for SqliteStore {
             )
             .map_err(backend)?;
         if changed == 0 {
-            return Ok(None);
+            return Ok((None, vec![]));
         }
-        let hashes = insert_audit(&tx, next, &[entry])?;
-        Inner::commit(tx, &mut inner.tree, hashes)?;
-        Ok(Some(next))
+        Ok((Some(next), vec![Cow::Borrowed(entry)]))
+        })
     }
 
     fn refuse_delivery(
@@ -408,22 +422,15 @@ impl Store for SqliteStore {
         now: i64,
         entry: &AuditEntry,
     ) -> Result<u64, StoreError> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let next = inner.next_index();
-        let tx = inner
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        tx.execute(
-            "UPDATE inbox SET refused_at = ?1
+        self.write(|tx, next| {
+            tx.execute(
+                "UPDATE inbox SET refused_at = ?1
              WHERE recipient = ?2 AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3)",
-            params![now, recipient.as_str(), item_ref],
-        )
-        .map_err(backend)?;
-        let hashes = insert_audit(&tx, next, &[entry])?;
-        Inner::commit(tx, &mut inner.tree, hashes)?;
-        Ok(next)
+                params![now, recipient.as_str(), item_ref],
+            )
+            .map_err(backend)?;
+            Ok((next, vec![Cow::Borrowed(entry)]))
+        })
     }
 
     fn ack(
@@ -433,36 +440,29 @@ impl Store for SqliteStore {
         now: i64,
         entry: &AuditEntry,
     ) -> Result<AckOutcome, StoreError> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let next = inner.next_index();
-        let tx = inner
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let row: Option<(i64, Option<i64>)> = tx
-            .query_row(
-                "SELECT b.item_seq, b.acked_at FROM inbox b JOIN items i ON i.seq = b.item_seq
+        self.write(|tx, next| {
+            let row: Option<(i64, Option<i64>)> = tx
+                .query_row(
+                    "SELECT b.item_seq, b.acked_at FROM inbox b JOIN items i ON i.seq = b.item_seq
                  WHERE b.recipient = ?1 AND i.item_ref = ?2 AND b.refused_at IS NULL",
-                params![recipient.as_str(), item_ref],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(backend)?;
-        match row {
-            None => Ok(AckOutcome::NotFound),
-            Some((_, Some(_))) => Ok(AckOutcome::AlreadyAcked),
-            Some((seq, None)) => {
-                tx.execute(
-                    "UPDATE inbox SET acked_at = ?1 WHERE recipient = ?2 AND item_seq = ?3",
-                    params![now, recipient.as_str(), seq],
+                    params![recipient.as_str(), item_ref],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
+                .optional()
                 .map_err(backend)?;
-                let hashes = insert_audit(&tx, next, &[entry])?;
-                Inner::commit(tx, &mut inner.tree, hashes)?;
-                Ok(AckOutcome::Acked(next))
+            match row {
+                None => Ok((AckOutcome::NotFound, vec![])),
+                Some((_, Some(_))) => Ok((AckOutcome::AlreadyAcked, vec![])),
+                Some((seq, None)) => {
+                    tx.execute(
+                        "UPDATE inbox SET acked_at = ?1 WHERE recipient = ?2 AND item_seq = ?3",
+                        params![now, recipient.as_str(), seq],
+                    )
+                    .map_err(backend)?;
+                    Ok((AckOutcome::Acked(next), vec![Cow::Borrowed(entry)]))
+                }
             }
-        }
+        })
     }
 
     fn sweep(
@@ -470,13 +470,7 @@ impl Store for SqliteStore {
         now: i64,
         entry_for: &dyn Fn(&Swept) -> AuditEntry,
     ) -> Result<Vec<Swept>, StoreError> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let next = inner.next_index();
-        let tx = inner
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
+        self.write(|tx, _| {
         let mut swept = Vec::new();
         {
             let mut stmt = tx
@@ -534,11 +528,9 @@ impl Store for SqliteStore {
             }
             .map_err(backend)?;
         }
-        let entries: Vec<AuditEntry> = swept.iter().map(entry_for).collect();
-        let refs: Vec<&AuditEntry> = entries.iter().collect();
-        let hashes = insert_audit(&tx, next, &refs)?;
-        Inner::commit(tx, &mut inner.tree, hashes)?;
-        Ok(swept)
+        let entries = swept.iter().map(|s| Cow::Owned(entry_for(s))).collect();
+        Ok((swept, entries))
+        })
     }
 
     fn receipt(&self, sender: &PrincipalId, item_ref: &str) -> Result<Option<Receipt>, StoreError> {
@@ -556,17 +548,7 @@ impl Store for SqliteStore {
     }
 
     fn append_audit(&self, entries: &[AuditEntry]) -> Result<u64, StoreError> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let next = inner.next_index();
-        let tx = inner
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let refs: Vec<&AuditEntry> = entries.iter().collect();
-        let hashes = insert_audit(&tx, next, &refs)?;
-        Inner::commit(tx, &mut inner.tree, hashes)?;
-        Ok(next)
+        self.write(|_, next| Ok((next, entries.iter().map(Cow::Borrowed).collect())))
     }
 
     fn tree_head(&self) -> TreeHead {
