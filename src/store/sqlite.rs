@@ -87,6 +87,8 @@ struct Inner {
 /// The embedded SQLite store.
 pub struct SqliteStore {
     inner: Mutex<Inner>,
+    /// Submissions waiting for a group commit (see [`SqliteStore::commit_queued`]).
+    queue: Mutex<Vec<Queued>>,
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -157,6 +159,67 @@ impl Inner {
     }
 }
 
+/// A submission waiting for the next group commit.
+struct Queued {
+    item: NewItem,
+    entry: AuditEntry,
+    reply: std::sync::mpsc::SyncSender<Result<CommitOutcome, StoreError>>,
+}
+
+/// Inserts one item and its inbox entries inside `tx`, or finds it already
+/// stored. Its audit entry will take `index`.
+fn insert_item(
+    tx: &Transaction<'_>,
+    item: &mut NewItem,
+    index: u64,
+) -> Result<CommitOutcome, StoreError> {
+    let existing: Option<(Vec<u8>, Vec<u8>)> = tx
+        .query_row(
+            "SELECT digest, receipt FROM items WHERE sender = ?1 AND item_id = ?2",
+            params![item.sender.as_str(), item.item_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    if let Some((digest, receipt)) = existing {
+        return Ok(if digest[..] == item.digest[..] {
+            CommitOutcome::Duplicate(decode(&receipt)?)
+        } else {
+            CommitOutcome::Conflict
+        });
+    }
+    item.receipt.audit_index = index;
+    tx.execute(
+        "INSERT INTO items (item_ref, sender, item_id, digest, priority, accepted_at, expires_at,
+                            envelope, sender_cert, portions, receipt, purge_after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            item.item_ref,
+            item.sender.as_str(),
+            item.item_id,
+            &item.digest[..],
+            priority_rank(item.priority),
+            item.accepted_at,
+            item.expires_at,
+            item.envelope,
+            item.sender_certificate,
+            to_cbor(&item.portions),
+            to_cbor(&item.receipt),
+            item.purge_after,
+        ],
+    )
+    .map_err(backend)?;
+    let seq = tx.last_insert_rowid();
+    for (recipient, released) in &item.deliveries {
+        tx.execute(
+            "INSERT INTO inbox (recipient, item_seq, released) VALUES (?1, ?2, ?3)",
+            params![recipient.as_str(), seq, to_cbor(released)],
+        )
+        .map_err(backend)?;
+    }
+    Ok(CommitOutcome::Committed(item.receipt.clone()))
+}
+
 /// What a write transaction returns: its result, and the audit entries to
 /// append in the same transaction.
 type Written<'e, T> = (T, Vec<Cow<'e, AuditEntry>>);
@@ -182,6 +245,73 @@ impl SqliteStore {
         let hashes = insert_audit(&tx, next, &refs)?;
         Inner::commit(tx, &mut inner.tree, hashes)?;
         Ok(value)
+    }
+
+    fn queued(&self) -> std::sync::MutexGuard<'_, Vec<Queued>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Group commit. Every submitter queues its item, then takes the write
+    /// lock; whoever gets it commits everything queued so far in one
+    /// transaction and one fsync, and answers each submitter. While it
+    /// writes, the next submissions queue up for the next leader, so under
+    /// load many items share an fsync and none waits for a timer. Each item
+    /// sits in its own savepoint, so one item's failure does not touch the
+    /// others; the commit itself is all or nothing, and no submitter hears
+    /// "committed" before it returned.
+    fn commit_queued(&self) {
+        let mut guard = self.lock();
+        let batch = std::mem::take(&mut *self.queued());
+        if batch.is_empty() {
+            return; // an earlier leader committed ours
+        }
+        let mut batch = batch;
+        let inner = &mut *guard;
+        let next = inner.next_index();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut entries = Vec::new();
+        let committed = (|| -> Result<Vec<Hash>, StoreError> {
+            let tx = inner
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            for q in batch.iter_mut() {
+                tx.execute_batch("SAVEPOINT item").map_err(backend)?;
+                match insert_item(&tx, &mut q.item, next + entries.len() as u64) {
+                    Ok(outcome) => {
+                        tx.execute_batch("RELEASE item").map_err(backend)?;
+                        if matches!(outcome, CommitOutcome::Committed(_)) {
+                            entries.push(outcomes.len());
+                        }
+                        outcomes.push(Ok(outcome));
+                    }
+                    Err(e) => {
+                        tx.execute_batch("ROLLBACK TO item; RELEASE item")
+                            .map_err(backend)?;
+                        outcomes.push(Err(e));
+                    }
+                }
+            }
+            let to_log: Vec<&AuditEntry> = entries.iter().map(|&i| &batch[i].entry).collect();
+            let hashes = insert_audit(&tx, next, &to_log)?;
+            tx.commit().map_err(backend)?;
+            Ok(hashes)
+        })();
+        match committed {
+            Ok(hashes) => {
+                for h in hashes {
+                    inner.tree.append_leaf_hash(h);
+                }
+                for (q, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = q.reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                for q in batch {
+                    let _ = q.reply.send(Err(StoreError::Backend(e.to_string())));
+                }
+            }
+        }
     }
 
     /// Opens (creating if needed) the database at `path`, rebuilds the
@@ -250,6 +380,7 @@ impl SqliteStore {
             }
         }
         Ok(SqliteStore {
+            queue: Mutex::new(Vec::new()),
             inner: Mutex::new(Inner { conn, tree }),
         })
     }
@@ -263,59 +394,17 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn commit_item(
-        &self,
-        mut item: NewItem,
-        entry: &AuditEntry,
-    ) -> Result<CommitOutcome, StoreError> {
-        self.write(|tx, next| {
-        let existing: Option<(Vec<u8>, Vec<u8>)> = tx
-            .query_row(
-                "SELECT digest, receipt FROM items WHERE sender = ?1 AND item_id = ?2",
-                params![item.sender.as_str(), item.item_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(backend)?;
-        if let Some((digest, receipt)) = existing {
-            let outcome = if digest[..] == item.digest[..] {
-                CommitOutcome::Duplicate(decode(&receipt)?)
-            } else {
-                CommitOutcome::Conflict
-            };
-            return Ok((outcome, vec![]));
-        }
-        item.receipt.audit_index = next;
-        tx.execute(
-            "INSERT INTO items (item_ref, sender, item_id, digest, priority, accepted_at, expires_at,
-                                envelope, sender_cert, portions, receipt, purge_after)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                item.item_ref,
-                item.sender.as_str(),
-                item.item_id,
-                &item.digest[..],
-                priority_rank(item.priority),
-                item.accepted_at,
-                item.expires_at,
-                item.envelope,
-                item.sender_certificate,
-                to_cbor(&item.portions),
-                to_cbor(&item.receipt),
-                item.purge_after,
-            ],
-        )
-        .map_err(backend)?;
-        let seq = tx.last_insert_rowid();
-        for (recipient, released) in &item.deliveries {
-            tx.execute(
-                "INSERT INTO inbox (recipient, item_seq, released) VALUES (?1, ?2, ?3)",
-                params![recipient.as_str(), seq, to_cbor(released)],
-            )
-            .map_err(backend)?;
-        }
-        Ok((CommitOutcome::Committed(item.receipt), vec![Cow::Borrowed(entry)]))
-        })
+    fn commit_item(&self, item: NewItem, entry: &AuditEntry) -> Result<CommitOutcome, StoreError> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.queued().push(Queued {
+            item,
+            entry: entry.clone(),
+            reply,
+        });
+        self.commit_queued();
+        answer
+            .recv()
+            .map_err(|_| StoreError::Backend("the commit was abandoned".into()))?
     }
 
     fn pending(
