@@ -105,14 +105,6 @@ pub struct AuditConfig {
     pub auditor_agencies: Vec<Agency>,
 }
 
-/// A known principal, until the policy directory provides them.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrincipalConfig {
-    /// The principal's id.
-    pub id: PrincipalId,
-}
-
 /// `gateway.toml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,9 +120,8 @@ pub struct GatewayConfig {
     /// Trusted CAs, one per agency.
     #[serde(rename = "agency")]
     pub agencies: Vec<AgencyConfig>,
-    /// Known principals.
-    #[serde(rename = "principal", default)]
-    pub principals: Vec<PrincipalConfig>,
+    /// The policy directory (classification scheme, principals, flow rules).
+    pub policy: PathBuf,
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -205,6 +196,7 @@ impl GatewayConfig {
         c.tls.cert = base.join(&c.tls.cert);
         c.tls.key = base.join(&c.tls.key);
         c.audit.key = base.join(&c.audit.key);
+        c.policy = base.join(&c.policy);
         if c.audit.checkpoint_seconds == 0 {
             return Err(invalid(
                 "[audit] checkpoint_seconds must be at least 1".into(),
@@ -225,14 +217,6 @@ impl GatewayConfig {
                 return Err(invalid(format!(
                     "trust domain {} is bound to two agencies",
                     a.trust_domain
-                )));
-            }
-        }
-        for p in &c.principals {
-            if !names.contains(&p.id.agency()) {
-                return Err(invalid(format!(
-                    "principal {} belongs to no declared agency",
-                    p.id
                 )));
             }
         }

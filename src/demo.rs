@@ -39,6 +39,8 @@ pub struct Step {
 pub struct Report {
     /// Steps in order.
     pub steps: Vec<Step>,
+    /// What the gateway said, worth reading in full (reasons for refusals).
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -110,13 +112,13 @@ const REQUEST: &str = r#"
 id = "rabat-req-0001"
 to = ["vsse/analysis/ct"]
 purpose = "terrorism"
-cases = ["CT-2026-17"]
+cases = ["CT-2026-014"]
 priority = "FLASH"
 language = "fr"
 [label]
 level = "CONFIDENTIEL"
 [[portion]]
-text = "Demande de contexte: individu signalé à Rabat, possible lien avec la cellule CT-2026-17."
+text = "Demande de contexte: individu signalé à Rabat, possible lien avec la cellule CT-2026-014."
 [portion.label]
 level = "CONFIDENTIEL"
 "#;
@@ -125,19 +127,40 @@ const ANSWER: &str = r#"
 id = "vsse-ctx-0001"
 to = ["police/lo/rabat"]
 purpose = "terrorism"
-cases = ["CT-2026-17"]
+cases = ["CT-2026-014"]
 priority = "URGENT"
 language = "fr"
 [label]
-level = "CONFIDENTIEL"
+level = "SECRET"
 [[portion]]
-text = "Analyse: l'individu est connu du service; contacts avec deux membres de la cellule."
+text = "Analyse SECRET: l'individu est connu du service; contacts avec deux membres de la cellule."
+[portion.label]
+level = "SECRET"
+[[portion]]
+text = "Tearline: individu d'intérêt pour la cellule CT-2026-014, prudence recommandée lors de tout contact."
 [portion.label]
 level = "CONFIDENTIEL"
+"#;
+
+/// A partner report whose originator (the Turkish service) has no
+/// unexpired consent to release to the police.
+const PARTNER_REPORT: &str = r#"
+id = "vsse-tp-0001"
+to = ["police/spoc"]
+purpose = "terrorism"
+cases = ["CT-2026-031"]
+priority = "URGENT"
+language = "en"
+[label]
+level = "CONFIDENTIEL"
+third_party = "partner/tr-mit"
+handling = "H2"
 [[portion]]
-text = "Tearline: individu d'intérêt, prudence recommandée lors de tout contact."
+text = "Partner report: travel of a subject through Istanbul."
 [portion.label]
-level = "RESTREINT"
+level = "CONFIDENTIEL"
+third_party = "partner/tr-mit"
+handling = "H2"
 "#;
 
 fn station(dir: &Path, principal: &str, addr: std::net::SocketAddr) -> anyhow::Result<Station> {
@@ -152,7 +175,7 @@ fn station(dir: &Path, principal: &str, addr: std::net::SocketAddr) -> anyhow::R
 pub async fn run(dir: &Path) -> anyhow::Result<Report> {
     let mut report = Report::default();
     let example = pki::generate()?;
-    pki::write_example(dir, &example, "127.0.0.1:0")?;
+    pki::write_example(dir, &example, "127.0.0.1:0", None)?;
     let config = GatewayConfig::load(&dir.join("gateway.toml"))?;
     let running = server::start(&config).await?;
     let addr = running.addr;
@@ -238,20 +261,22 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
         acked.status == "acked",
     );
 
-    // 4. VSSE answers with context and a tearline.
+    // 4. VSSE answers with a SECRET analysis and a CONFIDENTIEL tearline.
+    // Rabat's post is accredited CONFIDENTIEL: only the tearline may go.
     let answer =
         ItemSpec::parse(ANSWER)?.sign(vsse.signing_key(), &vsse.config().principal, unix_now());
     let answer_receipt = vsse.submit(&answer).await?.receipt;
-    let answer_queued = answer_receipt
-        .outcomes
-        .iter()
-        .all(|o| o.outcome == Outcome::Queued);
+    let outcome = &answer_receipt.outcomes[0];
     report.record(
         "vsse/analysis/ct",
-        "answers with context and a RESTREINT tearline",
-        "accepted, queued for the station",
-        format!("receipt {}", &answer_receipt.item_ref[..12]),
-        answer_queued,
+        "answers: SECRET analysis + CONFIDENTIEL tearline",
+        "queued, tearline only (1 of 2 portions)",
+        format!(
+            "{:?}, {} of 2 portion(s)",
+            outcome.outcome, outcome.portions_released
+        )
+        .to_lowercase(),
+        outcome.outcome == Outcome::Queued && outcome.portions_released == 1,
     );
 
     // 5. The station gets the answer as soon as it arrives.
@@ -268,19 +293,15 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
     let opened = rabat.open(&delivered);
     report.record(
         "police/lo/rabat",
-        "fetches the answer and checks the signature",
-        "signed by vsse/analysis/ct",
+        "fetches it; checks signature and attestation",
+        "only portion 1 (the tearline), verified",
         match &opened {
-            Ok(m) => format!(
-                "signed by {}, {} portion(s)",
-                m.manifest.header.sender,
-                delivered.portions.len()
-            ),
+            Ok(d) => format!("portions {:?}, verified", d.attestation.portions),
             Err(e) => e.to_string(),
         },
-        opened
-            .as_ref()
-            .is_ok_and(|m| m.manifest.header.sender.as_str() == "vsse/analysis/ct"),
+        opened.as_ref().is_ok_and(|d| {
+            d.manifest.header.sender.as_str() == "vsse/analysis/ct" && d.attestation.portions == [1]
+        }),
     );
     let acked = rabat.ack(&answer_receipt.item_ref).await?;
     report.record(
@@ -298,6 +319,28 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
         format!("{} item(s)", inbox.len()),
         inbox.is_empty(),
     );
+
+    // 5b. Third-party material without a valid consent of its originator.
+    let partner = ItemSpec::parse(PARTNER_REPORT)?.sign(
+        vsse.signing_key(),
+        &vsse.config().principal,
+        unix_now(),
+    );
+    let partner_receipt = vsse.submit(&partner).await?.receipt;
+    let outcome = &partner_receipt.outcomes[0];
+    report.record(
+        "vsse/analysis/ct",
+        "forwards a Turkish partner report to police/spoc",
+        "denied: third-party rule",
+        format!("{:?}", outcome.outcome).to_lowercase(),
+        outcome.outcome == Outcome::Denied,
+    );
+    for reason in &outcome.reasons {
+        report.notes.push(format!(
+            "police/spoc denied {}: {reason}",
+            partner_receipt.item_id
+        ));
+    }
 
     // 6. A certificate from the police CA that claims a VSSE identity.
     let impostor_dir = dir.join("impostor");

@@ -16,7 +16,6 @@
 //! The decider is swapped whole ([`Gateway::set_decider`]): a request keeps
 //! the snapshot it started with, and no request ever sees half a policy.
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -24,9 +23,9 @@ use crate::audit::checkpoint::Checkpoint;
 use crate::audit::event::{AuditEntry, AuditEvent, RecordedDecision};
 use crate::audit::signed_note::SignerKey;
 use crate::domain::attestation::{Attestation, ATTESTATION_CONTENT_TYPE};
-use crate::domain::bytes::{sha256, to_cbor, Bytes};
+use crate::domain::bytes::{to_cbor, Bytes};
 use crate::domain::cose::PublicKey;
-use crate::domain::decision::{Decision, Effect, ItemFacts};
+use crate::domain::decision::{Decider, Decision, Effect, ItemFacts};
 use crate::domain::item::{DeliveredItem, DeliveredPortion, ItemError, SignedItem};
 use crate::domain::principal::{Agency, PrincipalId};
 use crate::domain::receipt::{
@@ -34,74 +33,10 @@ use crate::domain::receipt::{
     RECEIPT_CONTENT_TYPE,
 };
 use crate::keys::GatewayKey;
-use crate::store::{AckOutcome, CommitOutcome, InboxEntry, NewItem, Store, StoreError, TreeHead};
+use crate::store::{
+    AckOutcome, CommitOutcome, InboxEntry, NewItem, Store, StoreError, Swept, TreeHead,
+};
 use crate::tls::VerifiedPeer;
-
-/// Decides, for one item and one recipient, what is released.
-///
-/// Implementations are pure: no I/O, no clock (`now` is given).
-pub trait Decider: Send + Sync + 'static {
-    /// Hex SHA-256 of the rules in force, recorded with every decision.
-    fn digest(&self) -> String;
-    /// Whether `principal` is known at all (unknown recipients are refused
-    /// before any decision).
-    fn knows(&self, principal: &PrincipalId) -> bool;
-    /// The decision for `recipient`.
-    fn decide(&self, item: &ItemFacts<'_>, recipient: &PrincipalId, now: i64) -> Decision;
-}
-
-/// The directory of known principals from `gateway.toml`, used until a
-/// policy directory is configured: every known recipient receives every
-/// portion. It enforces only that recipients exist.
-#[derive(Debug, Clone)]
-pub struct Directory {
-    principals: BTreeSet<PrincipalId>,
-    digest: String,
-}
-
-impl Directory {
-    /// A directory of `principals`.
-    pub fn new(principals: impl IntoIterator<Item = PrincipalId>) -> Self {
-        let principals: BTreeSet<PrincipalId> = principals.into_iter().collect();
-        let listing: Vec<&str> = principals.iter().map(|p| p.as_str()).collect();
-        let digest = hex::encode(sha256(listing.join("\n").as_bytes()));
-        Directory { principals, digest }
-    }
-}
-
-impl Decider for Directory {
-    fn digest(&self) -> String {
-        self.digest.clone()
-    }
-    fn knows(&self, principal: &PrincipalId) -> bool {
-        self.principals.contains(principal)
-    }
-    fn decide(&self, item: &ItemFacts<'_>, recipient: &PrincipalId, _now: i64) -> Decision {
-        let known = self.knows(recipient);
-        Decision {
-            recipient: recipient.clone(),
-            effect: if known { Effect::Allow } else { Effect::Deny },
-            portions: if known {
-                (0..item.portion_labels.len() as u32).collect()
-            } else {
-                vec![]
-            },
-            rules: vec![if known {
-                "directory.known"
-            } else {
-                "default.deny"
-            }
-            .to_string()],
-            reasons: vec![if known {
-                "recipient is a known principal"
-            } else {
-                "recipient is unknown"
-            }
-            .to_string()],
-            policy_digest: self.digest.clone(),
-        }
-    }
-}
 
 /// Why the gateway refused a request. Each variant says whose fault it is.
 #[derive(Debug, thiserror::Error)]
@@ -306,6 +241,16 @@ impl Gateway {
         }
     }
 
+    /// Records a policy reload that was refused.
+    pub async fn record_refused_policy(&self, reason: String) {
+        if let Err(e) = self
+            .record(vec![AuditEvent::PolicyRefused { reason }])
+            .await
+        {
+            tracing::error!(error = %e, "could not record a refused policy");
+        }
+    }
+
     /// Records a submission refused after authentication.
     pub async fn record_refused_submission(
         &self,
@@ -419,7 +364,11 @@ impl Gateway {
                 policy_digest,
             },
         );
+        let purge_after = decider
+            .retention_days(&item.manifest.label.level)
+            .map(|days| now.saturating_add(i64::from(days) * 86_400));
         let new = NewItem {
+            purge_after,
             item_ref: reference,
             sender: header.sender.clone(),
             item_id: header.id.clone(),
@@ -661,6 +610,35 @@ impl Gateway {
             }))
         })
         .await
+    }
+
+    /// Expires unacknowledged entries of items past their expiry and purges
+    /// the content of items past their retention, each on the audit log.
+    pub async fn sweep(&self) -> Result<usize, GatewayError> {
+        let store = self.store.clone();
+        let now = unix_now();
+        let swept = blocking(move || {
+            store.sweep(now, &|s| {
+                AuditEntry::new(
+                    now,
+                    match s {
+                        Swept::Expired {
+                            item_ref,
+                            recipient,
+                        } => AuditEvent::Expired {
+                            item_ref: item_ref.clone(),
+                            recipient: recipient.clone(),
+                        },
+                        Swept::Purged { item_ref, digest } => AuditEvent::Purged {
+                            item_ref: item_ref.clone(),
+                            digest: hex::encode(digest),
+                        },
+                    },
+                )
+            })
+        })
+        .await?;
+        Ok(swept.len())
     }
 
     /// Signs and stores a checkpoint of the log as it is now (unless the

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use crate::audit::signed_note::{SignerKey, VerifierKey};
 use crate::domain::cose::{PublicKey, SigningKey};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::PrivateKeyDer;
 
 /// Why the gateway key could not be used. The operator's fault.
 #[derive(Debug, thiserror::Error)]
@@ -58,36 +60,15 @@ impl std::fmt::Debug for GatewayKey {
     }
 }
 
-const ED25519_OID: &str = "1.3.101.112";
-
 fn from_pem(path: &Path, pem: &str, origin: &str) -> Result<GatewayKey, KeyFileError> {
     let format = |reason: String| KeyFileError::Format {
         path: path.to_path_buf(),
         reason,
     };
-    let (label, doc) = pkcs8::SecretDocument::from_pem(pem).map_err(|e| format(e.to_string()))?;
-    if label != "PRIVATE KEY" {
-        return Err(format(format!(
-            "PEM label is {label}, expected PRIVATE KEY"
-        )));
-    }
-    let info =
-        pkcs8::PrivateKeyInfo::try_from(doc.as_bytes()).map_err(|e| format(e.to_string()))?;
-    if info.algorithm.oid.to_string() != ED25519_OID {
-        return Err(format(format!(
-            "algorithm {} is not Ed25519",
-            info.algorithm.oid
-        )));
-    }
-    // RFC 8410 §7: the private key is an OCTET STRING holding the 32-byte seed.
-    let seed: [u8; 32] = match info.private_key {
-        [0x04, 0x20, rest @ ..] => rest
-            .try_into()
-            .map_err(|_| format("seed is not 32 bytes".into()))?,
-        _ => return Err(format("unexpected private key encoding".into())),
-    };
-    let note = SignerKey::from_ed25519_seed(origin, seed).map_err(|e| format(e.to_string()))?;
-    let cose = SigningKey::from_pkcs8(doc.as_bytes()).map_err(|e| format(e.to_string()))?;
+    let der = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| format(e.to_string()))?;
+    let note = SignerKey::from_ed25519_pkcs8(origin, der.secret_der())
+        .map_err(|e| format(e.to_string()))?;
+    let cose = SigningKey::from_pkcs8(der.secret_der()).map_err(|e| format(e.to_string()))?;
     Ok(GatewayKey { cose, note })
 }
 
@@ -123,13 +104,7 @@ impl GatewayKey {
         let rng = ring::rand::SystemRandom::new();
         let v2 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
             .map_err(|_| format("no randomness".into()))?;
-        let info =
-            pkcs8::PrivateKeyInfo::try_from(v2.as_ref()).map_err(|e| format(e.to_string()))?;
-        let v1 = pkcs8::PrivateKeyInfo::new(info.algorithm, info.private_key);
-        let doc = pkcs8::SecretDocument::try_from(v1).map_err(|e| format(e.to_string()))?;
-        let pem = doc
-            .to_pem("PRIVATE KEY", pkcs8::LineEnding::LF)
-            .map_err(|e| format(e.to_string()))?;
+        let pem = crate::pki::pkcs8_v1_pem(v2.as_ref()).map_err(|e| format(e.to_string()))?;
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(io)?;

@@ -34,6 +34,7 @@ pub mod domain;
 pub mod gateway;
 pub mod keys;
 pub mod pki;
+pub mod policy;
 pub mod server;
 pub mod spec;
 pub mod store;

@@ -54,6 +54,10 @@ enum Command {
         #[arg(long, default_value = pki::AUDIT_ORIGIN)]
         origin: String,
     },
+    /// Security officers' tools for the classification and need-to-know
+    /// policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Auditor tools for the tamper-evident log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -90,6 +94,46 @@ enum Command {
         station: StationArgs,
         /// The item reference, as in the receipt `send` printed.
         item_ref: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy directory and its test cases; exits non-zero on any
+    /// error, each reported with file and line.
+    Check {
+        /// The policy directory, e.g. policies/.
+        dir: PathBuf,
+    },
+    /// Run the test cases in DIR/tests/*.toml against the policy in DIR.
+    Test {
+        /// The policy directory.
+        dir: PathBuf,
+    },
+    /// Explain, in plain words, what the policy decides for an item and a
+    /// recipient: which rules matched, which mandatory check failed, which
+    /// portions would be released.
+    Explain {
+        /// The policy directory.
+        dir: PathBuf,
+        /// The item, in the test-case format of DIR/tests (sender, label,
+        /// portions, purpose, cases, priority).
+        #[arg(long)]
+        item: PathBuf,
+        /// The recipient to decide for.
+        #[arg(long)]
+        to: PrincipalId,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the running gateway's policy directory, then ask the gateway
+    /// to reload it (SIGHUP to the pid in its store directory). An invalid
+    /// policy is refused by the gateway too, and the old one stays.
+    Reload {
+        /// The gateway configuration.
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 
@@ -219,6 +263,10 @@ enum PkiCommand {
         /// Address the example gateway config listens on.
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: String,
+        /// Policy directory for the gateway config, relative to DIR (default:
+        /// a copy of the built-in example policy in DIR/policies).
+        #[arg(long)]
+        policy: Option<String>,
     },
 }
 
@@ -300,10 +348,14 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
         Command::Serve { config } => serve(&config)
             .await
             .map(|_| std::process::ExitCode::SUCCESS),
-        Command::Pki(PkiCommand::Init { dir, listen }) => {
+        Command::Pki(PkiCommand::Init {
+            dir,
+            listen,
+            policy,
+        }) => {
             ensure_empty(&dir)?;
             let example = pki::generate()?;
-            pki::write_example(&dir, &example, &listen)?;
+            pki::write_example(&dir, &example, &listen, policy.as_deref())?;
             println!("example PKI and configs written to {}", dir.display());
             println!(
                 "run the gateway: passerelle serve --config {}",
@@ -312,6 +364,7 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Send(args) => send(args).await,
+        Command::Policy(cmd) => policy_command(cmd),
         Command::Keygen { out, origin } => {
             let key = passerelle::keys::GatewayKey::generate(&out, &origin)?;
             let raw = match key.public_key() {
@@ -663,18 +716,93 @@ async fn send(args: SendArgs) -> Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+fn policy_command(cmd: PolicyCommand) -> Result<std::process::ExitCode> {
+    use passerelle::policy;
+    match cmd {
+        PolicyCommand::Check { dir } => {
+            let report = policy::check(&dir)?;
+            println!("{report}");
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        PolicyCommand::Test { dir } => {
+            let report = policy::run_tests(&dir)?;
+            println!("{report}");
+            Ok(if report.ok() {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            })
+        }
+        PolicyCommand::Explain {
+            dir,
+            item,
+            to,
+            json,
+        } => {
+            let p = policy::load_dir(&dir)?;
+            let text = std::fs::read_to_string(&item)
+                .with_context(|| format!("reading {}", item.display()))?;
+            let name = item.display().to_string();
+            let spec =
+                policy::ItemSpec::from_toml(&name, &text).map_err(|d| anyhow::anyhow!("{d}"))?;
+            let explanation = p.explain(&spec.facts(), &to, spec.now.unwrap_or_else(unix_now));
+            if json {
+                println!("{}", serde_json::to_string_pretty(&explanation)?);
+            } else {
+                println!("{explanation}");
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        PolicyCommand::Reload { config } => {
+            let c = GatewayConfig::load(&config)?;
+            let p = server::load_policy(&c)?;
+            let pid_file = pid_file(&c);
+            let pid = std::fs::read_to_string(&pid_file).with_context(|| {
+                format!("no running gateway: cannot read {}", pid_file.display())
+            })?;
+            let pid = pid.trim();
+            let status = std::process::Command::new("kill")
+                .args(["-HUP", pid])
+                .status()?;
+            if !status.success() {
+                bail!("could not signal the gateway (pid {pid})");
+            }
+            println!(
+                "policy {} is valid; gateway {pid} asked to reload it",
+                p.digest_hex()
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Where `serve` records its process id, for `policy reload`.
+fn pid_file(c: &GatewayConfig) -> PathBuf {
+    c.store.with_extension("pid")
+}
+
 async fn serve(config: &Path) -> Result<()> {
     let c = GatewayConfig::load(config)?;
     let running = server::start(&c).await.context("starting the gateway")?;
+    std::fs::write(pid_file(&c), format!("{}\n", std::process::id()))?;
     eprintln!(
-        "passerelle gateway listening on {} (Ctrl-C to stop)",
+        "passerelle gateway listening on {} (Ctrl-C to stop, SIGHUP to reload the policy)",
         running.addr
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => {
+                // Refusals are logged and audited by reload_policy; the
+                // gateway keeps serving with the policy in force.
+                let _ = running.reload_policy().await;
+            }
+        }
     }
+    let _ = std::fs::remove_file(pid_file(&c));
     eprintln!("stopping: letting requests in progress finish");
     running.shutdown().await;
     Ok(())
@@ -695,6 +823,12 @@ async fn run_demo(keep: Option<PathBuf>) -> Result<std::process::ExitCode> {
     println!("passerelle demo: a liaison station abroad and VSSE exchange over mutual TLS\n");
     let report = demo::run(&dir).await?;
     println!("{}", report.table());
+    if !report.notes.is_empty() {
+        println!("\nwhat the gateway told the sender:");
+        for note in &report.notes {
+            println!("  - {note}");
+        }
+    }
     if report.all_ok() {
         println!("\nevery step behaved as expected");
         Ok(std::process::ExitCode::SUCCESS)

@@ -71,7 +71,7 @@ pub struct Issued {
 ///
 /// ring writes Ed25519 keys as PKCS#8 v2 (RFC 5958), which OpenSSL 3.0 and
 /// so curl refuse; every reader, ring included, takes v1.
-fn pkcs8_v1_pem(der: &[u8]) -> Result<String, PkiError> {
+pub(crate) fn pkcs8_v1_pem(der: &[u8]) -> Result<String, PkiError> {
     let bad = |e: pkcs8::Error| PkiError::Key(e.to_string());
     let info = pkcs8::PrivateKeyInfo::try_from(der).map_err(bad)?;
     let v1 = pkcs8::PrivateKeyInfo::new(info.algorithm, info.private_key);
@@ -375,9 +375,42 @@ fn agency_blocks(to_root: &str) -> String {
         .join("\n")
 }
 
+/// The example policy of the cooperation protocol (the repository's
+/// `policies/`), built in so that `pki init` and the demo work anywhere.
+pub const EXAMPLE_POLICY: [(&str, &str); 6] = [
+    ("agencies.toml", include_str!("../policies/agencies.toml")),
+    ("flows.toml", include_str!("../policies/flows.toml")),
+    (
+        "principals.toml",
+        include_str!("../policies/principals.toml"),
+    ),
+    ("purposes.toml", include_str!("../policies/purposes.toml")),
+    ("scheme.toml", include_str!("../policies/scheme.toml")),
+    (
+        "third_parties.toml",
+        include_str!("../policies/third_parties.toml"),
+    ),
+];
+
 /// Writes the example PKI and configs under `dir`; the gateway config
-/// listens on `listen`.
-pub fn write_example(dir: &Path, pki: &ExamplePki, listen: &str) -> Result<(), PkiError> {
+/// listens on `listen` and uses the policy directory `policy` (relative to
+/// `dir`), or, when `None`, a copy of [`EXAMPLE_POLICY`] written to
+/// `dir/policies`.
+pub fn write_example(
+    dir: &Path,
+    pki: &ExamplePki,
+    listen: &str,
+    policy: Option<&str>,
+) -> Result<(), PkiError> {
+    let policy = match policy {
+        Some(p) => p.to_string(),
+        None => {
+            for (name, text) in EXAMPLE_POLICY {
+                write(&dir.join("policies").join(name), text, false)?;
+            }
+            "policies".to_string()
+        }
+    };
     write(
         &dir.join("gateway/ca.pem"),
         &pki.gateway_ca.cert_pem(),
@@ -393,17 +426,12 @@ pub fn write_example(dir: &Path, pki: &ExamplePki, listen: &str) -> Result<(), P
             .map_err(|e| PkiError::Key(e.to_string()))?;
     let vkey = audit_key.verifier_key().to_string();
     write(&dir.join("gateway/audit.vkey"), &format!("{vkey}\n"), false)?;
-    let principals: String = pki
-        .stations
-        .iter()
-        .map(|(p, _)| format!("[[principal]]\nid = \"{p}\"\n"))
-        .collect::<Vec<_>>()
-        .join("\n");
     let gateway_toml = format!(
         "# passerelle gateway configuration for the example PKI (examples and tests only).\n\
          # Paths are relative to this file.\n\
          listen = \"{listen}\"\n\
          store = \"data/passerelle.sqlite3\"\n\
+         policy = \"{policy}\"\n\
          max_body_bytes = 4194304\n\
          lease_seconds = 60\n\
          max_connections = 512\n\
@@ -414,7 +442,7 @@ pub fn write_example(dir: &Path, pki: &ExamplePki, listen: &str) -> Result<(), P
          checkpoint_seconds = 60\nauditor_agencies = [\"oversight\"]\n\n\
          # Each trusted CA is bound to exactly one agency and SPIFFE trust domain.\n\
          {}\n\
-         # Known principals.\n{principals}",
+",
         agency_blocks("")
     );
     write(&dir.join("gateway.toml"), &gateway_toml, false)?;

@@ -18,8 +18,10 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, problem::Problem, ApiState};
 use crate::config::GatewayConfig;
-use crate::gateway::{Decider, Directory, Gateway, Settings};
+use crate::domain::decision::Decider;
+use crate::gateway::{Gateway, Settings};
 use crate::keys::GatewayKey;
+use crate::policy::{self, Policy};
 use crate::store::sqlite::SqliteStore;
 use crate::tls::{self, Identities};
 
@@ -45,6 +47,9 @@ pub enum StartError {
     /// Recording the start on the audit log failed.
     #[error("audit log: {0}")]
     Audit(#[from] crate::gateway::GatewayError),
+    /// The policy directory is invalid or disagrees with the CA bindings.
+    #[error("policy refused: {0}")]
+    Policy(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -61,11 +66,32 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The exchange, e.g. to swap the decider.
     pub gateway: Arc<Gateway>,
+    config: GatewayConfig,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
+    /// Loads the policy directory again and, if it is valid, puts it in
+    /// force for every request that starts from now on; returns its digest.
+    /// An invalid policy is refused, recorded on the audit log, and the
+    /// policy in force stays.
+    pub async fn reload_policy(&self) -> Result<String, StartError> {
+        match load_policy(&self.config) {
+            Ok(policy) => {
+                let digest = policy.digest_hex().to_string();
+                self.gateway.set_decider(policy).await?;
+                tracing::info!(policy = %digest, "policy reloaded");
+                Ok(digest)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "policy reload refused; the previous policy stays in force");
+                self.gateway.record_refused_policy(e.to_string()).await;
+                Err(e)
+            }
+        }
+    }
+
     /// Stops accepting, lets requests in progress finish, and returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
@@ -73,19 +99,36 @@ impl Running {
     }
 }
 
-/// Opens the store, loads TLS material, binds, and starts serving.
-pub async fn start(config: &GatewayConfig) -> Result<Running, StartError> {
-    let decider: Arc<dyn Decider> = Arc::new(Directory::new(
-        config.principals.iter().map(|p| p.id.clone()),
-    ));
-    start_with(config, decider).await
+/// Loads and checks the policy directory, and checks that it binds each
+/// agency to the same SPIFFE trust domain as the gateway's CA bindings: the
+/// two must never disagree about who an agency's certificates can name.
+pub fn load_policy(config: &GatewayConfig) -> Result<Arc<Policy>, StartError> {
+    let policy = policy::load_dir(&config.policy)
+        .map_err(|e| StartError::Policy(format!("{}: {e}", config.policy.display())))?;
+    for agency in &config.agencies {
+        match policy.agency_binding(&agency.name) {
+            Some(b) if b.trust_domain == agency.trust_domain => {}
+            Some(b) => {
+                return Err(StartError::Policy(format!(
+                    "the policy binds agency {} to trust domain {}, the gateway config to {}",
+                    agency.name, b.trust_domain, agency.trust_domain
+                )))
+            }
+            None => {
+                return Err(StartError::Policy(format!(
+                    "agency {} of the gateway config is not declared in the policy",
+                    agency.name
+                )))
+            }
+        }
+    }
+    Ok(Arc::new(policy))
 }
 
-/// Like [`start`], with the decider given.
-pub async fn start_with(
-    config: &GatewayConfig,
-    decider: Arc<dyn Decider>,
-) -> Result<Running, StartError> {
+/// Loads the policy, opens the store, loads TLS material, binds, and starts
+/// serving.
+pub async fn start(config: &GatewayConfig) -> Result<Running, StartError> {
+    let decider: Arc<dyn Decider> = load_policy(config)?;
     let identities = Arc::new(Identities::new(&config.agencies)?);
     let tls_config = tls::server_config(identities.clone(), &config.tls.cert, &config.tls.key)?;
     let store = Arc::new(SqliteStore::open(&config.store)?);
@@ -128,6 +171,7 @@ pub async fn start_with(
     let task = tokio::spawn(accept.run(shutdown_rx));
     tracing::info!(%addr, "gateway listening");
     Ok(Running {
+        config: config.clone(),
         addr,
         gateway,
         shutdown,
@@ -148,20 +192,17 @@ struct AcceptLoop {
 impl AcceptLoop {
     async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let mut checkpoints = tokio::time::interval(self.checkpoint_every);
-        checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let housekeeping = tokio::spawn(housekeeping(
+            self.gateway.clone(),
+            self.checkpoint_every,
+            shutdown.clone(),
+        ));
         loop {
             let permit = tokio::select! {
                 p = self.limit.clone().acquire_owned() => match p {
                     Ok(p) => p,
                     Err(_) => break,
                 },
-                _ = checkpoints.tick() => {
-                    if let Err(e) = self.gateway.checkpoint().await {
-                        tracing::error!(error = %e, "could not issue a checkpoint");
-                    }
-                    continue;
-                }
                 _ = shutdown.changed() => break,
             };
             let (tcp, peer_addr) = tokio::select! {
@@ -177,6 +218,9 @@ impl AcceptLoop {
                 },
                 _ = shutdown.changed() => break,
             };
+            // Small request/response exchanges: without this, Nagle's
+            // algorithm and delayed ACKs add tens of milliseconds.
+            let _ = tcp.set_nodelay(true);
             let gateway = self.gateway.clone();
             let acceptor = self.acceptor.clone();
             let identities = self.identities.clone();
@@ -240,11 +284,33 @@ impl AcceptLoop {
         {
             tracing::warn!("some connections did not finish within the drain timeout");
         }
+        let _ = housekeeping.await;
         match self.gateway.record_stop().await {
             Ok(_) => tracing::info!("gateway stopped; final checkpoint signed"),
             Err(e) => {
                 tracing::error!(error = %e, "could not record the stop and its final checkpoint")
             }
+        }
+    }
+}
+
+/// Every `every`: expire and purge what is due, then sign a checkpoint if
+/// the log grew. Runs beside the accept loop until shutdown.
+async fn housekeeping(gateway: Arc<Gateway>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        match gateway.sweep().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "expired or purged"),
+            Err(e) => tracing::error!(error = %e, "could not expire or purge"),
+        }
+        if let Err(e) = gateway.checkpoint().await {
+            tracing::error!(error = %e, "could not issue a checkpoint");
         }
     }
 }

@@ -10,7 +10,7 @@
 //! id = "rabat-2026-0001"
 //! to = ["vsse/analysis/ct"]
 //! purpose = "terrorism"
-//! cases = ["CT-2026-17"]
+//! cases = ["CT-2026-014"]
 //! priority = "FLASH"
 //! language = "fr"
 //!

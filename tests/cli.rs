@@ -37,6 +37,12 @@ fn every_command_has_help() {
         vec!["fetch"],
         vec!["ack"],
         vec!["receipt"],
+        vec!["keygen"],
+        vec!["policy", "check"],
+        vec!["policy", "test"],
+        vec!["policy", "explain"],
+        vec!["policy", "reload"],
+        vec!["audit", "export"],
     ] {
         let out = passerelle().args(&cmd).arg("--help").output().unwrap();
         assert!(out.status.success(), "{cmd:?} --help failed");
@@ -120,4 +126,68 @@ async fn station_commands_send_inbox_fetch_ack_with_json() {
     assert_eq!(inbox.as_array().unwrap().len(), 0);
     let again = run(&["receipt", &reference], "police/lo/rabat");
     assert_eq!(again["receipt"]["item_id"], "cli-1");
+}
+
+#[test]
+fn policy_check_test_and_explain_on_the_example_policy() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let policies = root.join("policies");
+    let out = passerelle()
+        .args(["policy", "check"])
+        .arg(&policies)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = passerelle()
+        .args(["policy", "test"])
+        .arg(&policies)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" 0 failed"));
+    let out = passerelle()
+        .args(["policy", "explain"])
+        .arg(&policies)
+        .arg("--item")
+        .arg(policies.join("examples/tr-report-to-spoc.toml"))
+        .args(["--to", "police/spoc"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("DENY") && text.contains("[FAIL] mandatory.third_party"),
+        "{text}"
+    );
+
+    // A broken policy: check fails, naming the file and line.
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in passerelle::pki::EXAMPLE_POLICY {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let principals = std::fs::read_to_string(dir.path().join("principals.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("principals.toml"),
+        principals.replacen("clearance = \"SECRET\"", "clearance = \"SUPER SECRET\"", 1),
+    )
+    .unwrap();
+    let out = passerelle()
+        .args(["policy", "check"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("principals.toml:") && err.contains("SUPER SECRET"),
+        "{err}"
+    );
 }

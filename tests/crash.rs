@@ -50,7 +50,7 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let pki = passerelle::pki::generate().unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
-    passerelle::pki::write_example(dir.path(), &pki, &addr).unwrap();
+    passerelle::pki::write_example(dir.path(), &pki, &addr, None).unwrap();
     let config = dir.path().join("gateway.toml");
     Setup { dir, config, addr }
 }
@@ -169,6 +169,69 @@ async fn unanswered_submits_are_all_or_nothing() {
             }
         }
     }
+    // A fresh checkpoint after the crash, then stop hard again.
+    let answer = rabat
+        .request(
+            hyper::Method::GET,
+            "/v1/audit/checkpoint",
+            None,
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    assert!(answer.status.is_success());
     gateway.kill().unwrap();
     gateway.wait().unwrap();
+
+    // The log continued: every checkpoint is consistent with the one
+    // before, and each accepted item is on the log exactly once.
+    let config = passerelle::config::GatewayConfig::load(&s.config).unwrap();
+    let store = passerelle::store::sqlite::SqliteStore::open(&config.store).unwrap();
+    use passerelle::store::Store;
+    let checkpoints = store.checkpoints().unwrap();
+    assert!(checkpoints.len() >= 2);
+    let key: passerelle::audit::signed_note::VerifierKey =
+        std::fs::read_to_string(s.dir.path().join("gateway/audit.vkey"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+    let open = |note: &str| {
+        passerelle::audit::checkpoint::Checkpoint::open(
+            note.as_bytes(),
+            key.name(),
+            std::slice::from_ref(&key),
+        )
+        .unwrap()
+        .0
+    };
+    for pair in checkpoints.windows(2) {
+        let (old, new) = (open(&pair[0].1), open(&pair[1].1));
+        let proof = store.consistency_proof(old.size, new.size).unwrap();
+        passerelle::audit::rfc9162::verify_consistency(
+            old.size, new.size, &old.root, &new.root, &proof,
+        )
+        .unwrap();
+    }
+    let head = store.tree_head();
+    let mut accepted = std::collections::BTreeSet::new();
+    for bytes in store.audit_entries(0, head.size).unwrap() {
+        let entry = passerelle::audit::event::AuditEntry::decode(&bytes).unwrap();
+        if let passerelle::audit::event::AuditEvent::ItemAccepted { item_id, .. } = entry.event {
+            assert!(
+                accepted.insert(item_id.clone()),
+                "{item_id} is on the log twice"
+            );
+        }
+    }
+    for worker in 0..2 {
+        for n in 0..200 {
+            let id = format!("w{worker}-{n}");
+            assert_eq!(
+                accepted.contains(&id),
+                inbox.contains(&id),
+                "{id}: log and inbox disagree"
+            );
+        }
+    }
 }

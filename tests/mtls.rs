@@ -183,7 +183,7 @@ async fn revoked_certificate_is_refused_when_a_crl_is_configured() {
     // Issue a second Rabat certificate, revoke it, and configure the CRL.
     let dir = tempfile::tempdir().unwrap();
     let pki = passerelle::pki::generate().unwrap();
-    passerelle::pki::write_example(dir.path(), &pki, "127.0.0.1:0").unwrap();
+    passerelle::pki::write_example(dir.path(), &pki, "127.0.0.1:0", None).unwrap();
     let police = pki.agency("police").unwrap();
     let revoked = police
         .issue_client(
@@ -244,6 +244,8 @@ async fn committed_example_configs_load() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("certs-example");
     let config = passerelle::config::GatewayConfig::load(&root.join("gateway.toml")).unwrap();
     assert!(config.listen.ip().is_loopback());
+    // The repository's policy, and its agencies agree with the CA bindings.
+    passerelle::server::load_policy(&config).unwrap();
     let identities =
         std::sync::Arc::new(passerelle::tls::Identities::new(&config.agencies).unwrap());
     passerelle::tls::server_config(identities.clone(), &config.tls.cert, &config.tls.key).unwrap();

@@ -207,6 +207,21 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics_and_format_round_trips(
+            text in "\\PC{0,100}",
+            origin in "[a-z./]{1,20}",
+            size: u64,
+            root: [u8; 32],
+        ) {
+            let _ = Checkpoint::from_note_text(&text);
+            let cp = Checkpoint::new(origin, size, root);
+            let back = Checkpoint::from_note_text(&cp.to_note_text().unwrap());
+            proptest::prop_assert_eq!(back, Ok(cp));
+        }
+    }
+
     #[test]
     fn malformed_texts_are_refused() {
         let root = BASE64.encode([1u8; 32]);

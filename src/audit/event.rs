@@ -124,6 +124,22 @@ pub enum AuditEvent {
         /// Hex SHA-256 of the policy that decided.
         policy_digest: String,
     },
+    /// An item expired (its header's expiry passed) before this recipient
+    /// acknowledged it; it is no longer offered.
+    Expired {
+        /// Gateway reference.
+        item_ref: String,
+        /// The recipient who never acknowledged it.
+        recipient: PrincipalId,
+    },
+    /// An item's content was purged at the end of its retention; its
+    /// digest, receipt and audit entries stay.
+    Purged {
+        /// Gateway reference.
+        item_ref: String,
+        /// Hex digest of the signed manifest.
+        digest: String,
+    },
     /// A recipient acknowledged an item.
     Acknowledged {
         /// Gateway reference.
@@ -184,7 +200,9 @@ impl AuditEntry {
             } => {
                 vec![sender, &decision.recipient]
             }
-            AuditEvent::Acknowledged { recipient, .. } => vec![recipient],
+            AuditEvent::Acknowledged { recipient, .. } | AuditEvent::Expired { recipient, .. } => {
+                vec![recipient]
+            }
             _ => vec![],
         }
     }

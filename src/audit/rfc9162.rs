@@ -253,24 +253,20 @@ impl Tree {
         if len == 0 {
             return empty_root();
         }
-        let mut start = start;
-        let mut len = len;
-        // Walk down the right spine: each left part is a stored perfect
-        // subtree; fold them together from the right afterwards.
-        let mut lefts: Vec<Hash> = Vec::new();
-        let last = loop {
-            if len.is_power_of_two() {
-                break self.perfect(start, len);
-            }
-            let k = split_point(len);
-            lefts.push(self.perfect(start, k));
-            start += k;
-            len -= k;
-        };
-        lefts
-            .iter()
-            .rev()
-            .fold(last, |acc, left| node_hash(left, &acc))
+        // The range splits into perfect subtrees, one per set bit of `len`,
+        // largest first; the piece for bit b starts after the larger pieces,
+        // at `start` plus the bits of `len` above b. Folding from the
+        // smallest piece up needs no list.
+        let above = |bit: u32| len & u64::MAX.checked_shl(bit + 1).unwrap_or(0);
+        let lowest = len.trailing_zeros();
+        let mut acc = self.perfect(start + above(lowest), 1u64 << lowest);
+        let mut rest = len & (len - 1);
+        while rest != 0 {
+            let bit = rest.trailing_zeros();
+            acc = node_hash(&self.perfect(start + above(bit), 1u64 << bit), &acc);
+            rest &= rest - 1;
+        }
+        acc
     }
 
     fn perfect(&self, start: u64, len: u64) -> Hash {

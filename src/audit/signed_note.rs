@@ -20,8 +20,8 @@ use std::fmt;
 
 /// Signature type identifier byte of Ed25519 in the signed-note spec.
 const ALG_ED25519: u8 = 0x01;
-/// Length of an Ed25519 public key and of its seed.
-const ED25519_KEY_LEN: usize = 32;
+/// Length of an Ed25519 public key and of its seed (RFC 8032).
+pub const ED25519_KEY_LEN: usize = 32;
 /// Length of an Ed25519 signature.
 const ED25519_SIG_LEN: usize = 64;
 /// The em dash (U+2014) and space that open every signature line.
@@ -278,6 +278,41 @@ impl SignerKey {
             seed,
             pair,
         })
+    }
+
+    /// A signer from a PKCS#8 (DER) Ed25519 private key, such as the
+    /// gateway's key file, so that notes and COSE signatures can share one
+    /// key. Accepts RFC 8410 v1 documents and ring's v2 documents with the
+    /// public key.
+    pub fn from_ed25519_pkcs8(name: &str, der: &[u8]) -> Result<Self, NoteError> {
+        let pair = signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| {
+            NoteError::InvalidKey {
+                reason: "not a PKCS#8 Ed25519 private key",
+            }
+        })?;
+        // ring does not hand the seed back, and the signer key string needs
+        // it. Both PKCS#8 versions put it at the same place: SEQUENCE,
+        // version, algorithm (Ed25519 OID), then OCTET STRING { OCTET STRING
+        // (32) seed }.
+        const SEED_PREFIX: [u8; 14] = [
+            0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+        ];
+        let seed: [u8; ED25519_KEY_LEN] = der
+            .get(2..16)
+            .filter(|p| p[0..2] == SEED_PREFIX[0..2] && p[3..] == SEED_PREFIX[3..])
+            .and_then(|_| der.get(16..16 + ED25519_KEY_LEN))
+            .and_then(|s| s.try_into().ok())
+            .ok_or(NoteError::InvalidKey {
+                reason: "unsupported PKCS#8 layout for an Ed25519 key",
+            })?;
+        let key = Self::from_ed25519_seed(name, seed)?;
+        // The seed found must be the key ring parsed.
+        if key.verifier_key().public_key != public_key_of(&pair) {
+            return Err(NoteError::InvalidKey {
+                reason: "unsupported PKCS#8 layout for an Ed25519 key",
+            });
+        }
+        Ok(key)
     }
 
     /// Parses a signer key string `PRIVATE+KEY+name+hex(key ID)+base64(0x01
@@ -550,6 +585,25 @@ mod tests {
     }
 
     #[test]
+    fn pkcs8_keys_are_accepted() {
+        let rng = ring::rand::SystemRandom::new();
+        let der = signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let pair = signature::Ed25519KeyPair::from_pkcs8(der.as_ref()).unwrap();
+        let key = SignerKey::from_ed25519_pkcs8("gateway", der.as_ref()).unwrap();
+        assert_eq!(key.verifier_key().public_key(), &public_key_of(&pair));
+        // RFC 8410 v1: no public key inside.
+        let mut v1 = vec![
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65,
+        ];
+        v1.extend_from_slice(&[0x70, 0x04, 0x22, 0x04, 0x20]);
+        v1.extend_from_slice(&[5; 32]);
+        let key = SignerKey::from_ed25519_pkcs8("gateway", &v1).unwrap();
+        assert_eq!(key.verifier_key(), signer("gateway", 5).verifier_key());
+        assert!(SignerKey::from_ed25519_pkcs8("gateway", &v1[..40]).is_err());
+        assert!(SignerKey::from_ed25519_pkcs8("gateway", b"").is_err());
+    }
+
+    #[test]
     fn key_strings_round_trip() {
         let key = signer("gateway.example/audit", 9);
         let vkey: VerifierKey = key.verifier_key().to_string().parse().unwrap();
@@ -643,6 +697,26 @@ mod tests {
         assert!(sign("", &[&key]).is_err());
         assert!(sign("tab\there\n", &[&key]).is_err());
         assert!(sign("x\n", &[]).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn opening_arbitrary_input_never_panics(bytes: Vec<u8>, text in "\\PC{0,200}") {
+            let trusted = [signer("k", 1).verifier_key()];
+            let _ = open(&bytes, &trusted);
+            let _ = open(text.as_bytes(), &trusted);
+            let _ = text.parse::<VerifierKey>();
+            let _ = SignerKey::from_signer_key_string(&text);
+        }
+
+        #[test]
+        fn any_valid_text_round_trips(lines in proptest::collection::vec("[^\\x00-\\x1f]{0,30}", 1..5)) {
+            let text = lines.join("\n") + "\n";
+            let key = signer("k", 1);
+            let note = sign(&text, &[&key]).unwrap();
+            let opened = open(note.as_bytes(), &[key.verifier_key()]).unwrap();
+            proptest::prop_assert_eq!(opened.text, text);
+        }
     }
 
     #[test]

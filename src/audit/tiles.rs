@@ -219,22 +219,21 @@ fn hashes_at_level(size: u64, level: u8) -> u64 {
 
 /// The hash tiles of a tree of `size` entries, level by level, full tiles
 /// then the partial one (spec, "Partial Tiles"). The empty tree has none.
-pub fn hash_tile_paths(size: u64) -> Vec<TilePath> {
-    let mut paths = Vec::new();
-    for level in 0..=MAX_LEVEL {
-        let count = hashes_at_level(size, level);
-        if count == 0 {
-            break;
-        }
-        paths.extend(level_paths(TileLevel::Hashes(level), count));
-    }
-    paths
+/// Lazy, so that a size read from an untrusted checkpoint costs nothing
+/// until tiles are actually asked for.
+pub fn hash_tile_paths(size: u64) -> impl Iterator<Item = TilePath> {
+    (0..=MAX_LEVEL)
+        .map_while(move |level| {
+            let count = hashes_at_level(size, level);
+            (count > 0).then(|| level_paths(TileLevel::Hashes(level), count))
+        })
+        .flatten()
 }
 
 /// The entry bundles of a tree of `size` entries: the same indices and widths
-/// as its level-0 tiles.
-pub fn entry_bundle_paths(size: u64) -> Vec<TilePath> {
-    level_paths(TileLevel::Entries, size).collect()
+/// as its level-0 tiles. Lazy, like [`hash_tile_paths`].
+pub fn entry_bundle_paths(size: u64) -> impl Iterator<Item = TilePath> {
+    level_paths(TileLevel::Entries, size)
 }
 
 fn level_paths(level: TileLevel, count: u64) -> impl Iterator<Item = TilePath> {
@@ -297,7 +296,6 @@ pub fn hash_tiles(tree: &Tree, size: u64) -> Result<Vec<Tile>, TileError> {
         .into());
     }
     hash_tile_paths(size)
-        .into_iter()
         .map(|path| {
             Ok(Tile {
                 data: hash_tile(tree, &path)?,
@@ -376,6 +374,21 @@ pub fn parse_entry_bundle(data: &[u8]) -> Result<Vec<&[u8]>, TileError> {
         rest = after;
     }
     Ok(entries)
+}
+
+/// Reads the leaf hashes of the tree of `size` entries back from its level-0
+/// tiles, in order. An auditor compares them with the hashes of the exported
+/// entries: the first index where they differ names the entry at fault.
+pub fn leaf_hashes_from_tiles<F>(size: u64, mut read_tile: F) -> Result<Vec<Hash>, TileError>
+where
+    F: FnMut(&TilePath) -> Option<Vec<u8>>,
+{
+    let mut hashes = Vec::new();
+    for path in level_paths(TileLevel::Hashes(0), size) {
+        let data = read_tile(&path).ok_or_else(|| TileError::MissingTile(path.to_string()))?;
+        hashes.extend(parse_hash_tile(&path, &data)?);
+    }
+    Ok(hashes)
 }
 
 /// The tile of `level` holding hash number `position` of that level in a
@@ -522,10 +535,10 @@ mod tests {
 
     #[test]
     fn tiles_cover_the_tree() {
-        assert!(hash_tile_paths(0).is_empty());
-        let p: Vec<String> = hash_tile_paths(256).iter().map(|p| p.to_string()).collect();
+        assert_eq!(hash_tile_paths(0).count(), 0);
+        let p: Vec<String> = hash_tile_paths(256).map(|p| p.to_string()).collect();
         assert_eq!(p, ["tile/0/000", "tile/1/000.p/1"]);
-        let p: Vec<String> = hash_tile_paths(515).iter().map(|p| p.to_string()).collect();
+        let p: Vec<String> = hash_tile_paths(515).map(|p| p.to_string()).collect();
         assert_eq!(
             p,
             [
@@ -535,10 +548,7 @@ mod tests {
                 "tile/1/000.p/2"
             ]
         );
-        let e: Vec<String> = entry_bundle_paths(515)
-            .iter()
-            .map(|p| p.to_string())
-            .collect();
+        let e: Vec<String> = entry_bundle_paths(515).map(|p| p.to_string()).collect();
         assert_eq!(
             e,
             [
@@ -565,11 +575,10 @@ mod tests {
             .unwrap();
             assert_eq!(root, tree.root_at(size).unwrap(), "size {size}");
             // Level-0 tiles hold the leaf hashes.
-            let leaves: Vec<Hash> = tiles
-                .iter()
-                .filter(|t| t.path.level == TileLevel::Hashes(0))
-                .flat_map(|t| parse_hash_tile(&t.path, &t.data).unwrap())
-                .collect();
+            let leaves = leaf_hashes_from_tiles(size, |p| {
+                tiles.iter().find(|t| t.path == *p).map(|t| t.data.clone())
+            })
+            .unwrap();
             assert_eq!(leaves, tree.leaf_hashes()[..size as usize]);
         }
         assert!(matches!(
@@ -581,6 +590,40 @@ mod tests {
             Err(TileError::BadTileLength { .. })
         ));
         assert!(hash_tiles(&tree, n + 1).is_err());
+        // A huge size from an untrusted checkpoint fails at the first
+        // missing tile instead of allocating.
+        assert!(leaf_hashes_from_tiles(u64::MAX, |_| None).is_err());
+        assert!(root_from_tiles(u64::MAX, |_| None).is_err());
+        assert_eq!(hash_tile_paths(u64::MAX).take(3).count(), 3);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn paths_round_trip(level in 0u8..=MAX_LEVEL, index: u64, width in 1u16..=256) {
+            let p = TilePath { level: TileLevel::Hashes(level), index, width };
+            proptest::prop_assert_eq!(p.to_string().parse::<TilePath>(), Ok(p));
+            let e = TilePath { level: TileLevel::Entries, ..p };
+            proptest::prop_assert_eq!(e.to_string().parse::<TilePath>(), Ok(e));
+        }
+
+        #[test]
+        fn parsers_never_panic(text in "\\PC{0,40}", path in "tile/[0-9a-z./x]{0,30}", bytes: Vec<u8>) {
+            let _ = text.parse::<TilePath>();
+            let _ = path.parse::<TilePath>();
+            let _ = parse_entry_bundle(&bytes);
+        }
+
+        #[test]
+        fn roots_from_tiles_at_random_sizes(size in 0u64..=3000) {
+            let tree = Tree::from_leaf_hashes((0..size).map(|i| leaf_hash(&i.to_le_bytes())));
+            let tiles = hash_tiles(&tree, size).unwrap();
+            let root = root_from_tiles(size, |p| {
+                tiles.iter().find(|t| t.path == *p).map(|t| t.data.clone())
+            });
+            proptest::prop_assert_eq!(root, Ok(tree.root()));
+        }
     }
 
     #[test]

@@ -189,7 +189,9 @@ fn item_ref(e: &AuditEvent) -> Option<&str> {
         AuditEvent::ItemAccepted { item_ref, .. }
         | AuditEvent::Delivered { item_ref, .. }
         | AuditEvent::DeliveryRefused { item_ref, .. }
-        | AuditEvent::Acknowledged { item_ref, .. } => Some(item_ref),
+        | AuditEvent::Acknowledged { item_ref, .. }
+        | AuditEvent::Expired { item_ref, .. }
+        | AuditEvent::Purged { item_ref, .. } => Some(item_ref),
         _ => None,
     }
 }
@@ -217,6 +219,8 @@ pub fn event_name(e: &AuditEvent) -> &'static str {
         AuditEvent::Delivered { .. } => "delivered",
         AuditEvent::DeliveryRefused { .. } => "delivery-refused",
         AuditEvent::Acknowledged { .. } => "acknowledged",
+        AuditEvent::Expired { .. } => "expired",
+        AuditEvent::Purged { .. } => "purged",
     }
 }
 

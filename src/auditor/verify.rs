@@ -1151,7 +1151,6 @@ pub(crate) fn read_claimed_leaves(
     size: u64,
 ) -> Result<Option<Vec<Hash>>, SourceError> {
     let paths: Vec<TilePath> = tiles::hash_tile_paths(size)
-        .into_iter()
         .filter(|p| p.level == TileLevel::Hashes(0))
         .collect();
     let parts = par_map(&paths, |want| -> Result<Option<Vec<Hash>>, SourceError> {
@@ -1337,7 +1336,7 @@ fn check_tiles(
     size: u64,
     claimed: Option<&[Hash]>,
 ) -> Result<usize, VerifyFailure> {
-    let paths = tiles::hash_tile_paths(size);
+    let paths: Vec<TilePath> = tiles::hash_tile_paths(size).collect();
     let leaves = tree.leaf_hashes();
     for path in &paths {
         let range = path.entry_range();

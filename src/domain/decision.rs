@@ -64,3 +64,19 @@ impl<'a> From<&'a VerifiedItem> for ItemFacts<'a> {
         }
     }
 }
+
+/// Decides, for one item and one recipient, what is released.
+///
+/// Implementations are pure: no I/O, no clock (`now` is given).
+pub trait Decider: Send + Sync + 'static {
+    /// Hex SHA-256 of the rules in force, recorded with every decision.
+    fn digest(&self) -> String;
+    /// Whether `principal` is known at all (unknown recipients are refused
+    /// before any decision).
+    fn knows(&self, principal: &PrincipalId) -> bool;
+    /// The decision for `recipient`.
+    fn decide(&self, item: &ItemFacts<'_>, recipient: &PrincipalId, now: i64) -> Decision;
+    /// How long an item's content is kept, in days, for its item-level
+    /// classification `level`; `None` keeps it until an operator purges it.
+    fn retention_days(&self, level: &str) -> Option<u32>;
+}

@@ -63,37 +63,37 @@ impl std::str::FromStr for Priority {
 pub struct Header {
     /// Sender-chosen id, unique per sender; resubmitting it is idempotent.
     pub id: String,
-    /// The sending principal; must be the one the TLS handshake authenticated.
-    pub sender: PrincipalId,
-    /// Who the item is for.
-    pub recipients: Vec<PrincipalId>,
-    /// Creation time, seconds since the Unix epoch (UTC).
-    pub created: i64,
-    /// Handling priority.
-    pub priority: Priority,
-    /// Purpose of the exchange, e.g. `terrorism`.
-    pub purpose: String,
     /// Case references.
     #[serde(default)]
     pub cases: Vec<String>,
-    /// Language tag of the content, e.g. `fr`, `nl`, `en`.
-    pub language: String,
+    /// The sending principal; must be the one the TLS handshake authenticated.
+    pub sender: PrincipalId,
+    /// Creation time, seconds since the Unix epoch (UTC).
+    pub created: i64,
     /// When the item stops being deliverable, seconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<i64>,
+    /// Purpose of the exchange, e.g. `terrorism`.
+    pub purpose: String,
+    /// Language tag of the content, e.g. `fr`, `nl`, `en`.
+    pub language: String,
+    /// Handling priority.
+    pub priority: Priority,
+    /// Who the item is for.
+    pub recipients: Vec<PrincipalId>,
 }
 
 /// One portion of an item, with its own label.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Portion {
-    /// Portion marking.
-    pub label: SecurityLabel,
-    /// Random bytes that make the digest of a withheld portion unguessable.
-    pub salt: Bytes,
-    /// Media type of the body, e.g. `text/plain; charset=utf-8`.
-    pub content_type: String,
     /// The content.
     pub body: Bytes,
+    /// Random bytes that make the digest of a withheld portion unguessable.
+    pub salt: Bytes,
+    /// Portion marking.
+    pub label: SecurityLabel,
+    /// Media type of the body, e.g. `text/plain; charset=utf-8`.
+    pub content_type: String,
 }
 
 impl Portion {
@@ -106,12 +106,12 @@ impl Portion {
 /// What the sender signs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
-    /// Always [`MANIFEST_VERSION`].
-    pub version: u32,
-    /// The header.
-    pub header: Header,
     /// The item-level label, which must dominate every portion's label.
     pub label: SecurityLabel,
+    /// The header.
+    pub header: Header,
+    /// Always [`MANIFEST_VERSION`].
+    pub version: u32,
     /// For each portion in order, [`Portion::digest`].
     pub portions: Vec<Bytes>,
 }
@@ -332,7 +332,7 @@ pub(crate) mod tests {
             created: 1_790_000_000,
             priority: Priority::Flash,
             purpose: "terrorism".into(),
-            cases: vec!["CT-2026-17".into()],
+            cases: vec!["CT-2026-014".into()],
             language: "fr".into(),
             expires: None,
         };
@@ -414,6 +414,66 @@ pub(crate) mod tests {
             item.verify(&k.public_key()),
             Err(ItemError::Portions(_))
         ));
+    }
+
+    /// Checks, with an independent decoder, that every map in `bytes` has
+    /// its keys in RFC 8949 §4.2.1 order (bytewise order of their encodings:
+    /// shorter text keys first), so another implementation that follows the
+    /// RFC reproduces our bytes, and so our digests.
+    fn assert_core_deterministic(bytes: &[u8]) {
+        fn walk(v: &ciborium::Value) {
+            match v {
+                ciborium::Value::Map(entries) => {
+                    let keys: Vec<Vec<u8>> = entries
+                        .iter()
+                        .map(|(k, _)| {
+                            let mut out = Vec::new();
+                            ciborium::into_writer(k, &mut out).unwrap();
+                            out
+                        })
+                        .collect();
+                    assert!(
+                        keys.windows(2).all(|w| w[0] < w[1]),
+                        "map keys out of order: {entries:?}"
+                    );
+                    entries.iter().for_each(|(_, v)| walk(v));
+                }
+                ciborium::Value::Array(items) => items.iter().for_each(walk),
+                ciborium::Value::Tag(_, inner) => walk(inner),
+                _ => {}
+            }
+        }
+        let value: ciborium::Value = ciborium::from_reader(bytes).unwrap();
+        walk(&value);
+        let mut again = Vec::new();
+        ciborium::into_writer(&value, &mut again).unwrap();
+        assert_eq!(again, bytes, "an independent encoder gives other bytes");
+    }
+
+    #[test]
+    fn signed_structures_are_in_rfc8949_deterministic_order() {
+        let k = key();
+        let mut item = sample(&k);
+        item.portions[0].label.caveats.insert("HUMINT".into());
+        item.portions[0]
+            .label
+            .rel_to
+            .insert(Agency::new("vsse").unwrap());
+        item.portions[0].label.handling = Some(crate::domain::label::HandlingCode::H2);
+        item.portions[0].label.diffusion_restreinte = true;
+        item.portions[0].label.originator.third_party = Some("partner/ma-dgst".into());
+        item.portions[0].label.evaluation = Some(crate::domain::label::Evaluation {
+            system: "6x6".into(),
+            grade: "B2".into(),
+        });
+        item.portions[0].label.review_date = Some("2030-01-01".into());
+        for p in &item.portions {
+            assert_core_deterministic(&to_cbor(p));
+        }
+        let verified = sample(&k).verify(&k.public_key()).unwrap();
+        let mut manifest = verified.manifest.clone();
+        manifest.header.expires = Some(manifest.header.created + 3600);
+        assert_core_deterministic(&to_cbor(&manifest));
     }
 
     #[test]

@@ -40,10 +40,10 @@ pub struct Originator {
 /// An evaluation of source and information, kept as given.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Evaluation {
-    /// `4x4` (police) or `6x6` (intelligence).
-    pub system: String,
     /// The grading, e.g. `B2` or `A1`.
     pub grade: String,
+    /// `4x4` (police) or `6x6` (intelligence).
+    pub system: String,
 }
 
 /// A security label: on the item as a whole and on each portion.
@@ -51,27 +51,27 @@ pub struct Evaluation {
 pub struct SecurityLabel {
     /// Classification level, a name from the policy's scheme.
     pub level: String,
-    /// Caveats and compartments: a recipient must hold all of them.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub caveats: BTreeSet<String>,
     /// Releasability: when not empty, the recipient's agency must be one of them.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub rel_to: BTreeSet<Agency>,
+    /// Caveats and compartments: a recipient must hold all of them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub caveats: BTreeSet<String>,
     /// Handling code, when one applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handling: Option<HandlingCode>,
+    /// Source and information evaluation, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<Evaluation>,
+    /// Who originated the information.
+    pub originator: Originator,
+    /// Date (YYYY-MM-DD) by which the classification is to be reviewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_date: Option<String>,
     /// The purpose-bound marking "Diffusion restreinte / Beperkte
     /// verspreiding": not a level, a restriction on use.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub diffusion_restreinte: bool,
-    /// Who originated the information.
-    pub originator: Originator,
-    /// Source and information evaluation, when given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub evaluation: Option<Evaluation>,
-    /// Date (YYYY-MM-DD) by which the classification is to be reviewed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub review_date: Option<String>,
 }
 
 /// Why a label is not well formed.

@@ -61,6 +61,27 @@ pub struct NewItem {
     pub deliveries: Vec<(PrincipalId, Vec<u32>)>,
     /// The receipt returned to the sender.
     pub receipt: Receipt,
+    /// When the content is to be purged (end of retention), if ever.
+    pub purge_after: Option<i64>,
+}
+
+/// What a sweep found: each needs its audit entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Swept {
+    /// An unacknowledged inbox entry whose item expired.
+    Expired {
+        /// Gateway reference.
+        item_ref: String,
+        /// The recipient.
+        recipient: PrincipalId,
+    },
+    /// An item whose retention ended.
+    Purged {
+        /// Gateway reference.
+        item_ref: String,
+        /// SHA-256 of its manifest.
+        digest: [u8; 32],
+    },
 }
 
 /// What [`Store::commit_item`] did.
@@ -187,6 +208,17 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         entry: &AuditEntry,
     ) -> Result<AckOutcome, StoreError>;
+
+    /// Marks unacknowledged inbox entries of items expired at `now` as
+    /// expired, and deletes the envelope and portions of items whose
+    /// retention ended by `now`, keeping digests and receipts. Each change
+    /// and its audit entry (`entry_for`) are in one transaction. Returns
+    /// what changed.
+    fn sweep(
+        &self,
+        now: i64,
+        entry_for: &dyn Fn(&Swept) -> AuditEntry,
+    ) -> Result<Vec<Swept>, StoreError>;
 
     /// The receipt of an item, for its sender only.
     fn receipt(&self, sender: &PrincipalId, item_ref: &str) -> Result<Option<Receipt>, StoreError>;

@@ -22,10 +22,13 @@
 //! the clock.
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Mutex;
 
-use super::{AckOutcome, CommitOutcome, InboxEntry, Leased, NewItem, Store, StoreError, TreeHead};
+use super::{
+    AckOutcome, CommitOutcome, InboxEntry, Leased, NewItem, Store, StoreError, Swept, TreeHead,
+};
 use crate::audit::checkpoint::Checkpoint;
 use crate::audit::event::AuditEntry;
 use crate::audit::rfc9162::{leaf_hash, Hash, Tree};
@@ -49,6 +52,8 @@ CREATE TABLE IF NOT EXISTS items (
     sender_cert  BLOB NOT NULL,
     portions     BLOB NOT NULL,
     receipt      BLOB NOT NULL,
+    purge_after  INTEGER,
+    purged_at    INTEGER,
     UNIQUE (sender, item_id)
 );
 CREATE TABLE IF NOT EXISTS inbox (
@@ -59,6 +64,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     deliveries   INTEGER NOT NULL DEFAULT 0,
     acked_at     INTEGER,
     refused_at   INTEGER,
+    expired_at   INTEGER,
     PRIMARY KEY (recipient, item_seq)
 );
 CREATE INDEX IF NOT EXISTS inbox_pending ON inbox (recipient, acked_at, lease_until);
@@ -81,6 +87,8 @@ struct Inner {
 /// The embedded SQLite store.
 pub struct SqliteStore {
     inner: Mutex<Inner>,
+    /// Submissions waiting for a group commit (see [`SqliteStore::commit_queued`]).
+    queue: Mutex<Vec<Queued>>,
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -151,7 +159,161 @@ impl Inner {
     }
 }
 
+/// A submission waiting for the next group commit.
+struct Queued {
+    item: NewItem,
+    entry: AuditEntry,
+    reply: std::sync::mpsc::SyncSender<Result<CommitOutcome, StoreError>>,
+}
+
+/// Inserts one item and its inbox entries inside `tx`, or finds it already
+/// stored. Its audit entry will take `index`.
+fn insert_item(
+    tx: &Transaction<'_>,
+    item: &mut NewItem,
+    index: u64,
+) -> Result<CommitOutcome, StoreError> {
+    let existing: Option<(Vec<u8>, Vec<u8>)> = tx
+        .query_row(
+            "SELECT digest, receipt FROM items WHERE sender = ?1 AND item_id = ?2",
+            params![item.sender.as_str(), item.item_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    if let Some((digest, receipt)) = existing {
+        return Ok(if digest[..] == item.digest[..] {
+            CommitOutcome::Duplicate(decode(&receipt)?)
+        } else {
+            CommitOutcome::Conflict
+        });
+    }
+    item.receipt.audit_index = index;
+    tx.execute(
+        "INSERT INTO items (item_ref, sender, item_id, digest, priority, accepted_at, expires_at,
+                            envelope, sender_cert, portions, receipt, purge_after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            item.item_ref,
+            item.sender.as_str(),
+            item.item_id,
+            &item.digest[..],
+            priority_rank(item.priority),
+            item.accepted_at,
+            item.expires_at,
+            item.envelope,
+            item.sender_certificate,
+            to_cbor(&item.portions),
+            to_cbor(&item.receipt),
+            item.purge_after,
+        ],
+    )
+    .map_err(backend)?;
+    let seq = tx.last_insert_rowid();
+    for (recipient, released) in &item.deliveries {
+        tx.execute(
+            "INSERT INTO inbox (recipient, item_seq, released) VALUES (?1, ?2, ?3)",
+            params![recipient.as_str(), seq, to_cbor(released)],
+        )
+        .map_err(backend)?;
+    }
+    Ok(CommitOutcome::Committed(item.receipt.clone()))
+}
+
+/// What a write transaction returns: its result, and the audit entries to
+/// append in the same transaction.
+type Written<'e, T> = (T, Vec<Cow<'e, AuditEntry>>);
+
 impl SqliteStore {
+    /// Runs `body` in one IMMEDIATE transaction, given the index the first
+    /// new audit entry will take; appends the entries `body` returns in the
+    /// same transaction, commits (fsync), and only then extends the tree.
+    /// If `body` fails, nothing is written.
+    fn write<'e, T>(
+        &self,
+        body: impl FnOnce(&Transaction<'_>, u64) -> Result<Written<'e, T>, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let next = inner.next_index();
+        let tx = inner
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let (value, entries) = body(&tx, next)?;
+        let refs: Vec<&AuditEntry> = entries.iter().map(|e| e.as_ref()).collect();
+        let hashes = insert_audit(&tx, next, &refs)?;
+        Inner::commit(tx, &mut inner.tree, hashes)?;
+        Ok(value)
+    }
+
+    fn queued(&self) -> std::sync::MutexGuard<'_, Vec<Queued>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Group commit. Every submitter queues its item, then takes the write
+    /// lock; whoever gets it commits everything queued so far in one
+    /// transaction and one fsync, and answers each submitter. While it
+    /// writes, the next submissions queue up for the next leader, so under
+    /// load many items share an fsync and none waits for a timer. Each item
+    /// sits in its own savepoint, so one item's failure does not touch the
+    /// others; the commit itself is all or nothing, and no submitter hears
+    /// "committed" before it returned.
+    fn commit_queued(&self) {
+        let mut guard = self.lock();
+        let batch = std::mem::take(&mut *self.queued());
+        if batch.is_empty() {
+            return; // an earlier leader committed ours
+        }
+        let mut batch = batch;
+        let inner = &mut *guard;
+        let next = inner.next_index();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut entries = Vec::new();
+        let committed = (|| -> Result<Vec<Hash>, StoreError> {
+            let tx = inner
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            for q in batch.iter_mut() {
+                tx.execute_batch("SAVEPOINT item").map_err(backend)?;
+                match insert_item(&tx, &mut q.item, next + entries.len() as u64) {
+                    Ok(outcome) => {
+                        tx.execute_batch("RELEASE item").map_err(backend)?;
+                        if matches!(outcome, CommitOutcome::Committed(_)) {
+                            entries.push(outcomes.len());
+                        }
+                        outcomes.push(Ok(outcome));
+                    }
+                    Err(e) => {
+                        tx.execute_batch("ROLLBACK TO item; RELEASE item")
+                            .map_err(backend)?;
+                        outcomes.push(Err(e));
+                    }
+                }
+            }
+            let to_log: Vec<&AuditEntry> = entries.iter().map(|&i| &batch[i].entry).collect();
+            let hashes = insert_audit(&tx, next, &to_log)?;
+            tx.commit().map_err(backend)?;
+            Ok(hashes)
+        })();
+        match committed {
+            Ok(hashes) => {
+                for h in hashes {
+                    inner.tree.append_leaf_hash(h);
+                }
+                for (q, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = q.reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                for q in batch {
+                    let _ = q.reply.send(Err(StoreError::Backend(e.to_string())));
+                }
+            }
+        }
+    }
+
     /// Opens (creating if needed) the database at `path`, rebuilds the
     /// audit tree and checks it against the latest checkpoint.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -218,6 +380,7 @@ impl SqliteStore {
             }
         }
         Ok(SqliteStore {
+            queue: Mutex::new(Vec::new()),
             inner: Mutex::new(Inner { conn, tree }),
         })
     }
@@ -231,64 +394,17 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn commit_item(
-        &self,
-        mut item: NewItem,
-        entry: &AuditEntry,
-    ) -> Result<CommitOutcome, StoreError> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let next = inner.next_index();
-        let tx = inner
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let existing: Option<(Vec<u8>, Vec<u8>)> = tx
-            .query_row(
-                "SELECT digest, receipt FROM items WHERE sender = ?1 AND item_id = ?2",
-                params![item.sender.as_str(), item.item_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(backend)?;
-        if let Some((digest, receipt)) = existing {
-            return if digest[..] == item.digest[..] {
-                Ok(CommitOutcome::Duplicate(decode(&receipt)?))
-            } else {
-                Ok(CommitOutcome::Conflict)
-            };
-        }
-        item.receipt.audit_index = next;
-        tx.execute(
-            "INSERT INTO items (item_ref, sender, item_id, digest, priority, accepted_at, expires_at,
-                                envelope, sender_cert, portions, receipt)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                item.item_ref,
-                item.sender.as_str(),
-                item.item_id,
-                &item.digest[..],
-                priority_rank(item.priority),
-                item.accepted_at,
-                item.expires_at,
-                item.envelope,
-                item.sender_certificate,
-                to_cbor(&item.portions),
-                to_cbor(&item.receipt),
-            ],
-        )
-        .map_err(backend)?;
-        let seq = tx.last_insert_rowid();
-        for (recipient, released) in &item.deliveries {
-            tx.execute(
-                "INSERT INTO inbox (recipient, item_seq, released) VALUES (?1, ?2, ?3)",
-                params![recipient.as_str(), seq, to_cbor(released)],
-            )
-            .map_err(backend)?;
-        }
-        let hashes = insert_audit(&tx, next, &[entry])?;
-        Inner::commit(tx, &mut inner.tree, hashes)?;
-        Ok(CommitOutcome::Committed(item.receipt))
+    fn commit_item(&self, item: NewItem, entry: &AuditEntry) -> Result<CommitOutcome, StoreError> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.queued().push(Queued {
+            item,
+            entry: entry.clone(),
+            reply,
+        });
+        self.commit_queued();
+        answer
+            .recv()
+            .map_err(|_| StoreError::Backend("the commit was abandoned".into()))?
     }
 
     fn pending(
@@ -304,6 +420,7 @@ impl Store for SqliteStore {
                 "SELECT i.item_ref, i.sender, i.item_id, i.priority, i.accepted_at, b.deliveries
                  FROM inbox b JOIN items i ON i.seq = b.item_seq
                  WHERE b.recipient = ?1 AND b.acked_at IS NULL AND b.refused_at IS NULL
+                   AND b.expired_at IS NULL AND i.purged_at IS NULL
                    AND b.lease_until <= ?2 AND (i.expires_at IS NULL OR i.expires_at > ?2)
                  ORDER BY i.priority, i.seq
                  LIMIT ?3",
@@ -345,7 +462,8 @@ impl Store for SqliteStore {
             .query_row(
                 "SELECT i.sender, i.envelope, i.sender_cert, i.portions, b.released
                  FROM inbox b JOIN items i ON i.seq = b.item_seq
-                 WHERE b.recipient = ?1 AND i.item_ref = ?2 AND b.acked_at IS NULL AND b.refused_at IS NULL",
+                 WHERE b.recipient = ?1 AND i.item_ref = ?2 AND b.acked_at IS NULL AND b.refused_at IS NULL
+                   AND b.expired_at IS NULL AND i.purged_at IS NULL",
                 params![recipient.as_str(), item_ref],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
@@ -370,27 +488,20 @@ impl Store for SqliteStore {
         lease_until: i64,
         entry: &AuditEntry,
     ) -> Result<Option<u64>, StoreError> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let next = inner.next_index();
-        let tx = inner
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
+        self.write(|tx, next| {
         let changed = tx
             .execute(
                 "UPDATE inbox SET lease_until = ?1, deliveries = deliveries + 1
-                 WHERE recipient = ?2 AND acked_at IS NULL AND refused_at IS NULL
+                 WHERE recipient = ?2 AND acked_at IS NULL AND refused_at IS NULL AND expired_at IS NULL
                    AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3)",
                 params![lease_until, recipient.as_str(), item_ref],
             )
             .map_err(backend)?;
         if changed == 0 {
-            return Ok(None);
+            return Ok((None, vec![]));
         }
-        let hashes = insert_audit(&tx, next, &[entry])?;
-        Inner::commit(tx, &mut inner.tree, hashes)?;
-        Ok(Some(next))
+        Ok((Some(next), vec![Cow::Borrowed(entry)]))
+        })
     }
 
     fn refuse_delivery(
@@ -400,22 +511,15 @@ impl Store for SqliteStore {
         now: i64,
         entry: &AuditEntry,
     ) -> Result<u64, StoreError> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let next = inner.next_index();
-        let tx = inner
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        tx.execute(
-            "UPDATE inbox SET refused_at = ?1
+        self.write(|tx, next| {
+            tx.execute(
+                "UPDATE inbox SET refused_at = ?1
              WHERE recipient = ?2 AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3)",
-            params![now, recipient.as_str(), item_ref],
-        )
-        .map_err(backend)?;
-        let hashes = insert_audit(&tx, next, &[entry])?;
-        Inner::commit(tx, &mut inner.tree, hashes)?;
-        Ok(next)
+                params![now, recipient.as_str(), item_ref],
+            )
+            .map_err(backend)?;
+            Ok((next, vec![Cow::Borrowed(entry)]))
+        })
     }
 
     fn ack(
@@ -425,36 +529,97 @@ impl Store for SqliteStore {
         now: i64,
         entry: &AuditEntry,
     ) -> Result<AckOutcome, StoreError> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let next = inner.next_index();
-        let tx = inner
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let row: Option<(i64, Option<i64>)> = tx
-            .query_row(
-                "SELECT b.item_seq, b.acked_at FROM inbox b JOIN items i ON i.seq = b.item_seq
+        self.write(|tx, next| {
+            let row: Option<(i64, Option<i64>)> = tx
+                .query_row(
+                    "SELECT b.item_seq, b.acked_at FROM inbox b JOIN items i ON i.seq = b.item_seq
                  WHERE b.recipient = ?1 AND i.item_ref = ?2 AND b.refused_at IS NULL",
-                params![recipient.as_str(), item_ref],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(backend)?;
-        match row {
-            None => Ok(AckOutcome::NotFound),
-            Some((_, Some(_))) => Ok(AckOutcome::AlreadyAcked),
-            Some((seq, None)) => {
-                tx.execute(
-                    "UPDATE inbox SET acked_at = ?1 WHERE recipient = ?2 AND item_seq = ?3",
-                    params![now, recipient.as_str(), seq],
+                    params![recipient.as_str(), item_ref],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            match row {
+                None => Ok((AckOutcome::NotFound, vec![])),
+                Some((_, Some(_))) => Ok((AckOutcome::AlreadyAcked, vec![])),
+                Some((seq, None)) => {
+                    tx.execute(
+                        "UPDATE inbox SET acked_at = ?1 WHERE recipient = ?2 AND item_seq = ?3",
+                        params![now, recipient.as_str(), seq],
+                    )
+                    .map_err(backend)?;
+                    Ok((AckOutcome::Acked(next), vec![Cow::Borrowed(entry)]))
+                }
+            }
+        })
+    }
+
+    fn sweep(
+        &self,
+        now: i64,
+        entry_for: &dyn Fn(&Swept) -> AuditEntry,
+    ) -> Result<Vec<Swept>, StoreError> {
+        self.write(|tx, _| {
+        let mut swept = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT i.item_ref, b.recipient FROM inbox b JOIN items i ON i.seq = b.item_seq
+                     WHERE i.expires_at IS NOT NULL AND i.expires_at <= ?1
+                       AND b.acked_at IS NULL AND b.refused_at IS NULL AND b.expired_at IS NULL
+                     ORDER BY i.seq, b.recipient",
                 )
                 .map_err(backend)?;
-                let hashes = insert_audit(&tx, next, &[entry])?;
-                Inner::commit(tx, &mut inner.tree, hashes)?;
-                Ok(AckOutcome::Acked(next))
+            let rows = stmt
+                .query_map(params![now], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(backend)?;
+            for row in rows {
+                let (item_ref, recipient) = row.map_err(backend)?;
+                swept.push(Swept::Expired {
+                    item_ref,
+                    recipient: principal(recipient)?,
+                });
+            }
+            let mut stmt = tx
+                .prepare(
+                    "SELECT item_ref, digest FROM items
+                     WHERE purge_after IS NOT NULL AND purge_after <= ?1 AND purged_at IS NULL ORDER BY seq",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![now], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })
+                .map_err(backend)?;
+            for row in rows {
+                let (item_ref, digest) = row.map_err(backend)?;
+                let digest: [u8; 32] = digest
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("digest is not 32 bytes".into()))?;
+                swept.push(Swept::Purged { item_ref, digest });
             }
         }
+        for s in &swept {
+            match s {
+                Swept::Expired { item_ref, recipient } => tx.execute(
+                    "UPDATE inbox SET expired_at = ?1
+                     WHERE recipient = ?2 AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3)",
+                    params![now, recipient.as_str(), item_ref],
+                ),
+                // The envelope holds the header and labels, the portions the
+                // content: both go; digest, receipt and audit entries stay.
+                Swept::Purged { item_ref, .. } => tx.execute(
+                    "UPDATE items SET envelope = x'', portions = ?1, purged_at = ?2 WHERE item_ref = ?3",
+                    params![to_cbor(&Vec::<Portion>::new()), now, item_ref],
+                ),
+            }
+            .map_err(backend)?;
+        }
+        let entries = swept.iter().map(|s| Cow::Owned(entry_for(s))).collect();
+        Ok((swept, entries))
+        })
     }
 
     fn receipt(&self, sender: &PrincipalId, item_ref: &str) -> Result<Option<Receipt>, StoreError> {
@@ -472,17 +637,7 @@ impl Store for SqliteStore {
     }
 
     fn append_audit(&self, entries: &[AuditEntry]) -> Result<u64, StoreError> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let next = inner.next_index();
-        let tx = inner
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let refs: Vec<&AuditEntry> = entries.iter().collect();
-        let hashes = insert_audit(&tx, next, &refs)?;
-        Inner::commit(tx, &mut inner.tree, hashes)?;
-        Ok(next)
+        self.write(|_, next| Ok((next, entries.iter().map(Cow::Borrowed).collect())))
     }
 
     fn tree_head(&self) -> TreeHead {

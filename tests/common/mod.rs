@@ -27,7 +27,7 @@ impl Harness {
     pub async fn start_with(tune: impl FnOnce(&mut GatewayConfig)) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let pki = pki::generate().unwrap();
-        pki::write_example(dir.path(), &pki, "127.0.0.1:0").unwrap();
+        pki::write_example(dir.path(), &pki, "127.0.0.1:0", None).unwrap();
         let mut config = GatewayConfig::load(&dir.path().join("gateway.toml")).unwrap();
         tune(&mut config);
         let running = server::start(&config).await.unwrap();
@@ -92,7 +92,7 @@ pub fn item(station: &Station, id: &str, to: &[&str], text: &str) -> SignedItem 
 id = "{id}"
 to = [{}]
 purpose = "terrorism"
-cases = ["CT-2026-17"]
+cases = ["CT-2026-014"]
 priority = "ROUTINE"
 [label]
 level = "RESTREINT"

@@ -1,0 +1,1157 @@
+//! The decision: may this recipient receive these portions of this item?
+//!
+//! This module owns the order of DESIGN.md's decision: label well formed,
+//! label consistency, the built-in mandatory rules per portion (clearance,
+//! accreditation, caveats, REL TO, third-party consent), then deny rules,
+//! then grants, else deny; and the obligation that only permitted portions are
+//! released. It is pure: no I/O, and it never reads the clock (`now` is
+//! passed in). The mandatory rules are code, not policy: no file can switch
+//! them off, and a flow rule can only narrow what they allow.
+//!
+//! [`Policy::decide`] gives the [`Decision`] the gateway acts on and shows
+//! the sender; its reasons never state another principal's clearance,
+//! accreditation or caveats. [`Policy::explain`] gives the security officer
+//! the full picture, including those.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::model::*;
+use crate::domain::decision::{Decider, Decision, Effect, ItemFacts};
+use crate::domain::item::Priority;
+use crate::domain::label::{HandlingCode, SecurityLabel};
+use crate::domain::principal::PrincipalId;
+
+/// Fixed ids of the built-in rules, as they appear in decisions.
+pub mod rule_ids {
+    /// Recipient clearance must dominate the portion's level.
+    pub const CLEARANCE: &str = "mandatory.clearance";
+    /// Recipient station accreditation must dominate the portion's level.
+    pub const ACCREDITATION: &str = "mandatory.accreditation";
+    /// The recipient must hold every caveat of the portion.
+    pub const CAVEATS: &str = "mandatory.caveats";
+    /// The recipient's agency must be in the portion's REL TO, when present.
+    pub const REL_TO: &str = "mandatory.rel_to";
+    /// Third-party material beyond the first receiving agency needs consent.
+    pub const THIRD_PARTY: &str = "mandatory.third_party";
+    /// The item label must dominate every portion's label.
+    pub const LABEL_CONSISTENCY: &str = "mandatory.label_consistency";
+    /// Every label must be well formed under the loaded scheme.
+    pub const LABEL_WELL_FORMED: &str = "mandatory.label_well_formed";
+    /// The recipient must be a principal the policy knows.
+    pub const RECIPIENT_KNOWN: &str = "mandatory.recipient_known";
+    /// The sender must be a principal the policy knows.
+    pub const SENDER_KNOWN: &str = "mandatory.sender_known";
+    /// No flow rule granted: deny by default.
+    pub const DEFAULT_DENY: &str = "default.deny";
+    /// Every built-in rule id, for coverage reports.
+    pub const ALL: [&str; 10] = [
+        CLEARANCE,
+        ACCREDITATION,
+        CAVEATS,
+        REL_TO,
+        THIRD_PARTY,
+        LABEL_CONSISTENCY,
+        LABEL_WELL_FORMED,
+        RECIPIENT_KNOWN,
+        SENDER_KNOWN,
+        DEFAULT_DENY,
+    ];
+}
+
+const F_CLEARANCE: u8 = 1;
+const F_ACCREDITATION: u8 = 2;
+const F_CAVEATS: u8 = 4;
+const F_REL_TO: u8 = 8;
+const F_THIRD_PARTY: u8 = 16;
+const NO_HANDLING: u8 = 1 << 4;
+/// Granting rules named in one portion's reason; the decision's rule list
+/// names them all.
+const MAX_RULES_IN_REASON: usize = 3;
+
+/// What the engine needs of the item header, resolved once per decision.
+struct ItemCtx {
+    sender: u32,
+    purpose: Option<u8>,
+    priority: u8,
+    /// The item's cases that the policy knows, interned and sorted.
+    cases: Vec<u32>,
+    /// Whether the item also names a case the policy does not know: no
+    /// recipient or sender is then assigned to all its cases.
+    unknown_case: bool,
+}
+
+/// What the engine needs of one label.
+#[derive(Clone, Copy)]
+struct LabelCtx {
+    rank: Rank,
+    caveats: Mask,
+    handling: u8,
+    origin_agency: u16,
+    /// `Some(None)`: third-party material from an originator the policy does
+    /// not know.
+    third_party: Option<Option<u16>>,
+}
+
+/// Why a flow rule did not match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mismatch {
+    Sender,
+    Purpose,
+    Priority,
+    Handling,
+    BelowMin,
+    AboveMax,
+    Caveats,
+    ThirdParty,
+    CaseAssignment,
+    Cases,
+}
+
+impl Mismatch {
+    fn text(self) -> &'static str {
+        match self {
+            Mismatch::Sender => "the sender is not one it selects",
+            Mismatch::Purpose => "the item's purpose is not among its purposes",
+            Mismatch::Priority => "the item's priority is not among its priorities",
+            Mismatch::Handling => "the portion's handling code is not among its handling codes",
+            Mismatch::BelowMin => "the portion is below its min_level",
+            Mismatch::AboveMax => "the portion is above its max_level",
+            Mismatch::Caveats => "the portion carries none of its caveats_any",
+            Mismatch::ThirdParty => {
+                "the portion's origin (own or third-party) is not the one it applies to"
+            }
+            Mismatch::CaseAssignment => "the required case assignment does not hold",
+            Mismatch::Cases => "the item names none of its cases",
+        }
+    }
+}
+
+/// One built-in check on one portion, for the security officer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// The rule id (`mandatory.clearance`, …).
+    pub rule: &'static str,
+    /// Whether the check passed.
+    pub passed: bool,
+    /// What was compared, in plain words.
+    pub detail: String,
+}
+
+/// How one flow rule related to one portion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RuleTrace {
+    /// The rule id.
+    pub rule: String,
+    /// Grant or deny.
+    pub effect: RuleEffect,
+    /// Whether it matched.
+    pub matched: bool,
+    /// Why not, when it did not.
+    pub why_not: Option<&'static str>,
+}
+
+/// Everything about one portion, for the security officer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PortionExplanation {
+    /// Index in the manifest.
+    pub index: u32,
+    /// The portion's level as labelled.
+    pub level: String,
+    /// Whether it would be released.
+    pub released: bool,
+    /// The built-in checks (empty when an item-level check already failed).
+    pub checks: Vec<Check>,
+    /// The flow rules that select this sender → recipient pair.
+    pub rules: Vec<RuleTrace>,
+}
+
+/// The security officer's account of a decision: which rules matched and
+/// which built-in check failed, per portion. It may name the recipient's
+/// clearance and caveats, so it is for officers and auditors, not senders.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    /// The decision itself, as [`Policy::decide`] gives it.
+    pub decision: Decision,
+    /// The recipient's profile from the policy, when known.
+    pub recipient_profile: Option<String>,
+    /// Item-level findings (well-formedness, consistency, unknown parties).
+    pub item: Vec<String>,
+    /// Per-portion findings.
+    pub portions: Vec<PortionExplanation>,
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.decision;
+        let verdict = if d.allowed() { "ALLOW" } else { "DENY" };
+        writeln!(f, "decision for {}: {verdict}", d.recipient)?;
+        if let Some(p) = &self.recipient_profile {
+            writeln!(f, "recipient: {p}")?;
+        }
+        for i in &self.item {
+            writeln!(f, "item: {i}")?;
+        }
+        for p in &self.portions {
+            let state = if p.released { "released" } else { "withheld" };
+            writeln!(f, "portion {} ({}): {state}", p.index, p.level)?;
+            for c in &p.checks {
+                let mark = if c.passed { "ok  " } else { "FAIL" };
+                writeln!(f, "  [{mark}] {}: {}", c.rule, c.detail)?;
+            }
+            for r in &p.rules {
+                let eff = match r.effect {
+                    RuleEffect::Grant => "grant",
+                    RuleEffect::Deny => "deny",
+                };
+                match (r.matched, r.why_not) {
+                    (true, _) => writeln!(f, "  {eff} rule {} matched", r.rule)?,
+                    (false, Some(w)) => writeln!(f, "  {eff} rule {} did not match: {w}", r.rule)?,
+                    (false, None) => writeln!(f, "  {eff} rule {} did not match", r.rule)?,
+                }
+            }
+        }
+        writeln!(f, "released portions: {:?}", d.portions)?;
+        writeln!(f, "rules: {}", d.rules.join(", "))?;
+        for r in &d.reasons {
+            writeln!(f, "reason: {r}")?;
+        }
+        write!(f, "policy digest: {}", d.policy_digest)
+    }
+}
+
+/// The gateway holds the policy as an `Arc<dyn Decider>` and swaps it whole
+/// on reload.
+impl Decider for Policy {
+    fn digest(&self) -> String {
+        self.digest_hex.clone()
+    }
+    fn knows(&self, principal: &PrincipalId) -> bool {
+        self.principal(principal).is_some()
+    }
+    fn decide(&self, item: &ItemFacts<'_>, recipient: &PrincipalId, now: i64) -> Decision {
+        Policy::decide(self, item, recipient, now)
+    }
+    fn retention_days(&self, level: &str) -> Option<u32> {
+        Policy::retention_days(self, level)
+    }
+}
+
+fn priority_bit(p: Priority) -> u8 {
+    match p {
+        Priority::Flash => 1,
+        Priority::Urgent => 2,
+        Priority::Routine => 4,
+    }
+}
+
+/// Whether the item names at least one case and `p` is assigned to all of them.
+fn assigned(p: &Principal, item: &ItemCtx) -> bool {
+    !item.unknown_case
+        && !item.cases.is_empty()
+        && item
+            .cases
+            .iter()
+            .all(|x| p.case_ids.binary_search(x).is_ok())
+}
+
+impl Policy {
+    /// Decides whether `recipient` may receive the item, portion by portion.
+    ///
+    /// Pure and deterministic: the same policy, facts, recipient and `now`
+    /// (Unix seconds, UTC) always give the same decision.
+    pub fn decide(
+        &self,
+        facts: &ItemFacts<'_>,
+        recipient: &PrincipalId,
+        now_unix_secs: i64,
+    ) -> Decision {
+        self.evaluate(facts, recipient, now_unix_secs, None)
+    }
+
+    /// Like [`Policy::decide`], with the security officer's account of every
+    /// check and rule.
+    pub fn explain(
+        &self,
+        facts: &ItemFacts<'_>,
+        recipient: &PrincipalId,
+        now_unix_secs: i64,
+    ) -> Explanation {
+        let mut ex = Explanation {
+            decision: Decision {
+                recipient: recipient.clone(),
+                effect: Effect::Deny,
+                portions: Vec::new(),
+                rules: Vec::new(),
+                reasons: Vec::new(),
+                policy_digest: String::new(),
+            },
+            recipient_profile: None,
+            item: Vec::new(),
+            portions: Vec::new(),
+        };
+        let d = self.evaluate(facts, recipient, now_unix_secs, Some(&mut ex));
+        if ex.item.is_empty() && ex.portions.is_empty() {
+            // Refused before any portion was looked at: say why at item level.
+            ex.item = d.reasons.clone();
+        }
+        ex.decision = d;
+        ex
+    }
+
+    fn deny(&self, recipient: &PrincipalId, rule: &str, reason: String) -> Decision {
+        Decision {
+            recipient: recipient.clone(),
+            effect: Effect::Deny,
+            portions: Vec::new(),
+            rules: vec![rule.to_string()],
+            reasons: vec![reason],
+            policy_digest: self.digest_hex.clone(),
+        }
+    }
+
+    /// Resolves a label under the scheme, or says why it is not well formed.
+    fn label_ctx(&self, l: &SecurityLabel) -> Result<LabelCtx, String> {
+        l.check_shape().map_err(|e| e.to_string())?;
+        let rank = self.rank_of(&l.level).ok_or_else(|| {
+            format!(
+                "level {:?} is not a level of the {} scheme",
+                l.level, self.scheme_name
+            )
+        })?;
+        let mut caveats: Mask = 0;
+        for c in &l.caveats {
+            match self.caveat_by_name.get(c) {
+                Some(&b) => caveats |= 1 << b,
+                None => return Err(format!("caveat {c:?} is not declared by the policy")),
+            }
+        }
+        let origin_agency = *self
+            .agency_by_name
+            .get(l.originator.agency.as_str())
+            .ok_or_else(|| {
+                format!(
+                    "originator agency {} is not an agency of this gateway",
+                    l.originator.agency
+                )
+            })?;
+        let handling = match l.handling {
+            Some(HandlingCode::H0) => 1,
+            Some(HandlingCode::H1) => 2,
+            Some(HandlingCode::H2) => 4,
+            Some(HandlingCode::H3) => 8,
+            None => NO_HANDLING,
+        };
+        let third_party = l
+            .originator
+            .third_party
+            .as_ref()
+            .map(|t| self.third_party_by_id.get(t).copied());
+        Ok(LabelCtx {
+            rank,
+            caveats,
+            handling,
+            origin_agency,
+            third_party,
+        })
+    }
+
+    /// Why the item label does not dominate a portion label, if it does not.
+    fn dominance(
+        item: &SecurityLabel,
+        i: &LabelCtx,
+        p: &SecurityLabel,
+        pc: &LabelCtx,
+    ) -> Option<String> {
+        if pc.rank > i.rank {
+            return Some("its level is above the item's level".into());
+        }
+        if pc.caveats & !i.caveats != 0 {
+            return Some("it carries a caveat the item label does not".into());
+        }
+        if !p.rel_to.is_empty() && (item.rel_to.is_empty() || !item.rel_to.is_subset(&p.rel_to)) {
+            return Some("its REL TO is narrower than the item's".into());
+        }
+        if p.handling.is_some() && item.handling.is_none() {
+            return Some("it carries a handling code and the item label does not".into());
+        }
+        if p.diffusion_restreinte && !item.diffusion_restreinte {
+            return Some("it is marked Diffusion restreinte and the item label is not".into());
+        }
+        None
+    }
+
+    /// The built-in checks: a bit per failure, and the consent that covered
+    /// third-party material, if any.
+    fn mandatory(
+        &self,
+        l: &SecurityLabel,
+        c: &LabelCtx,
+        rcp: &Principal,
+        now: i64,
+    ) -> (u8, Option<u32>) {
+        let mut fails = 0;
+        if c.rank > rcp.clearance {
+            fails |= F_CLEARANCE;
+        }
+        if c.rank > rcp.accreditation {
+            fails |= F_ACCREDITATION;
+        }
+        if c.caveats & !rcp.caveat_mask != 0 {
+            fails |= F_CAVEATS;
+        }
+        if !l.rel_to.is_empty() && !l.rel_to.contains(&rcp.agency) {
+            fails |= F_REL_TO;
+        }
+        let mut consent = None;
+        if let Some(tp) = c.third_party {
+            if rcp.agency_idx != c.origin_agency {
+                consent = tp.and_then(|tp| {
+                    self.consents_by_tp.get(tp as usize).and_then(|list| {
+                        list.iter().copied().find(|&ci| {
+                            self.consents.get(ci as usize).is_some_and(|k| {
+                                k.agency_idx == rcp.agency_idx
+                                    && c.rank <= k.max_rank
+                                    && c.handling & k.handling_mask != 0
+                                    && now <= k.until_unix
+                            })
+                        })
+                    })
+                });
+                if consent.is_none() {
+                    fails |= F_THIRD_PARTY;
+                }
+            }
+        }
+        (fails, consent)
+    }
+
+    /// Checks a rule's item-level predicates: sender, purpose, priority,
+    /// cases. They hold or fail for the whole item.
+    fn item_mismatch(
+        &self,
+        rule: &Rule,
+        ri: u32,
+        item: &ItemCtx,
+        sender: &Principal,
+        rcp: &Principal,
+    ) -> Option<Mismatch> {
+        if !bit(self.sender_row(item.sender), ri) {
+            return Some(Mismatch::Sender);
+        }
+        let k = &rule.c;
+        // A deny rule fails closed: a purpose or case the policy does not
+        // know (a misspelling, another letter case) could be the one it
+        // names, so it matches; a grant never matches on what it cannot know.
+        let deny = rule.effect == RuleEffect::Deny;
+        if let Some(m) = k.purposes {
+            let hit = match item.purpose {
+                Some(p) => m & (1 << p) != 0,
+                None => deny,
+            };
+            if !hit {
+                return Some(Mismatch::Purpose);
+            }
+        }
+        if let Some(m) = k.priorities {
+            if m & item.priority == 0 {
+                return Some(Mismatch::Priority);
+            }
+        }
+        if let Some(a) = rule.case_assignment {
+            let ok = match a {
+                CaseAssignment::Recipient => assigned(rcp, item),
+                CaseAssignment::Sender => assigned(sender, item),
+                CaseAssignment::Both => assigned(rcp, item) && assigned(sender, item),
+            };
+            if !ok {
+                return Some(Mismatch::CaseAssignment);
+            }
+        }
+        if let Some(cases) = &k.cases {
+            // Any named case counts, so an unknown case added beside a
+            // listed one cannot slip an item past a deny rule.
+            let hit = item.cases.iter().any(|x| cases.binary_search(x).is_ok())
+                || (deny && item.unknown_case);
+            if !hit {
+                return Some(Mismatch::Cases);
+            }
+        }
+        None
+    }
+
+    /// Checks a rule's portion-level predicates: handling, level range,
+    /// caveats, origin.
+    fn label_mismatch(rule: &Rule, c: &LabelCtx) -> Option<Mismatch> {
+        let k = &rule.c;
+        if let Some(m) = k.handling {
+            if m & c.handling == 0 {
+                return Some(Mismatch::Handling);
+            }
+        }
+        if k.min_rank.is_some_and(|lo| c.rank < lo) {
+            return Some(Mismatch::BelowMin);
+        }
+        if k.max_rank.is_some_and(|hi| c.rank > hi) {
+            return Some(Mismatch::AboveMax);
+        }
+        if let Some(m) = k.caveats_any {
+            if m & c.caveats == 0 {
+                return Some(Mismatch::Caveats);
+            }
+        }
+        if let Some(tp) = rule.third_party {
+            if tp != c.third_party.is_some() {
+                return Some(Mismatch::ThirdParty);
+            }
+        }
+        None
+    }
+
+    fn evaluate(
+        &self,
+        facts: &ItemFacts<'_>,
+        recipient: &PrincipalId,
+        now: i64,
+        mut trace: Option<&mut Explanation>,
+    ) -> Decision {
+        let header = &facts.manifest.header;
+        // The decision's combining rule, in order. Any failure before the
+        // per-portion loop denies the whole item.
+        let Some(&rcp_idx) = self.principal_by_id.get(recipient.as_str()) else {
+            return self.deny(
+                recipient,
+                rule_ids::RECIPIENT_KNOWN,
+                format!("{recipient} is not a principal of this policy"),
+            );
+        };
+        let rcp = &self.principals[rcp_idx as usize];
+        if let Some(t) = trace.as_deref_mut() {
+            t.recipient_profile = Some(format!(
+                "{} ({:?}, role {}), clearance {}, accreditation {}, caveats [{}], cases [{}]",
+                rcp.id,
+                rcp.kind,
+                rcp.role,
+                self.level_name(rcp.clearance),
+                self.level_name(rcp.accreditation),
+                rcp.caveats.join(", "),
+                rcp.cases.join(", ")
+            ));
+        }
+        let Some(&sender_idx) = self.principal_by_id.get(header.sender.as_str()) else {
+            let d = self.deny(
+                recipient,
+                rule_ids::SENDER_KNOWN,
+                format!("sender {} is not a principal of this policy", header.sender),
+            );
+            if let Some(t) = trace {
+                t.item.push(d.reasons[0].clone());
+            }
+            return d;
+        };
+        let sender = &self.principals[sender_idx as usize];
+
+        // Well formed: the item label and every portion label.
+        let item_label = &facts.manifest.label;
+        let item_ctx = match self.label_ctx(item_label) {
+            Ok(c) => c,
+            Err(e) => {
+                let d = self.deny(
+                    recipient,
+                    rule_ids::LABEL_WELL_FORMED,
+                    format!("the item label is not well formed: {e}"),
+                );
+                if let Some(t) = trace {
+                    t.item.push(d.reasons[0].clone());
+                }
+                return d;
+            }
+        };
+        if facts.portion_labels.is_empty() {
+            return self.deny(
+                recipient,
+                rule_ids::LABEL_WELL_FORMED,
+                "the item has no portions".into(),
+            );
+        }
+        let mut portions = Vec::with_capacity(facts.portion_labels.len());
+        for (i, l) in facts.portion_labels.iter().enumerate() {
+            match self.label_ctx(l) {
+                Ok(c) => portions.push(c),
+                Err(e) => {
+                    let d = self.deny(
+                        recipient,
+                        rule_ids::LABEL_WELL_FORMED,
+                        format!("the label of portion {i} is not well formed: {e}"),
+                    );
+                    if let Some(t) = trace {
+                        t.item.push(d.reasons[0].clone());
+                    }
+                    return d;
+                }
+            }
+        }
+        // Consistency: the item label dominates every portion.
+        for (i, (l, c)) in facts.portion_labels.iter().zip(&portions).enumerate() {
+            if let Some(why) = Self::dominance(item_label, &item_ctx, l, c) {
+                let d = self.deny(
+                    recipient,
+                    rule_ids::LABEL_CONSISTENCY,
+                    format!("the item label does not dominate portion {i}: {why}"),
+                );
+                if let Some(t) = trace {
+                    t.item.push(d.reasons[0].clone());
+                }
+                return d;
+            }
+        }
+
+        let mut unknown_case = false;
+        let mut cases: Vec<u32> = header
+            .cases
+            .iter()
+            .filter_map(|c| {
+                let id = self.case_by_id.get(c).copied();
+                unknown_case |= id.is_none();
+                id
+            })
+            .collect();
+        cases.sort_unstable();
+        let ctx = ItemCtx {
+            sender: sender_idx,
+            purpose: self.purpose_by_name.get(&header.purpose).copied(),
+            priority: priority_bit(header.priority),
+            cases,
+            unknown_case,
+        };
+        let candidates = &self.rules_by_recipient[rcp_idx as usize];
+        // Item-level predicates (sender, purpose, priority, cases) hold or
+        // fail for the whole item: without a trace, test them once and keep
+        // only the rules left, so each portion checks its own predicates only.
+        let item_matches: Vec<u32> = if trace.is_none() {
+            candidates
+                .iter()
+                .copied()
+                .filter(|&ri| {
+                    self.item_mismatch(&self.rules[ri as usize], ri, &ctx, sender, rcp)
+                        .is_none()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+
+        let n = facts.portion_labels.len();
+        let mut released = Vec::with_capacity(n);
+        let mut rules: Vec<String> = Vec::with_capacity(n + 1);
+        let mut reasons: Vec<String> = Vec::with_capacity(n + 1);
+        // Which rule ids are already named: built-in ones by bit, flow rules
+        // in a bit set over rule indices (allocated on first use).
+        let mut named_builtin: u16 = 0;
+        let mut named_rules: Vec<u64> = Vec::new();
+        let mut name_rule = |rules: &mut Vec<String>, ri: u32| {
+            if named_rules.is_empty() {
+                named_rules = vec![0; self.rule_words];
+            }
+            let (w, b) = ((ri / 64) as usize, 1u64 << (ri % 64));
+            if let Some(word) = named_rules.get_mut(w) {
+                if *word & b == 0 {
+                    *word |= b;
+                    rules.push(self.rules[ri as usize].id.clone());
+                }
+            }
+        };
+        let mut name_builtin = |rules: &mut Vec<String>, bit: u16, id: &str| {
+            if named_builtin & bit == 0 {
+                named_builtin |= bit;
+                rules.push(id.to_string());
+            }
+        };
+        for (i, (l, c)) in facts.portion_labels.iter().zip(&portions).enumerate() {
+            let i32 = i as u32;
+            let lvl = &l.level;
+            let (fails, consent) = self.mandatory(l, c, rcp, now);
+            let mut pex = trace.as_ref().map(|_| PortionExplanation {
+                index: i32,
+                level: lvl.clone(),
+                released: false,
+                checks: Vec::new(),
+                rules: Vec::new(),
+            });
+            if let Some(p) = pex.as_mut() {
+                self.trace_checks(p, l, c, rcp, fails, consent, now);
+            }
+            if fails != 0 {
+                for (flag, id, why) in [
+                    (F_CLEARANCE, rule_ids::CLEARANCE, "the recipient's clearance does not cover this level"),
+                    (F_ACCREDITATION, rule_ids::ACCREDITATION, "the recipient's station accreditation does not cover this level"),
+                    (F_CAVEATS, rule_ids::CAVEATS, "the recipient does not hold every caveat of this portion"),
+                    (F_REL_TO, rule_ids::REL_TO, "the recipient's agency is not in the portion's REL TO"),
+                    (
+                        F_THIRD_PARTY,
+                        rule_ids::THIRD_PARTY,
+                        "third-party material: no recorded, unexpired consent of the originator covers release to the recipient's agency at this level with this handling code",
+                    ),
+                ] {
+                    if fails & flag != 0 {
+                        name_builtin(&mut rules, u16::from(flag), id);
+                        reasons.push(format!("portion {i} ({lvl}) withheld: {why}"));
+                    }
+                }
+            } else {
+                let mut denied_by: Option<u32> = None;
+                let mut granted: Vec<u32> = Vec::new();
+                if let Some(p) = pex.as_mut() {
+                    // With a trace: every rule that selects this recipient,
+                    // and why each did or did not match.
+                    for &ri in candidates {
+                        let rule = &self.rules[ri as usize];
+                        let mm = self
+                            .item_mismatch(rule, ri, &ctx, sender, rcp)
+                            .or_else(|| Self::label_mismatch(rule, c));
+                        if mm != Some(Mismatch::Sender) {
+                            p.rules.push(RuleTrace {
+                                rule: rule.id.clone(),
+                                effect: rule.effect,
+                                matched: mm.is_none(),
+                                why_not: mm.map(Mismatch::text),
+                            });
+                        }
+                        if mm.is_none() {
+                            match rule.effect {
+                                RuleEffect::Deny => {
+                                    denied_by = denied_by.or(Some(ri));
+                                }
+                                RuleEffect::Grant => granted.push(ri),
+                            }
+                        }
+                    }
+                } else {
+                    for &ri in &item_matches {
+                        let rule = &self.rules[ri as usize];
+                        if Self::label_mismatch(rule, c).is_none() {
+                            match rule.effect {
+                                // Deny rules come first: the first match settles it.
+                                RuleEffect::Deny => {
+                                    denied_by = Some(ri);
+                                    break;
+                                }
+                                RuleEffect::Grant => granted.push(ri),
+                            }
+                        }
+                    }
+                }
+                match (denied_by, granted.is_empty()) {
+                    // Any matching deny rule withholds the portion, whatever
+                    // grants say.
+                    (Some(ri), _) => {
+                        let rule = &self.rules[ri as usize];
+                        name_rule(&mut rules, ri);
+                        let what = rule.description.as_deref().unwrap_or("explicit deny rule");
+                        reasons.push(format!(
+                            "portion {i} ({lvl}) withheld by rule {}: {what}",
+                            rule.id
+                        ));
+                    }
+                    // No grant: deny by default.
+                    (None, true) => {
+                        name_builtin(&mut rules, 1 << 8, rule_ids::DEFAULT_DENY);
+                        reasons.push(format!(
+                            "portion {i} ({lvl}) withheld: no flow rule grants {} → {} for this item",
+                            header.sender, recipient
+                        ));
+                    }
+                    // Mandatory rules passed, no deny, at least one grant.
+                    (None, false) => {
+                        released.push(i32);
+                        let mut reason = format!("portion {i} ({lvl}) released under ");
+                        let shown = granted.len().min(MAX_RULES_IN_REASON);
+                        for (k, &ri) in granted.iter().enumerate() {
+                            name_rule(&mut rules, ri);
+                            if k < shown {
+                                if k > 0 {
+                                    reason.push_str(", ");
+                                }
+                                reason.push_str(&self.rules[ri as usize].id);
+                            }
+                        }
+                        if granted.len() > shown {
+                            reason.push_str(&format!(" and {} more", granted.len() - shown));
+                        }
+                        reasons.push(reason);
+                        if let Some(p) = pex.as_mut() {
+                            p.released = true;
+                        }
+                    }
+                }
+            }
+            if let (Some(t), Some(p)) = (trace.as_deref_mut(), pex) {
+                t.portions.push(p);
+            }
+        }
+        let effect = if released.is_empty() {
+            reasons.push("no portion of the item may be released to this recipient".into());
+            Effect::Deny
+        } else {
+            Effect::Allow
+        };
+        Decision {
+            recipient: recipient.clone(),
+            effect,
+            portions: released,
+            rules,
+            reasons,
+            policy_digest: self.digest_hex.clone(),
+        }
+    }
+
+    /// Why each recorded consent of `tp` does not cover this release.
+    fn consents_considered(&self, tp: &str, c: &LabelCtx, rcp: &Principal, now: i64) -> String {
+        let Some(&ti) = self.third_party_by_id.get(tp) else {
+            return format!("{tp} is not a declared third party, so no consent of it is recorded");
+        };
+        let mut out = Vec::new();
+        for &ci in self
+            .consents_by_tp
+            .get(ti as usize)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
+            let Some(k) = self.consents.get(ci as usize) else {
+                continue;
+            };
+            let mut why = Vec::new();
+            if k.agency_idx != rcp.agency_idx {
+                why.push(format!("it is for {}", k.to_agency));
+            }
+            if c.rank > k.max_rank {
+                why.push(format!("it stops at {}", self.level_name(k.max_rank)));
+            }
+            if c.handling & k.handling_mask == 0 {
+                why.push(format!(
+                    "it requires handling code {}",
+                    k.handling.join(" or ")
+                ));
+            }
+            if now > k.until_unix {
+                let until = time::OffsetDateTime::from_unix_timestamp(k.until_unix)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_else(|| k.until_unix.to_string());
+                why.push(format!("it expired at {until}"));
+            }
+            out.push(format!("consent {}: {}", k.id, why.join(", ")));
+        }
+        if out.is_empty() {
+            format!("no consent of {tp} is recorded")
+        } else {
+            out.join("; ")
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn trace_checks(
+        &self,
+        p: &mut PortionExplanation,
+        l: &SecurityLabel,
+        c: &LabelCtx,
+        rcp: &Principal,
+        fails: u8,
+        consent: Option<u32>,
+        now: i64,
+    ) {
+        let lvl = self.level_name(c.rank);
+        p.checks.push(Check {
+            rule: rule_ids::CLEARANCE,
+            passed: fails & F_CLEARANCE == 0,
+            detail: format!(
+                "portion level {lvl}, recipient clearance {}",
+                self.level_name(rcp.clearance)
+            ),
+        });
+        p.checks.push(Check {
+            rule: rule_ids::ACCREDITATION,
+            passed: fails & F_ACCREDITATION == 0,
+            detail: format!(
+                "portion level {lvl}, recipient accreditation {}",
+                self.level_name(rcp.accreditation)
+            ),
+        });
+        let missing: Vec<&str> = l
+            .caveats
+            .iter()
+            .filter(|cv| !rcp.caveats.iter().any(|h| h == *cv))
+            .map(String::as_str)
+            .collect();
+        p.checks.push(Check {
+            rule: rule_ids::CAVEATS,
+            passed: fails & F_CAVEATS == 0,
+            detail: if missing.is_empty() {
+                "recipient holds every caveat of the portion".into()
+            } else {
+                format!("recipient lacks caveat(s) {}", missing.join(", "))
+            },
+        });
+        p.checks.push(Check {
+            rule: rule_ids::REL_TO,
+            passed: fails & F_REL_TO == 0,
+            detail: if l.rel_to.is_empty() {
+                "no REL TO on the portion".into()
+            } else {
+                let rel: Vec<&str> = l.rel_to.iter().map(|a| a.as_str()).collect();
+                format!("REL TO {}, recipient agency {}", rel.join(", "), rcp.agency)
+            },
+        });
+        let tp_detail = match (&l.originator.third_party, consent) {
+            (None, _) => "own material, no third-party consent needed".to_string(),
+            (Some(tp), _) if rcp.agency == l.originator.agency => {
+                format!(
+                    "third-party material from {tp} stays within {}, the agency that received it",
+                    rcp.agency
+                )
+            }
+            (Some(tp), Some(ci)) => format!(
+                "third-party material from {tp} released to {} under consent {}",
+                rcp.agency,
+                self.consents
+                    .get(ci as usize)
+                    .map(|k| k.id.as_str())
+                    .unwrap_or("?")
+            ),
+            (Some(tp), None) => {
+                let handling = l
+                    .handling
+                    .map(|h| format!("{h:?}"))
+                    .unwrap_or_else(|| "no handling code".into());
+                format!(
+                    "third-party material from {tp} ({lvl}, {handling}) leaves {}: no recorded, unexpired consent covers agency {}; {}",
+                    l.originator.agency,
+                    rcp.agency,
+                    self.consents_considered(tp, c, rcp, now)
+                )
+            }
+        };
+        p.checks.push(Check {
+            rule: rule_ids::THIRD_PARTY,
+            passed: fails & F_THIRD_PARTY == 0,
+            detail: tp_detail,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::bytes::Bytes;
+    use crate::domain::item::{Header, Manifest, MANIFEST_VERSION};
+    use crate::domain::principal::Agency;
+
+    const POLICY: &str = r#"
+[scheme]
+name = "mini"
+[[level]]
+id = "low"
+rank = 0
+names = ["LOW"]
+[[level]]
+id = "high"
+rank = 1
+names = ["HIGH"]
+[[caveat]]
+id = "X"
+[[purpose]]
+id = "p"
+[[agency]]
+id = "a"
+ca = "a/ca.pem"
+trust_domain = "a.example"
+[[agency]]
+id = "b"
+ca = "b/ca.pem"
+trust_domain = "b.example"
+[[principal]]
+id = "a/s"
+kind = "desk"
+role = "sender"
+clearance = "HIGH"
+accreditation = "HIGH"
+caveats = ["X"]
+[[principal]]
+id = "b/r"
+kind = "station"
+role = "reader"
+clearance = "HIGH"
+accreditation = "LOW"
+[[grant]]
+id = "g"
+from = { agencies = ["a"] }
+to = { agencies = ["b"] }
+purposes = ["p"]
+[[deny]]
+id = "d"
+from = {}
+to = {}
+priorities = ["FLASH"]
+"#;
+
+    fn policy() -> Policy {
+        Policy::from_sources(&[("p.toml".into(), POLICY.into())]).unwrap()
+    }
+
+    fn manifest(label: SecurityLabel, priority: Priority, n: usize) -> Manifest {
+        Manifest {
+            version: MANIFEST_VERSION,
+            header: Header {
+                id: "i".into(),
+                sender: PrincipalId::new("a/s").unwrap(),
+                recipients: vec![PrincipalId::new("b/r").unwrap()],
+                created: 0,
+                priority,
+                purpose: "p".into(),
+                cases: vec![],
+                language: "fr".into(),
+                expires: None,
+            },
+            label,
+            portions: vec![Bytes(vec![]); n],
+        }
+    }
+
+    fn lbl(level: &str) -> SecurityLabel {
+        SecurityLabel::new(level, Agency::new("a").unwrap())
+    }
+
+    #[test]
+    fn grant_deny_default_and_ceiling() {
+        let p = policy();
+        let to = PrincipalId::new("b/r").unwrap();
+        let (high, low) = (lbl("HIGH"), lbl("LOW"));
+        let m = manifest(high.clone(), Priority::Routine, 2);
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&high, &low],
+        };
+        let d = p.decide(&facts, &to, 0);
+        assert_eq!(d.effect, Effect::Allow);
+        assert_eq!(d.portions, vec![1]);
+        assert_eq!(
+            d.rules,
+            vec![rule_ids::ACCREDITATION.to_string(), "g".to_string()]
+        );
+        // The sender-facing reasons never state the recipient's levels.
+        assert!(d
+            .reasons
+            .iter()
+            .all(|r| !r.contains("LOW") || r.starts_with("portion 1")));
+
+        // Deny wins over the grant.
+        let m = manifest(low.clone(), Priority::Flash, 1);
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&low],
+        };
+        let d = p.decide(&facts, &to, 0);
+        assert_eq!(
+            (d.effect, d.rules.clone()),
+            (Effect::Deny, vec!["d".to_string()])
+        );
+
+        // No grant back from b to a: deny by default.
+        let back = PrincipalId::new("a/s").unwrap();
+        let mut m = manifest(low.clone(), Priority::Routine, 1);
+        m.header.sender = to.clone();
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&low],
+        };
+        let d = p.decide(&facts, &back, 0);
+        assert_eq!(d.rules, vec![rule_ids::DEFAULT_DENY.to_string()]);
+        assert!(!d.allowed());
+    }
+
+    #[test]
+    fn no_portions_and_bad_labels_deny() {
+        let p = policy();
+        let to = PrincipalId::new("b/r").unwrap();
+        let low = lbl("LOW");
+        let m = manifest(low.clone(), Priority::Routine, 0);
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![],
+        };
+        assert_eq!(
+            p.decide(&facts, &to, 0).rules,
+            vec![rule_ids::LABEL_WELL_FORMED]
+        );
+        let mut odd = lbl("LOW");
+        odd.originator.agency = Agency::new("zz").unwrap();
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&odd],
+        };
+        let d = p.decide(&facts, &to, 0);
+        assert_eq!(d.rules, vec![rule_ids::LABEL_WELL_FORMED]);
+        assert!(
+            d.reasons[0].contains("originator agency zz"),
+            "{:?}",
+            d.reasons
+        );
+    }
+
+    #[test]
+    fn unknown_cases_and_purposes_fail_closed() {
+        let extra = "[[case]]\nid = \"K\"\npurpose = \"p\"\n[[deny]]\nid = \"no-k\"\nfrom = {}\nto = {}\ncases = [\"K\"]\n";
+        let p = Policy::from_sources(&[("p.toml".into(), format!("{POLICY}{extra}"))]).unwrap();
+        let to = PrincipalId::new("b/r").unwrap();
+        let low = lbl("LOW");
+        let mut m = manifest(low.clone(), Priority::Routine, 1);
+        m.header.cases = vec!["K".into(), "UNKNOWN-1".into()];
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&low],
+        };
+        assert_eq!(p.decide(&facts, &to, 0).rules, vec!["no-k".to_string()]);
+        // Nor does a case the policy does not know (here: another letter case).
+        m.header.cases = vec!["k".into()];
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&low],
+        };
+        assert_eq!(p.decide(&facts, &to, 0).rules, vec!["no-k".to_string()]);
+        m.header.cases = vec![];
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&low],
+        };
+        assert!(p.decide(&facts, &to, 0).allowed());
+        // An unknown purpose: the grant (purposes = ["p"]) fails closed.
+        m.header.purpose = "P".into();
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&low],
+        };
+        assert_eq!(p.decide(&facts, &to, 0).rules, vec![rule_ids::DEFAULT_DENY]);
+    }
+
+    #[test]
+    fn rel_to_narrower_on_portion_breaks_consistency() {
+        let p = policy();
+        let to = PrincipalId::new("b/r").unwrap();
+        let item = lbl("LOW");
+        let mut portion = lbl("LOW");
+        portion.rel_to.insert(Agency::new("b").unwrap());
+        let m = manifest(item, Priority::Routine, 1);
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&portion],
+        };
+        assert_eq!(
+            p.decide(&facts, &to, 0).rules,
+            vec![rule_ids::LABEL_CONSISTENCY]
+        );
+    }
+}

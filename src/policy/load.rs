@@ -1,0 +1,1364 @@
+//! Loading and validating a policy directory into a compiled [`Policy`].
+//!
+//! This module is the only part of the policy code that reads files
+//! ([`load_dir`]); everything after reading is the pure
+//! [`Policy::from_sources`], which parses every file, checks every reference
+//! and reports *all* problems at once, each with the file and line it comes
+//! from. A policy with any error is refused whole: there is no partially
+//! loaded policy. It never decides anything.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+
+use toml::value::{Datetime, Offset};
+
+use super::model::*;
+
+/// Every lookup table of the loader is one of the compiled policy's.
+type HashMap<K, V> = FastMap<K, V>;
+use super::source::*;
+use crate::domain::bytes::{sha256, to_cbor};
+use crate::domain::principal::{Agency, PrincipalId};
+
+/// One problem found in a policy or test file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Diagnostic {
+    /// The file, relative to the policy directory (`principals.toml`).
+    pub file: String,
+    /// 1-based line (0 when the problem concerns no particular line).
+    pub line: usize,
+    /// What is wrong, in plain words.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        } else {
+            write!(f, "{}: {}", self.file, self.message)
+        }
+    }
+}
+
+/// Every problem found, in file order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// Why a policy directory could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// The operator pointed at a directory or file that cannot be read.
+    #[error("cannot read policy file or directory {path}: {source}")]
+    Io {
+        /// The path as given.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The policy's author wrote something invalid: every problem is listed.
+    #[error("the policy is invalid ({n} problem(s)):\n{0}", n = .0.0.len())]
+    Invalid(Diagnostics),
+}
+
+impl PolicyError {
+    /// The diagnostics, when the policy itself is at fault.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            PolicyError::Invalid(d) => &d.0,
+            PolicyError::Io { .. } => &[],
+        }
+    }
+}
+
+/// Reads every `*.toml` file directly in `dir` (sorted by name; `tests/` is
+/// not part of the policy) and compiles them.
+pub fn load_dir(dir: &Path) -> Result<Policy, PolicyError> {
+    let files = read_toml_files(dir)?;
+    Policy::from_sources(&files).map_err(PolicyError::Invalid)
+}
+
+/// Reads the `*.toml` files directly in `dir` as `(file name, text)`, sorted.
+pub(crate) fn read_toml_files(dir: &Path) -> Result<Vec<(String, String)>, PolicyError> {
+    let io = |source| PolicyError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let path = entry.path();
+        if path.is_file() && path.extension().is_some_and(|e| e == "toml") {
+            names.push(path);
+        }
+    }
+    names.sort();
+    let mut files = Vec::with_capacity(names.len());
+    for path in names {
+        let text = std::fs::read_to_string(&path).map_err(|source| PolicyError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        files.push((name, text));
+    }
+    Ok(files)
+}
+
+/// 1-based line of a byte offset.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Collects diagnostics against a set of files.
+pub(crate) struct Reporter<'a> {
+    pub files: &'a [(String, String)],
+    pub diags: Vec<Diagnostic>,
+}
+
+impl<'a> Reporter<'a> {
+    pub fn new(files: &'a [(String, String)]) -> Self {
+        Reporter {
+            files,
+            diags: Vec::new(),
+        }
+    }
+    pub fn at(&mut self, file: usize, span: Range<usize>, message: impl Into<String>) {
+        let (name, text) = match self.files.get(file) {
+            Some((n, t)) => (n.clone(), t.as_str()),
+            None => (String::from("?"), ""),
+        };
+        let line = if span == (0..0) {
+            0
+        } else {
+            line_of(text, span.start)
+        };
+        self.diags.push(Diagnostic {
+            file: name,
+            line,
+            message: message.into(),
+        });
+    }
+    /// `file:line` of a span, for "first declared at" messages.
+    pub fn location(&self, file: usize, span: &Range<usize>) -> String {
+        match self.files.get(file) {
+            Some((n, t)) => format!("{n}:{}", line_of(t, span.start)),
+            None => "?".into(),
+        }
+    }
+    pub fn parse_error(&mut self, file: usize, e: &toml::de::Error) {
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().trim().to_string();
+        let (name, text) = match self.files.get(file) {
+            Some((n, t)) => (n.clone(), t.as_str()),
+            None => (String::from("?"), ""),
+        };
+        self.diags.push(Diagnostic {
+            file: name,
+            line: line_of(text, span.start),
+            message,
+        });
+    }
+}
+
+/// The handling codes, in bit order.
+pub(crate) const HANDLING_CODES: [&str; 4] = ["H0", "H1", "H2", "H3"];
+
+pub(crate) fn handling_bit(code: &str) -> Option<u8> {
+    HANDLING_CODES
+        .iter()
+        .position(|c| *c == code)
+        .map(|i| 1u8 << i)
+}
+
+/// Converts a TOML date or date-time to Unix seconds (UTC). A bare date
+/// means the end of that day, UTC, when `end_of_day`, else its start.
+pub(crate) fn datetime_to_unix(dt: &Datetime, end_of_day: bool) -> Result<i64, String> {
+    let d = dt
+        .date
+        .ok_or_else(|| "a date is required, not a bare time".to_string())?;
+    let month = time::Month::try_from(d.month).map_err(|e| e.to_string())?;
+    let date = time::Date::from_calendar_date(i32::from(d.year), month, d.day)
+        .map_err(|e| e.to_string())?;
+    let (h, m, s) = match dt.time {
+        Some(t) => (t.hour, t.minute, t.second),
+        None if end_of_day => (23, 59, 59),
+        None => (0, 0, 0),
+    };
+    let t = time::Time::from_hms(h, m, s.min(59)).map_err(|e| e.to_string())?;
+    let base = date.with_time(t).assume_utc().unix_timestamp();
+    let offset_minutes: i64 = match dt.offset {
+        None | Some(Offset::Z) => 0,
+        Some(Offset::Custom { minutes }) => i64::from(minutes),
+    };
+    Ok(base - offset_minutes * 60)
+}
+
+/// The canonical content hashed into the digest: semantics only, sorted,
+/// independent of how the policy is split into files, of comments and of
+/// layout.
+#[derive(serde::Serialize)]
+struct Canonical<'a> {
+    format: &'static str,
+    scheme: &'a str,
+    levels: &'a [Level],
+    caveats: Vec<&'a String>,
+    purposes: Vec<&'a String>,
+    cases: Vec<(&'a String, &'a String)>,
+    agencies: &'a [AgencyBinding],
+    principals: &'a [Principal],
+    third_parties: &'a [ThirdParty],
+    consents: &'a [Consent],
+    rules: &'a [Rule],
+}
+
+struct Located<T> {
+    file: usize,
+    span: Range<usize>,
+    value: T,
+}
+
+fn take<T>(file: usize, items: Vec<S<T>>, out: &mut Vec<Located<T>>) {
+    for s in items {
+        out.push(Located {
+            file,
+            span: s.span(),
+            value: s.into_inner(),
+        });
+    }
+}
+
+fn valid_name(s: &str, max: usize) -> bool {
+    !s.trim().is_empty() && s.len() <= max && !s.chars().any(char::is_control)
+}
+
+fn valid_trust_domain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !s.starts_with('.')
+        && !s.ends_with('.')
+}
+
+impl Policy {
+    /// Compiles a policy from `(file name, text)` pairs. Pure: no I/O.
+    /// Returns every problem found, each with file and line.
+    pub fn from_sources(files: &[(String, String)]) -> Result<Policy, Diagnostics> {
+        let mut r = Reporter::new(files);
+        let mut schemes = Vec::new();
+        let mut levels = Vec::new();
+        let mut caveats = Vec::new();
+        let mut handlings = Vec::new();
+        let mut markings = Vec::new();
+        let mut purposes = Vec::new();
+        let mut cases = Vec::new();
+        let mut agencies = Vec::new();
+        let mut principals = Vec::new();
+        let mut third_parties = Vec::new();
+        let mut consents = Vec::new();
+        let mut rules: Vec<Located<(RuleEffect, RawRule)>> = Vec::new();
+
+        for (fi, (_, text)) in files.iter().enumerate() {
+            let parsed: PolicyFile = match toml::from_str(text) {
+                Ok(p) => p,
+                Err(e) => {
+                    r.parse_error(fi, &e);
+                    continue;
+                }
+            };
+            if let Some(s) = parsed.scheme {
+                schemes.push((fi, s));
+            }
+            take(fi, parsed.level, &mut levels);
+            take(fi, parsed.caveat, &mut caveats);
+            take(fi, parsed.handling, &mut handlings);
+            take(fi, parsed.marking, &mut markings);
+            take(fi, parsed.purpose, &mut purposes);
+            take(fi, parsed.case, &mut cases);
+            take(fi, parsed.agency, &mut agencies);
+            take(fi, parsed.principal, &mut principals);
+            take(fi, parsed.third_party, &mut third_parties);
+            take(fi, parsed.consent, &mut consents);
+            for g in parsed.grant {
+                rules.push(Located {
+                    file: fi,
+                    span: g.span(),
+                    value: (RuleEffect::Grant, g.into_inner()),
+                });
+            }
+            for d in parsed.deny {
+                rules.push(Located {
+                    file: fi,
+                    span: d.span(),
+                    value: (RuleEffect::Deny, d.into_inner()),
+                });
+            }
+        }
+        // A file that does not parse hides its references: stop here rather
+        // than report a cascade of "unknown" errors.
+        if !r.diags.is_empty() {
+            return Err(Diagnostics(r.diags));
+        }
+
+        // --- scheme --------------------------------------------------------
+        let scheme_name = match schemes.as_slice() {
+            [] => {
+                r.at(
+                    0,
+                    0..0,
+                    "no [scheme] section: one file must name the classification scheme",
+                );
+                String::new()
+            }
+            [(_, s)] => s.name.get_ref().clone(),
+            [_, rest @ ..] => {
+                for (fi, s) in rest {
+                    r.at(*fi, s.name.span(), "a second [scheme] section");
+                }
+                schemes[0].1.name.get_ref().clone()
+            }
+        };
+
+        // --- levels --------------------------------------------------------
+        levels.sort_by_key(|l| *l.value.rank.get_ref());
+        let mut compiled_levels: Vec<Level> = Vec::new();
+        let mut level_by_name: HashMap<String, Rank> = HashMap::default();
+        let mut level_ids = HashMap::default();
+        if levels.is_empty() {
+            r.at(0, 0..0, "no [[level]]: the scheme declares no levels");
+        }
+        if levels.len() > 200 {
+            r.at(0, 0..0, "more than 200 levels");
+        }
+        for (i, l) in levels.iter().enumerate() {
+            let v = &l.value;
+            if *v.rank.get_ref() != i as i64 {
+                r.at(
+                    l.file,
+                    v.rank.span(),
+                    format!(
+                        "level {:?} has rank {} but ranks must be 0, 1, 2, … without gaps or duplicates (expected {i})",
+                        v.id.get_ref(),
+                        v.rank.get_ref()
+                    ),
+                );
+            }
+            if !valid_name(v.id.get_ref(), 64) {
+                r.at(
+                    l.file,
+                    v.id.span(),
+                    "a level id must be 1-64 printable characters",
+                );
+            }
+            if level_ids.insert(v.id.get_ref().clone(), ()).is_some() {
+                r.at(
+                    l.file,
+                    v.id.span(),
+                    format!("duplicate level id {:?}", v.id.get_ref()),
+                );
+            }
+            if v.names.is_empty() {
+                r.at(
+                    l.file,
+                    l.span.clone(),
+                    format!("level {:?} has no names", v.id.get_ref()),
+                );
+            }
+            let retention_days = match &v.retention_days {
+                None => None,
+                Some(d) if (1..=36_600).contains(d.get_ref()) => Some(*d.get_ref() as u32),
+                Some(d) => {
+                    r.at(
+                        l.file,
+                        d.span(),
+                        format!(
+                            "retention of {} days is not between 1 day and 100 years",
+                            d.get_ref()
+                        ),
+                    );
+                    None
+                }
+            };
+            let rank = i as Rank;
+            let mut register = |name: &S<String>, r: &mut Reporter| {
+                if !valid_name(name.get_ref(), 64) {
+                    r.at(
+                        l.file,
+                        name.span(),
+                        "a level name must be 1-64 printable characters",
+                    );
+                    return;
+                }
+                for key in [name.get_ref().clone(), normalize_level(name.get_ref())] {
+                    match level_by_name.get(&key) {
+                        Some(&other) if other != rank => r.at(
+                            l.file,
+                            name.span(),
+                            format!(
+                                "level name {:?} already stands for another level: a name may mean only one level",
+                                name.get_ref()
+                            ),
+                        ),
+                        _ => {
+                            level_by_name.insert(key, rank);
+                        }
+                    }
+                }
+            };
+            register(&v.id, &mut r);
+            for n in v.names.iter().chain(&v.eu).chain(&v.nato) {
+                register(n, &mut r);
+            }
+            compiled_levels.push(Level {
+                id: v.id.get_ref().clone(),
+                rank,
+                names: v.names.iter().map(|n| n.get_ref().clone()).collect(),
+                eu: v.eu.iter().map(|n| n.get_ref().clone()).collect(),
+                nato: v.nato.iter().map(|n| n.get_ref().clone()).collect(),
+                retention_days,
+            });
+        }
+        let level = |name: &S<String>, what: &str, file: usize, r: &mut Reporter| -> Option<Rank> {
+            let found = level_by_name
+                .get(name.get_ref())
+                .or_else(|| level_by_name.get(&normalize_level(name.get_ref())))
+                .copied();
+            if found.is_none() {
+                r.at(
+                    file,
+                    name.span(),
+                    format!(
+                        "{what} {:?} is not a level of the classification scheme",
+                        name.get_ref()
+                    ),
+                );
+            }
+            found
+        };
+
+        // --- caveats, purposes, handling, markings -------------------------
+        let intern = |items: &[Located<RawNamed>], what: &str, r: &mut Reporter| {
+            let mut names: Vec<String> = Vec::new();
+            let mut by_name = HashMap::default();
+            for c in items {
+                let id = c.value.id.get_ref();
+                if !valid_name(id, 64) || id.contains(char::is_whitespace) {
+                    r.at(
+                        c.file,
+                        c.value.id.span(),
+                        format!("a {what} must be 1-64 characters without spaces"),
+                    );
+                    continue;
+                }
+                if by_name.contains_key(id) {
+                    r.at(
+                        c.file,
+                        c.value.id.span(),
+                        format!("duplicate {what} {id:?}"),
+                    );
+                    continue;
+                }
+                if names.len() >= MAX_INTERNED {
+                    r.at(
+                        c.file,
+                        c.value.id.span(),
+                        format!("more than {MAX_INTERNED} {what}s"),
+                    );
+                    continue;
+                }
+                by_name.insert(id.clone(), names.len() as u8);
+                names.push(id.clone());
+            }
+            (names, by_name)
+        };
+        let (caveat_names, caveat_by_name) = intern(&caveats, "caveat", &mut r);
+        let (purpose_names, purpose_by_name) = intern(&purposes, "purpose", &mut r);
+        let mut seen_codes = BTreeSet::new();
+        for h in &handlings {
+            let code = h.value.code.get_ref();
+            if handling_bit(code).is_none() {
+                r.at(
+                    h.file,
+                    h.value.code.span(),
+                    format!("handling code {code:?} is not one of H0, H1, H2, H3"),
+                );
+            } else if !seen_codes.insert(code.clone()) {
+                r.at(
+                    h.file,
+                    h.value.code.span(),
+                    format!("handling code {code:?} declared twice"),
+                );
+            }
+        }
+        let mut marking_ids = BTreeSet::new();
+        for m in &markings {
+            if !marking_ids.insert(m.value.id.get_ref().clone()) {
+                r.at(
+                    m.file,
+                    m.value.id.span(),
+                    format!("duplicate marking {:?}", m.value.id.get_ref()),
+                );
+            }
+            for n in &m.value.names {
+                if level_by_name.contains_key(&normalize_level(n.get_ref())) {
+                    r.at(
+                        m.file,
+                        n.span(),
+                        format!(
+                            "marking name {:?} is also a level: a marking is not a classification",
+                            n.get_ref()
+                        ),
+                    );
+                }
+            }
+        }
+
+        // --- cases ---------------------------------------------------------
+        let mut case_names: Vec<String> = Vec::new();
+        let mut case_purposes: Vec<String> = Vec::new();
+        let mut case_by_id: HashMap<String, u32> = HashMap::default();
+        for c in &cases {
+            let id = c.value.id.get_ref();
+            if !valid_name(id, 64) || id.contains(char::is_whitespace) {
+                r.at(
+                    c.file,
+                    c.value.id.span(),
+                    "a case id must be 1-64 characters without spaces",
+                );
+                continue;
+            }
+            if case_by_id.contains_key(id) {
+                r.at(c.file, c.value.id.span(), format!("duplicate case {id:?}"));
+                continue;
+            }
+            if !purpose_by_name.contains_key(c.value.purpose.get_ref()) {
+                r.at(
+                    c.file,
+                    c.value.purpose.span(),
+                    format!(
+                        "case {id:?} has unknown purpose {:?}",
+                        c.value.purpose.get_ref()
+                    ),
+                );
+            }
+            case_by_id.insert(id.clone(), case_names.len() as u32);
+            case_names.push(id.clone());
+            case_purposes.push(c.value.purpose.get_ref().clone());
+        }
+
+        // --- agencies ------------------------------------------------------
+        let mut bindings: Vec<AgencyBinding> = Vec::new();
+        let mut agency_by_name: HashMap<String, u16> = HashMap::default();
+        let mut cas = BTreeSet::new();
+        let mut domains = BTreeSet::new();
+        for a in &agencies {
+            let v = &a.value;
+            let agency = match Agency::new(v.id.get_ref().clone()) {
+                Ok(ag) => ag,
+                Err(e) => {
+                    r.at(a.file, v.id.span(), e.to_string());
+                    continue;
+                }
+            };
+            if agency_by_name.contains_key(agency.as_str()) {
+                r.at(a.file, v.id.span(), format!("duplicate agency {agency}"));
+                continue;
+            }
+            let ca = v.ca.get_ref();
+            if ca.trim().is_empty() || ca.starts_with('/') || ca.contains("..") {
+                r.at(
+                    a.file,
+                    v.ca.span(),
+                    "the CA path must be relative to the configuration directory, without '..'",
+                );
+            } else if !cas.insert(ca.clone()) {
+                r.at(
+                    a.file,
+                    v.ca.span(),
+                    format!("CA {ca:?} is already bound to another agency: each CA is bound to exactly one agency"),
+                );
+            }
+            let td = v.trust_domain.get_ref();
+            if !valid_trust_domain(td) {
+                r.at(
+                    a.file,
+                    v.trust_domain.span(),
+                    format!("{td:?} is not a trust domain name such as police.example"),
+                );
+            } else if !domains.insert(td.clone()) {
+                r.at(
+                    a.file,
+                    v.trust_domain.span(),
+                    format!("trust domain {td:?} is already bound to another agency"),
+                );
+            }
+            agency_by_name.insert(agency.as_str().to_string(), bindings.len() as u16);
+            bindings.push(AgencyBinding {
+                name: v
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| agency.as_str().to_string()),
+                agency,
+                ca: ca.clone(),
+                trust_domain: td.clone(),
+            });
+        }
+
+        // --- principals ----------------------------------------------------
+        principals.sort_by(|a, b| a.value.id.get_ref().cmp(b.value.id.get_ref()));
+        let mut compiled_principals: Vec<Principal> = Vec::new();
+        let mut principal_by_id: HashMap<String, u32> = HashMap::default();
+        let mut principal_first: HashMap<String, (usize, Range<usize>)> = HashMap::default();
+        for p in &principals {
+            let v = &p.value;
+            let id = match PrincipalId::new(v.id.get_ref().clone()) {
+                Ok(id) => id,
+                Err(e) => {
+                    r.at(p.file, v.id.span(), e.to_string());
+                    continue;
+                }
+            };
+            if let Some((ff, fs)) = principal_first.get(id.as_str()) {
+                let first = r.location(*ff, fs);
+                r.at(
+                    p.file,
+                    v.id.span(),
+                    format!("duplicate principal {id} (first declared at {first})"),
+                );
+                continue;
+            }
+            principal_first.insert(id.as_str().to_string(), (p.file, v.id.span()));
+            let agency = id.agency();
+            let agency_idx = agency_by_name.get(agency.as_str()).copied();
+            if agency_idx.is_none() {
+                r.at(
+                    p.file,
+                    v.id.span(),
+                    format!("principal {id} belongs to unknown agency {agency}"),
+                );
+            }
+            let kind = match v.kind.get_ref().as_str() {
+                "station" => Some(PrincipalKind::Station),
+                "desk" => Some(PrincipalKind::Desk),
+                "person" => Some(PrincipalKind::Person),
+                other => {
+                    r.at(
+                        p.file,
+                        v.kind.span(),
+                        format!("kind {other:?} is not station, desk or person"),
+                    );
+                    None
+                }
+            };
+            if !valid_name(v.role.get_ref(), 64) {
+                r.at(
+                    p.file,
+                    v.role.span(),
+                    "a role must be 1-64 printable characters",
+                );
+            }
+            let clearance = level(&v.clearance, "clearance", p.file, &mut r);
+            let accreditation = level(&v.accreditation, "accreditation", p.file, &mut r);
+            let mut caveat_mask: Mask = 0;
+            let mut cav = BTreeSet::new();
+            for c in &v.caveats {
+                match caveat_by_name.get(c.get_ref()) {
+                    Some(&b) => {
+                        caveat_mask |= 1 << b;
+                        cav.insert(c.get_ref().clone());
+                    }
+                    None => r.at(
+                        p.file,
+                        c.span(),
+                        format!("unknown caveat {:?}", c.get_ref()),
+                    ),
+                }
+            }
+            let mut case_ids = Vec::new();
+            let mut case_list = BTreeSet::new();
+            for c in &v.cases {
+                match case_by_id.get(c.get_ref()) {
+                    Some(&ci) => {
+                        case_ids.push(ci);
+                        case_list.insert(c.get_ref().clone());
+                    }
+                    None => r.at(p.file, c.span(), format!("unknown case {:?}", c.get_ref())),
+                }
+            }
+            case_ids.sort_unstable();
+            case_ids.dedup();
+            let (Some(clearance), Some(accreditation), Some(agency_idx), Some(kind)) =
+                (clearance, accreditation, agency_idx, kind)
+            else {
+                continue;
+            };
+            principal_by_id.insert(id.as_str().to_string(), compiled_principals.len() as u32);
+            compiled_principals.push(Principal {
+                clearance_level: compiled_levels[clearance as usize].id.clone(),
+                accreditation_level: compiled_levels[accreditation as usize].id.clone(),
+                id,
+                agency,
+                kind,
+                role: v.role.get_ref().clone(),
+                caveats: cav.into_iter().collect(),
+                cases: case_list.into_iter().collect(),
+                agency_idx,
+                clearance,
+                accreditation,
+                caveat_mask,
+                case_ids,
+            });
+        }
+        let roles: BTreeSet<&str> = compiled_principals
+            .iter()
+            .map(|p| p.role.as_str())
+            .collect();
+
+        // --- third parties and consents -----------------------------------
+        let mut tps: Vec<ThirdParty> = Vec::new();
+        let mut tp_by_id: HashMap<String, u16> = HashMap::default();
+        for t in &third_parties {
+            let id = t.value.id.get_ref();
+            if !valid_name(id, 128) || id.contains(char::is_whitespace) {
+                r.at(
+                    t.file,
+                    t.value.id.span(),
+                    "a third-party id must be 1-128 characters without spaces",
+                );
+                continue;
+            }
+            if tp_by_id.contains_key(id) {
+                r.at(
+                    t.file,
+                    t.value.id.span(),
+                    format!("duplicate third party {id:?}"),
+                );
+                continue;
+            }
+            if agency_by_name.contains_key(id) {
+                r.at(
+                    t.file,
+                    t.value.id.span(),
+                    format!("{id:?} is an agency of the gateway, not a third party"),
+                );
+                continue;
+            }
+            tp_by_id.insert(id.clone(), tps.len() as u16);
+            tps.push(ThirdParty {
+                id: id.clone(),
+                name: t.value.name.clone().unwrap_or_else(|| id.clone()),
+                country: t.value.country.clone(),
+            });
+        }
+        let mut compiled_consents: Vec<Consent> = Vec::new();
+        let mut consent_ids = BTreeSet::new();
+        for c in &consents {
+            let v = &c.value;
+            let id = v.id.get_ref();
+            if !consent_ids.insert(id.clone()) {
+                r.at(c.file, v.id.span(), format!("duplicate consent {id:?}"));
+                continue;
+            }
+            let tp = tp_by_id.get(v.originator.get_ref()).copied();
+            if tp.is_none() {
+                r.at(
+                    c.file,
+                    v.originator.span(),
+                    format!("consent {id:?} is for unknown originator {:?}: declare it as a [[third_party]]", v.originator.get_ref()),
+                );
+            }
+            let ag = agency_by_name.get(v.to_agency.get_ref()).copied();
+            if ag.is_none() {
+                r.at(
+                    c.file,
+                    v.to_agency.span(),
+                    format!(
+                        "consent {id:?} names unknown agency {:?}",
+                        v.to_agency.get_ref()
+                    ),
+                );
+            }
+            let max = level(&v.max_level, "max_level", c.file, &mut r);
+            let mut mask = 0u8;
+            if v.handling.is_empty() {
+                r.at(
+                    c.file,
+                    c.span.clone(),
+                    format!("consent {id:?} lists no handling code"),
+                );
+            }
+            for h in &v.handling {
+                match handling_bit(h.get_ref()) {
+                    Some(b) => mask |= b,
+                    None => r.at(
+                        c.file,
+                        h.span(),
+                        format!(
+                            "handling code {:?} is not one of H0, H1, H2, H3",
+                            h.get_ref()
+                        ),
+                    ),
+                }
+            }
+            let until = match &v.until {
+                None => {
+                    r.at(
+                        c.file,
+                        v.id.span(),
+                        format!("consent {id:?} has no expiry: every consent needs `until = YYYY-MM-DD`"),
+                    );
+                    None
+                }
+                Some(u) => match datetime_to_unix(u.get_ref(), true) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        r.at(
+                            c.file,
+                            u.span(),
+                            format!("consent {id:?}: invalid expiry: {e}"),
+                        );
+                        None
+                    }
+                },
+            };
+            let (Some(tp_idx), Some(agency_idx), Some(max_rank), Some(until_unix)) =
+                (tp, ag, max, until)
+            else {
+                continue;
+            };
+            compiled_consents.push(Consent {
+                id: id.clone(),
+                originator: v.originator.get_ref().clone(),
+                to_agency: bindings[agency_idx as usize].agency.clone(),
+                max_level: compiled_levels[max_rank as usize].id.clone(),
+                handling: v.handling.iter().map(|h| h.get_ref().clone()).collect(),
+                until_unix,
+                reference: v.reference.clone(),
+                tp_idx,
+                agency_idx,
+                max_rank,
+                handling_mask: mask,
+            });
+        }
+        compiled_consents.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut consents_by_tp = vec![Vec::new(); tps.len()];
+        for (i, c) in compiled_consents.iter().enumerate() {
+            consents_by_tp[c.tp_idx as usize].push(i as u32);
+        }
+
+        // --- rules ---------------------------------------------------------
+        let n = compiled_principals.len();
+        let mut compiled_rules: Vec<(Rule, Vec<u64>, Vec<u64>)> = Vec::new();
+        let mut rule_first: HashMap<String, (usize, Range<usize>)> = HashMap::default();
+        rules.sort_by_key(|l| (l.file, l.span.start));
+        for l in &rules {
+            let (effect, v) = (&l.value.0, &l.value.1);
+            let f = l.file;
+            let id = v.id.get_ref();
+            if !valid_name(id, 128) || id.contains(char::is_whitespace) {
+                r.at(
+                    f,
+                    v.id.span(),
+                    "a rule id must be 1-128 characters without spaces",
+                );
+                continue;
+            }
+            if id.starts_with("mandatory.") || id.starts_with("default.") {
+                r.at(
+                    f,
+                    v.id.span(),
+                    format!("rule id {id:?} uses a reserved prefix (mandatory., default.)"),
+                );
+                continue;
+            }
+            if let Some((ff, fs)) = rule_first.get(id) {
+                let first = r.location(*ff, fs);
+                r.at(
+                    f,
+                    v.id.span(),
+                    format!("duplicate rule id {id:?} (first declared at {first})"),
+                );
+                continue;
+            }
+            rule_first.insert(id.clone(), (f, v.id.span()));
+            let before = r.diags.len();
+            let selector = |sel: &S<RawSelector>,
+                            side: &str,
+                            r: &mut Reporter|
+             -> (Selector, Vec<u64>) {
+                let s = sel.get_ref();
+                for a in &s.agencies {
+                    if !agency_by_name.contains_key(a.get_ref()) {
+                        r.at(
+                            f,
+                            a.span(),
+                            format!("rule {id:?}: unknown agency {:?} in `{side}`", a.get_ref()),
+                        );
+                    }
+                }
+                for ro in &s.roles {
+                    if !roles.contains(ro.get_ref().as_str()) {
+                        r.at(
+                            f,
+                            ro.span(),
+                            format!(
+                                "rule {id:?}: no principal has role {:?} (in `{side}`)",
+                                ro.get_ref()
+                            ),
+                        );
+                    }
+                }
+                for p in &s.principals {
+                    if !principal_by_id.contains_key(p.get_ref()) {
+                        r.at(
+                            f,
+                            p.span(),
+                            format!(
+                                "rule {id:?}: unknown principal {:?} in `{side}`",
+                                p.get_ref()
+                            ),
+                        );
+                    }
+                }
+                let mut set = vec![0u64; n.div_ceil(64)];
+                let mut any = false;
+                for (i, p) in compiled_principals.iter().enumerate() {
+                    let ok = (s.agencies.is_empty()
+                        || s.agencies.iter().any(|a| a.get_ref() == p.agency.as_str()))
+                        && (s.roles.is_empty() || s.roles.iter().any(|x| *x.get_ref() == p.role))
+                        && (s.principals.is_empty()
+                            || s.principals.iter().any(|x| x.get_ref() == p.id.as_str()));
+                    if ok {
+                        set[i / 64] |= 1 << (i % 64);
+                        any = true;
+                    }
+                }
+                let strs =
+                    |v: &Vec<S<String>>| v.iter().map(|x| x.get_ref().clone()).collect::<Vec<_>>();
+                let compiled = Selector {
+                    agencies: strs(&s.agencies),
+                    roles: strs(&s.roles),
+                    principals: strs(&s.principals),
+                };
+                if !any {
+                    r.at(
+                        f,
+                        sel.span(),
+                        format!(
+                            "rule {id:?} can never match: no declared principal matches `{side}`"
+                        ),
+                    );
+                }
+                (compiled, set)
+            };
+            let (from, senders) = selector(&v.from, "from", &mut r);
+            let (to, recipients) = selector(&v.to, "to", &mut r);
+
+            let nonempty = |list: &S<Vec<S<String>>>, what: &str, r: &mut Reporter| {
+                if list.get_ref().is_empty() {
+                    r.at(
+                        f,
+                        list.span(),
+                        format!("rule {id:?} can never match: `{what}` is an empty list"),
+                    );
+                }
+            };
+            let mut c = CompiledRule::default();
+            if let Some(ps) = &v.purposes {
+                nonempty(ps, "purposes", &mut r);
+                let mut m: Mask = 0;
+                for p in ps.get_ref() {
+                    match purpose_by_name.get(p.get_ref()) {
+                        Some(&b) => m |= 1 << b,
+                        None => r.at(
+                            f,
+                            p.span(),
+                            format!("rule {id:?}: unknown purpose {:?}", p.get_ref()),
+                        ),
+                    }
+                }
+                c.purposes = Some(m);
+            }
+            if let Some(ps) = &v.priorities {
+                nonempty(ps, "priorities", &mut r);
+                let mut m = 0u8;
+                for p in ps.get_ref() {
+                    match p.get_ref().as_str() {
+                        "FLASH" => m |= 1,
+                        "URGENT" => m |= 2,
+                        "ROUTINE" => m |= 4,
+                        other => r.at(
+                            f,
+                            p.span(),
+                            format!(
+                                "rule {id:?}: priority {other:?} is not FLASH, URGENT or ROUTINE"
+                            ),
+                        ),
+                    }
+                }
+                c.priorities = Some(m);
+            }
+            if let Some(hs) = &v.handling {
+                nonempty(hs, "handling", &mut r);
+                let mut m = 0u8;
+                for h in hs.get_ref() {
+                    if h.get_ref() == "none" {
+                        m |= 1 << 4;
+                    } else if let Some(b) = handling_bit(h.get_ref()) {
+                        m |= b;
+                    } else {
+                        r.at(
+                            f,
+                            h.span(),
+                            format!(
+                                "rule {id:?}: handling {:?} is not H0, H1, H2, H3 or none",
+                                h.get_ref()
+                            ),
+                        );
+                    }
+                }
+                c.handling = Some(m);
+            }
+            c.min_rank = v
+                .min_level
+                .as_ref()
+                .and_then(|x| level(x, "min_level", f, &mut r));
+            c.max_rank = v
+                .max_level
+                .as_ref()
+                .and_then(|x| level(x, "max_level", f, &mut r));
+            if let (Some(lo), Some(hi)) = (c.min_rank, c.max_rank) {
+                if lo > hi {
+                    r.at(
+                        f,
+                        l.span.clone(),
+                        format!("rule {id:?} can never match: min_level is above max_level"),
+                    );
+                }
+            }
+            if let Some(cs) = &v.caveats_any {
+                nonempty(cs, "caveats_any", &mut r);
+                let mut m: Mask = 0;
+                for cv in cs.get_ref() {
+                    match caveat_by_name.get(cv.get_ref()) {
+                        Some(&b) => m |= 1 << b,
+                        None => r.at(
+                            f,
+                            cv.span(),
+                            format!("rule {id:?}: unknown caveat {:?}", cv.get_ref()),
+                        ),
+                    }
+                }
+                c.caveats_any = Some(m);
+            }
+            let case_assignment = match &v.case_assignment {
+                None => None,
+                Some(s) => match s.get_ref().as_str() {
+                    "recipient" => Some(CaseAssignment::Recipient),
+                    "sender" => Some(CaseAssignment::Sender),
+                    "both" => Some(CaseAssignment::Both),
+                    other => {
+                        r.at(f, s.span(), format!("rule {id:?}: case_assignment {other:?} is not recipient, sender or both"));
+                        None
+                    }
+                },
+            };
+            if let Some(cs) = &v.cases {
+                nonempty(cs, "cases", &mut r);
+                let mut ids = Vec::new();
+                for cv in cs.get_ref() {
+                    match case_by_id.get(cv.get_ref()) {
+                        Some(&ci) => ids.push(ci),
+                        None => r.at(
+                            f,
+                            cv.span(),
+                            format!("rule {id:?}: unknown case {:?}", cv.get_ref()),
+                        ),
+                    }
+                }
+                ids.sort_unstable();
+                ids.dedup();
+                c.cases = Some(ids);
+            }
+            // A grant for levels no matched recipient may ever hold releases nothing.
+            if *effect == RuleEffect::Grant {
+                if let Some(lo) = c.min_rank {
+                    let top = compiled_principals
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| bit(&recipients, *i as u32))
+                        .map(|(_, p)| p.ceiling())
+                        .max();
+                    if top.is_some_and(|t| t < lo) {
+                        r.at(
+                            f,
+                            l.span.clone(),
+                            format!("rule {id:?} can never release anything: min_level is above the ceiling of every recipient it selects"),
+                        );
+                    }
+                }
+            }
+            if r.diags.len() != before {
+                continue;
+            }
+            let names = |o: &Option<S<Vec<S<String>>>>| {
+                o.as_ref().map(|v| {
+                    v.get_ref()
+                        .iter()
+                        .map(|x| x.get_ref().clone())
+                        .collect::<Vec<_>>()
+                })
+            };
+            compiled_rules.push((
+                Rule {
+                    id: id.clone(),
+                    effect: *effect,
+                    description: v.description.clone(),
+                    from,
+                    to,
+                    purposes: names(&v.purposes),
+                    priorities: names(&v.priorities),
+                    handling: names(&v.handling),
+                    min_level: c.min_rank.map(|x| compiled_levels[x as usize].id.clone()),
+                    max_level: c.max_rank.map(|x| compiled_levels[x as usize].id.clone()),
+                    caveats_any: names(&v.caveats_any),
+                    third_party: v.third_party,
+                    case_assignment,
+                    cases: names(&v.cases),
+                    c,
+                },
+                recipients,
+                senders,
+            ));
+        }
+
+        if !r.diags.is_empty() {
+            return Err(Diagnostics(r.diags));
+        }
+
+        compiled_rules.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        let rule_words = compiled_rules.len().div_ceil(64);
+        let mut rules_by_sender = vec![0u64; n * rule_words];
+        for (ri, (_, _, senders)) in compiled_rules.iter().enumerate() {
+            for pi in 0..n {
+                if bit(senders, pi as u32) {
+                    rules_by_sender[pi * rule_words + ri / 64] |= 1 << (ri % 64);
+                }
+            }
+        }
+        let mut rules_by_recipient: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for effect in [RuleEffect::Deny, RuleEffect::Grant] {
+            for (ri, (rule, recips, _)) in compiled_rules.iter().enumerate() {
+                if rule.effect != effect {
+                    continue;
+                }
+                for (pi, slot) in rules_by_recipient.iter_mut().enumerate() {
+                    if bit(recips, pi as u32) {
+                        slot.push(ri as u32);
+                    }
+                }
+            }
+        }
+        let compiled_rules: Vec<Rule> = compiled_rules.into_iter().map(|(r, _, _)| r).collect();
+
+        let mut sorted_caveats: Vec<&String> = caveat_names.iter().collect();
+        sorted_caveats.sort();
+        let mut sorted_purposes: Vec<&String> = purpose_names.iter().collect();
+        sorted_purposes.sort();
+        let mut sorted_cases: Vec<(&String, &String)> =
+            case_names.iter().zip(case_purposes.iter()).collect();
+        sorted_cases.sort();
+        let mut sorted_bindings = bindings.clone();
+        sorted_bindings.sort_by(|a, b| a.agency.cmp(&b.agency));
+        let mut sorted_tps = tps.clone();
+        sorted_tps.sort_by(|a, b| a.id.cmp(&b.id));
+        let canonical = Canonical {
+            format: "passerelle-policy/1",
+            scheme: &scheme_name,
+            levels: &compiled_levels,
+            caveats: sorted_caveats,
+            purposes: sorted_purposes,
+            cases: sorted_cases,
+            agencies: &sorted_bindings,
+            principals: &compiled_principals,
+            third_parties: &sorted_tps,
+            consents: &compiled_consents,
+            rules: &compiled_rules,
+        };
+        let digest = sha256(&to_cbor(&canonical));
+
+        Ok(Policy {
+            scheme_name,
+            digest,
+            digest_hex: hex::encode(digest),
+            levels: compiled_levels,
+            level_by_name,
+            caveats: caveat_names,
+            caveat_by_name,
+            purposes: purpose_names,
+            purpose_by_name,
+            cases: case_names,
+            case_by_id,
+            agencies: bindings,
+            agency_by_name,
+            principals: compiled_principals,
+            principal_by_id,
+            third_parties: tps,
+            third_party_by_id: tp_by_id,
+            consents: compiled_consents,
+            consents_by_tp,
+            rules: compiled_rules,
+            rules_by_recipient,
+            rule_words,
+            rules_by_sender,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINI: &str = r#"
+[scheme]
+name = "mini"
+
+[[level]]
+id = "low"
+rank = 0
+names = ["LOW"]
+
+[[level]]
+id = "high"
+rank = 1
+names = ["HIGH", "HOOG"]
+
+[[agency]]
+id = "a"
+ca = "a/ca.pem"
+trust_domain = "a.example"
+
+[[principal]]
+id = "a/x"
+kind = "desk"
+role = "r"
+clearance = "HIGH"
+accreditation = "low"
+"#;
+
+    fn files(extra: &str) -> Vec<(String, String)> {
+        vec![("mini.toml".into(), format!("{MINI}{extra}"))]
+    }
+
+    #[test]
+    fn lines_and_dates() {
+        assert_eq!(line_of("a\nb\nc", 0), 1);
+        assert_eq!(line_of("a\nb\nc", 2), 2);
+        assert_eq!(line_of("a\nb\nc", 99), 3);
+        let d: Datetime = "2027-12-31".parse().unwrap();
+        assert_eq!(datetime_to_unix(&d, true).unwrap(), 1_830_297_599);
+        assert_eq!(datetime_to_unix(&d, false).unwrap(), 1_830_211_200);
+        let d: Datetime = "2027-12-31T01:00:00+01:00".parse().unwrap();
+        assert_eq!(datetime_to_unix(&d, true).unwrap(), 1_830_211_200);
+        let t: Datetime = "12:00:00".parse().unwrap();
+        assert!(datetime_to_unix(&t, true).is_err());
+    }
+
+    #[test]
+    fn names_compare_in_any_case_and_spacing() {
+        let p = Policy::from_sources(&files("")).unwrap();
+        assert_eq!(p.rank_of("hoog"), Some(1));
+        assert_eq!(p.rank_of("  High "), Some(1));
+        assert_eq!(p.rank_of("HIGHER"), None);
+        let x = p.principal(&PrincipalId::new("a/x").unwrap()).unwrap();
+        assert_eq!(x.ceiling(), 0, "the lower of clearance and accreditation");
+    }
+
+    #[test]
+    fn digest_is_canonical() {
+        let a = Policy::from_sources(&files("")).unwrap();
+        // Comments, layout and the split into files do not change the digest.
+        let (head, tail) = MINI.split_at(MINI.find("[[agency]]").unwrap());
+        let split = vec![
+            ("one.toml".to_string(), format!("# scheme\n{head}")),
+            ("two.toml".to_string(), tail.replace(" = ", "=")),
+        ];
+        let b = Policy::from_sources(&split).unwrap();
+        assert_eq!(a.digest_hex(), b.digest_hex());
+        // A semantic change does.
+        let c = Policy::from_sources(&[(
+            "mini.toml".into(),
+            MINI.replace("clearance = \"HIGH\"", "clearance = \"LOW\""),
+        )])
+        .unwrap();
+        assert_ne!(a.digest_hex(), c.digest_hex());
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let err = Policy::from_sources(&files(
+            r#"
+[[principal]]
+id = "b/y"
+kind = "robot"
+role = "r"
+clearance = "MEDIUM"
+accreditation = "LOW"
+
+[[grant]]
+id = "mandatory.sneaky"
+from = {}
+to = {}
+"#,
+        ))
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("mini.toml:28: principal b/y belongs to unknown agency b"),
+            "{text}"
+        );
+        assert!(text.contains("mini.toml:29: kind \"robot\""), "{text}");
+        assert!(
+            text.contains("mini.toml:31: clearance \"MEDIUM\" is not a level"),
+            "{text}"
+        );
+        assert!(text.contains("reserved prefix"), "{text}");
+    }
+
+    #[test]
+    fn a_marking_is_not_a_level() {
+        let err = Policy::from_sources(&files("[[marking]]\nid = \"dr\"\nnames = [\"Hoog\"]\n"))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("a marking is not a classification"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! The declarative classification and need-to-know policy: its files, their
+//! loader and checker, the pure decision engine, and the security officer's
+//! test runner.
+//!
+//! This module owns what the police and VSSE agreed on, written as TOML files
+//! that security officers read, review and test, and the built-in mandatory
+//! rules that no file can switch off. Only the loader ([`load_dir`], and the
+//! directory-reading [`check`] and [`run_tests`]) touches the file system; the
+//! compiled [`Policy`] is immutable, and [`Policy::decide`] is pure: no I/O,
+//! no clock, the same inputs always give the same [`Decision`]. Publishing a
+//! new policy (reload, `Arc` swap) is the gateway's job, not this module's.
+//!
+//! # Brief overview
+//!
+//! - `source` (private): the shape of the files, with spans for messages.
+//! - [`load`]: parse and validate a whole directory into a [`Policy`];
+//!   every problem is a [`Diagnostic`] with file and line.
+//! - [`model`]: the compiled policy (interned ids, rules indexed by
+//!   recipient, SHA-256 digest of the canonical content) and its lookups:
+//!   principals, agency ↔ CA and trust-domain bindings, retention.
+//! - [`engine`]: [`Policy::decide`] and [`Policy::explain`].
+//! - [`testing`]: [`check`], [`run_tests`] and [`ItemSpec`] (items written
+//!   in TOML, for `explain`).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use passerelle::policy;
+//! # fn facts() -> passerelle::domain::decision::ItemFacts<'static> { unimplemented!() }
+//! let policy = policy::load_dir(std::path::Path::new("policies"))?;
+//! let to = passerelle::domain::principal::PrincipalId::new("police/spoc")?;
+//! let decision = policy.decide(&facts(), &to, 1_790_000_000);
+//! println!("{:?} {:?} under policy {}", decision.effect, decision.portions, policy.digest_hex());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! [`Decision`]: crate::domain::decision::Decision
+
+pub mod engine;
+pub mod load;
+pub mod model;
+mod source;
+pub mod testing;
+
+pub use engine::{rule_ids, Check, Explanation, PortionExplanation, RuleTrace};
+pub use load::{load_dir, Diagnostic, Diagnostics, PolicyError};
+pub use model::{
+    AgencyBinding, CaseAssignment, Consent, Level, Policy, Principal, PrincipalKind, Rule,
+    RuleEffect, Selector, ThirdParty,
+};
+pub use testing::{
+    check, run_test_sources, run_tests, CheckReport, ItemSpec, TestFailure, TestReport,
+};

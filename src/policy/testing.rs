@@ -1,0 +1,502 @@
+//! The security officer's tools: `check`, `test` and item descriptions for
+//! `explain`.
+//!
+//! Test cases live beside the policy in `tests/*.toml`: each gives a sender,
+//! a recipient, an item label and portions, the purpose, cases and priority,
+//! the decision time, and the expected effect, released portions and rule
+//! ids. [`run_tests`] loads the policy, runs every case through
+//! [`Policy::decide`] and reports failures with file and line, and which flow
+//! and built-in rules no case exercised. This module reads files only in
+//! [`check`] and [`run_tests`]; everything else is pure.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fmt;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::engine::rule_ids;
+use super::load::{
+    datetime_to_unix, load_dir, read_toml_files, Diagnostics, PolicyError, Reporter,
+};
+use super::model::Policy;
+use super::source::{RawTestCase, RawTestLabel, TestFile};
+use crate::domain::bytes::Bytes;
+use crate::domain::decision::{Effect, ItemFacts};
+use crate::domain::item::{Header, Manifest, Priority, MANIFEST_VERSION};
+use crate::domain::label::{HandlingCode, Originator, SecurityLabel};
+use crate::domain::principal::{Agency, PrincipalId};
+
+/// An item described in TOML (a test case, or the `--item` of `explain`):
+/// what the decider sees of it, without bodies.
+#[derive(Clone, Debug)]
+pub struct ItemSpec {
+    /// The case name, when given.
+    pub name: Option<String>,
+    /// Header and item label, as a sender would sign them.
+    pub manifest: Manifest,
+    /// Each portion's label.
+    pub portion_labels: Vec<SecurityLabel>,
+    /// The recipient named in the file, if any.
+    pub recipient: Option<PrincipalId>,
+    /// The decision time named in the file, if any (Unix seconds, UTC).
+    pub now: Option<i64>,
+}
+
+impl ItemSpec {
+    /// The facts to hand to [`Policy::decide`] or [`Policy::explain`].
+    pub fn facts(&self) -> ItemFacts<'_> {
+        ItemFacts {
+            manifest: &self.manifest,
+            portion_labels: self.portion_labels.iter().collect(),
+        }
+    }
+
+    /// Parses an item description: the keys of one test case at the top
+    /// level of the file (`sender`, `label`, `portions`, `purpose`, …).
+    pub fn from_toml(file_name: &str, text: &str) -> Result<ItemSpec, Diagnostics> {
+        let files = [(file_name.to_string(), text.to_string())];
+        let mut r = Reporter::new(&files);
+        let raw: toml::Spanned<RawTestCase> = match toml::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                r.parse_error(0, &e);
+                return Err(Diagnostics(r.diags));
+            }
+        };
+        let span = raw.span();
+        match item_spec(&mut r, 0, span, raw.get_ref(), None) {
+            Some(s) if r.diags.is_empty() => Ok(s),
+            _ => Err(Diagnostics(r.diags)),
+        }
+    }
+}
+
+fn label(
+    r: &mut Reporter,
+    file: usize,
+    span: std::ops::Range<usize>,
+    l: &RawTestLabel,
+) -> Option<SecurityLabel> {
+    let agency = match Agency::new(l.originator.clone()) {
+        Ok(a) => a,
+        Err(e) => {
+            r.at(file, span, e.to_string());
+            return None;
+        }
+    };
+    let mut rel_to = BTreeSet::new();
+    for a in &l.rel_to {
+        match Agency::new(a.clone()) {
+            Ok(a) => {
+                rel_to.insert(a);
+            }
+            Err(e) => {
+                r.at(file, span.clone(), e.to_string());
+                return None;
+            }
+        }
+    }
+    let handling = match l.handling.as_deref() {
+        None => None,
+        Some("H0") => Some(HandlingCode::H0),
+        Some("H1") => Some(HandlingCode::H1),
+        Some("H2") => Some(HandlingCode::H2),
+        Some("H3") => Some(HandlingCode::H3),
+        Some(other) => {
+            r.at(
+                file,
+                span,
+                format!("handling {other:?} is not H0, H1, H2 or H3"),
+            );
+            return None;
+        }
+    };
+    Some(SecurityLabel {
+        level: l.level.clone(),
+        caveats: l.caveats.iter().cloned().collect(),
+        rel_to,
+        handling,
+        diffusion_restreinte: l.diffusion_restreinte,
+        originator: Originator {
+            agency,
+            third_party: l.third_party.clone(),
+        },
+        evaluation: None,
+        review_date: None,
+    })
+}
+
+fn item_spec(
+    r: &mut Reporter,
+    file: usize,
+    span: std::ops::Range<usize>,
+    c: &RawTestCase,
+    default_now: Option<i64>,
+) -> Option<ItemSpec> {
+    let before = r.diags.len();
+    let sender = PrincipalId::new(c.sender.get_ref().clone())
+        .map_err(|e| r.at(file, c.sender.span(), e.to_string()))
+        .ok();
+    let recipient = match &c.recipient {
+        None => None,
+        Some(s) => PrincipalId::new(s.get_ref().clone())
+            .map_err(|e| r.at(file, s.span(), e.to_string()))
+            .ok(),
+    };
+    let priority: Option<Priority> = c
+        .priority
+        .get_ref()
+        .parse()
+        .map_err(|e: String| r.at(file, c.priority.span(), e))
+        .ok();
+    let now = match &c.now {
+        Some(n) => datetime_to_unix(n.get_ref(), false)
+            .map_err(|e| r.at(file, n.span(), format!("invalid time: {e}")))
+            .ok(),
+        None => default_now,
+    };
+    let item_label = label(r, file, c.label.span(), c.label.get_ref());
+    let portion_labels: Vec<Option<SecurityLabel>> = match &c.portions {
+        Some(ps) => ps
+            .iter()
+            .map(|p| label(r, file, p.span(), p.get_ref()))
+            .collect(),
+        None => vec![item_label.clone()],
+    };
+    if c.portions.as_ref().is_some_and(|p| p.is_empty()) {
+        r.at(
+            file,
+            span.clone(),
+            "`portions` is empty: an item has at least one portion",
+        );
+    }
+    if r.diags.len() != before {
+        return None;
+    }
+    let (Some(sender), Some(priority), Some(item_label)) = (sender, priority, item_label) else {
+        return None;
+    };
+    let portion_labels: Vec<SecurityLabel> = portion_labels.into_iter().flatten().collect();
+    let created = now.unwrap_or(0);
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        header: Header {
+            id: "policy-test".into(),
+            sender,
+            recipients: recipient.iter().cloned().collect(),
+            created,
+            priority,
+            purpose: c.purpose.clone(),
+            cases: c.cases.clone(),
+            language: "fr".into(),
+            expires: None,
+        },
+        label: item_label,
+        portions: portion_labels.iter().map(|_| Bytes(vec![0; 32])).collect(),
+    };
+    Some(ItemSpec {
+        name: c.name.clone(),
+        manifest,
+        portion_labels,
+        recipient,
+        now,
+    })
+}
+
+/// A test case whose outcome differed from the expected one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TestFailure {
+    /// File in `tests/`.
+    pub file: String,
+    /// Line of the case.
+    pub line: usize,
+    /// The case's name.
+    pub name: String,
+    /// What differed.
+    pub problems: Vec<String>,
+    /// The reasons the engine gave.
+    pub reasons: Vec<String>,
+}
+
+/// The result of running a policy's test cases.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TestReport {
+    /// Cases run.
+    pub cases: usize,
+    /// Cases that passed.
+    pub passed: usize,
+    /// Cases that failed.
+    pub failures: Vec<TestFailure>,
+    /// Flow rules and built-in rules that no case exercised.
+    pub uncovered_rules: Vec<String>,
+    /// Digest of the policy under test.
+    pub policy_digest: String,
+}
+
+impl TestReport {
+    /// Whether every case passed.
+    pub fn ok(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+impl fmt::Display for TestReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for t in &self.failures {
+            writeln!(f, "FAIL {}:{}: {}", t.file, t.line, t.name)?;
+            for p in &t.problems {
+                writeln!(f, "  {p}")?;
+            }
+            for r in &t.reasons {
+                writeln!(f, "  reason: {r}")?;
+            }
+        }
+        if !self.uncovered_rules.is_empty() {
+            writeln!(
+                f,
+                "rules no case exercises: {}",
+                self.uncovered_rules.join(", ")
+            )?;
+        }
+        writeln!(f, "policy digest {}", self.policy_digest)?;
+        write!(f, "{} passed, {} failed", self.passed, self.failures.len())
+    }
+}
+
+/// Loads the policy in `dir` and runs the cases in `dir/tests/*.toml`.
+pub fn run_tests(dir: &Path) -> Result<TestReport, PolicyError> {
+    let policy = load_dir(dir)?;
+    let files = read_test_files(dir)?;
+    run_test_sources(&policy, &files).map_err(PolicyError::Invalid)
+}
+
+fn read_test_files(dir: &Path) -> Result<Vec<(String, String)>, PolicyError> {
+    let tests = dir.join("tests");
+    if !tests.is_dir() {
+        return Ok(Vec::new());
+    }
+    let files = read_toml_files(&tests)?;
+    Ok(files
+        .into_iter()
+        .map(|(n, t)| (format!("tests/{n}"), t))
+        .collect())
+}
+
+struct ParsedCase {
+    file: usize,
+    line: usize,
+    spec: ItemSpec,
+    recipient: PrincipalId,
+    now: i64,
+    expect: Effect,
+    released: Option<Vec<u32>>,
+    rules: Vec<String>,
+}
+
+fn parse_tests(
+    policy: &Policy,
+    files: &[(String, String)],
+) -> Result<Vec<ParsedCase>, Diagnostics> {
+    let mut r = Reporter::new(files);
+    let known: HashSet<&str> = policy
+        .rules()
+        .iter()
+        .map(|x| x.id.as_str())
+        .chain(rule_ids::ALL)
+        .collect();
+    let mut out = Vec::new();
+    for (fi, (_, text)) in files.iter().enumerate() {
+        let tf: TestFile = match toml::from_str(text) {
+            Ok(t) => t,
+            Err(e) => {
+                r.parse_error(fi, &e);
+                continue;
+            }
+        };
+        let default_now = match &tf.now {
+            Some(n) => match datetime_to_unix(n.get_ref(), false) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    r.at(fi, n.span(), format!("invalid time: {e}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        for c in &tf.case {
+            let span = c.span();
+            let v = c.get_ref();
+            let line = super::load::line_of(text, span.start);
+            if v.name.is_none() {
+                r.at(fi, span.clone(), "a test case needs a `name`");
+            }
+            let Some(rcp) = &v.recipient else {
+                r.at(fi, span.clone(), "a test case needs a `recipient`");
+                continue;
+            };
+            let expect = match v.expect.as_ref().map(|e| (e.get_ref().as_str(), e.span())) {
+                Some(("allow", _)) => Effect::Allow,
+                Some(("deny", _)) => Effect::Deny,
+                Some((other, s)) => {
+                    r.at(fi, s, format!("expect {other:?} is neither allow nor deny"));
+                    continue;
+                }
+                None => {
+                    r.at(
+                        fi,
+                        span.clone(),
+                        "a test case needs `expect = \"allow\"` or `\"deny\"`",
+                    );
+                    continue;
+                }
+            };
+            for id in &v.rules {
+                if !known.contains(id.get_ref().as_str()) {
+                    r.at(fi, id.span(), format!("unknown rule id {:?}", id.get_ref()));
+                }
+            }
+            let Some(spec) = item_spec(&mut r, fi, span.clone(), v, default_now) else {
+                continue;
+            };
+            let Some(now) = spec.now else {
+                r.at(
+                    fi,
+                    span.clone(),
+                    "no decision time: set `now` on the case or at the top of the file",
+                );
+                continue;
+            };
+            let Ok(recipient) = PrincipalId::new(rcp.get_ref().clone()) else {
+                continue;
+            };
+            out.push(ParsedCase {
+                file: fi,
+                line,
+                spec,
+                recipient,
+                now,
+                expect,
+                released: v.released.clone(),
+                rules: v.rules.iter().map(|x| x.get_ref().clone()).collect(),
+            });
+        }
+    }
+    if r.diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(Diagnostics(r.diags))
+    }
+}
+
+/// Runs test files `(name, text)` against a compiled policy. Pure.
+pub fn run_test_sources(
+    policy: &Policy,
+    files: &[(String, String)],
+) -> Result<TestReport, Diagnostics> {
+    let cases = parse_tests(policy, files)?;
+    let mut covered: HashSet<String> = HashSet::new();
+    let mut failures = Vec::new();
+    for c in &cases {
+        let d = policy.decide(&c.spec.facts(), &c.recipient, c.now);
+        covered.extend(d.rules.iter().cloned());
+        let mut problems = Vec::new();
+        let got = if d.allowed() {
+            Effect::Allow
+        } else {
+            Effect::Deny
+        };
+        if got != c.expect {
+            problems.push(format!("expected {:?}, got {:?}", c.expect, got));
+        }
+        if let Some(want) = &c.released {
+            if *want != d.portions {
+                problems.push(format!(
+                    "expected portions {want:?} released, got {:?}",
+                    d.portions
+                ));
+            }
+        }
+        for id in &c.rules {
+            if !d.rules.contains(id) {
+                problems.push(format!(
+                    "expected rule {id} in the decision, got [{}]",
+                    d.rules.join(", ")
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            failures.push(TestFailure {
+                file: files.get(c.file).map(|f| f.0.clone()).unwrap_or_default(),
+                line: c.line,
+                name: c.spec.name.clone().unwrap_or_default(),
+                problems,
+                reasons: d.reasons.clone(),
+            });
+        }
+    }
+    let mut uncovered: Vec<String> = policy
+        .rules()
+        .iter()
+        .map(|x| x.id.clone())
+        .chain(rule_ids::ALL.iter().map(|s| s.to_string()))
+        .filter(|id| !covered.contains(id))
+        .collect();
+    uncovered.sort();
+    Ok(TestReport {
+        cases: cases.len(),
+        passed: cases.len() - failures.len(),
+        failures,
+        uncovered_rules: uncovered,
+        policy_digest: policy.digest_hex().to_string(),
+    })
+}
+
+/// What `passerelle policy check` reports for a valid policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    /// The policy's digest.
+    pub policy_digest: String,
+    /// Number of levels in the scheme.
+    pub levels: usize,
+    /// Number of agencies.
+    pub agencies: usize,
+    /// Number of principals.
+    pub principals: usize,
+    /// Number of third parties.
+    pub third_parties: usize,
+    /// Number of consents.
+    pub consents: usize,
+    /// Number of flow rules.
+    pub rules: usize,
+    /// Number of test cases found (parsed and checked, not run).
+    pub test_cases: usize,
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "policy valid: {} levels, {} agencies, {} principals, {} third parties, {} consents, {} flow rules, {} test cases\npolicy digest {}",
+            self.levels, self.agencies, self.principals, self.third_parties, self.consents, self.rules, self.test_cases, self.policy_digest
+        )
+    }
+}
+
+/// Validates the policy in `dir` and the syntax and references of its test
+/// cases, without running them. Every problem is reported with file and line.
+pub fn check(dir: &Path) -> Result<CheckReport, PolicyError> {
+    let policy = load_dir(dir)?;
+    let files = read_test_files(dir)?;
+    let cases = parse_tests(&policy, &files).map_err(PolicyError::Invalid)?;
+    Ok(CheckReport {
+        policy_digest: policy.digest_hex().to_string(),
+        levels: policy.levels().len(),
+        agencies: policy.agency_bindings().len(),
+        principals: policy.principals().len(),
+        third_parties: policy.third_parties().len(),
+        consents: policy.consents().len(),
+        rules: policy.rules().len(),
+        test_cases: cases.len(),
+    })
+}

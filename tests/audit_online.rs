@@ -1,0 +1,302 @@
+//! The audit log as the running gateway keeps it: receipts proved against
+//! later checkpoints, refusals on the log, who may read which proof,
+//! consistency between checkpoints, and refusing to start on a broken log.
+
+mod common;
+
+use common::{item, Harness};
+use hyper::{Method, StatusCode};
+use passerelle::audit::checkpoint::Checkpoint;
+use passerelle::audit::event::{AuditEntry, AuditEvent};
+use passerelle::audit::rfc9162::{verify_consistency, Hash};
+use passerelle::audit::signed_note::VerifierKey;
+use passerelle::domain::bytes::from_cbor;
+use passerelle::domain::receipt::InclusionProof;
+use std::time::Duration;
+
+async fn get(station: &passerelle::client::Station, path: &str) -> (StatusCode, Vec<u8>) {
+    let a = station
+        .request(Method::GET, path, None, Duration::ZERO)
+        .await
+        .unwrap();
+    (a.status, a.body)
+}
+
+fn vkey(h: &Harness) -> VerifierKey {
+    std::fs::read_to_string(h.path().join("gateway/audit.vkey"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+async fn checkpoint(h: &Harness, station: &passerelle::client::Station) -> Checkpoint {
+    let (status, body) = get(station, "/v1/audit/checkpoint").await;
+    assert_eq!(status, StatusCode::OK);
+    let key = vkey(h);
+    Checkpoint::open(&body, key.name(), std::slice::from_ref(&key))
+        .unwrap()
+        .0
+}
+
+#[tokio::test]
+async fn receipt_is_proved_against_a_later_checkpoint() {
+    let h = Harness::start().await;
+    let rabat = h.station("police/lo/rabat");
+    let signed = rabat
+        .submit(&item(&rabat, "proof-1", &["vsse/analysis/ct"], "x"))
+        .await
+        .unwrap();
+    assert!(
+        signed.inclusion.is_none(),
+        "no checkpoint covers a fresh receipt yet"
+    );
+    let cp = checkpoint(&h, &rabat).await;
+    assert!(cp.size > signed.receipt.audit_index);
+    // The station checks the signature and the proof (Station::receipt).
+    let later = rabat.receipt(&signed.receipt.item_ref).await.unwrap();
+    let proof = later
+        .inclusion
+        .clone()
+        .expect("a checkpoint now covers the entry");
+    assert_eq!(proof.size, cp.size);
+    let checked = passerelle::audit::receipts::check_receipt(&later, &vkey(&h)).unwrap();
+    assert_eq!(checked.included_in, Some(cp.size));
+
+    // A changed receipt no longer verifies; neither does one checked with
+    // another log's key.
+    let mut forged = later.clone();
+    forged.receipt.outcomes.clear();
+    assert!(passerelle::audit::receipts::check_receipt(&forged, &vkey(&h)).is_err());
+    let other = Harness::start().await;
+    assert!(passerelle::audit::receipts::check_receipt(&later, &vkey(&other)).is_err());
+}
+
+#[tokio::test]
+async fn refusals_are_on_the_log_and_proofs_are_for_those_concerned() {
+    let h = Harness::start().await;
+    let rabat = h.station("police/lo/rabat");
+    let auditor = h.station("oversight/comite-r");
+    // A refused submission: unknown recipient.
+    assert!(rabat
+        .submit(&item(&rabat, "bad", &["vsse/nobody"], "x"))
+        .await
+        .is_err());
+    let cp = checkpoint(&h, &auditor).await;
+    let last = cp.size - 1;
+
+    let path = format!("/v1/audit/inclusion?index={last}&size={}", cp.size);
+    let (status, body) = get(&auditor, &path).await;
+    assert_eq!(status, StatusCode::OK);
+    let proof: InclusionProof = from_cbor(&body).unwrap();
+    let entry = passerelle::audit::receipts::check_inclusion(&proof, &vkey(&h)).unwrap();
+    match entry.event {
+        AuditEvent::SubmissionRefused {
+            caller, problem, ..
+        } => {
+            assert_eq!(caller.as_str(), "police/lo/rabat");
+            assert_eq!(problem, "unknown-recipient");
+        }
+        other => panic!("expected a refused submission, got {other:?}"),
+    }
+    // Rabat may see the proof of its own refusal, not of the gateway's start.
+    assert_eq!(get(&rabat, &path).await.0, StatusCode::OK);
+    let start = format!("/v1/audit/inclusion?index=0&size={}", cp.size);
+    assert_eq!(get(&rabat, &start).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(get(&auditor, &start).await.0, StatusCode::OK);
+    // Out of range is a clear 400.
+    assert_eq!(
+        get(&auditor, "/v1/audit/inclusion?index=5&size=999999")
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn refused_handshakes_are_recorded() {
+    let h = Harness::start().await;
+    let config = common::raw_client(&h.ca_path(), None, &[&rustls::version::TLS13]);
+    assert!(common::raw_healthz(h.addr(), config).await.is_err());
+    let mut running = h.running.as_ref().unwrap().gateway.store().tree_head().size;
+    // The refusal is recorded by the connection's task: give it a moment.
+    for _ in 0..50 {
+        if running >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        running = h.running.as_ref().unwrap().gateway.store().tree_head().size;
+    }
+    let entries = h
+        .running
+        .as_ref()
+        .unwrap()
+        .gateway
+        .store()
+        .audit_entries(0, running)
+        .unwrap();
+    let refused = entries
+        .iter()
+        .filter_map(|e| AuditEntry::decode(e).ok())
+        .any(|e| matches!(e.event, AuditEvent::ConnectionRefused { .. }));
+    assert!(refused, "a refused handshake must be on the audit log");
+}
+
+#[tokio::test]
+async fn later_checkpoints_are_consistent_with_earlier_ones() {
+    let h = Harness::start().await;
+    let rabat = h.station("police/lo/rabat");
+    let first = checkpoint(&h, &rabat).await;
+    for n in 0..5 {
+        rabat
+            .submit(&item(&rabat, &format!("c-{n}"), &["vsse/analysis/ct"], "x"))
+            .await
+            .unwrap();
+    }
+    let second = checkpoint(&h, &rabat).await;
+    assert!(second.size > first.size);
+    let path = format!(
+        "/v1/audit/consistency?old={}&new={}",
+        first.size, second.size
+    );
+    let (status, body) = get(&rabat, &path).await;
+    assert_eq!(status, StatusCode::OK);
+    let proof: passerelle::api::ConsistencyProof = from_cbor(&body).unwrap();
+    let hashes: Vec<Hash> = proof
+        .hashes
+        .iter()
+        .map(|b| b.0.as_slice().try_into().unwrap())
+        .collect();
+    verify_consistency(first.size, second.size, &first.root, &second.root, &hashes).unwrap();
+}
+
+#[tokio::test]
+async fn the_gateway_refuses_an_open_key_file_and_a_rewritten_log() {
+    let mut h = Harness::start().await;
+    let rabat = h.station("police/lo/rabat");
+    rabat
+        .submit(&item(&rabat, "k-1", &["vsse/analysis/ct"], "x"))
+        .await
+        .unwrap();
+    h.running.take().unwrap().shutdown().await;
+
+    use std::os::unix::fs::PermissionsExt;
+    let key = h.config.audit.key.clone();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = passerelle::server::start(&h.config)
+        .await
+        .err()
+        .expect("an open key must be refused");
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // Rewrite one stored entry behind the gateway's back.
+    let conn = rusqlite::Connection::open(&h.config.store).unwrap();
+    conn.execute("UPDATE audit SET entry = x'a0' WHERE idx = 1", [])
+        .unwrap();
+    drop(conn);
+    let err = passerelle::server::start(&h.config)
+        .await
+        .err()
+        .expect("a rewritten log must be refused");
+    assert!(
+        err.to_string()
+            .contains("do not match the signed checkpoint"),
+        "{err}"
+    );
+}
+
+fn count_events(h: &Harness, pred: impl Fn(&AuditEvent) -> bool) -> usize {
+    let store = h.running.as_ref().unwrap().gateway.store().clone();
+    let size = store.tree_head().size;
+    store
+        .audit_entries(0, size)
+        .unwrap()
+        .iter()
+        .filter(|e| pred(&AuditEntry::decode(e).unwrap().event))
+        .count()
+}
+
+#[tokio::test]
+async fn housekeeping_checkpoints_expires_and_purges_on_its_own() {
+    let h = Harness::start_with(|c| c.audit.checkpoint_seconds = 1).await;
+    let rabat = h.station("police/lo/rabat");
+    let vsse = h.station("vsse/analysis/ct");
+    // An item that expires one second after it is made.
+    let spec = passerelle::spec::ItemSpec::parse(
+        "id = \"soon\"\nto = [\"vsse/analysis/ct\"]\npurpose = \"terrorism\"\n[label]\nlevel = \"RESTREINT\"\n\
+         [[portion]]\ntext = \"t\"\n[portion.label]\nlevel = \"RESTREINT\"\n",
+    )
+    .unwrap();
+    let now = passerelle::gateway::unix_now();
+    let mut header = spec.header(&rabat.config().principal, now);
+    header.expires = Some(now + 1);
+    let agency = rabat.config().principal.agency();
+    let item = passerelle::domain::item::SignedItem::sign(
+        rabat.signing_key(),
+        header,
+        spec.label.to_label(&agency),
+        spec.portions(&agency),
+    );
+    let receipt = rabat.submit(&item).await.unwrap().receipt;
+    // Its retention (five years for RESTREINT) is set at acceptance; move
+    // it into the past, as if five years went by.
+    let conn = rusqlite::Connection::open(&h.config.store).unwrap();
+    let retained: i64 = conn
+        .query_row(
+            "SELECT purge_after FROM items WHERE item_ref = ?1",
+            [&receipt.item_ref],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(retained >= now + 1825 * 86_400);
+    conn.execute(
+        "UPDATE items SET purge_after = ?1 WHERE item_ref = ?2",
+        rusqlite::params![now, receipt.item_ref],
+    )
+    .unwrap();
+    drop(conn);
+    let size_after_submit = h.running.as_ref().unwrap().gateway.store().tree_head().size;
+
+    // No request: the gateway signs checkpoints, expires and purges by itself.
+    let mut done = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let expired = count_events(
+            &h,
+            |e| matches!(e, AuditEvent::Expired { item_ref, .. } if *item_ref == receipt.item_ref),
+        );
+        let purged = count_events(
+            &h,
+            |e| matches!(e, AuditEvent::Purged { item_ref, .. } if *item_ref == receipt.item_ref),
+        );
+        let store = h.running.as_ref().unwrap().gateway.store().clone();
+        let covered = store
+            .checkpoints()
+            .unwrap()
+            .last()
+            .map(|c| c.0)
+            .unwrap_or(0)
+            > size_after_submit;
+        if expired == 1 && purged == 1 && covered {
+            done = true;
+            break;
+        }
+    }
+    assert!(
+        done,
+        "within 10 s the item must be expired, purged and covered by a new checkpoint"
+    );
+    assert!(vsse.inbox(Duration::ZERO).await.unwrap().is_empty());
+    assert!(vsse.fetch(&receipt.item_ref).await.is_err());
+    // The receipt survives the purge.
+    assert_eq!(
+        rabat
+            .receipt(&receipt.item_ref)
+            .await
+            .unwrap()
+            .receipt
+            .digest,
+        receipt.digest
+    );
+}

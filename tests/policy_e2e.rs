@@ -1,0 +1,268 @@
+//! The policy in the exchange path, over real mTLS: partial release,
+//! tearlines, the third-party rule, a withdrawn clearance stopping delivery
+//! after a reload, and an invalid reload leaving the old policy in force.
+
+mod common;
+
+use common::Harness;
+use passerelle::audit::event::{AuditEntry, AuditEvent};
+use passerelle::client::{ClientError, Station};
+use passerelle::domain::item::SignedItem;
+use passerelle::domain::receipt::Outcome;
+use passerelle::gateway::unix_now;
+use passerelle::spec::ItemSpec;
+use std::time::Duration;
+
+fn signed(station: &Station, toml: &str) -> SignedItem {
+    ItemSpec::parse(toml).unwrap().sign(
+        station.signing_key(),
+        &station.config().principal,
+        unix_now(),
+    )
+}
+
+fn log_events(h: &Harness) -> Vec<AuditEvent> {
+    let store = h.running.as_ref().unwrap().gateway.store().clone();
+    let size = store.tree_head().size;
+    store
+        .audit_entries(0, size)
+        .unwrap()
+        .iter()
+        .map(|e| AuditEntry::decode(e).unwrap().event)
+        .collect()
+}
+
+const TEARLINE: &str = r#"
+id = "ctx-tearline"
+to = ["police/lo/rabat", "police/lo/ankara"]
+purpose = "terrorism"
+cases = ["CT-2026-014"]
+priority = "URGENT"
+[label]
+level = "SECRET"
+[[portion]]
+text = "SECRET analysis: sources and methods."
+[portion.label]
+level = "SECRET"
+[[portion]]
+text = "Tearline: subject is of interest; take care."
+[portion.label]
+level = "CONFIDENTIEL"
+"#;
+
+#[tokio::test]
+async fn partial_and_tearline_release() {
+    let h = Harness::start().await;
+    let vsse = h.station("vsse/analysis/ct");
+    let rabat = h.station("police/lo/rabat");
+    let ankara = h.station("police/lo/ankara");
+
+    let receipt = vsse.submit(&signed(&vsse, TEARLINE)).await.unwrap().receipt;
+    let by: std::collections::BTreeMap<_, _> = receipt
+        .outcomes
+        .iter()
+        .map(|o| (o.recipient.as_str().to_string(), o))
+        .collect();
+    // Rabat is assigned to the case but its post is accredited CONFIDENTIEL:
+    // it gets the tearline only.
+    assert_eq!(by["police/lo/rabat"].outcome, Outcome::Queued);
+    assert_eq!(by["police/lo/rabat"].portions_released, 1);
+    // Ankara is not assigned to the case: denied, with reasons that do not
+    // reveal its clearance.
+    let denied = by["police/lo/ankara"];
+    assert_eq!(denied.outcome, Outcome::Denied);
+    assert!(!denied.reasons.is_empty());
+    for r in &denied.reasons {
+        // The rule that failed may be named; the recipient's own levels and
+        // case assignments may not.
+        for secret in [
+            "clearance CONFIDENTIEL",
+            "accreditation CONFIDENTIEL",
+            "CT-2026-031",
+        ] {
+            assert!(!r.contains(secret), "leaky reason: {r}");
+        }
+    }
+
+    let delivered = rabat.fetch(&receipt.item_ref).await.unwrap();
+    assert_eq!(delivered.portions.len(), 1);
+    assert_eq!(delivered.portions[0].index, 1);
+    assert!(String::from_utf8_lossy(&delivered.portions[0].portion.body.0).starts_with("Tearline"));
+    // The station verifies the sender's signature over a partial item and
+    // the gateway's attestation of exactly this release.
+    let opened = rabat.open(&delivered).unwrap();
+    assert_eq!(opened.attestation.portions, vec![1]);
+    assert!(ankara.inbox(Duration::ZERO).await.unwrap().is_empty());
+    assert_eq!(
+        match ankara.fetch(&receipt.item_ref).await.unwrap_err() {
+            ClientError::Refused(p) => p.slug().to_string(),
+            e => e.to_string(),
+        },
+        "not-found"
+    );
+}
+
+#[tokio::test]
+async fn third_party_material_needs_a_consent() {
+    let h = Harness::start().await;
+    let vsse = h.station("vsse/analysis/ct");
+    let spoc = h.station("police/spoc");
+    let item = |id: &str, partner: &str| {
+        format!(
+            r#"
+id = "{id}"
+to = ["police/spoc"]
+purpose = "terrorism"
+cases = ["CT-2026-014"]
+[label]
+level = "CONFIDENTIEL"
+third_party = "{partner}"
+handling = "H2"
+[[portion]]
+text = "Partner report."
+[portion.label]
+level = "CONFIDENTIEL"
+third_party = "{partner}"
+handling = "H2"
+"#
+        )
+    };
+    // The Moroccan service consented to release to the police up to
+    // CONFIDENTIEL with H2.
+    let ok = vsse
+        .submit(&signed(&vsse, &item("tp-ma", "partner/ma-dgst")))
+        .await
+        .unwrap()
+        .receipt;
+    assert_eq!(ok.outcomes[0].outcome, Outcome::Queued);
+    // The Turkish service's consent has expired.
+    let refused = vsse
+        .submit(&signed(&vsse, &item("tp-tr", "partner/tr-mit")))
+        .await
+        .unwrap()
+        .receipt;
+    assert_eq!(refused.outcomes[0].outcome, Outcome::Denied);
+    assert!(
+        refused.outcomes[0]
+            .reasons
+            .iter()
+            .any(|r| r.contains("consent")),
+        "{:?}",
+        refused.outcomes[0].reasons
+    );
+    let inbox = spoc.inbox(Duration::ZERO).await.unwrap();
+    assert_eq!(
+        inbox.iter().map(|e| e.item_id.as_str()).collect::<Vec<_>>(),
+        ["tp-ma"]
+    );
+    // The refusal is on the audit log with the rule that decided it.
+    let denied_on_log = log_events(&h).into_iter().any(|e| match e {
+        AuditEvent::ItemAccepted {
+            item_id, decisions, ..
+        } => {
+            item_id == "tp-tr"
+                && decisions[0]
+                    .rules
+                    .iter()
+                    .any(|r| r == "mandatory.third_party")
+        }
+        _ => false,
+    });
+    assert!(denied_on_log);
+}
+
+fn edit_policy(h: &Harness, file: &str, from: &str, to: &str) {
+    let path = h.path().join("policies").join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} has no {from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[tokio::test]
+async fn a_withdrawn_clearance_stops_delivery_after_reload() {
+    let h = Harness::start().await;
+    let vsse = h.station("vsse/analysis/ct");
+    let rabat = h.station("police/lo/rabat");
+    let ctx = r#"
+id = "ctx-1"
+to = ["police/lo/rabat"]
+purpose = "terrorism"
+cases = ["CT-2026-014"]
+[label]
+level = "CONFIDENTIEL"
+[[portion]]
+text = "Context."
+[portion.label]
+level = "CONFIDENTIEL"
+"#;
+    let receipt = vsse.submit(&signed(&vsse, ctx)).await.unwrap().receipt;
+    assert_eq!(receipt.outcomes[0].outcome, Outcome::Queued);
+    let before = receipt.policy_digest.clone();
+
+    // The security officer withdraws Rabat's clearance to RESTREINT.
+    edit_policy(
+        &h,
+        "principals.toml",
+        "clearance = \"SECRET\"\naccreditation = \"CONFIDENTIEL\"",
+        "clearance = \"RESTREINT\"\naccreditation = \"CONFIDENTIEL\"",
+    );
+    let digest = h.running.as_ref().unwrap().reload_policy().await.unwrap();
+    assert_ne!(digest, before);
+
+    match rabat.fetch(&receipt.item_ref).await.unwrap_err() {
+        ClientError::Refused(p) => assert_eq!((p.status, p.slug()), (403, "delivery-refused")),
+        e => panic!("expected a refusal, got {e}"),
+    }
+    // It leaves the inbox, and the refusal is on the log under the new policy.
+    assert!(rabat.inbox(Duration::ZERO).await.unwrap().is_empty());
+    let events = log_events(&h);
+    assert!(events.iter().any(
+        |e| matches!(e, AuditEvent::PolicyLoaded { policy_digest } if *policy_digest == digest)
+    ));
+    assert!(events.iter().any(|e| matches!(e,
+        AuditEvent::DeliveryRefused { item_ref, policy_digest, .. }
+            if *item_ref == receipt.item_ref && *policy_digest == digest)));
+}
+
+#[tokio::test]
+async fn an_invalid_reload_leaves_the_old_policy_in_force() {
+    let h = Harness::start().await;
+    let rabat = h.station("police/lo/rabat");
+    let first = rabat
+        .submit(&common::item(&rabat, "r-1", &["vsse/analysis/ct"], "x"))
+        .await
+        .unwrap()
+        .receipt;
+
+    // A typo in a level name: the reload is refused, naming file and line.
+    edit_policy(
+        &h,
+        "principals.toml",
+        "clearance = \"SECRET\"",
+        "clearance = \"SECRETT\"",
+    );
+    let err = h
+        .running
+        .as_ref()
+        .unwrap()
+        .reload_policy()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("principals.toml:") && err.contains("SECRETT"),
+        "{err}"
+    );
+
+    // The old policy still decides, and the refusal is on the log.
+    let second = rabat
+        .submit(&common::item(&rabat, "r-2", &["vsse/analysis/ct"], "x"))
+        .await
+        .unwrap()
+        .receipt;
+    assert_eq!(second.policy_digest, first.policy_digest);
+    assert_eq!(second.outcomes[0].outcome, Outcome::Queued);
+    assert!(log_events(&h)
+        .iter()
+        .any(|e| matches!(e, AuditEvent::PolicyRefused { .. })));
+}

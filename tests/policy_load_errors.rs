@@ -1,0 +1,414 @@
+//! Broken policies are refused whole, each problem named with file and line.
+
+use std::path::{Path, PathBuf};
+
+use passerelle::policy::{self, Diagnostic, PolicyError};
+
+fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
+}
+
+/// Copies the example policy (and its tests) into a temporary directory.
+fn copy_example() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for sub in ["", "tests"] {
+        let from = example_dir().join(sub);
+        let to = dir.path().join(sub);
+        std::fs::create_dir_all(&to).expect("mkdir");
+        for e in std::fs::read_dir(&from).expect("read example") {
+            let p = e.expect("entry").path();
+            if p.is_file() {
+                std::fs::copy(&p, to.join(p.file_name().expect("name"))).expect("copy");
+            }
+        }
+    }
+    dir
+}
+
+/// Replaces the first `from` in `file` by `to`; returns the 1-based line
+/// where `marker` then appears.
+fn edit(dir: &Path, file: &str, from: &str, to: &str, marker: &str) -> usize {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(text.contains(from), "{file} has no {from:?}");
+    let text = text.replacen(from, to, 1);
+    std::fs::write(&path, &text).expect("write");
+    text.lines()
+        .position(|l| l.contains(marker))
+        .map(|i| i + 1)
+        .expect("marker present")
+}
+
+fn append(dir: &Path, file: &str, extra: &str) {
+    let path = dir.join(file);
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.push_str(extra);
+    std::fs::write(&path, text).expect("write");
+}
+
+fn line_of(dir: &Path, file: &str, marker: &str) -> usize {
+    let text = std::fs::read_to_string(dir.join(file)).expect("read");
+    text.lines()
+        .position(|l| l.contains(marker))
+        .map(|i| i + 1)
+        .expect("marker present")
+}
+
+fn refused(dir: &Path) -> Vec<Diagnostic> {
+    match policy::load_dir(dir) {
+        Ok(_) => panic!("a broken policy was accepted"),
+        Err(PolicyError::Invalid(d)) => d.0,
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+fn assert_reported(diags: &[Diagnostic], file: &str, line: usize, needle: &str) {
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.file == file && d.line == line && d.message.contains(needle)),
+        "expected {file}:{line}: …{needle}…, got:\n{}",
+        diags
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn syntax_error() {
+    let d = copy_example();
+    append(
+        d.path(),
+        "principals.toml",
+        "\n[[principal]\nid = \"police/x\"\n",
+    );
+    let line = line_of(d.path(), "principals.toml", "[[principal]\n".trim_end());
+    let diags = refused(d.path());
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].file, "principals.toml");
+    assert!(diags[0].line >= line - 1, "{diags:?}");
+}
+
+#[test]
+fn clearance_that_is_not_a_level() {
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "principals.toml",
+        "clearance = \"CONFIDENTIEL\"",
+        "clearance = \"CONFIDENTIAL\"",
+        "CONFIDENTIAL\"",
+    );
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "principals.toml",
+        line,
+        "clearance \"CONFIDENTIAL\" is not a level",
+    );
+}
+
+#[test]
+fn unknown_principal_in_a_rule() {
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "flows.toml",
+        "to = { principals = [\"police/spoc\"] }",
+        "to = { principals = [\"police/spocc\"] }",
+        "police/spocc",
+    );
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "flows.toml",
+        line,
+        "unknown principal \"police/spocc\"",
+    );
+}
+
+#[test]
+fn unknown_case_and_caveat() {
+    let d = copy_example();
+    let l1 = edit(
+        d.path(),
+        "principals.toml",
+        "cases = [\"CT-2026-031\"]",
+        "cases = [\"CT-2026-999\"]",
+        "CT-2026-999",
+    );
+    let l2 = edit(
+        d.path(),
+        "principals.toml",
+        "caveats = [\"SIGINT\"]",
+        "caveats = [\"SIGNIT\"]",
+        "SIGNIT",
+    );
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "principals.toml",
+        l1,
+        "unknown case \"CT-2026-999\"",
+    );
+    assert_reported(&diags, "principals.toml", l2, "unknown caveat \"SIGNIT\"");
+}
+
+#[test]
+fn duplicate_ids() {
+    let d = copy_example();
+    append(
+        d.path(),
+        "extra.toml",
+        r#"
+[[principal]]
+id = "police/lo/rabat"
+kind = "station"
+role = "liaison-officer"
+clearance = "SECRET"
+accreditation = "SECRET"
+
+[[deny]]
+id = "vsse.internal"
+from = {}
+to = { agencies = ["police"] }
+"#,
+    );
+    let diags = refused(d.path());
+    // Files load in name order: extra.toml comes first, so the copies in
+    // principals.toml and flows.toml are the duplicates, pointing back.
+    let rabat = line_of(d.path(), "principals.toml", "id = \"police/lo/rabat\"");
+    let internal = line_of(d.path(), "flows.toml", "id = \"vsse.internal\"");
+    assert_reported(
+        &diags,
+        "principals.toml",
+        rabat,
+        "duplicate principal police/lo/rabat (first declared at extra.toml:3)",
+    );
+    assert_reported(
+        &diags,
+        "flows.toml",
+        internal,
+        "duplicate rule id \"vsse.internal\" (first declared at extra.toml:10)",
+    );
+}
+
+#[test]
+fn rules_that_can_never_match() {
+    let d = copy_example();
+    append(
+        d.path(),
+        "extra.toml",
+        r#"
+[[grant]]
+id = "nobody"
+from = { roles = ["astronaut"] }
+to = { agencies = ["vsse"] }
+
+[[grant]]
+id = "inverted"
+from = {}
+to = { agencies = ["vsse"] }
+min_level = "SECRET"
+max_level = "RESTREINT"
+
+[[grant]]
+id = "nothing"
+from = {}
+to = { agencies = ["vsse"] }
+purposes = []
+
+[[grant]]
+id = "empty-intersection"
+from = { agencies = ["vsse"], principals = ["police/spoc"] }
+to = { agencies = ["vsse"] }
+
+[[grant]]
+id = "too-high"
+from = {}
+to = { roles = ["liaison-officer"] }
+min_level = "TRÈS SECRET"
+"#,
+    );
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "extra.toml",
+        4,
+        "no principal has role \"astronaut\"",
+    );
+    assert_reported(&diags, "extra.toml", 7, "min_level is above max_level");
+    assert_reported(&diags, "extra.toml", 18, "`purposes` is an empty list");
+    assert_reported(
+        &diags,
+        "extra.toml",
+        22,
+        "no declared principal matches `from`",
+    );
+    assert_reported(&diags, "extra.toml", 25, "can never release anything");
+}
+
+#[test]
+fn consent_for_unknown_originator_and_without_expiry() {
+    let d = copy_example();
+    append(
+        d.path(),
+        "third_parties.toml",
+        r#"
+[[consent]]
+id = "consent.ghost"
+originator = "partner/ghost"
+to_agency = "police"
+max_level = "RESTREINT"
+handling = ["H2"]
+until = 2027-01-01
+
+[[consent]]
+id = "consent.forever"
+originator = "partner/ma-dgst"
+to_agency = "vsse"
+max_level = "RESTREINT"
+handling = ["H2"]
+"#,
+    );
+    let l1 = line_of(d.path(), "third_parties.toml", "partner/ghost");
+    let l2 = line_of(d.path(), "third_parties.toml", "consent.forever");
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "third_parties.toml",
+        l1,
+        "unknown originator \"partner/ghost\"",
+    );
+    assert_reported(&diags, "third_parties.toml", l2, "has no expiry");
+}
+
+#[test]
+fn a_level_name_standing_for_two_levels() {
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "scheme.toml",
+        "names = [\"CONFIDENTIEL\", \"VERTROUWELIJK\"]",
+        "names = [\"CONFIDENTIEL\", \"VERTROUWELIJK\", \"GEHEIM\"]",
+        "\"GEHEIM\"]",
+    );
+    // GEHEIM is declared first on `confidentiel` now, so the clash is
+    // reported where `secret` declares it again.
+    let secret_line = line_of(d.path(), "scheme.toml", "names = [\"SECRET\", \"GEHEIM\"]");
+    let diags = refused(d.path());
+    assert!(line > 0);
+    assert_reported(
+        &diags,
+        "scheme.toml",
+        secret_line,
+        "already stands for another level",
+    );
+}
+
+#[test]
+fn misspelt_key_absurd_retention_and_shared_ca() {
+    let d = copy_example();
+    let l1 = edit(
+        d.path(),
+        "principals.toml",
+        "accreditation = \"CONFIDENTIEL\"   #",
+        "accredditation = \"CONFIDENTIEL\"   #",
+        "accredditation",
+    );
+    let l2 = edit(
+        d.path(),
+        "scheme.toml",
+        "retention_days = 1825",
+        "retention_days = -5",
+        "retention_days = -5",
+    );
+    let l3 = edit(
+        d.path(),
+        "agencies.toml",
+        "certs-example/vsse/ca.pem",
+        "certs-example/police/ca.pem",
+        "trust_domain = \"vsse.example\"",
+    ) - 1;
+    let diags = refused(d.path());
+    // A file that does not parse stops the load before references are checked.
+    assert_reported(&diags, "principals.toml", l1, "accredditation");
+    std::fs::write(
+        d.path().join("principals.toml"),
+        std::fs::read_to_string(d.path().join("principals.toml"))
+            .unwrap()
+            .replace("accredditation", "accreditation"),
+    )
+    .unwrap();
+    let diags = refused(d.path());
+    assert_reported(&diags, "scheme.toml", l2, "not between 1 day and 100 years");
+    assert_reported(
+        &diags,
+        "agencies.toml",
+        l3,
+        "already bound to another agency",
+    );
+}
+
+#[test]
+fn test_files_with_unknown_rule_ids_fail_check() {
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "tests/flows.toml",
+        "rules = [\"lo.request-to-vsse\"]",
+        "rules = [\"lo.request-to-vse\"]",
+        "lo.request-to-vse\"",
+    );
+    let err = policy::check(d.path()).expect_err("refused");
+    assert_reported(
+        err.diagnostics(),
+        "tests/flows.toml",
+        line,
+        "unknown rule id \"lo.request-to-vse\"",
+    );
+}
+
+#[test]
+fn missing_directory_is_an_io_error() {
+    let d = tempfile::tempdir().unwrap();
+    let err = policy::load_dir(&d.path().join("absent")).expect_err("refused");
+    assert!(matches!(err, PolicyError::Io { .. }));
+}
+
+#[test]
+fn a_revoked_clearance_changes_the_decision_and_the_digest() {
+    let d = copy_example();
+    let item = r#"
+sender = "vsse/analysis/ct"
+recipient = "police/djo/ct"
+cases = ["CT-2026-014"]
+label = { level = "SECRET", originator = "vsse" }
+"#;
+    let spec = policy::ItemSpec::from_toml("item.toml", item).expect("item parses");
+    let to = spec.recipient.clone().expect("recipient");
+    let before = policy::load_dir(d.path()).expect("loads");
+    assert!(before.decide(&spec.facts(), &to, 1_795_000_000).allowed());
+
+    // The DJO desk's clearance is withdrawn to CONFIDENTIEL.
+    let text = std::fs::read_to_string(d.path().join("principals.toml")).unwrap();
+    let djo = text.find("id = \"police/djo/ct\"").unwrap();
+    let (head, tail) = text.split_at(djo);
+    let tail = tail.replacen("clearance = \"SECRET\"", "clearance = \"CONFIDENTIEL\"", 1);
+    std::fs::write(d.path().join("principals.toml"), format!("{head}{tail}")).unwrap();
+    let after = policy::load_dir(d.path()).expect("loads");
+    let decision = after.decide(&spec.facts(), &to, 1_795_000_000);
+    assert!(!decision.allowed());
+    assert_eq!(decision.rules, vec!["mandatory.clearance"]);
+    assert_ne!(before.digest_hex(), after.digest_hex());
+
+    // A broken edit is refused; the caller keeps the policy it has.
+    append(
+        d.path(),
+        "principals.toml",
+        "\n[[principal]]\nid = \"police/x\"\n",
+    );
+    assert!(policy::load_dir(d.path()).is_err());
+}

@@ -1,0 +1,146 @@
+//! The store contract under concurrency: group commit answers every
+//! submitter with its own outcome, audit indices are dense and never
+//! reused, and duplicates within one group are still duplicates.
+
+use passerelle::audit::event::{AuditEntry, AuditEvent};
+use passerelle::domain::item::Priority;
+use passerelle::domain::principal::PrincipalId;
+use passerelle::domain::receipt::{item_ref, Receipt};
+use passerelle::store::sqlite::SqliteStore;
+use passerelle::store::{CommitOutcome, NewItem, Store};
+use std::sync::Arc;
+
+fn new_item(sender: &str, id: &str, content: u8) -> (NewItem, AuditEntry) {
+    let sender = PrincipalId::new(sender).unwrap();
+    let reference = item_ref(&sender, id);
+    let receipt = Receipt {
+        item_ref: reference.clone(),
+        item_id: id.into(),
+        sender: sender.clone(),
+        digest: hex::encode([content; 32]),
+        accepted_at: 1,
+        policy_digest: "p".into(),
+        outcomes: vec![],
+        audit_index: 0,
+    };
+    let item = NewItem {
+        item_ref: reference.clone(),
+        sender: sender.clone(),
+        item_id: id.into(),
+        digest: [content; 32],
+        priority: Priority::Routine,
+        accepted_at: 1,
+        expires_at: None,
+        envelope: vec![content],
+        sender_certificate: vec![],
+        portions: vec![],
+        deliveries: vec![(PrincipalId::new("vsse/analysis/ct").unwrap(), vec![0])],
+        receipt,
+        purge_after: None,
+    };
+    let entry = AuditEntry::new(
+        1,
+        AuditEvent::Acknowledged {
+            item_ref: reference,
+            recipient: sender,
+        },
+    );
+    (item, entry)
+}
+
+#[test]
+fn concurrent_submissions_share_commits_and_keep_their_own_outcomes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap());
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut indices = Vec::new();
+                for n in 0..20 {
+                    let (item, entry) = new_item("police/lo/rabat", &format!("t{t}-{n}"), 1);
+                    match store.commit_item(item, &entry).unwrap() {
+                        CommitOutcome::Committed(r) => indices.push(r.audit_index),
+                        other => panic!("t{t}-{n}: {other:?}"),
+                    }
+                }
+                indices
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    all.sort();
+    assert_eq!(
+        all,
+        (0..320).collect::<Vec<u64>>(),
+        "indices must be dense and unique"
+    );
+    assert_eq!(store.tree_head().size, 320);
+    // Each receipt's index points at that item's own entry.
+    let entries = store.audit_entries(0, 320).unwrap();
+    for t in 0..16 {
+        for n in 0..20 {
+            let id = format!("t{t}-{n}");
+            let sender = PrincipalId::new("police/lo/rabat").unwrap();
+            let r = store
+                .receipt(&sender, &item_ref(&sender, &id))
+                .unwrap()
+                .unwrap();
+            match AuditEntry::decode(&entries[r.audit_index as usize])
+                .unwrap()
+                .event
+            {
+                AuditEvent::Acknowledged {
+                    item_ref: logged, ..
+                } => assert_eq!(logged, r.item_ref),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn duplicates_and_conflicts_within_a_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap());
+    let outcomes: Vec<CommitOutcome> = (0..8)
+        .map(|k| {
+            let store = store.clone();
+            // Half send the same content, half other content, for one id.
+            std::thread::spawn(move || {
+                let (item, entry) = new_item(
+                    "police/lo/ankara",
+                    "same-id",
+                    if k % 2 == 0 { 1 } else { 2 },
+                );
+                store.commit_item(item, &entry).unwrap()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    let committed = outcomes
+        .iter()
+        .filter(|o| matches!(o, CommitOutcome::Committed(_)))
+        .count();
+    assert_eq!(committed, 1, "exactly one commit: {outcomes:?}");
+    assert_eq!(
+        store.tree_head().size,
+        1,
+        "only the committed item has an audit entry"
+    );
+    let dupes = outcomes
+        .iter()
+        .filter(|o| matches!(o, CommitOutcome::Duplicate(_)))
+        .count();
+    let conflicts = outcomes
+        .iter()
+        .filter(|o| matches!(o, CommitOutcome::Conflict))
+        .count();
+    assert_eq!(dupes + conflicts, 7);
+    assert!(dupes == 3 || conflicts == 3, "the three other same-content submissions are duplicates, or the four are conflicts: {outcomes:?}");
+}
