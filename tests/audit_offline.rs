@@ -917,17 +917,18 @@ async fn the_cli_verifies_proves_checks_and_shows_with_stable_exit_codes() {
     }
 }
 
-/// Builds a log of one million entries and times its verification. Run with
+/// Builds a log of one million entries and verifies it, printing how long
+/// verification took (a measurement for BENCHMARKS.md, not a pass/fail on
+/// time). Run with
 /// `cargo test --release --test audit_offline -- --ignored --nocapture`;
 /// `benches/audit_verify.rs` measures the same with criterion.
 #[test]
 #[ignore]
-fn a_million_entries_verify_in_under_three_seconds() {
+fn a_million_entries_verify() {
     let log = Synthetic::new(&[500_000, 1_000_000]);
     let start = std::time::Instant::now();
     let report = verify::verify(&log.export(), &log.vkey()).unwrap();
     let took = start.elapsed();
     eprintln!("verified {} entries in {took:?}", report.size);
     assert_eq!(report.size, 1_000_000);
-    assert!(took < Duration::from_secs(3), "took {took:?}");
 }

@@ -40,7 +40,7 @@ pub struct RecordedDecision {
 // large variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum AuditEvent {
     /// The gateway started.
     GatewayStarted {
@@ -156,8 +156,10 @@ pub struct AuditEntry {
     pub v: u32,
     /// Seconds since the Unix epoch.
     pub time: i64,
-    /// The event.
-    #[serde(flatten)]
+    /// The event: a map with one key, the event's kebab-case name (or just
+    /// the name, for events without fields). Serde's externally tagged
+    /// form: it decodes without buffering, which is most of what an
+    /// auditor's verification of a large log spends.
     pub event: AuditEvent,
 }
 
