@@ -587,12 +587,7 @@ impl Gateway {
     ) -> Result<Option<InclusionProof>, GatewayError> {
         let store = self.store.clone();
         blocking(move || {
-            let Some((size, note)) = store
-                .checkpoints()?
-                .into_iter()
-                .rev()
-                .find(|(size, _)| *size > index)
-            else {
+            let Some((size, note)) = store.latest_checkpoint_above(Some(index))? else {
                 return Ok(None);
             };
             let hashes = store.inclusion_proof(index, size)?;
@@ -730,7 +725,7 @@ pub fn sign_checkpoint(
     signer: &SignerKey,
     now: i64,
 ) -> Result<String, StoreError> {
-    let latest = store.checkpoints()?.pop();
+    let latest = store.latest_checkpoint_above(None)?;
     let TreeHead { size, root } = store.tree_head();
     if let Some((latest_size, note)) = latest {
         if latest_size == size {

@@ -248,4 +248,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every stored checkpoint, by increasing size.
     fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError>;
+
+    /// The latest stored checkpoint whose size is above `index` (so that
+    /// its tree holds entry `index`); `latest_checkpoint_above(None)` is
+    /// simply the latest one.
+    fn latest_checkpoint_above(
+        &self,
+        index: Option<u64>,
+    ) -> Result<Option<(u64, String)>, StoreError>;
 }

@@ -704,6 +704,24 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn latest_checkpoint_above(
+        &self,
+        index: Option<u64>,
+    ) -> Result<Option<(u64, String)>, StoreError> {
+        let guard = self.lock();
+        // -1 is below every size: with no index, any checkpoint qualifies.
+        let above = index.map(|i| i as i64).unwrap_or(-1);
+        guard
+            .conn
+            .query_row(
+                "SELECT size, note FROM checkpoints WHERE size > ?1 ORDER BY size DESC LIMIT 1",
+                params![above],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(backend)
+    }
+
     fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
         let guard = self.lock();
         let mut stmt = guard
