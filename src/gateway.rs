@@ -53,6 +53,10 @@ pub enum GatewayError {
         /// Principal of the connection.
         caller: PrincipalId,
     },
+    /// The authenticated caller is not a principal of the policy in force
+    /// (its certificate is valid, but no one declared it).
+    #[error("{0} is not a principal of the policy in force and may not send")]
+    UnknownSender(PrincipalId),
     /// A recipient is not a known principal.
     #[error("unknown recipient {0}")]
     UnknownRecipient(PrincipalId),
@@ -294,6 +298,9 @@ impl Gateway {
             });
         }
         let decider = self.decider();
+        if !decider.knows(&peer.principal) {
+            return Err(GatewayError::UnknownSender(peer.principal.clone()));
+        }
         if let Some(unknown) = header.recipients.iter().find(|r| !decider.knows(r)) {
             return Err(GatewayError::UnknownRecipient(unknown.clone()));
         }

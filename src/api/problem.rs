@@ -86,6 +86,12 @@ impl From<&GatewayError> for Problem {
                 "The declared sender is not the caller",
                 e.to_string(),
             ),
+            GatewayError::UnknownSender(_) => Problem::new(
+                StatusCode::FORBIDDEN,
+                "unknown-sender",
+                "You are not a principal of the policy",
+                e.to_string(),
+            ),
             GatewayError::UnknownRecipient(_) => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unknown-recipient",
