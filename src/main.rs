@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use passerelle::audit::signed_note::VerifierKey;
 use passerelle::client::Station;
 use passerelle::config::{ClientConfig, GatewayConfig};
 use passerelle::domain::item::Priority;
@@ -396,12 +397,9 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
         }
         Command::Audit(AuditCommand::Verify { dir, key }) => {
             use passerelle::auditor::verify;
-            let key = match verify::load_verifier_key(&key) {
+            let key = match auditor_key(&key) {
                 Ok(k) => k,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(std::process::ExitCode::from(verify::EXIT_CANNOT_RUN));
-                }
+                Err(code) => return Ok(code),
             };
             match verify::verify(&dir, &key) {
                 Ok(report) => {
@@ -416,12 +414,9 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
         }
         Command::Audit(AuditCommand::Prove { dir, index, key }) => {
             use passerelle::auditor::{prove, verify};
-            let key = match verify::load_verifier_key(&key) {
+            let key = match auditor_key(&key) {
                 Ok(k) => k,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(std::process::ExitCode::from(verify::EXIT_CANNOT_RUN));
-                }
+                Err(code) => return Ok(code),
             };
             match prove::prove(&dir, index, &key) {
                 Ok(proved) => {
@@ -441,12 +436,9 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
         }
         Command::Audit(AuditCommand::CheckReceipt { receipt, key }) => {
             use passerelle::auditor::{prove, verify};
-            let key = match verify::load_verifier_key(&key) {
+            let key = match auditor_key(&key) {
                 Ok(k) => k,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(std::process::ExitCode::from(verify::EXIT_CANNOT_RUN));
-                }
+                Err(code) => return Ok(code),
             };
             match prove::check_receipt_file(&receipt, &key) {
                 Ok(report) => {
@@ -629,6 +621,16 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
+}
+
+/// The gateway's verifier key from `--key` (the key string or a file
+/// holding it), or the exit code "could not run" after saying why.
+fn auditor_key(arg: &str) -> std::result::Result<VerifierKey, std::process::ExitCode> {
+    use passerelle::auditor::verify;
+    verify::load_verifier_key(arg).map_err(|e| {
+        eprintln!("error: {e}");
+        std::process::ExitCode::from(verify::EXIT_CANNOT_RUN)
+    })
 }
 
 fn ensure_empty(dir: &Path) -> Result<()> {
