@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::header::{ACCEPT, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{ServerName, UnixTime};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::Duration;
@@ -302,9 +302,16 @@ impl Station {
     /// gateway's attestation must be for this item, this station and exactly
     /// these portions.
     pub fn open(&self, item: &DeliveredItem) -> Result<Delivery, ClientError> {
+        // The gateway's attestation first: it says when the item was
+        // accepted, and the sender's certificate is checked as of then.
+        let attestation = check_attestation(&item.attestation, &self.gateway_key)
+            .map_err(|e| ClientError::Unverified(format!("gateway attestation: {e}")))?;
+        let accepted = UnixTime::since_unix_epoch(Duration::from_secs(
+            u64::try_from(attestation.accepted_at).unwrap_or(0),
+        ));
         let signer = self
             .identities
-            .identify(&[item.sender_certificate.0.clone().into()])
+            .identify_at(&[item.sender_certificate.0.clone().into()], accepted)
             .map_err(|e| ClientError::Unverified(format!("sender certificate: {e}")))?;
         let (manifest, digest) = item
             .verify(&signer.public_key)
@@ -315,8 +322,6 @@ impl Station {
                 manifest.header.sender, signer.principal
             )));
         }
-        let attestation = check_attestation(&item.attestation, &self.gateway_key)
-            .map_err(|e| ClientError::Unverified(format!("gateway attestation: {e}")))?;
         let delivered: Vec<u32> = item.portions.iter().map(|p| p.index).collect();
         if attestation.item_digest != hex::encode(digest)
             || attestation.recipient != self.config.principal

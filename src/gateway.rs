@@ -520,6 +520,7 @@ impl Gateway {
             effect: record.effect,
             rules: record.rules,
             policy_digest,
+            accepted_at: stored.accepted_at,
             time: now,
             audit_index,
         };

@@ -194,10 +194,22 @@ impl Identities {
 
     /// Turns the certificate chain of a completed handshake into a principal.
     pub fn identify(&self, chain: &[CertificateDer<'_>]) -> Result<VerifiedPeer, IdentityError> {
+        self.identify_at(chain, UnixTime::now())
+    }
+
+    /// Like [`Identities::identify`], with the certificate checked as of
+    /// `time`: a recipient checks a sender's certificate as of the moment
+    /// the gateway accepted the item, so an item that waited in an inbox
+    /// past the certificate's expiry still verifies.
+    pub fn identify_at(
+        &self,
+        chain: &[CertificateDer<'_>],
+        time: UnixTime,
+    ) -> Result<VerifiedPeer, IdentityError> {
         let (end_entity, intermediates) =
             chain.split_first().ok_or(IdentityError::NoCertificate)?;
         let trust = self
-            .issuing_agency(end_entity, intermediates, UnixTime::now())
+            .issuing_agency(end_entity, intermediates, time)
             .map_err(|_| IdentityError::UntrustedChain)?;
         let uri = spiffe_uri(end_entity).ok_or(IdentityError::NoPrincipal)?;
         let rest = uri

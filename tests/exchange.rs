@@ -187,3 +187,38 @@ async fn flash_items_come_first() {
         ["flash-1", "routine-1"]
     );
 }
+
+#[tokio::test]
+async fn an_item_still_verifies_after_the_senders_certificate_expired() {
+    let h = Harness::start().await;
+    // Rabat's certificate is about to expire (validity is in whole seconds).
+    let now = time::OffsetDateTime::now_utc();
+    let short = h
+        .pki
+        .agency("police")
+        .unwrap()
+        .issue_client(
+            "spiffe://police.example/lo/rabat",
+            &passerelle::pki::ClientCertOptions {
+                not_before: now - time::Duration::hours(1),
+                not_after: now + time::Duration::seconds(2),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let rabat = h.station_with("police/lo/rabat", &short, "short-lived");
+    let receipt = rabat
+        .submit(&item(&rabat, "late", &["vsse/analysis/ct"], "still good"))
+        .await
+        .unwrap()
+        .receipt;
+    // VSSE's station was offline until after the certificate expired.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let vsse = h.station("vsse/analysis/ct");
+    let delivered = vsse.fetch(&receipt.item_ref).await.unwrap();
+    let opened = vsse
+        .open(&delivered)
+        .expect("checked as of acceptance, the item verifies");
+    assert_eq!(opened.manifest.header.sender.as_str(), "police/lo/rabat");
+    assert_eq!(opened.attestation.accepted_at, receipt.accepted_at);
+}

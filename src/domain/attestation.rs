@@ -33,7 +33,10 @@ pub struct Attestation {
     pub rules: Vec<String>,
     /// Hex SHA-256 of the policy that decided.
     pub policy_digest: String,
-    /// Seconds since the Unix epoch.
+    /// When the gateway accepted the item (and checked the sender's
+    /// certificate), seconds since the Unix epoch.
+    pub accepted_at: i64,
+    /// When it was delivered, seconds since the Unix epoch.
     pub time: i64,
     /// Index of the delivery's audit entry.
     pub audit_index: u64,

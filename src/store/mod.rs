@@ -126,6 +126,8 @@ pub struct Leased {
     pub portions: Vec<Portion>,
     /// Portions released at submission.
     pub released: Vec<u32>,
+    /// When the gateway accepted the item.
+    pub accepted_at: i64,
 }
 
 /// What [`Store::ack`] did.
