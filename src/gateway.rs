@@ -687,6 +687,12 @@ impl Gateway {
                 .map(|e| e.principals().contains(&&peer.principal))
                 .unwrap_or(false);
             if !concerns {
+                // Asking for someone else's entries matters to oversight.
+                self.record(vec![AuditEvent::ProofRefused {
+                    caller: peer.principal.clone(),
+                    index,
+                }])
+                .await?;
                 return Err(GatewayError::AuditForbidden);
             }
         }

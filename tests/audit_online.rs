@@ -103,6 +103,14 @@ async fn refusals_are_on_the_log_and_proofs_are_for_those_concerned() {
     assert_eq!(get(&rabat, &path).await.0, StatusCode::OK);
     let start = format!("/v1/audit/inclusion?index=0&size={}", cp.size);
     assert_eq!(get(&rabat, &start).await.0, StatusCode::FORBIDDEN);
+    // Asking for someone else's entry is itself on the log.
+    assert_eq!(
+        count_events(
+            &h,
+            |e| matches!(e, AuditEvent::ProofRefused { caller, index: 0 } if caller.as_str() == "police/lo/rabat")
+        ),
+        1
+    );
     assert_eq!(get(&auditor, &start).await.0, StatusCode::OK);
     // Out of range is a clear 400.
     assert_eq!(

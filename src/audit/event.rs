@@ -77,6 +77,14 @@ pub enum AuditEvent {
         /// Detail, as given to the caller.
         detail: String,
     },
+    /// A principal asked for the proof of an audit entry that does not
+    /// concern it, and was refused.
+    ProofRefused {
+        /// The caller.
+        caller: PrincipalId,
+        /// The entry it asked about.
+        index: u64,
+    },
     /// An item was accepted; one decision per recipient.
     ItemAccepted {
         /// Gateway reference.
@@ -186,7 +194,10 @@ impl AuditEntry {
     /// Principals this entry is about: who may ask for a proof of it.
     pub fn principals(&self) -> Vec<&PrincipalId> {
         match &self.event {
-            AuditEvent::SubmissionRefused { caller, .. } => vec![caller],
+            AuditEvent::SubmissionRefused { caller, .. }
+            | AuditEvent::ProofRefused { caller, .. } => {
+                vec![caller]
+            }
             AuditEvent::ItemAccepted {
                 sender, decisions, ..
             } => {

@@ -215,6 +215,7 @@ pub fn event_name(e: &AuditEvent) -> &'static str {
         AuditEvent::PolicyRefused { .. } => "policy-refused",
         AuditEvent::ConnectionRefused { .. } => "connection-refused",
         AuditEvent::SubmissionRefused { .. } => "submission-refused",
+        AuditEvent::ProofRefused { .. } => "proof-refused",
         AuditEvent::ItemAccepted { .. } => "item-accepted",
         AuditEvent::Delivered { .. } => "delivered",
         AuditEvent::DeliveryRefused { .. } => "delivery-refused",
@@ -252,7 +253,9 @@ fn matches(filter: &Filter, entry: &AuditEntry, case_items: &HashSet<String>) ->
     }
     if let Some(effect) = filter.decision {
         let hit = match &entry.event {
-            AuditEvent::SubmissionRefused { .. } => effect == Effect::Deny,
+            AuditEvent::SubmissionRefused { .. } | AuditEvent::ProofRefused { .. } => {
+                effect == Effect::Deny
+            }
             e => decisions(e).iter().any(|d| d.effect == effect),
         };
         if !hit {
