@@ -235,3 +235,87 @@ async fn unanswered_submits_are_all_or_nothing() {
         }
     }
 }
+
+#[tokio::test]
+async fn sighup_and_policy_reload_switch_the_running_gateways_policy() {
+    let s = setup();
+    let mut gateway = spawn_gateway(&s.config);
+    let rabat = station(&s, "police/lo/rabat");
+    wait_until_up(&rabat).await;
+    let first = rabat
+        .submit(&common::item(&rabat, "before", &["vsse/analysis/ct"], "x"))
+        .await
+        .unwrap()
+        .receipt;
+
+    // A valid edit: `policy reload` checks it and signals the gateway.
+    let purposes = s.dir.path().join("policies/purposes.toml");
+    let text = std::fs::read_to_string(&purposes).unwrap();
+    std::fs::write(
+        &purposes,
+        format!("{text}\n# reviewed\n[[case]]\nid = \"CT-2026-099\"\npurpose = \"terrorism\"\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .args(["policy", "reload", "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut second = first.clone();
+    for n in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        second = rabat
+            .submit(&common::item(
+                &rabat,
+                &format!("after-{n}"),
+                &["vsse/analysis/ct"],
+                "x",
+            ))
+            .await
+            .unwrap()
+            .receipt;
+        if second.policy_digest != first.policy_digest {
+            break;
+        }
+    }
+    assert_ne!(
+        second.policy_digest, first.policy_digest,
+        "the reloaded policy must decide within 5 s"
+    );
+
+    // An invalid edit: `policy reload` refuses to signal, and a bare SIGHUP
+    // is refused by the gateway, which keeps the policy in force.
+    std::fs::write(&purposes, "this is not toml [").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .args(["policy", "reload", "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("purposes.toml"));
+    let pid = gateway.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let third = rabat
+        .submit(&common::item(
+            &rabat,
+            "after-bad",
+            &["vsse/analysis/ct"],
+            "x",
+        ))
+        .await
+        .unwrap()
+        .receipt;
+    assert_eq!(third.policy_digest, second.policy_digest);
+    gateway.kill().unwrap();
+    gateway.wait().unwrap();
+}
