@@ -11,15 +11,26 @@
 //! Modules follow the path an item travels:
 //!
 //! - [`domain`]: the core without I/O: principals, labels, items, COSE
-//!   signatures, the decision's result.
+//!   signatures, decisions, receipts, attestations.
 //! - [`tls`]: mTLS server and client configuration; turns a handshake into a
 //!   [`tls::VerifiedPeer`] bound to one agency.
 //! - [`api`]: the HTTP API (CBOR, or JSON on request; RFC 9457 problems).
+//! - [`policy`]: the declarative classification and need-to-know policy: its
+//!   loader (the only part that reads files) and the pure decision engine.
 //! - [`gateway`]: the exchange logic between API and store: verify, decide,
-//!   commit, deliver.
-//! - [`store`]: the durable store contract and its SQLite backend.
-//! - [`server`]: accept loop, connection cap, graceful shutdown.
-//! - [`client`]: the station side: an HTTP client over mTLS.
+//!   commit with its audit entry, deliver with an attestation.
+//! - [`store`]: the durable store contract and its SQLite backend (group
+//!   commit, the audit log in the same transactions).
+//! - [`audit`]: the audit log's formats and arithmetic, without I/O: RFC
+//!   9162 trees, C2SP signed notes, checkpoints and tiles, audit entries,
+//!   checks of receipts and attestations.
+//! - [`keys`]: the gateway's own signing key file.
+//! - [`server`]: accept loop, connection cap, housekeeping, graceful
+//!   shutdown.
+//! - [`client`], [`spec`]: the station side: an HTTP client over mTLS, and
+//!   item files.
+//! - [`auditor`]: offline tools on an exported log: export, verify, prove,
+//!   show.
 //! - [`config`], [`pki`], [`demo`]: operator files, the example PKI, the demo.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
