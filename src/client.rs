@@ -30,7 +30,7 @@ use crate::domain::attestation::Attestation;
 use crate::domain::bytes::{from_cbor, to_cbor};
 use crate::domain::cose::SigningKey;
 use crate::domain::item::{DeliveredItem, ItemError, Manifest, SignedItem};
-use crate::domain::receipt::SignedReceipt;
+use crate::domain::receipt::{item_ref, SignedReceipt};
 use crate::store::InboxEntry;
 use crate::tls::{self, Identities, TlsError};
 
@@ -53,6 +53,9 @@ pub enum ClientError {
     /// The gateway answered something this client does not understand.
     #[error("unexpected answer from the gateway: {0}")]
     Protocol(String),
+    /// The outbox could not be written or read.
+    #[error("outbox: {0}")]
+    Outbox(String),
     /// A delivered item did not verify; it must not be shown.
     #[error("the item does not verify and is not shown: {0}")]
     Unverified(String),
@@ -253,6 +256,79 @@ impl Station {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Keeps a signed item in the outbox (written and fsynced) before it is
+    /// sent; returns the file.
+    pub fn keep_in_outbox(&self, item: &SignedItem) -> Result<std::path::PathBuf, ClientError> {
+        let io = |e: std::io::Error| {
+            ClientError::Outbox(format!("{}: {e}", self.config.outbox.display()))
+        };
+        std::fs::create_dir_all(&self.config.outbox).map_err(io)?;
+        let id = item
+            .own_manifest()
+            .map_err(|e| ClientError::Outbox(format!("the item's manifest cannot be read: {e}")))?
+            .header
+            .id;
+        let path = self
+            .config
+            .outbox
+            .join(format!("{}.cbor", item_ref(&self.config.principal, &id)));
+        let tmp = path.with_extension("partial");
+        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        std::io::Write::write_all(&mut file, &to_cbor(item)).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        Ok(path)
+    }
+
+    /// Sends `item` through the outbox: kept first, removed once the gateway
+    /// answered with a receipt (or refused it for good, which is reported).
+    pub async fn send_durably(&self, item: &SignedItem) -> Result<SignedReceipt, ClientError> {
+        let kept = self.keep_in_outbox(item)?;
+        let outcome = self.submit(item).await;
+        match &outcome {
+            Err(e) if e.is_transient() => {}
+            _ => {
+                let _ = std::fs::remove_file(&kept);
+            }
+        }
+        outcome
+    }
+
+    /// Sends again every item left in the outbox. Returns, per file, its
+    /// receipt or why it is still there or was dropped.
+    pub async fn flush_outbox(
+        &self,
+    ) -> Result<Vec<(std::path::PathBuf, Result<SignedReceipt, ClientError>)>, ClientError> {
+        let io = |e: std::io::Error| {
+            ClientError::Outbox(format!("{}: {e}", self.config.outbox.display()))
+        };
+        let mut files: Vec<std::path::PathBuf> = match std::fs::read_dir(&self.config.outbox) {
+            Ok(dir) => dir
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "cbor"))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(io(e)),
+        };
+        files.sort();
+        let mut out = Vec::new();
+        for path in files {
+            let bytes = std::fs::read(&path).map_err(io)?;
+            let outcome = match from_cbor::<SignedItem>(&bytes) {
+                Ok(item) => self.submit(&item).await,
+                Err(e) => Err(ClientError::Outbox(format!(
+                    "{} is not a signed item: {e}",
+                    path.display()
+                ))),
+            };
+            if !matches!(&outcome, Err(e) if e.is_transient()) {
+                let _ = std::fs::remove_file(&path);
+            }
+            out.push((path, outcome));
+        }
+        Ok(out)
     }
 
     /// Lists deliverable items, waiting up to `wait` for one.

@@ -162,6 +162,14 @@ pub struct ClientConfig {
     /// resubmit is idempotent, so retrying never duplicates an item).
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Where `send` keeps each signed item until the gateway has answered
+    /// with a receipt, so that a dropped link never loses one.
+    #[serde(default = "default_outbox")]
+    pub outbox: PathBuf,
+}
+
+fn default_outbox() -> PathBuf {
+    PathBuf::from("outbox")
 }
 
 fn default_retries() -> u32 {
@@ -238,6 +246,7 @@ impl ClientConfig {
         c.cert = base.join(&c.cert);
         c.key = base.join(&c.key);
         c.ca = base.join(&c.ca);
+        c.outbox = base.join(&c.outbox);
         for a in &mut c.agencies {
             a.ca = base.join(&a.ca);
             a.crl = a.crl.as_ref().map(|p| base.join(p));

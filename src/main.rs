@@ -64,6 +64,13 @@ enum Command {
     Audit(AuditCommand),
     /// Sign and send an item (station).
     Send(SendArgs),
+    /// Send again every signed item left in the station's outbox by a
+    /// `send` that got no answer (station). Safe to repeat: the gateway
+    /// recognises an item it already has and returns its receipt.
+    Outbox {
+        #[command(flatten)]
+        station: StationArgs,
+    },
     /// List deliverable items (station).
     Inbox {
         #[command(flatten)]
@@ -366,6 +373,30 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
         }
         Command::Send(args) => send(args).await,
         Command::Policy(cmd) => policy_command(cmd),
+        Command::Outbox { station } => {
+            let s = open_station(&station.config)?;
+            let results = s.flush_outbox().await?;
+            let mut left = 0;
+            for (path, outcome) in &results {
+                match outcome {
+                    Ok(receipt) => print_receipt(receipt, station.json)?,
+                    Err(e) => {
+                        if e.is_transient() {
+                            left += 1;
+                        }
+                        eprintln!("{}: {e}", path.display());
+                    }
+                }
+            }
+            if results.is_empty() && !station.json {
+                println!("the outbox is empty");
+            }
+            Ok(if left == 0 {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            })
+        }
         Command::Keygen { out, origin } => {
             let key = passerelle::keys::GatewayKey::generate(&out, &origin)?;
             let raw = match key.public_key() {
@@ -713,9 +744,21 @@ async fn send(args: SendArgs) -> Result<std::process::ExitCode> {
         }
     };
     let item = spec.sign(s.signing_key(), &s.config().principal, unix_now());
-    let receipt = s.submit(&item).await?;
-    print_receipt(&receipt, args.station.json)?;
-    Ok(std::process::ExitCode::SUCCESS)
+    match s.send_durably(&item).await {
+        Ok(receipt) => {
+            print_receipt(&receipt, args.station.json)?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) if e.is_transient() => {
+            eprintln!(
+                "error: {e}\nthe signed item is kept in {}; send it with: passerelle outbox --config {}",
+                s.config().outbox.display(),
+                args.station.config.display()
+            );
+            Ok(std::process::ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn policy_command(cmd: PolicyCommand) -> Result<std::process::ExitCode> {

@@ -37,6 +37,7 @@ fn every_command_has_help() {
         vec!["fetch"],
         vec!["ack"],
         vec!["receipt"],
+        vec!["outbox"],
         vec!["keygen"],
         vec!["policy", "check"],
         vec!["policy", "test"],

@@ -319,3 +319,62 @@ async fn sighup_and_policy_reload_switch_the_running_gateways_policy() {
     gateway.kill().unwrap();
     gateway.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_without_answer_stays_in_the_outbox_until_flushed() {
+    let s = setup();
+    let rabat_toml = s
+        .dir
+        .path()
+        .join(passerelle::pki::station_dir("police/lo/rabat"))
+        .join("client.toml");
+    let text = std::fs::read_to_string(&rabat_toml).unwrap();
+    std::fs::write(&rabat_toml, format!("retries = 0\n{text}")).unwrap();
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .args(args)
+            .arg("--config")
+            .arg(&rabat_toml)
+            .output()
+            .unwrap()
+    };
+    // The gateway is down: the send fails, and the signed item is kept.
+    let out = cli(&[
+        "send",
+        "--to",
+        "vsse/analysis/ct",
+        "--text",
+        "keep me",
+        "--id",
+        "kept-1",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("passerelle outbox"));
+    let outbox = s
+        .dir
+        .path()
+        .join(passerelle::pki::station_dir("police/lo/rabat"))
+        .join("outbox");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1);
+
+    // The link is back: flushing delivers it, once, and empties the outbox.
+    let mut gateway = spawn_gateway(&s.config);
+    let vsse = station(&s, "vsse/analysis/ct");
+    wait_until_up(&vsse).await;
+    for _ in 0..2 {
+        let out = cli(&["outbox"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 0);
+    let inbox = vsse.inbox(Duration::ZERO).await.unwrap();
+    assert_eq!(
+        inbox.iter().map(|e| e.item_id.as_str()).collect::<Vec<_>>(),
+        ["kept-1"]
+    );
+    gateway.kill().unwrap();
+    gateway.wait().unwrap();
+}

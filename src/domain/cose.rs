@@ -125,6 +125,13 @@ impl SigningKey {
     }
 }
 
+/// The payload of a tagged COSE_Sign1, WITHOUT checking its signature: only
+/// for a signer reading back what it signed itself (a station's outbox).
+pub fn payload_unverified(cose: &[u8]) -> Result<Vec<u8>, CoseError> {
+    let sign1 = CoseSign1::from_tagged_slice(cose).map_err(|_| CoseError::Malformed)?;
+    sign1.payload.ok_or(CoseError::NoPayload)
+}
+
 /// A public key that verifies COSE_Sign1 structures.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PublicKey {

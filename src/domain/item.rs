@@ -287,6 +287,14 @@ impl SignedItem {
     }
 }
 
+impl SignedItem {
+    /// The manifest, WITHOUT checking the signature: only for the station
+    /// that signed the item (to name it in its outbox).
+    pub fn own_manifest(&self) -> Result<Manifest, ItemError> {
+        decode_manifest(&super::cose::payload_unverified(&self.envelope.0)?)
+    }
+}
+
 fn decode_manifest(payload: &[u8]) -> Result<Manifest, ItemError> {
     let manifest: Manifest = from_cbor(payload)?;
     if manifest.version != MANIFEST_VERSION {
