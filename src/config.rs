@@ -94,6 +94,10 @@ fn default_auditors() -> Vec<Agency> {
 pub struct AuditConfig {
     /// The gateway's Ed25519 signing key (PKCS#8 PEM, mode 0600).
     pub key: PathBuf,
+    /// Where the gateway writes its verifier key (for stations and auditors)
+    /// when it makes its key at the first start of a new log.
+    #[serde(default)]
+    pub vkey: Option<PathBuf>,
     /// The log's origin line in checkpoints, and the key's name.
     #[serde(default = "default_origin")]
     pub origin: String,
@@ -152,8 +156,9 @@ pub struct ClientConfig {
     pub key: PathBuf,
     /// PEM CA certificate(s) that issued the gateway's certificate.
     pub ca: PathBuf,
-    /// The gateway's signed-note verifier key (`origin+keyid+base64`),
-    /// to check receipts, attestations and checkpoints.
+    /// The gateway's signed-note verifier key (`origin+keyid+base64`), or
+    /// the path of a file holding it, to check receipts, attestations and
+    /// checkpoints. After loading, always the key itself.
     pub gateway_key: String,
     /// Agency CAs, to check the certificate a sender signed with.
     #[serde(rename = "agency")]
@@ -204,6 +209,7 @@ impl GatewayConfig {
         c.tls.cert = base.join(&c.tls.cert);
         c.tls.key = base.join(&c.tls.key);
         c.audit.key = base.join(&c.audit.key);
+        c.audit.vkey = c.audit.vkey.as_ref().map(|p| base.join(p));
         c.policy = base.join(&c.policy);
         if c.audit.checkpoint_seconds == 0 {
             return Err(invalid(
@@ -247,6 +253,19 @@ impl ClientConfig {
         c.key = base.join(&c.key);
         c.ca = base.join(&c.ca);
         c.outbox = base.join(&c.outbox);
+        if c.gateway_key
+            .parse::<crate::audit::signed_note::VerifierKey>()
+            .is_err()
+        {
+            let file = base.join(&c.gateway_key);
+            c.gateway_key = std::fs::read_to_string(&file)
+                .map_err(|source| ConfigError::Read {
+                    path: file.clone(),
+                    source,
+                })?
+                .trim()
+                .to_string();
+        }
         for a in &mut c.agencies {
             a.ca = base.join(&a.ca);
             a.crl = a.crl.as_ref().map(|p| base.join(p));

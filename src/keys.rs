@@ -121,6 +121,32 @@ impl GatewayKey {
         from_pem(path, &pem, origin)
     }
 
+    /// Loads the key at `path`, or, when there is no such file and the log
+    /// is new (`log_is_new`), makes one (mode 0600) and writes its verifier
+    /// key to `vkey`. A missing key for a log that already has signed
+    /// checkpoints is refused: a new key would silently start another log.
+    pub fn load_or_create(
+        path: &Path,
+        origin: &str,
+        vkey: Option<&Path>,
+        log_is_new: bool,
+    ) -> Result<Self, KeyFileError> {
+        if path.exists() || !log_is_new {
+            return Self::load(path, origin);
+        }
+        let key = Self::generate(path, origin)?;
+        if let Some(vkey) = vkey {
+            std::fs::write(vkey, format!("{}\n", key.verifier_key())).map_err(|source| {
+                KeyFileError::Io {
+                    path: vkey.to_path_buf(),
+                    source,
+                }
+            })?;
+        }
+        tracing::info!(key = %key.verifier_key(), "made the gateway's signing key for a new audit log");
+        Ok(key)
+    }
+
     /// The raw Ed25519 public key.
     pub fn public_key(&self) -> PublicKey {
         self.cose.public_key()

@@ -438,7 +438,8 @@ pub fn write_example(
          max_wait_seconds = 60\n\n\
          [tls]\ncert = \"gateway/cert.pem\"\nkey = \"gateway/key.pem\"\n\n\
          # The audit log: the gateway's signing key (must be mode 0600) and checkpoints.\n\
-         [audit]\nkey = \"gateway/audit-key.pem\"\norigin = \"{AUDIT_ORIGIN}\"\n\
+         # A new log's first start makes the key if the file is missing.\n\
+         [audit]\nkey = \"gateway/audit-key.pem\"\nvkey = \"gateway/audit.vkey\"\norigin = \"{AUDIT_ORIGIN}\"\n\
          checkpoint_seconds = 60\nauditor_agencies = [\"oversight\"]\n\n\
          # Each trusted CA is bound to exactly one agency and SPIFFE trust domain.\n\
          {}\n\
@@ -457,8 +458,9 @@ pub fn write_example(
              gateway = \"{listen}\"\n\
              server_name = \"localhost\"\n\
              cert = \"cert.pem\"\nkey = \"key.pem\"\nca = \"../../gateway/ca.pem\"\n\
-             # The gateway's key, to check receipts, attestations and checkpoints.\n\
-             gateway_key = \"{vkey}\"\n\n\
+             # The gateway's verifier key (or a file holding it), to check receipts,\n\
+             # attestations and checkpoints. The gateway writes that file when it makes its key.\n\
+             gateway_key = \"../../gateway/audit.vkey\"\n\n\
              # Agency CAs, to check the certificate each sender signed with.\n{}",
             agency_blocks("../../")
         );

@@ -23,6 +23,7 @@ use crate::gateway::{Gateway, Settings};
 use crate::keys::GatewayKey;
 use crate::policy::{self, Policy};
 use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
 use crate::tls::{self, Identities};
 
 /// How long a client has to finish the TLS handshake: a slow or silent
@@ -132,7 +133,13 @@ pub async fn start(config: &GatewayConfig) -> Result<Running, StartError> {
     let identities = Arc::new(Identities::new(&config.agencies)?);
     let tls_config = tls::server_config(identities.clone(), &config.tls.cert, &config.tls.key)?;
     let store = Arc::new(SqliteStore::open(&config.store)?);
-    let key = GatewayKey::load(&config.audit.key, &config.audit.origin)?;
+    let log_is_new = store.latest_checkpoint_above(None)?.is_none() && store.tree_head().size == 0;
+    let key = GatewayKey::load_or_create(
+        &config.audit.key,
+        &config.audit.origin,
+        config.audit.vkey.as_deref(),
+        log_is_new,
+    )?;
     let settings = Settings {
         lease: Duration::from_secs(config.lease_seconds),
         max_wait: Duration::from_secs(config.max_wait_seconds),

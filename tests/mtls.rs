@@ -240,26 +240,63 @@ async fn revoked_certificate_is_refused_when_a_crl_is_configured() {
 }
 
 #[tokio::test]
-async fn committed_example_configs_load() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("certs-example");
-    let config = passerelle::config::GatewayConfig::load(&root.join("gateway.toml")).unwrap();
+async fn the_committed_example_runs_as_it_is() {
+    // A copy of certs-example/ and policies/, as a fresh clone has them: no
+    // gateway key yet (the first start makes it).
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(
+        &repo.join("certs-example"),
+        &tmp.path().join("certs-example"),
+    );
+    copy_tree(&repo.join("policies"), &tmp.path().join("policies"));
+    let root = tmp.path().join("certs-example");
+    let _ = std::fs::remove_file(root.join("gateway/audit-key.pem"));
+    let _ = std::fs::remove_file(root.join("gateway/audit.vkey"));
+    let _ = std::fs::remove_dir_all(root.join("data"));
+
+    let mut config = passerelle::config::GatewayConfig::load(&root.join("gateway.toml")).unwrap();
     assert!(config.listen.ip().is_loopback());
-    // The repository's policy, and its agencies agree with the CA bindings.
-    passerelle::server::load_policy(&config).unwrap();
-    let identities =
-        std::sync::Arc::new(passerelle::tls::Identities::new(&config.agencies).unwrap());
-    passerelle::tls::server_config(identities.clone(), &config.tls.cert, &config.tls.key).unwrap();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let running = passerelle::server::start(&config).await.unwrap();
+    assert!(
+        root.join("gateway/audit.vkey").exists(),
+        "the first start writes the verifier key"
+    );
     for (principal, _) in passerelle::pki::STATIONS {
-        let c = passerelle::config::ClientConfig::load(
-            &root
-                .join(passerelle::pki::station_dir(principal))
-                .join("client.toml"),
-        )
-        .unwrap();
-        let cert = passerelle::tls::load_certs(&c.cert).unwrap();
-        let peer = identities.identify(&cert).unwrap();
-        assert_eq!(peer.principal.as_str(), principal);
-        passerelle::client::Station::new(c).unwrap();
+        let path = root
+            .join(passerelle::pki::station_dir(principal))
+            .join("client.toml");
+        let mut c = passerelle::config::ClientConfig::load(&path).unwrap();
+        c.gateway = running.addr.to_string();
+        let station = passerelle::client::Station::new(c).unwrap();
+        station
+            .inbox(Duration::ZERO)
+            .await
+            .unwrap_or_else(|e| panic!("{principal}: {e}"));
+    }
+    running.shutdown().await;
+    // A restart loads the key it made; a lost key is refused, not replaced.
+    let running = passerelle::server::start(&config).await.unwrap();
+    running.shutdown().await;
+    std::fs::remove_file(root.join("gateway/audit-key.pem")).unwrap();
+    let err = passerelle::server::start(&config)
+        .await
+        .err()
+        .expect("a lost key must not be replaced");
+    assert!(err.to_string().contains("audit-key.pem"), "{err}");
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
     }
 }
 
