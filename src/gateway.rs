@@ -226,6 +226,14 @@ impl Gateway {
 
     /// Records a refused handshake or identity, within the rate cap.
     pub async fn record_refused_connection(&self, peer: String, reason: String) {
+        self.record_capped(AuditEvent::ConnectionRefused { peer, reason })
+            .await
+    }
+
+    /// Records a refusal anyone can provoke at will, within the rate cap
+    /// shared by all such refusals: over the cap they are counted in the
+    /// operator's log rather than written one by one.
+    async fn record_capped(&self, event: AuditEvent) {
         if self.refusal_limit.check().is_err() {
             let dropped = self
                 .refusals_dropped
@@ -233,16 +241,25 @@ impl Gateway {
                 + 1;
             tracing::warn!(
                 dropped,
-                "refused connections over the audit cap are not recorded one by one"
+                "refusals over the audit cap are not recorded one by one"
             );
             return;
         }
-        if let Err(e) = self
-            .record(vec![AuditEvent::ConnectionRefused { peer, reason }])
-            .await
-        {
-            tracing::error!(error = %e, "could not record a refused connection");
+        if let Err(e) = self.record(vec![event]).await {
+            tracing::error!(error = %e, "could not record a refusal");
         }
+    }
+
+    /// Records that `peer` asked for an item that is not (or no longer)
+    /// theirs to `action`, and returns the error to answer with.
+    async fn not_yours(&self, peer: &VerifiedPeer, item_ref: &str, action: &str) -> GatewayError {
+        self.record_capped(AuditEvent::ItemRequestRefused {
+            caller: peer.principal.clone(),
+            item_ref: item_ref.to_string(),
+            action: action.to_string(),
+        })
+        .await;
+        GatewayError::NotFound
     }
 
     /// Records a policy reload that was refused.
@@ -450,9 +467,9 @@ impl Gateway {
         let store = self.store.clone();
         let who = peer.principal.clone();
         let r = reference.to_string();
-        let stored = blocking(move || store.peek(&who, &r))
-            .await?
-            .ok_or(GatewayError::NotFound)?;
+        let Some(stored) = blocking(move || store.peek(&who, &r)).await? else {
+            return Err(self.not_yours(peer, reference, "fetch").await);
+        };
         // Verify again from what was stored: the store is not trusted to
         // have kept the bytes intact.
         let sender_key = PublicKey::from_certificate_der(&stored.sender_certificate)
@@ -563,7 +580,7 @@ impl Gateway {
             },
         );
         match blocking(move || store.ack(&who, &r, now, &entry)).await? {
-            AckOutcome::NotFound => Err(GatewayError::NotFound),
+            AckOutcome::NotFound => Err(self.not_yours(peer, reference, "ack").await),
             other => Ok(other),
         }
     }
@@ -578,9 +595,9 @@ impl Gateway {
         let store = self.store.clone();
         let who = peer.principal.clone();
         let r = reference.to_string();
-        let receipt = blocking(move || store.receipt(&who, &r))
-            .await?
-            .ok_or(GatewayError::NotFound)?;
+        let Some(receipt) = blocking(move || store.receipt(&who, &r)).await? else {
+            return Err(self.not_yours(peer, reference, "receipt").await);
+        };
         let index = receipt.audit_index;
         let mut signed = self.sign_receipt(receipt);
         signed.inclusion = self.inclusion_under_latest(index).await?;

@@ -308,3 +308,42 @@ async fn housekeeping_checkpoints_expires_and_purges_on_its_own() {
         receipt.digest
     );
 }
+
+#[tokio::test]
+async fn asking_for_someone_elses_item_is_on_the_log() {
+    let h = Harness::start().await;
+    let rabat = h.station("police/lo/rabat");
+    let ankara = h.station("police/lo/ankara");
+    let receipt = rabat
+        .submit(&item(&rabat, "mine", &["vsse/analysis/ct"], "x"))
+        .await
+        .unwrap()
+        .receipt;
+    assert!(ankara.fetch(&receipt.item_ref).await.is_err());
+    assert!(ankara.ack(&receipt.item_ref).await.is_err());
+    assert!(ankara.receipt(&receipt.item_ref).await.is_err());
+    let refused: Vec<String> = {
+        let store = h.running.as_ref().unwrap().gateway.store().clone();
+        let size = store.tree_head().size;
+        store
+            .audit_entries(0, size)
+            .unwrap()
+            .iter()
+            .filter_map(|e| match AuditEntry::decode(e).unwrap().event {
+                AuditEvent::ItemRequestRefused {
+                    caller,
+                    item_ref,
+                    action,
+                } => {
+                    assert_eq!(
+                        (caller.as_str(), item_ref.as_str()),
+                        ("police/lo/ankara", receipt.item_ref.as_str())
+                    );
+                    Some(action)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(refused, ["fetch", "ack", "receipt"]);
+}

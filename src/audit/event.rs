@@ -85,6 +85,16 @@ pub enum AuditEvent {
         /// The entry it asked about.
         index: u64,
     },
+    /// A principal asked to fetch, acknowledge or read the receipt of an
+    /// item that is not, or no longer, its own to ask for.
+    ItemRequestRefused {
+        /// The caller.
+        caller: PrincipalId,
+        /// The reference it asked for.
+        item_ref: String,
+        /// `fetch`, `ack` or `receipt`.
+        action: String,
+    },
     /// An item was accepted; one decision per recipient.
     ItemAccepted {
         /// Gateway reference.

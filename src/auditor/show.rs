@@ -191,7 +191,8 @@ fn item_ref(e: &AuditEvent) -> Option<&str> {
         | AuditEvent::DeliveryRefused { item_ref, .. }
         | AuditEvent::Acknowledged { item_ref, .. }
         | AuditEvent::Expired { item_ref, .. }
-        | AuditEvent::Purged { item_ref, .. } => Some(item_ref),
+        | AuditEvent::Purged { item_ref, .. }
+        | AuditEvent::ItemRequestRefused { item_ref, .. } => Some(item_ref),
         _ => None,
     }
 }
@@ -216,6 +217,7 @@ pub fn event_name(e: &AuditEvent) -> &'static str {
         AuditEvent::ConnectionRefused { .. } => "connection-refused",
         AuditEvent::SubmissionRefused { .. } => "submission-refused",
         AuditEvent::ProofRefused { .. } => "proof-refused",
+        AuditEvent::ItemRequestRefused { .. } => "item-request-refused",
         AuditEvent::ItemAccepted { .. } => "item-accepted",
         AuditEvent::Delivered { .. } => "delivered",
         AuditEvent::DeliveryRefused { .. } => "delivery-refused",
