@@ -612,22 +612,10 @@ impl Gateway {
     ) -> Result<Option<InclusionProof>, GatewayError> {
         let store = self.store.clone();
         blocking(move || {
-            let Some((size, note)) = store.latest_checkpoint_above(Some(index))? else {
-                return Ok(None);
-            };
-            let hashes = store.inclusion_proof(index, size)?;
-            let entry = store
-                .audit_entries(index, index + 1)?
-                .into_iter()
-                .next()
-                .unwrap_or_default();
-            Ok(Some(InclusionProof {
-                entry: Bytes(entry),
-                index,
-                size,
-                hashes: hashes.iter().map(|h| Bytes(h.to_vec())).collect(),
-                checkpoint: note,
-            }))
+            store
+                .latest_checkpoint_above(Some(index))?
+                .map(|(size, note)| proof_against(store.as_ref(), index, size, note))
+                .transpose()
         })
         .await
     }
@@ -680,27 +668,34 @@ impl Gateway {
         &self,
         peer: &VerifiedPeer,
         index: u64,
-        size: u64,
+        size: Option<u64>,
     ) -> Result<InclusionProof, GatewayError> {
-        let head = self.store.tree_head();
-        if index >= size || size > head.size {
-            return Err(GatewayError::BadProofRequest(format!(
-                "need index < size <= {} (the log's size)",
-                head.size
-            )));
-        }
+        // Sign first, so the latest checkpoint covers the log as it is now.
+        let latest = self.checkpoint().await?;
         let store = self.store.clone();
-        let (entry, hashes) = blocking(move || {
-            let entry = store
-                .audit_entries(index, index + 1)?
-                .into_iter()
-                .next()
-                .unwrap_or_default();
-            Ok((entry, store.inclusion_proof(index, size)?))
+        let proof = blocking(move || {
+            // The proof is always against a signed checkpoint: the one of
+            // the size asked for, or the latest.
+            let (size, note) = match size {
+                None => (store.tree_head().size, latest),
+                Some(size) => match store.checkpoints()?.into_iter().find(|(s, _)| *s == size) {
+                    Some(found) => found,
+                    None => return Ok(None),
+                },
+            };
+            if index >= size {
+                return Ok(None);
+            }
+            proof_against(store.as_ref(), index, size, note).map(Some)
         })
         .await?;
+        let Some(proof) = proof else {
+            return Err(GatewayError::BadProofRequest(
+                "need an index below the size of a signed checkpoint (leave size out for the latest)".into(),
+            ));
+        };
         if !self.may_audit(peer) {
-            let concerns = AuditEntry::decode(&entry)
+            let concerns = AuditEntry::decode(&proof.entry.0)
                 .map(|e| e.principals().contains(&&peer.principal))
                 .unwrap_or(false);
             if !concerns {
@@ -713,14 +708,7 @@ impl Gateway {
                 return Err(GatewayError::AuditForbidden);
             }
         }
-        let checkpoint = self.checkpoint().await?;
-        Ok(InclusionProof {
-            entry: Bytes(entry),
-            index,
-            size,
-            hashes: hashes.iter().map(|h| Bytes(h.to_vec())).collect(),
-            checkpoint,
-        })
+        Ok(proof)
     }
 
     /// A consistency proof between two tree sizes. It shows only hashes,
@@ -768,4 +756,27 @@ pub fn sign_checkpoint(
         .map_err(|e| StoreError::Invariant(format!("cannot sign a checkpoint: {e}")))?;
     store.save_checkpoint(size, &note, now)?;
     Ok(note)
+}
+
+/// The inclusion proof of entry `index` in the tree of the signed
+/// checkpoint `note` of `size`, with the entry.
+fn proof_against(
+    store: &dyn Store,
+    index: u64,
+    size: u64,
+    note: String,
+) -> Result<InclusionProof, StoreError> {
+    let hashes = store.inclusion_proof(index, size)?;
+    let entry = store
+        .audit_entries(index, index + 1)?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    Ok(InclusionProof {
+        entry: Bytes(entry),
+        index,
+        size,
+        hashes: hashes.iter().map(|h| Bytes(h.to_vec())).collect(),
+        checkpoint: note,
+    })
 }

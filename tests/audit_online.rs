@@ -347,3 +347,54 @@ async fn asking_for_someone_elses_item_is_on_the_log() {
     };
     assert_eq!(refused, ["fetch", "ack", "receipt"]);
 }
+
+#[tokio::test]
+async fn inclusion_proofs_come_with_the_checkpoint_they_are_for() {
+    let h = Harness::start().await;
+    let rabat = h.station("police/lo/rabat");
+    let auditor = h.station("oversight/comite-r");
+    let receipt = rabat
+        .submit(&item(&rabat, "p-1", &["vsse/analysis/ct"], "x"))
+        .await
+        .unwrap()
+        .receipt;
+    let older = checkpoint(&h, &auditor).await;
+    for n in 0..3 {
+        rabat
+            .submit(&item(
+                &rabat,
+                &format!("p-{}", n + 2),
+                &["vsse/analysis/ct"],
+                "x",
+            ))
+            .await
+            .unwrap();
+    }
+    let index = receipt.audit_index;
+    // Against an older checkpoint, after the log grew: the proof is for that
+    // checkpoint's size and verifies with it.
+    for path in [
+        format!("/v1/audit/inclusion?index={index}&size={}", older.size),
+        format!("/v1/audit/inclusion?index={index}"),
+    ] {
+        let (status, body) = get(&auditor, &path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let proof: InclusionProof = from_cbor(&body).unwrap();
+        passerelle::audit::receipts::check_inclusion(&proof, &vkey(&h)).unwrap();
+        if path.contains("size=") {
+            assert_eq!(proof.size, older.size);
+        } else {
+            assert!(
+                proof.size > older.size,
+                "the default is a fresh, latest checkpoint"
+            );
+        }
+    }
+    // A size no checkpoint has is a clear 400.
+    let (status, _) = get(
+        &auditor,
+        &format!("/v1/audit/inclusion?index={index}&size={}", older.size + 1),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -16,7 +16,7 @@
 //! | `POST /v1/items/{ref}/ack` | confirms delivery |
 //! | `GET /v1/receipts/{ref}` | the receipt of one of the caller's own items |
 //! | `GET /v1/audit/checkpoint` | the latest signed checkpoint (a C2SP signed note, `text/plain`), issued now if the log grew |
-//! | `GET /v1/audit/inclusion?index=I&size=S` | inclusion proof of entry `I` in the tree of size `S`, with the entry and the latest checkpoint; auditors, or principals the entry concerns |
+//! | `GET /v1/audit/inclusion?index=I[&size=S]` | inclusion proof of entry `I` against the signed checkpoint of size `S` (default: the latest), with the entry and that checkpoint; auditors, or principals the entry concerns |
 //! | `GET /v1/audit/consistency?old=A&new=B` | consistency proof between two sizes |
 //! | `GET /healthz` | liveness, and who the gateway thinks you are |
 
@@ -295,7 +295,8 @@ async fn checkpoint(State(state): State<ApiState>) -> Result<Response, Problem> 
 #[derive(Deserialize)]
 struct InclusionQuery {
     index: u64,
-    size: u64,
+    #[serde(default)]
+    size: Option<u64>,
 }
 
 async fn inclusion(
