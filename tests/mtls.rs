@@ -16,6 +16,28 @@ async fn good_station_still_served(h: &Harness) {
         .expect("the gateway must keep serving good stations");
 }
 
+/// Presents `issued` over TLS 1.3: the handshake (or the first read) must
+/// fail, and the gateway must go on serving good stations.
+async fn assert_refused_at_handshake(
+    h: &Harness,
+    name: &str,
+    issued: &passerelle::pki::Issued,
+    what: &str,
+) {
+    let (cert, key) = write_pair(h, name, issued);
+    let r = raw_healthz(
+        h.addr(),
+        raw_client(
+            &h.ca_path(),
+            Some((&cert, &key)),
+            &[&rustls::version::TLS13],
+        ),
+    )
+    .await;
+    assert!(r.is_err(), "{what} got: {r:?}");
+    good_station_still_served(h).await;
+}
+
 fn write_pair(
     h: &Harness,
     name: &str,
@@ -79,18 +101,7 @@ async fn expired_certificate_is_refused() {
             },
         )
         .unwrap();
-    let (cert, key) = write_pair(&h, "expired", &expired);
-    let r = raw_healthz(
-        h.addr(),
-        raw_client(
-            &h.ca_path(),
-            Some((&cert, &key)),
-            &[&rustls::version::TLS13],
-        ),
-    )
-    .await;
-    assert!(r.is_err(), "an expired certificate got: {r:?}");
-    good_station_still_served(&h).await;
+    assert_refused_at_handshake(&h, "expired", &expired, "an expired certificate got: {r:?}").await;
 }
 
 #[tokio::test]
@@ -103,18 +114,13 @@ async fn certificate_from_unknown_ca_is_refused() {
             &ClientCertOptions::default(),
         )
         .unwrap();
-    let (cert, key) = write_pair(&h, "rogue", &issued);
-    let r = raw_healthz(
-        h.addr(),
-        raw_client(
-            &h.ca_path(),
-            Some((&cert, &key)),
-            &[&rustls::version::TLS13],
-        ),
+    assert_refused_at_handshake(
+        &h,
+        "rogue",
+        &issued,
+        "a certificate from an unknown CA got: {r:?}",
     )
     .await;
-    assert!(r.is_err(), "a certificate from an unknown CA got: {r:?}");
-    good_station_still_served(&h).await;
 }
 
 #[tokio::test]
