@@ -34,7 +34,7 @@ async fn assert_refused_at_handshake(
         ),
     )
     .await;
-    assert!(r.is_err(), "{what} got: {r:?}");
+    assert!(r.is_err(), "{what}");
     good_station_still_served(h).await;
 }
 
@@ -55,7 +55,7 @@ async fn no_client_certificate_is_refused_at_the_handshake() {
     let h = Harness::start().await;
     let config = raw_client(&h.ca_path(), None, &[&rustls::version::TLS13]);
     let r = raw_healthz(h.addr(), config).await;
-    assert!(r.is_err(), "a client without certificate got: {r:?}");
+    assert!(r.is_err(), "a client without certificate");
     good_station_still_served(&h).await;
 }
 
@@ -71,7 +71,7 @@ async fn tls12_only_client_is_refused() {
         &[&rustls::version::TLS12],
     );
     let r = raw_healthz(h.addr(), config).await;
-    assert!(r.is_err(), "a TLS 1.2 client got: {r:?}");
+    assert!(r.is_err(), "a TLS 1.2 client");
     // The same certificate over TLS 1.3 works.
     let config = raw_client(
         &h.ca_path(),
@@ -101,7 +101,7 @@ async fn expired_certificate_is_refused() {
             },
         )
         .unwrap();
-    assert_refused_at_handshake(&h, "expired", &expired, "an expired certificate got: {r:?}").await;
+    assert_refused_at_handshake(&h, "expired", &expired, "an expired certificate").await;
 }
 
 #[tokio::test]
@@ -114,13 +114,7 @@ async fn certificate_from_unknown_ca_is_refused() {
             &ClientCertOptions::default(),
         )
         .unwrap();
-    assert_refused_at_handshake(
-        &h,
-        "rogue",
-        &issued,
-        "a certificate from an unknown CA got: {r:?}",
-    )
-    .await;
+    assert_refused_at_handshake(&h, "rogue", &issued, "a certificate from an unknown CA").await;
 }
 
 #[tokio::test]
@@ -139,21 +133,13 @@ async fn certificate_without_signing_key_usage_is_refused() {
             },
         )
         .unwrap();
-    let (cert, key) = write_pair(&h, "no-ku", &issued);
-    let r = raw_healthz(
-        h.addr(),
-        raw_client(
-            &h.ca_path(),
-            Some((&cert, &key)),
-            &[&rustls::version::TLS13],
-        ),
+    assert_refused_at_handshake(
+        &h,
+        "no-ku",
+        &issued,
+        "a certificate without digitalSignature",
     )
     .await;
-    assert!(
-        r.is_err(),
-        "a certificate without digitalSignature got: {r:?}"
-    );
-    good_station_still_served(&h).await;
 }
 
 #[tokio::test]
@@ -225,7 +211,7 @@ async fn revoked_certificate_is_refused_when_a_crl_is_configured() {
         ),
     )
     .await;
-    assert!(r.is_err(), "a revoked certificate got: {r:?}");
+    assert!(r.is_err(), "a revoked certificate");
     // The station's own (unrevoked) certificate still works, and so do
     // other agencies, whose CAs have no CRL configured.
     for station in ["police/lo/rabat", "vsse/analysis/ct"] {
