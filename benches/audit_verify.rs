@@ -14,12 +14,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use passerelle::audit::event::{AuditEntry, AuditEvent, RecordedDecision};
+use passerelle::audit::event::{AuditEvent, BoundedEntry, RecordedDecision};
 use passerelle::audit::signed_note::VerifierKey;
 use passerelle::auditor::verify;
 use passerelle::domain::decision::Effect;
 use passerelle::domain::label::SecurityLabel;
 use passerelle::domain::principal::{Agency, PrincipalId};
+use passerelle::domain::receipt::{Outcome, RecipientOutcome};
 use passerelle::keys::GatewayKey;
 use passerelle::store::sqlite::SqliteStore;
 use passerelle::store::Store;
@@ -29,7 +30,7 @@ const CHECKPOINTS: [u64; 4] = [250_000, 500_000, 750_000, ENTRIES];
 
 /// The i-th entry: an acceptance, a delivery, an acknowledgement in turn,
 /// the shapes that make up most of a busy gateway's log.
-fn entry(i: u64) -> AuditEntry {
+fn entry(i: u64) -> BoundedEntry {
     let sender = PrincipalId::new("police/lo/rabat").unwrap_or_else(|e| panic!("{e}"));
     let recipient = PrincipalId::new("vsse/analysis/ct").unwrap_or_else(|e| panic!("{e}"));
     let item_ref = format!("{:032x}", i / 3);
@@ -55,7 +56,12 @@ fn entry(i: u64) -> AuditEntry {
                 cases: vec!["CT-2026-17".into()],
                 label: label.clone(),
                 portion_labels: vec![label],
-                decisions: vec![decision],
+                outcomes: vec![RecipientOutcome {
+                    recipient: decision.recipient,
+                    outcome: Outcome::Queued,
+                    portions_released: 1,
+                    reasons: vec![],
+                }],
                 policy_digest,
             }
         }
@@ -71,7 +77,7 @@ fn entry(i: u64) -> AuditEntry {
             recipient,
         },
     };
-    AuditEntry::new(1_790_000_000 + i as i64, event)
+    BoundedEntry::new(1_790_000_000 + i as i64, event).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The export and its verifier key, built on first use.
@@ -93,7 +99,7 @@ fn export() -> (PathBuf, VerifierKey) {
     for size in CHECKPOINTS {
         while next < size {
             let end = (next + 10_000).min(size);
-            let batch: Vec<AuditEntry> = (next..end).map(entry).collect();
+            let batch: Vec<BoundedEntry> = (next..end).map(entry).collect();
             store.append_audit(&batch).unwrap_or_else(|e| panic!("{e}"));
             next = end;
         }

@@ -20,7 +20,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::audit::checkpoint::Checkpoint;
-use crate::audit::event::{AuditEntry, AuditEvent, RecordedDecision};
+use crate::audit::event::{
+    clip, AuditEntry, AuditEvent, BoundedEntry, EntryTooLarge, RecordedDecision, RefusedSubject,
+    MAX_TEXT,
+};
+use crate::audit::refusals::RefusalTally;
 use crate::audit::signed_note::SignerKey;
 use crate::domain::attestation::{Attestation, ATTESTATION_CONTENT_TYPE};
 use crate::domain::bytes::{to_cbor, Bytes};
@@ -29,8 +33,7 @@ use crate::domain::decision::{Decider, Decision, Effect, ItemFacts};
 use crate::domain::item::{DeliveredItem, DeliveredPortion, ItemError, SignedItem};
 use crate::domain::principal::{Agency, PrincipalId};
 use crate::domain::receipt::{
-    item_ref, InclusionProof, Outcome, Receipt, RecipientOutcome, SignedReceipt,
-    RECEIPT_CONTENT_TYPE,
+    item_ref, InclusionProof, Receipt, RecipientOutcome, SignedReceipt, RECEIPT_CONTENT_TYPE,
 };
 use crate::keys::GatewayKey;
 use crate::store::{
@@ -69,12 +72,13 @@ pub enum GatewayError {
     /// Policy no longer allows delivery to this caller.
     #[error("delivery of this item to you is no longer permitted")]
     DeliveryRefused,
-    /// The caller may not see this part of the audit log.
-    #[error("only auditors and the principals an entry concerns may read its proof")]
-    AuditForbidden,
     /// A proof was asked for sizes or indices outside the log.
     #[error("{0}")]
     BadProofRequest(String),
+    /// What the item's header and labels would write to the audit log is
+    /// larger than an audit entry may be: the sender's fault.
+    #[error("the item's header and labels are too large to record: {0}")]
+    TooLargeToRecord(#[from] EntryTooLarge),
     /// The store failed: the operator's problem, never the caller's.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -113,11 +117,14 @@ pub struct Gateway {
     arrivals: tokio::sync::Notify,
     /// Serialises checkpoint signing so two never race to store.
     checkpointing: tokio::sync::Mutex<()>,
-    /// Caps how many refused connections are written to the log per second,
-    /// so that a flood of bad handshakes cannot flood the audit log; the
-    /// ones over the cap are counted and the count is logged.
-    refusal_limit: governor::DefaultDirectRateLimiter,
-    refusals_dropped: std::sync::atomic::AtomicU64,
+    /// Refusals of the current interval, written as counts by
+    /// [`Gateway::flush_refusals`]. A `std` mutex: it is held for a map
+    /// update, never across an await.
+    refusals: std::sync::Mutex<RefusalTally>,
+    /// Whether an entry other than counted refusals was appended since the
+    /// last checkpoint: refusals alone never cause a checkpoint to be
+    /// signed, so provoking them costs the gateway no signature.
+    unsigned_events: std::sync::atomic::AtomicBool,
 }
 
 /// Seconds since the Unix epoch.
@@ -159,7 +166,6 @@ impl Gateway {
         settings: Settings,
         key: GatewayKey,
     ) -> Self {
-        let per_second = governor::Quota::per_second(std::num::NonZeroU32::MIN.saturating_add(49));
         Gateway {
             store,
             decider: RwLock::new(decider),
@@ -167,8 +173,10 @@ impl Gateway {
             key: Arc::new(key),
             arrivals: tokio::sync::Notify::new(),
             checkpointing: tokio::sync::Mutex::new(()),
-            refusal_limit: governor::RateLimiter::direct(per_second),
-            refusals_dropped: std::sync::atomic::AtomicU64::new(0),
+            refusals: std::sync::Mutex::new(RefusalTally::new()),
+            // A crash may have left entries after the last checkpoint: the
+            // first checkpoint after start covers them.
+            unsigned_events: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -197,16 +205,28 @@ impl Gateway {
         &self.key
     }
 
-    async fn record(&self, events: Vec<AuditEvent>) -> Result<(), GatewayError> {
-        let now = unix_now();
-        let entries: Vec<AuditEntry> = events
-            .into_iter()
-            .map(|e| AuditEntry::new(now, e))
-            .collect();
+    /// Notes that an event worth a checkpoint was appended.
+    fn mark_unsigned(&self) {
+        self.unsigned_events
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    async fn append(&self, entries: Vec<BoundedEntry>) -> Result<(), GatewayError> {
         let store = self.store.clone();
         blocking(move || store.append_audit(&entries))
             .await
             .map(|_| ())
+    }
+
+    async fn record(&self, events: Vec<AuditEvent>) -> Result<(), GatewayError> {
+        let now = unix_now();
+        let entries = events
+            .into_iter()
+            .map(|e| BoundedEntry::new(now, e))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.append(entries).await?;
+        self.mark_unsigned();
+        Ok(())
     }
 
     /// Records that the gateway started, with the policy in force.
@@ -218,75 +238,95 @@ impl Gateway {
         .await
     }
 
-    /// Records a clean stop and issues a final checkpoint.
+    /// Writes the counted refusals, records a clean stop and issues a final
+    /// checkpoint.
     pub async fn record_stop(&self) -> Result<String, GatewayError> {
+        self.flush_refusals().await?;
         self.record(vec![AuditEvent::GatewayStopped]).await?;
         self.checkpoint().await
     }
 
-    /// Records a refused handshake or identity, within the rate cap.
-    pub async fn record_refused_connection(&self, peer: String, reason: String) {
-        self.record_capped(AuditEvent::ConnectionRefused { peer, reason })
-            .await
+    /// Counts one refusal of `subject` for `cause`; the count reaches the
+    /// audit log at the next [`Gateway::flush_refusals`]. Costs a map
+    /// update: refusing must stay cheaper than provoking a refusal.
+    fn count_refusal(&self, subject: RefusedSubject, cause: &str, sample: Option<&str>) {
+        self.refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .note(subject, cause, sample, unix_now());
     }
 
-    /// Records a refusal anyone can provoke at will, within the rate cap
-    /// shared by all such refusals: over the cap they are counted in the
-    /// operator's log rather than written one by one.
-    async fn record_capped(&self, event: AuditEvent) {
-        if self.refusal_limit.check().is_err() {
-            let dropped = self
-                .refusals_dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                + 1;
-            tracing::warn!(
-                dropped,
-                "refusals over the audit cap are not recorded one by one"
-            );
-            return;
+    /// Writes the refusals counted since the last flush, one `refused`
+    /// entry per subject and cause, in one transaction. Does not make a
+    /// checkpoint due: the next event that does will cover them.
+    pub async fn flush_refusals(&self) -> Result<usize, GatewayError> {
+        let events = self
+            .refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain();
+        if events.is_empty() {
+            return Ok(0);
         }
-        if let Err(e) = self.record(vec![event]).await {
-            tracing::error!(error = %e, "could not record a refusal");
-        }
+        let now = unix_now();
+        let entries = events
+            .into_iter()
+            .map(|e| BoundedEntry::new(now, e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let n = entries.len();
+        self.append(entries).await?;
+        Ok(n)
     }
 
-    /// Records that `peer` asked for an item that is not (or no longer)
+    /// Counts a refused handshake or identity from `peer` (an address, with
+    /// or without a port: the port is dropped, it changes with every
+    /// connection). `cause` is a short fixed text chosen by the gateway.
+    pub async fn record_refused_connection(&self, peer: String, cause: String) {
+        let address = match peer.parse::<std::net::SocketAddr>() {
+            Ok(a) => a.ip().to_string(),
+            Err(_) => clip(&peer, 64),
+        };
+        self.count_refusal(RefusedSubject::Address(address), &cause, None);
+    }
+
+    /// Counts that `peer` asked for an item that is not (or no longer)
     /// theirs to `action`, and returns the error to answer with.
     async fn not_yours(&self, peer: &VerifiedPeer, item_ref: &str, action: &str) -> GatewayError {
-        self.record_capped(AuditEvent::ItemRequestRefused {
-            caller: peer.principal.clone(),
-            item_ref: item_ref.to_string(),
-            action: action.to_string(),
-        })
-        .await;
+        self.count_refusal(
+            RefusedSubject::Principal(peer.principal.clone()),
+            &format!("not-yours-to-{action}"),
+            Some(item_ref),
+        );
         GatewayError::NotFound
     }
 
     /// Records a policy reload that was refused.
     pub async fn record_refused_policy(&self, reason: String) {
         if let Err(e) = self
-            .record(vec![AuditEvent::PolicyRefused { reason }])
+            .record(vec![AuditEvent::PolicyRefused {
+                reason: clip(&reason, MAX_TEXT),
+            }])
             .await
         {
             tracing::error!(error = %e, "could not record a refused policy");
         }
     }
 
-    /// Records a submission refused after authentication.
+    /// Counts a submission by `caller` refused with problem `slug`, with the
+    /// hex SHA-256 of what was refused when there is one (the sender's
+    /// signed envelope). The detail given to the caller is not recorded:
+    /// it may quote what the caller sent.
     pub async fn record_refused_submission(
         &self,
         caller: &PrincipalId,
-        problem: &str,
-        detail: &str,
+        slug: &str,
+        refused_digest: Option<&str>,
     ) {
-        let event = AuditEvent::SubmissionRefused {
-            caller: caller.clone(),
-            problem: problem.to_string(),
-            detail: detail.to_string(),
-        };
-        if let Err(e) = self.record(vec![event]).await {
-            tracing::error!(error = %e, "could not record a refused submission");
-        }
+        self.count_refusal(
+            RefusedSubject::Principal(caller.clone()),
+            &format!("submission:{slug}"),
+            refused_digest,
+        );
     }
 
     fn sign_receipt(&self, receipt: Receipt) -> SignedReceipt {
@@ -300,8 +340,27 @@ impl Gateway {
         }
     }
 
-    /// Submits an item from `peer`.
+    /// Submits an item from `peer`. A refusal (anything but a store
+    /// failure) is counted on the audit log with the digest of the refused
+    /// envelope.
     pub async fn submit(
+        &self,
+        peer: &VerifiedPeer,
+        item: SignedItem,
+    ) -> Result<Submitted, GatewayError> {
+        let refused_digest = hex::encode(crate::domain::bytes::sha256(&item.envelope.0));
+        let outcome = self.accept(peer, item).await;
+        if let Err(e) = &outcome {
+            if !matches!(e, GatewayError::Store(_) | GatewayError::Internal(_)) {
+                let slug = crate::api::problem::Problem::from(e).slug().to_string();
+                self.record_refused_submission(&peer.principal, &slug, Some(&refused_digest))
+                    .await;
+            }
+        }
+        outcome
+    }
+
+    async fn accept(
         &self,
         peer: &VerifiedPeer,
         item: SignedItem,
@@ -331,6 +390,8 @@ impl Gateway {
         let reference = item_ref(&header.sender, &header.id);
         let digest = hex::encode(item.digest);
         let policy_digest = decider.digest();
+        let outcomes: Vec<RecipientOutcome> =
+            decisions.iter().map(RecipientOutcome::for_sender).collect();
         let receipt = Receipt {
             item_ref: reference.clone(),
             item_id: header.id.clone(),
@@ -338,56 +399,43 @@ impl Gateway {
             digest: digest.clone(),
             accepted_at: now,
             policy_digest: policy_digest.clone(),
-            outcomes: decisions
-                .iter()
-                .map(|d| RecipientOutcome {
-                    recipient: d.recipient.clone(),
-                    outcome: if d.allowed() {
-                        Outcome::Queued
-                    } else {
-                        Outcome::Denied
-                    },
-                    portions_released: if d.allowed() {
-                        d.portions.len() as u32
-                    } else {
-                        0
-                    },
-                    reasons: if d.allowed() {
-                        vec![]
-                    } else {
-                        d.reasons.clone()
-                    },
-                })
-                .collect(),
+            outcomes: outcomes.clone(),
             audit_index: 0, // set by the store in the commit
         };
-        let entry = AuditEntry::new(
+        // What the sender may read first; then each recipient's full
+        // decision, for auditors only (see `AuditEntry::reader`).
+        let mut entries = Vec::with_capacity(1 + decisions.len());
+        entries.push(BoundedEntry::new(
             now,
             AuditEvent::ItemAccepted {
                 item_ref: reference.clone(),
                 item_id: header.id.clone(),
                 sender: header.sender.clone(),
-                digest,
+                digest: digest.clone(),
                 purpose: header.purpose.clone(),
                 cases: header.cases.clone(),
                 label: item.manifest.label.clone(),
                 portion_labels: item.portions.iter().map(|p| p.label.clone()).collect(),
-                decisions: decisions
-                    .iter()
-                    .map(|d| {
-                        recorded(
-                            d,
-                            if d.allowed() {
-                                d.portions.clone()
-                            } else {
-                                vec![]
-                            },
-                        )
-                    })
-                    .collect(),
-                policy_digest,
+                outcomes,
+                policy_digest: policy_digest.clone(),
             },
-        );
+        )?);
+        for d in &decisions {
+            let released = if d.allowed() {
+                d.portions.clone()
+            } else {
+                vec![]
+            };
+            entries.push(BoundedEntry::new(
+                now,
+                AuditEvent::Decided {
+                    item_ref: reference.clone(),
+                    digest: digest.clone(),
+                    decision: recorded(d, released),
+                    policy_digest: policy_digest.clone(),
+                },
+            )?);
+        }
         let purge_after = decider
             .retention_days(&item.manifest.label.level)
             .map(|days| now.saturating_add(i64::from(days) * 86_400));
@@ -412,8 +460,9 @@ impl Gateway {
         };
         let id = new.item_id.clone();
         let store = self.store.clone();
-        match blocking(move || store.commit_item(new, &entry)).await? {
+        match blocking(move || store.commit_item(new, entries)).await? {
             CommitOutcome::Committed(r) => {
+                self.mark_unsigned();
                 self.arrivals.notify_waiters();
                 Ok(Submitted::Accepted(self.sign_receipt(r)))
             }
@@ -501,7 +550,7 @@ impl Gateway {
         let who = peer.principal.clone();
         let r = reference.to_string();
         if released.is_empty() {
-            let entry = AuditEntry::new(
+            let entry = BoundedEntry::new(
                 now,
                 AuditEvent::DeliveryRefused {
                     item_ref: reference.to_string(),
@@ -509,12 +558,17 @@ impl Gateway {
                     decision: recorded(&decision, vec![]),
                     policy_digest,
                 },
-            );
+            )
+            .map_err(|e| GatewayError::Internal(e.to_string()))?;
             blocking(move || store.refuse_delivery(&who, &r, now, &entry)).await?;
+            self.mark_unsigned();
             return Err(GatewayError::DeliveryRefused);
         }
-        let record = recorded(&decision, released.clone());
-        let entry = AuditEntry::new(
+        let mut record = recorded(&decision, released.clone());
+        // The recipient may read this entry: the reasons name the levels of
+        // the portions it was not given, so they stay out of it.
+        record.reasons.clear();
+        let entry = BoundedEntry::new(
             now,
             AuditEvent::Delivered {
                 item_ref: reference.to_string(),
@@ -523,11 +577,13 @@ impl Gateway {
                 decision: record.clone(),
                 policy_digest: policy_digest.clone(),
             },
-        );
+        )
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
         let until = now + self.settings.lease.as_secs() as i64;
         let audit_index = blocking(move || store.deliver(&who, &r, until, &entry))
             .await?
             .ok_or(GatewayError::NotFound)?;
+        self.mark_unsigned();
         let attestation = Attestation {
             item_ref: reference.to_string(),
             item_digest: digest,
@@ -572,16 +628,22 @@ impl Gateway {
         let who = peer.principal.clone();
         let r = reference.to_string();
         let now = unix_now();
-        let entry = AuditEntry::new(
+        let entry = BoundedEntry::new(
             now,
             AuditEvent::Acknowledged {
                 item_ref: reference.to_string(),
                 recipient: peer.principal.clone(),
             },
-        );
+        )
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
         match blocking(move || store.ack(&who, &r, now, &entry)).await? {
             AckOutcome::NotFound => Err(self.not_yours(peer, reference, "ack").await),
-            other => Ok(other),
+            other => {
+                if matches!(other, AckOutcome::Acked(_)) {
+                    self.mark_unsigned();
+                }
+                Ok(other)
+            }
         }
     }
 
@@ -627,7 +689,7 @@ impl Gateway {
         let now = unix_now();
         let swept = blocking(move || {
             store.sweep(now, &|s| {
-                AuditEntry::new(
+                BoundedEntry::new(
                     now,
                     match s {
                         Swept::Expired {
@@ -646,16 +708,38 @@ impl Gateway {
             })
         })
         .await?;
+        if !swept.is_empty() {
+            self.mark_unsigned();
+        }
         Ok(swept.len())
     }
 
     /// Signs and stores a checkpoint of the log as it is now (unless the
     /// latest one already covers it) and returns the latest signed note.
+    ///
+    /// Signs only when an event other than counted refusals was appended
+    /// since the last one: refusals alone never cost a signature.
     pub async fn checkpoint(&self) -> Result<String, GatewayError> {
         let _one_at_a_time = self.checkpointing.lock().await;
         let store = self.store.clone();
+        let unsigned = self
+            .unsigned_events
+            .swap(false, std::sync::atomic::Ordering::AcqRel);
+        if !unsigned {
+            let latest = {
+                let store = store.clone();
+                blocking(move || store.latest_checkpoint_above(None)).await?
+            };
+            if let Some((_, note)) = latest {
+                return Ok(note);
+            }
+        }
         let key = self.key.clone();
-        blocking(move || sign_checkpoint(store.as_ref(), &key.note, unix_now())).await
+        let signed = blocking(move || sign_checkpoint(store.as_ref(), &key.note, unix_now())).await;
+        if signed.is_err() {
+            self.mark_unsigned();
+        }
+        signed
     }
 
     fn may_audit(&self, peer: &VerifiedPeer) -> bool {
@@ -671,44 +755,47 @@ impl Gateway {
         size: Option<u64>,
     ) -> Result<InclusionProof, GatewayError> {
         // Sign first, so the latest checkpoint covers the log as it is now.
-        let latest = self.checkpoint().await?;
+        self.checkpoint().await?;
         let store = self.store.clone();
         let proof = blocking(move || {
             // The proof is always against a signed checkpoint: the one of
             // the size asked for, or the latest.
-            let (size, note) = match size {
-                None => (store.tree_head().size, latest),
-                Some(size) => match store.checkpoints()?.into_iter().find(|(s, _)| *s == size) {
-                    Some(found) => found,
-                    None => return Ok(None),
-                },
+            let found = match size {
+                None => store.latest_checkpoint_above(None)?,
+                Some(size) => store.checkpoints()?.into_iter().find(|(s, _)| *s == size),
             };
-            if index >= size {
-                return Ok(None);
+            match found {
+                Some((size, note)) if index < size => {
+                    proof_against(store.as_ref(), index, size, note).map(Some)
+                }
+                _ => Ok(None),
             }
-            proof_against(store.as_ref(), index, size, note).map(Some)
         })
         .await?;
-        let Some(proof) = proof else {
-            return Err(GatewayError::BadProofRequest(
-                "need an index below the size of a signed checkpoint (leave size out for the latest)".into(),
-            ));
-        };
-        if !self.may_audit(peer) {
-            let concerns = AuditEntry::decode(&proof.entry.0)
-                .map(|e| e.principals().contains(&&peer.principal))
-                .unwrap_or(false);
-            if !concerns {
-                // Asking for someone else's entries matters to oversight.
-                self.record(vec![AuditEvent::ProofRefused {
-                    caller: peer.principal.clone(),
-                    index,
-                }])
-                .await?;
-                return Err(GatewayError::AuditForbidden);
+        // Need to know: a principal reads only the entries written for it
+        // to read (`AuditEntry::reader`); auditors read every entry. An
+        // entry that is not yours answers exactly as one that does not
+        // exist, so indices cannot be enumerated to learn who exchanged
+        // what, and the refusal is counted for oversight.
+        let visible = proof.filter(|p| {
+            self.may_audit(peer)
+                || AuditEntry::decode(&p.entry.0).is_ok_and(|e| e.reader() == Some(&peer.principal))
+        });
+        match visible {
+            Some(proof) => Ok(proof),
+            None => {
+                if !self.may_audit(peer) {
+                    self.count_refusal(
+                        RefusedSubject::Principal(peer.principal.clone()),
+                        "proof-refused",
+                        Some(&index.to_string()),
+                    );
+                }
+                Err(GatewayError::BadProofRequest(
+                    "no entry of yours at this index under a signed checkpoint of this size (leave size out for the latest)".into(),
+                ))
             }
         }
-        Ok(proof)
     }
 
     /// A consistency proof between two tree sizes. It shows only hashes,

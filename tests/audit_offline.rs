@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{item, Harness};
 use passerelle::audit::checkpoint::Checkpoint;
-use passerelle::audit::event::{AuditEntry, AuditEvent};
+use passerelle::audit::event::{AuditEntry, AuditEvent, BoundedEntry};
 use passerelle::audit::rfc9162::{leaf_hash, Tree};
 use passerelle::audit::signed_note::{SignerKey, VerifierKey};
 use passerelle::audit::tiles::{self, TileLevel, TilePath, TILE_WIDTH};
@@ -146,7 +146,9 @@ impl Synthetic {
         for &size in checkpoints {
             while next < size {
                 let end = (next + 10_000).min(size);
-                let batch: Vec<AuditEntry> = (next..end).map(ack_entry).collect();
+                let batch: Vec<BoundedEntry> = (next..end)
+                    .map(|i| BoundedEntry::new(ack_entry(i).time, ack_entry(i).event).unwrap())
+                    .collect();
                 store.append_audit(&batch).unwrap();
                 next = end;
             }

@@ -7,7 +7,7 @@ mod common;
 use common::{item, Harness};
 use hyper::{Method, StatusCode};
 use passerelle::audit::checkpoint::Checkpoint;
-use passerelle::audit::event::{AuditEntry, AuditEvent};
+use passerelle::audit::event::{AuditEntry, AuditEvent, RefusedSubject};
 use passerelle::audit::rfc9162::{verify_consistency, Hash};
 use passerelle::audit::signed_note::VerifierKey;
 use passerelle::domain::bytes::from_cbor;
@@ -72,47 +72,95 @@ async fn receipt_is_proved_against_a_later_checkpoint() {
     assert!(passerelle::audit::receipts::check_receipt(&later, &vkey(&other)).is_err());
 }
 
+/// The `refused` entries on the log after the counted refusals were
+/// written: (subject, cause, count, samples).
+async fn refused_entries(h: &Harness) -> Vec<(RefusedSubject, String, u64, Vec<String>)> {
+    let gateway = &h.running.as_ref().unwrap().gateway;
+    gateway.flush_refusals().await.unwrap();
+    let store = gateway.store().clone();
+    let size = store.tree_head().size;
+    store
+        .audit_entries(0, size)
+        .unwrap()
+        .iter()
+        .filter_map(|e| match AuditEntry::decode(e).unwrap().event {
+            AuditEvent::Refused {
+                subject,
+                cause,
+                count,
+                samples,
+                ..
+            } => Some((subject, cause, count, samples)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn principal(p: &str) -> RefusedSubject {
+    RefusedSubject::Principal(passerelle::domain::principal::PrincipalId::new(p).unwrap())
+}
+
 #[tokio::test]
-async fn refusals_are_on_the_log_and_proofs_are_for_those_concerned() {
+async fn refusals_are_counted_on_the_log_and_read_by_auditors_only() {
     let h = Harness::start().await;
     let rabat = h.station("police/lo/rabat");
     let auditor = h.station("oversight/comite-r");
-    // A refused submission: unknown recipient.
-    assert!(rabat
-        .submit(&item(&rabat, "bad", &["vsse/nobody"], "x"))
-        .await
-        .is_err());
-    let cp = checkpoint(&h, &auditor).await;
-    let last = cp.size - 1;
+    // 25 refused submissions of a large item: one entry, with the count and
+    // the digests of what was refused, never the refused bytes.
+    let big = "x".repeat(200_000);
+    for n in 0..25 {
+        assert!(rabat
+            .submit(&item(&rabat, &format!("bad-{n}"), &["vsse/nobody"], &big))
+            .await
+            .is_err());
+    }
+    let size_before = h.running.as_ref().unwrap().gateway.store().tree_head().size;
+    let refused = refused_entries(&h).await;
+    let size_after = h.running.as_ref().unwrap().gateway.store().tree_head().size;
+    assert_eq!(size_after - size_before, 1, "25 refusals, one entry");
+    let (subject, cause, count, samples) = &refused[0];
+    assert_eq!(*subject, principal("police/lo/rabat"));
+    assert_eq!(cause, "submission:unknown-recipient");
+    assert_eq!(*count, 25);
+    assert!(
+        samples.len() <= 8 && samples.iter().all(|s| s.len() == 64),
+        "{samples:?}"
+    );
+    let db_size = std::fs::metadata(&h.config.store).unwrap().len()
+        + std::fs::metadata(h.config.store.with_extension("sqlite3-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+    assert!(db_size < 5_000_000, "the store grew to {db_size} bytes");
 
-    let path = format!("/v1/audit/inclusion?index={last}&size={}", cp.size);
+    // Counted refusals are covered by the checkpoint of the next real event.
+    rabat
+        .submit(&item(&rabat, "good", &["vsse/analysis/ct"], "x"))
+        .await
+        .unwrap();
+    let cp = checkpoint(&h, &auditor).await;
+    let index = size_after - 1;
+    assert!(cp.size > index);
+    let path = format!("/v1/audit/inclusion?index={index}");
     let (status, body) = get(&auditor, &path).await;
     assert_eq!(status, StatusCode::OK);
     let proof: InclusionProof = from_cbor(&body).unwrap();
     let entry = passerelle::audit::receipts::check_inclusion(&proof, &vkey(&h)).unwrap();
-    match entry.event {
-        AuditEvent::SubmissionRefused {
-            caller, problem, ..
-        } => {
-            assert_eq!(caller.as_str(), "police/lo/rabat");
-            assert_eq!(problem, "unknown-recipient");
-        }
-        other => panic!("expected a refused submission, got {other:?}"),
-    }
-    // Rabat may see the proof of its own refusal, not of the gateway's start.
-    assert_eq!(get(&rabat, &path).await.0, StatusCode::OK);
-    let start = format!("/v1/audit/inclusion?index=0&size={}", cp.size);
-    assert_eq!(get(&rabat, &start).await.0, StatusCode::FORBIDDEN);
-    // Asking for someone else's entry is itself on the log.
-    assert_eq!(
-        count_events(
-            &h,
-            |e| matches!(e, AuditEvent::ProofRefused { caller, index: 0 } if caller.as_str() == "police/lo/rabat")
-        ),
-        1
-    );
-    assert_eq!(get(&auditor, &start).await.0, StatusCode::OK);
-    // Out of range is a clear 400.
+    assert!(matches!(entry.event, AuditEvent::Refused { count: 25, .. }));
+    // A station does not read refusal counts, not even its own; asking is
+    // itself counted, and answered as for an index that does not exist.
+    let nowhere = get(&rabat, "/v1/audit/inclusion?index=999999").await;
+    assert_eq!(nowhere.0, StatusCode::BAD_REQUEST);
+    assert_eq!(get(&rabat, &path).await, nowhere);
+    assert_eq!(get(&rabat, "/v1/audit/inclusion?index=0").await, nowhere);
+    let asked: Vec<_> = refused_entries(&h)
+        .await
+        .into_iter()
+        .filter(|(s, c, _, _)| *s == principal("police/lo/rabat") && c == "proof-refused")
+        .collect();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].2, 3);
+    assert_eq!(asked[0].3, ["999999", index.to_string().as_str(), "0"]);
+    // Out of range is a clear 400 for auditors too.
     assert_eq!(
         get(&auditor, "/v1/audit/inclusion?index=5&size=999999")
             .await
@@ -122,32 +170,76 @@ async fn refusals_are_on_the_log_and_proofs_are_for_those_concerned() {
 }
 
 #[tokio::test]
-async fn refused_handshakes_are_recorded() {
+async fn refusals_alone_never_cause_a_checkpoint() {
     let h = Harness::start().await;
-    let config = common::raw_client(&h.ca_path(), None, &[&rustls::version::TLS13]);
-    assert!(common::raw_healthz(h.addr(), config).await.is_err());
-    let mut running = h.running.as_ref().unwrap().gateway.store().tree_head().size;
-    // The refusal is recorded by the connection's task: give it a moment.
-    for _ in 0..50 {
-        if running >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        running = h.running.as_ref().unwrap().gateway.store().tree_head().size;
-    }
-    let entries = h
+    let rabat = h.station("police/lo/rabat");
+    let first = get(&rabat, "/v1/audit/checkpoint").await;
+    let signed_before = h
         .running
         .as_ref()
         .unwrap()
         .gateway
         .store()
-        .audit_entries(0, running)
+        .checkpoints()
+        .unwrap()
+        .len();
+    for n in 0..300 {
+        let path = format!("/v1/audit/inclusion?index={}", n % 3);
+        assert_eq!(get(&rabat, &path).await.0, StatusCode::BAD_REQUEST);
+    }
+    for n in 0..20 {
+        assert!(rabat.ack(&format!("{n:032x}")).await.is_err());
+    }
+    refused_entries(&h).await;
+    assert_eq!(get(&rabat, "/v1/audit/checkpoint").await, first);
+    let signed_after = h
+        .running
+        .as_ref()
+        .unwrap()
+        .gateway
+        .store()
+        .checkpoints()
+        .unwrap()
+        .len();
+    assert_eq!(
+        signed_before, signed_after,
+        "no signature spent on refusals"
+    );
+    // The next real event's checkpoint covers the counts.
+    rabat
+        .submit(&item(&rabat, "real", &["vsse/analysis/ct"], "x"))
+        .await
         .unwrap();
-    let refused = entries
-        .iter()
-        .filter_map(|e| AuditEntry::decode(e).ok())
-        .any(|e| matches!(e.event, AuditEvent::ConnectionRefused { .. }));
-    assert!(refused, "a refused handshake must be on the audit log");
+    let (_, note) = get(&rabat, "/v1/audit/checkpoint").await;
+    assert_ne!(note, first.1);
+}
+
+#[tokio::test]
+async fn refused_handshakes_are_counted_by_address() {
+    let h = Harness::start().await;
+    let config = common::raw_client(&h.ca_path(), None, &[&rustls::version::TLS13]);
+    for _ in 0..5 {
+        assert!(common::raw_healthz(h.addr(), config.clone()).await.is_err());
+    }
+    // Each refusal is counted by its connection's task: give them a moment.
+    let mut counted = 0;
+    for _ in 0..50 {
+        counted += refused_entries(&h)
+            .await
+            .iter()
+            .filter(|(s, _, _, _)| *s == RefusedSubject::Address("127.0.0.1".into()))
+            .map(|(_, _, c, _)| *c)
+            .sum::<u64>();
+        if counted >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        counted = 0;
+    }
+    assert!(
+        counted >= 5,
+        "refused handshakes must be counted on the log"
+    );
 }
 
 #[tokio::test]
@@ -322,30 +414,24 @@ async fn asking_for_someone_elses_item_is_on_the_log() {
     assert!(ankara.fetch(&receipt.item_ref).await.is_err());
     assert!(ankara.ack(&receipt.item_ref).await.is_err());
     assert!(ankara.receipt(&receipt.item_ref).await.is_err());
-    let refused: Vec<String> = {
-        let store = h.running.as_ref().unwrap().gateway.store().clone();
-        let size = store.tree_head().size;
-        store
-            .audit_entries(0, size)
-            .unwrap()
-            .iter()
-            .filter_map(|e| match AuditEntry::decode(e).unwrap().event {
-                AuditEvent::ItemRequestRefused {
-                    caller,
-                    item_ref,
-                    action,
-                } => {
-                    assert_eq!(
-                        (caller.as_str(), item_ref.as_str()),
-                        ("police/lo/ankara", receipt.item_ref.as_str())
-                    );
-                    Some(action)
-                }
-                _ => None,
-            })
-            .collect()
-    };
-    assert_eq!(refused, ["fetch", "ack", "receipt"]);
+    let refused: Vec<String> = refused_entries(&h)
+        .await
+        .into_iter()
+        .filter(|(subject, _, _, _)| *subject == principal("police/lo/ankara"))
+        .map(|(_, cause, count, samples)| {
+            assert_eq!(count, 1);
+            assert_eq!(samples, std::slice::from_ref(&receipt.item_ref));
+            cause
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            "not-yours-to-ack",
+            "not-yours-to-fetch",
+            "not-yours-to-receipt"
+        ]
+    );
 }
 
 #[tokio::test]

@@ -157,14 +157,11 @@ handling = "H2"
     );
     // The refusal is on the audit log with the rule that decided it.
     let denied_on_log = log_events(&h).into_iter().any(|e| match e {
-        AuditEvent::ItemAccepted {
-            item_id, decisions, ..
+        AuditEvent::Decided {
+            item_ref, decision, ..
         } => {
-            item_id == "tp-tr"
-                && decisions[0]
-                    .rules
-                    .iter()
-                    .any(|r| r == "mandatory.third_party")
+            item_ref == refused.item_ref
+                && decision.rules.iter().any(|r| r == "mandatory.third_party")
         }
         _ => false,
     });

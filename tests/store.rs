@@ -2,7 +2,7 @@
 //! submitter with its own outcome, audit indices are dense and never
 //! reused, and duplicates within one group are still duplicates.
 
-use passerelle::audit::event::{AuditEntry, AuditEvent};
+use passerelle::audit::event::{AuditEntry, AuditEvent, BoundedEntry};
 use passerelle::domain::item::Priority;
 use passerelle::domain::principal::PrincipalId;
 use passerelle::domain::receipt::{item_ref, Receipt};
@@ -10,7 +10,9 @@ use passerelle::store::sqlite::SqliteStore;
 use passerelle::store::{CommitOutcome, NewItem, Store};
 use std::sync::Arc;
 
-fn new_item(sender: &str, id: &str, content: u8) -> (NewItem, AuditEntry) {
+/// An item and its two audit entries (as an acceptance is followed by a
+/// decision entry per recipient): both must take consecutive indices.
+fn new_item(sender: &str, id: &str, content: u8) -> (NewItem, Vec<BoundedEntry>) {
     let sender = PrincipalId::new(sender).unwrap();
     let reference = item_ref(&sender, id);
     let receipt = Receipt {
@@ -38,14 +40,25 @@ fn new_item(sender: &str, id: &str, content: u8) -> (NewItem, AuditEntry) {
         receipt,
         purge_after: None,
     };
-    let entry = AuditEntry::new(
-        1,
-        AuditEvent::Acknowledged {
-            item_ref: reference,
-            recipient: sender,
-        },
-    );
-    (item, entry)
+    let entries = vec![
+        BoundedEntry::new(
+            1,
+            AuditEvent::Acknowledged {
+                item_ref: reference.clone(),
+                recipient: sender.clone(),
+            },
+        )
+        .unwrap(),
+        BoundedEntry::new(
+            1,
+            AuditEvent::Expired {
+                item_ref: reference,
+                recipient: sender,
+            },
+        )
+        .unwrap(),
+    ];
+    (item, entries)
 }
 
 #[test]
@@ -59,7 +72,7 @@ fn concurrent_submissions_share_commits_and_keep_their_own_outcomes() {
                 let mut indices = Vec::new();
                 for n in 0..20 {
                     let (item, entry) = new_item("police/lo/rabat", &format!("t{t}-{n}"), 1);
-                    match store.commit_item(item, &entry).unwrap() {
+                    match store.commit_item(item, entry).unwrap() {
                         CommitOutcome::Committed(r) => indices.push(r.audit_index),
                         other => panic!("t{t}-{n}: {other:?}"),
                     }
@@ -75,12 +88,13 @@ fn concurrent_submissions_share_commits_and_keep_their_own_outcomes() {
     all.sort();
     assert_eq!(
         all,
-        (0..320).collect::<Vec<u64>>(),
-        "indices must be dense and unique"
+        (0..320).map(|i| 2 * i).collect::<Vec<u64>>(),
+        "indices must be dense and unique, each item's entries consecutive"
     );
-    assert_eq!(store.tree_head().size, 320);
-    // Each receipt's index points at that item's own entry.
-    let entries = store.audit_entries(0, 320).unwrap();
+    assert_eq!(store.tree_head().size, 640);
+    // Each receipt's index points at that item's own first entry, and its
+    // second entry follows.
+    let entries = store.audit_entries(0, 640).unwrap();
     for t in 0..16 {
         for n in 0..20 {
             let id = format!("t{t}-{n}");
@@ -94,6 +108,15 @@ fn concurrent_submissions_share_commits_and_keep_their_own_outcomes() {
                 .event
             {
                 AuditEvent::Acknowledged {
+                    item_ref: logged, ..
+                } => assert_eq!(logged, r.item_ref),
+                other => panic!("{other:?}"),
+            }
+            match AuditEntry::decode(&entries[r.audit_index as usize + 1])
+                .unwrap()
+                .event
+            {
+                AuditEvent::Expired {
                     item_ref: logged, ..
                 } => assert_eq!(logged, r.item_ref),
                 other => panic!("{other:?}"),
@@ -116,7 +139,7 @@ fn duplicates_and_conflicts_within_a_group() {
                     "same-id",
                     if k % 2 == 0 { 1 } else { 2 },
                 );
-                store.commit_item(item, &entry).unwrap()
+                store.commit_item(item, entry).unwrap()
             })
         })
         .collect::<Vec<_>>()
@@ -130,8 +153,8 @@ fn duplicates_and_conflicts_within_a_group() {
     assert_eq!(committed, 1, "exactly one commit: {outcomes:?}");
     assert_eq!(
         store.tree_head().size,
-        1,
-        "only the committed item has an audit entry"
+        2,
+        "only the committed item has its audit entries"
     );
     let dupes = outcomes
         .iter()

@@ -178,28 +178,21 @@ async fn submit(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    let outcome = match read_body::<SignedItem>(&headers, body, state.max_body_bytes).await {
-        Ok(item) => state
-            .gateway
-            .submit(&peer, item)
-            .await
-            .map_err(Problem::from),
-        Err(p) => Err(p),
-    };
-    match outcome {
-        Ok(Submitted::Accepted(r)) => Ok(reply(&headers, StatusCode::CREATED, &r)),
-        Ok(Submitted::AlreadyAccepted(r)) => Ok(reply(&headers, StatusCode::OK, &r)),
+    let item = match read_body::<SignedItem>(&headers, body, state.max_body_bytes).await {
+        Ok(item) => item,
         Err(problem) => {
-            // Every refused submission is on the audit log, with the caller
-            // and the reason it was given; a store failure is not a refusal.
-            if problem.status < 500 {
-                state
-                    .gateway
-                    .record_refused_submission(&peer.principal, problem.slug(), &problem.detail)
-                    .await;
-            }
-            Err(problem)
+            // A body that never became an item is counted as a refused
+            // submission; refusals after decoding are the gateway's to count.
+            state
+                .gateway
+                .record_refused_submission(&peer.principal, problem.slug(), None)
+                .await;
+            return Err(problem);
         }
+    };
+    match state.gateway.submit(&peer, item).await? {
+        Submitted::Accepted(r) => Ok(reply(&headers, StatusCode::CREATED, &r)),
+        Submitted::AlreadyAccepted(r) => Ok(reply(&headers, StatusCode::OK, &r)),
     }
 }
 

@@ -116,10 +116,10 @@ impl From<&GatewayError> for Problem {
                 "Delivery is no longer permitted",
                 e.to_string(),
             ),
-            GatewayError::AuditForbidden => Problem::new(
-                StatusCode::FORBIDDEN,
-                "audit-forbidden",
-                "Not yours to audit",
+            GatewayError::TooLargeToRecord(_) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-item",
+                "The item is not well formed",
                 e.to_string(),
             ),
             GatewayError::BadProofRequest(_) => Problem::new(

@@ -1,14 +1,24 @@
 //! What an audit entry says: one event, its time, and nothing of any payload.
 //!
-//! Every event the oversight bodies may ask about — an item accepted with
-//! the decision for each recipient, a submission refused, a delivery or a
-//! refused delivery, an acknowledgement, a policy loaded, a refused
-//! handshake or identity, the gateway starting and stopping — is one
-//! [`AuditEntry`], encoded as deterministic CBOR; those bytes are the leaf
-//! data of the RFC 9162 tree. Entries carry digests, labels, principals,
-//! decisions and rule ids, never item content, so payloads can be purged at
-//! the end of their retention while the log stays verifiable. This module is
-//! data only: no I/O, no clock.
+//! Every event the oversight bodies may ask about — an item accepted, the
+//! decision for each of its recipients, a delivery or a refused delivery,
+//! an acknowledgement, a policy loaded, refusals counted per subject and
+//! cause, the gateway starting and stopping — is one [`AuditEntry`],
+//! encoded as deterministic CBOR; those bytes are the leaf data of the RFC
+//! 9162 tree. Entries carry digests, labels, principals, decisions and rule
+//! ids, never item content, so payloads can be purged at the end of their
+//! retention while the log stays verifiable.
+//!
+//! Two rules shape the events. **Need to know**: each entry is written for
+//! at most one reader besides auditors ([`AuditEntry::reader`]), and holds
+//! only what that reader may see, so the gateway can hand out an entry and
+//! its proof whole (a redacted entry could not be proved). That is why an
+//! acceptance is one entry for the sender and one `decided` entry per
+//! recipient for auditors. **Bounded**: a store appends only a
+//! [`BoundedEntry`], which cannot exceed what the log's export format can
+//! hold, and text the gateway does not control is [`clip`]ped.
+//!
+//! This module is data only: no I/O, no clock.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +26,7 @@ use crate::domain::bytes::{from_cbor, to_cbor, CborError};
 use crate::domain::decision::Effect;
 use crate::domain::label::SecurityLabel;
 use crate::domain::principal::PrincipalId;
+use crate::domain::receipt::RecipientOutcome;
 
 /// Version of the entry format.
 pub const ENTRY_VERSION: u32 = 1;
@@ -31,8 +42,24 @@ pub struct RecordedDecision {
     pub portions: Vec<u32>,
     /// Rules that decided.
     pub rules: Vec<String>,
-    /// Reasons.
+    /// Reasons. Full reasons are written only in entries that auditors
+    /// alone read (`decided`, `delivery-refused`); an entry a recipient may
+    /// read (`delivered`) leaves them out, because they name the levels of
+    /// withheld portions.
     pub reasons: Vec<String>,
+}
+
+/// Who was refused: an authenticated principal, or a network address for a
+/// connection refused before any identity was established.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefusedSubject {
+    /// An authenticated principal.
+    Principal(PrincipalId),
+    /// A source address (IP only: ports change with every connection).
+    Address(String),
+    /// Every subject over the per-interval cap, counted together.
+    Others,
 }
 
 /// An event on the audit log.
@@ -58,44 +85,33 @@ pub enum AuditEvent {
     },
     /// A reload was refused; the old policy stays in force.
     PolicyRefused {
-        /// What was wrong.
+        /// What was wrong (clipped to [`MAX_TEXT`]).
         reason: String,
     },
-    /// A TLS handshake failed or a certificate's identity was refused.
-    ConnectionRefused {
-        /// Peer address.
-        peer: String,
-        /// Why.
-        reason: String,
+    /// Refusals of one kind from one subject during one interval, counted
+    /// in one entry: refusals anyone can provoke at will must not grow the
+    /// log faster than the interval allows (see `Gateway::flush_refusals`).
+    Refused {
+        /// Who was refused.
+        subject: RefusedSubject,
+        /// The cause: a problem-type slug or a fixed cause such as
+        /// `handshake` or `identity` (never caller-supplied text).
+        cause: String,
+        /// How many times in the interval.
+        count: u64,
+        /// First refusal of the interval, Unix seconds.
+        first: i64,
+        /// Last refusal of the interval, Unix seconds.
+        last: i64,
+        /// Up to [`MAX_SAMPLES`] of what was refused: hex SHA-256 digests
+        /// of refused bodies, or the item references and audit indices that
+        /// were asked for. Never the refused bytes themselves.
+        samples: Vec<String>,
     },
-    /// A submission was refused before anything was stored.
-    SubmissionRefused {
-        /// The authenticated caller.
-        caller: PrincipalId,
-        /// Problem type slug.
-        problem: String,
-        /// Detail, as given to the caller.
-        detail: String,
-    },
-    /// A principal asked for the proof of an audit entry that does not
-    /// concern it, and was refused.
-    ProofRefused {
-        /// The caller.
-        caller: PrincipalId,
-        /// The entry it asked about.
-        index: u64,
-    },
-    /// A principal asked to fetch, acknowledge or read the receipt of an
-    /// item that is not, or no longer, its own to ask for.
-    ItemRequestRefused {
-        /// The caller.
-        caller: PrincipalId,
-        /// The reference it asked for.
-        item_ref: String,
-        /// `fetch`, `ack` or `receipt`.
-        action: String,
-    },
-    /// An item was accepted; one decision per recipient.
+    /// An item was accepted. Holds what the sender may read: the header
+    /// facts, the labels and the outcome for each recipient as the receipt
+    /// gives it. The full decision for each recipient follows in its own
+    /// `decided` entry, which only auditors read.
     ItemAccepted {
         /// Gateway reference.
         item_ref: String,
@@ -113,12 +129,26 @@ pub enum AuditEvent {
         label: SecurityLabel,
         /// Portion labels, in order.
         portion_labels: Vec<SecurityLabel>,
-        /// Decisions.
-        decisions: Vec<RecordedDecision>,
+        /// One outcome per recipient, as in the sender's receipt.
+        outcomes: Vec<RecipientOutcome>,
         /// Hex SHA-256 of the policy that decided.
         policy_digest: String,
     },
-    /// An item was handed to a recipient.
+    /// The full decision for one recipient of an accepted item, with every
+    /// reason. Written right after the item's `item-accepted` entry, in the
+    /// same transaction. Auditors only.
+    Decided {
+        /// Gateway reference.
+        item_ref: String,
+        /// Hex SHA-256 of the signed manifest.
+        digest: String,
+        /// The decision.
+        decision: RecordedDecision,
+        /// Hex SHA-256 of the policy that decided.
+        policy_digest: String,
+    },
+    /// An item was handed to a recipient. Readable by that recipient: the
+    /// decision's reasons are left out (see [`RecordedDecision`]).
     Delivered {
         /// Gateway reference.
         item_ref: String,
@@ -131,7 +161,8 @@ pub enum AuditEvent {
         /// Hex SHA-256 of the policy that decided.
         policy_digest: String,
     },
-    /// Delivery was refused by the policy in force at delivery.
+    /// Delivery was refused by the policy in force at delivery. Auditors
+    /// only.
     DeliveryRefused {
         /// Gateway reference.
         item_ref: String,
@@ -167,7 +198,7 @@ pub enum AuditEvent {
     },
 }
 
-/// One entry of the audit log.
+/// One entry of the audit log, decoded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// Always [`ENTRY_VERSION`].
@@ -179,6 +210,65 @@ pub struct AuditEntry {
     /// form: it decodes without buffering, which is most of what an
     /// auditor's verification of a large log spends.
     pub event: AuditEvent,
+}
+
+/// Largest encoded entry the gateway writes. Entry bundles (C2SP
+/// tlog-tiles) store each entry's length as a big-endian u16, so no entry
+/// may exceed 65,535 bytes or the log could never be exported again; the
+/// margin leaves room for a later entry version.
+pub const MAX_ENTRY_BYTES: usize = 60 * 1024;
+
+/// Longest free text (a refused policy's reason) kept in an entry.
+pub const MAX_TEXT: usize = 2048;
+
+/// Most samples kept in a `refused` entry.
+pub const MAX_SAMPLES: usize = 8;
+
+/// Longest sample kept in a `refused` entry.
+pub const MAX_SAMPLE_LEN: usize = 96;
+
+/// An entry would be larger than [`MAX_ENTRY_BYTES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an audit entry of {len} bytes would exceed the {MAX_ENTRY_BYTES}-byte limit")]
+pub struct EntryTooLarge {
+    /// Its encoded length.
+    pub len: usize,
+}
+
+/// An encoded audit entry that is known to fit the log's formats: the only
+/// thing a store accepts to append. It can be made only by
+/// [`BoundedEntry::new`], which encodes and measures, so no code path can
+/// write an entry that would make the log unexportable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoundedEntry(Vec<u8>);
+
+impl BoundedEntry {
+    /// Encodes `event` at `time`, or refuses it if it is too large.
+    pub fn new(time: i64, event: AuditEvent) -> Result<Self, EntryTooLarge> {
+        let bytes = AuditEntry::new(time, event).encode();
+        if bytes.len() > MAX_ENTRY_BYTES {
+            return Err(EntryTooLarge { len: bytes.len() });
+        }
+        Ok(BoundedEntry(bytes))
+    }
+
+    /// The leaf data.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, with `…`
+/// when it was cut: for text whose length the gateway does not control.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 impl AuditEntry {
@@ -201,20 +291,21 @@ impl AuditEntry {
         from_cbor(bytes)
     }
 
-    /// Principals this entry is about: who may ask for a proof of it.
+    /// Principals this entry is about, for an auditor's search.
     pub fn principals(&self) -> Vec<&PrincipalId> {
         match &self.event {
-            AuditEvent::SubmissionRefused { caller, .. }
-            | AuditEvent::ProofRefused { caller, .. } => {
-                vec![caller]
-            }
+            AuditEvent::Refused {
+                subject: RefusedSubject::Principal(p),
+                ..
+            } => vec![p],
             AuditEvent::ItemAccepted {
-                sender, decisions, ..
+                sender, outcomes, ..
             } => {
                 let mut v = vec![sender];
-                v.extend(decisions.iter().map(|d| &d.recipient));
+                v.extend(outcomes.iter().map(|o| &o.recipient));
                 v
             }
+            AuditEvent::Decided { decision, .. } => vec![&decision.recipient],
             AuditEvent::Delivered {
                 sender, decision, ..
             }
@@ -227,6 +318,23 @@ impl AuditEntry {
                 vec![recipient]
             }
             _ => vec![],
+        }
+    }
+
+    /// The one principal, besides auditors, who may read this entry and
+    /// its proof through the gateway: the sender of an accepted item, the
+    /// recipient of a delivery, acknowledgement or expiry. Entries that
+    /// would tell a principal about another's decision, clearance or the
+    /// labels of what it was not given (`decided`, `delivery-refused`) or
+    /// about other principals' refusals have no reader but auditors.
+    pub fn reader(&self) -> Option<&PrincipalId> {
+        match &self.event {
+            AuditEvent::ItemAccepted { sender, .. } => Some(sender),
+            AuditEvent::Delivered { decision, .. } => Some(&decision.recipient),
+            AuditEvent::Acknowledged { recipient, .. } | AuditEvent::Expired { recipient, .. } => {
+                Some(recipient)
+            }
+            _ => None,
         }
     }
 }
@@ -249,5 +357,27 @@ mod tests {
         assert_eq!(bytes, e.encode());
         assert_eq!(e.principals().len(), 1);
         assert!(AuditEntry::decode(b"\x01").is_err());
+    }
+
+    #[test]
+    fn an_entry_that_would_not_fit_a_bundle_cannot_be_built() {
+        let big = AuditEvent::PolicyRefused {
+            reason: "x".repeat(70_000),
+        };
+        let err = BoundedEntry::new(1, big).unwrap_err();
+        assert!(err.len > MAX_ENTRY_BYTES);
+        let clipped = AuditEvent::PolicyRefused {
+            reason: clip(&"é".repeat(70_000), MAX_TEXT),
+        };
+        let ok = BoundedEntry::new(1, clipped).unwrap();
+        assert!(ok.bytes().len() < MAX_ENTRY_BYTES);
+        assert!(MAX_ENTRY_BYTES < usize::from(u16::MAX));
+    }
+
+    #[test]
+    fn clip_cuts_on_a_character_boundary() {
+        assert_eq!(clip("abc", 3), "abc");
+        let c = clip("ééééé", 6);
+        assert!(c.len() <= 6 && c.ends_with('…'), "{c}");
     }
 }

@@ -16,12 +16,17 @@
 //!   with a set of trusted verifier keys, key string formats.
 //! - [`checkpoint`]: C2SP tlog-checkpoint bodies (origin, size, root) and
 //!   their signing and opening through [`signed_note`].
+//! - [`event`]: what an entry says, and [`event::BoundedEntry`], the only
+//!   form a store appends.
+//! - [`refusals`]: refusals counted per subject and cause, written once
+//!   per interval.
 //! - [`tiles`]: C2SP tlog-tiles paths, hash tiles and entry bundles, and the
 //!   reverse: reading hashes and entries back to recompute a root.
 
 pub mod checkpoint;
 pub mod event;
 pub mod receipts;
+pub mod refusals;
 pub mod rfc9162;
 pub mod signed_note;
 pub mod tiles;

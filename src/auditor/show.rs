@@ -18,7 +18,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::verify::{self, DirSource, ExportSource, Layout, VerifyFailure, VerifyReport};
-use crate::audit::event::{AuditEntry, AuditEvent, RecordedDecision};
+use crate::audit::event::{AuditEntry, AuditEvent, RecordedDecision, RefusedSubject};
 use crate::audit::tiles::TILE_WIDTH;
 use crate::domain::decision::Effect;
 use crate::domain::principal::{Agency, PrincipalId};
@@ -192,15 +192,16 @@ fn item_ref(e: &AuditEvent) -> Option<&str> {
         | AuditEvent::Acknowledged { item_ref, .. }
         | AuditEvent::Expired { item_ref, .. }
         | AuditEvent::Purged { item_ref, .. }
-        | AuditEvent::ItemRequestRefused { item_ref, .. } => Some(item_ref),
+        | AuditEvent::Decided { item_ref, .. } => Some(item_ref),
         _ => None,
     }
 }
 
 fn decisions(e: &AuditEvent) -> Vec<&RecordedDecision> {
     match e {
-        AuditEvent::ItemAccepted { decisions, .. } => decisions.iter().collect(),
-        AuditEvent::Delivered { decision, .. } | AuditEvent::DeliveryRefused { decision, .. } => {
+        AuditEvent::Decided { decision, .. }
+        | AuditEvent::Delivered { decision, .. }
+        | AuditEvent::DeliveryRefused { decision, .. } => {
             vec![decision]
         }
         _ => Vec::new(),
@@ -214,11 +215,9 @@ pub fn event_name(e: &AuditEvent) -> &'static str {
         AuditEvent::GatewayStopped => "gateway-stopped",
         AuditEvent::PolicyLoaded { .. } => "policy-loaded",
         AuditEvent::PolicyRefused { .. } => "policy-refused",
-        AuditEvent::ConnectionRefused { .. } => "connection-refused",
-        AuditEvent::SubmissionRefused { .. } => "submission-refused",
-        AuditEvent::ProofRefused { .. } => "proof-refused",
-        AuditEvent::ItemRequestRefused { .. } => "item-request-refused",
+        AuditEvent::Refused { .. } => "refused",
         AuditEvent::ItemAccepted { .. } => "item-accepted",
+        AuditEvent::Decided { .. } => "decided",
         AuditEvent::Delivered { .. } => "delivered",
         AuditEvent::DeliveryRefused { .. } => "delivery-refused",
         AuditEvent::Acknowledged { .. } => "acknowledged",
@@ -255,9 +254,7 @@ fn matches(filter: &Filter, entry: &AuditEntry, case_items: &HashSet<String>) ->
     }
     if let Some(effect) = filter.decision {
         let hit = match &entry.event {
-            AuditEvent::SubmissionRefused { .. } | AuditEvent::ProofRefused { .. } => {
-                effect == Effect::Deny
-            }
+            AuditEvent::Refused { .. } => effect == Effect::Deny,
             e => decisions(e).iter().any(|d| d.effect == effect),
         };
         if !hit {
@@ -338,8 +335,16 @@ impl Shown {
             write!(f, "  {}", ds.join(" "))?;
         }
         match &entry.event {
-            AuditEvent::SubmissionRefused { problem, .. } => write!(f, "  refused:{problem}"),
-            AuditEvent::ConnectionRefused { peer, reason } => write!(f, "  {peer}: {reason}"),
+            AuditEvent::Refused {
+                subject,
+                cause,
+                count,
+                ..
+            } => match subject {
+                RefusedSubject::Address(a) => write!(f, "  {a}: {cause} ×{count}"),
+                RefusedSubject::Principal(_) => write!(f, "  {cause} ×{count}"),
+                RefusedSubject::Others => write!(f, "  (others): {cause} ×{count}"),
+            },
             AuditEvent::PolicyLoaded { policy_digest }
             | AuditEvent::GatewayStarted { policy_digest, .. } => {
                 write!(f, "  policy {policy_digest}")
@@ -413,7 +418,7 @@ mod tests {
                 Agency::new("police").unwrap(),
             ),
             portion_labels: vec![],
-            decisions: vec![],
+            outcomes: vec![],
             policy_digest: "p".into(),
         };
         let ack = |r: &str| AuditEvent::Acknowledged {

@@ -13,6 +13,15 @@ use super::item::{Manifest, VerifiedItem};
 use super::label::SecurityLabel;
 use super::principal::PrincipalId;
 
+/// Rule ids of the built-in mandatory rules start with this.
+pub const MANDATORY_RULE_PREFIX: &str = "mandatory.";
+/// Rule id of the mandatory REL TO rule.
+pub const REL_TO_RULE: &str = "mandatory.rel_to";
+/// Rule id of the mandatory third-party rule.
+pub const THIRD_PARTY_RULE: &str = "mandatory.third_party";
+/// Rule id of "nothing granted it": deny by default.
+pub const DEFAULT_DENY_RULE: &str = "default.deny";
+
 /// Allow or deny.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

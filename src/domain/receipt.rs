@@ -8,6 +8,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::bytes::{sha256, Bytes};
+use super::decision::{
+    Decision, DEFAULT_DENY_RULE, MANDATORY_RULE_PREFIX, REL_TO_RULE, THIRD_PARTY_RULE,
+};
 use super::principal::PrincipalId;
 
 /// The gateway's reference for an item: hex of the first 16 bytes of
@@ -30,9 +33,82 @@ pub struct RecipientOutcome {
     pub outcome: Outcome,
     /// Number of portions released to the recipient.
     pub portions_released: u32,
-    /// Reasons, safe to show to the sender.
+    /// For a denied recipient, the kinds of rule that refused, safe to show
+    /// to the sender (see [`RecipientOutcome::for_sender`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<String>,
+}
+
+impl RecipientOutcome {
+    /// The outcome of `decision` as its sender may see it. A denial names
+    /// only the kind of rule that refused (a mandatory rule, a deny rule
+    /// with its id, or no grant), never which mandatory rule: "the
+    /// recipient's accreditation does not cover this level" would tell the
+    /// sender an attribute of another principal. The two mandatory rules
+    /// that depend only on the item and the recipient's agency (REL TO and
+    /// third-party consent) are named. The full reasons stay on
+    /// the audit log (in `decided` entries) and in `policy explain`.
+    pub fn for_sender(decision: &Decision) -> Self {
+        let allowed = decision.allowed();
+        let mut reasons = Vec::new();
+        if !allowed {
+            let mut mandatory = false;
+            let mut no_grant = false;
+            let mut deny_rules = Vec::new();
+            for rule in &decision.rules {
+                if rule == THIRD_PARTY_RULE {
+                    // About the item's originator, not the recipient: the
+                    // sender is the one who can ask the partner for consent.
+                    reasons.push(format!(
+                        "refused by mandatory rule {rule}: no recorded consent of the originator covers this release"
+                    ));
+                } else if rule == REL_TO_RULE {
+                    // The recipient's agency is in its principal id: the
+                    // sender knows it already.
+                    reasons.push(format!(
+                        "refused by mandatory rule {rule}: the recipient's agency is not in the REL TO"
+                    ));
+                } else if rule.starts_with(MANDATORY_RULE_PREFIX) {
+                    mandatory = true;
+                } else if rule == DEFAULT_DENY_RULE {
+                    no_grant = true;
+                } else {
+                    deny_rules.push(rule);
+                }
+            }
+            if mandatory {
+                reasons.push(
+                    "refused by a mandatory rule on the recipient's own attributes (which one is not told to the sender)"
+                        .to_string(),
+                );
+            }
+            reasons.extend(
+                deny_rules
+                    .iter()
+                    .map(|r| format!("refused by deny rule {r}")),
+            );
+            if no_grant {
+                reasons.push("no grant: no flow rule grants this flow".to_string());
+            }
+            if reasons.is_empty() {
+                reasons.push("refused".to_string());
+            }
+        }
+        RecipientOutcome {
+            recipient: decision.recipient.clone(),
+            outcome: if allowed {
+                Outcome::Queued
+            } else {
+                Outcome::Denied
+            },
+            portions_released: if allowed {
+                decision.portions.len() as u32
+            } else {
+                0
+            },
+            reasons,
+        }
+    }
 }
 
 /// Outcome for a recipient.

@@ -32,9 +32,9 @@ pub mod rule_ids {
     /// The recipient must hold every caveat of the portion.
     pub const CAVEATS: &str = "mandatory.caveats";
     /// The recipient's agency must be in the portion's REL TO, when present.
-    pub const REL_TO: &str = "mandatory.rel_to";
+    pub const REL_TO: &str = crate::domain::decision::REL_TO_RULE;
     /// Third-party material beyond the first receiving agency needs consent.
-    pub const THIRD_PARTY: &str = "mandatory.third_party";
+    pub const THIRD_PARTY: &str = crate::domain::decision::THIRD_PARTY_RULE;
     /// The item label must dominate every portion's label.
     pub const LABEL_CONSISTENCY: &str = "mandatory.label_consistency";
     /// Every label must be well formed under the loaded scheme.
@@ -44,7 +44,7 @@ pub mod rule_ids {
     /// The sender must be a principal the policy knows.
     pub const SENDER_KNOWN: &str = "mandatory.sender_known";
     /// No flow rule granted: deny by default.
-    pub const DEFAULT_DENY: &str = "default.deny";
+    pub const DEFAULT_DENY: &str = crate::domain::decision::DEFAULT_DENY_RULE;
     /// Every built-in rule id, for coverage reports.
     pub const ALL: [&str; 10] = [
         CLEARANCE,

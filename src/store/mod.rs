@@ -8,7 +8,7 @@
 
 pub mod sqlite;
 
-use crate::audit::event::AuditEntry;
+use crate::audit::event::{BoundedEntry, EntryTooLarge};
 use crate::audit::rfc9162::Hash;
 use crate::domain::item::{Portion, Priority};
 use crate::domain::principal::PrincipalId;
@@ -152,19 +152,24 @@ pub struct TreeHead {
 
 /// The store contract.
 ///
-/// Every method that records an event takes its [`AuditEntry`] and MUST
+/// Every method that records an event takes its [`BoundedEntry`] and MUST
 /// write it in the same transaction as the event: no event without its
 /// entry, no entry without its event. Audit indices are assigned by the
 /// store, densely and in commit order, and never reused.
 pub trait Store: Send + Sync + 'static {
-    /// Stores an item, its inbox entries, its receipt and `entry`.
+    /// Stores an item, its inbox entries, its receipt and `entries` (its
+    /// acceptance entry first, then one per recipient), consecutively.
     ///
     /// MUST return `Committed` only once all of them are durable together
     /// (one transaction, fsynced): after a crash either all are there or
-    /// none. The returned receipt carries the entry's audit index. MUST
-    /// return `Duplicate`/`Conflict` without writing when the sender already
-    /// stored this item id.
-    fn commit_item(&self, item: NewItem, entry: &AuditEntry) -> Result<CommitOutcome, StoreError>;
+    /// none. The returned receipt carries the first entry's audit index.
+    /// MUST return `Duplicate`/`Conflict` without writing when the sender
+    /// already stored this item id.
+    fn commit_item(
+        &self,
+        item: NewItem,
+        entries: Vec<BoundedEntry>,
+    ) -> Result<CommitOutcome, StoreError>;
 
     /// Deliverable items of `recipient` at `now`: not acknowledged, not
     /// refused, not under a lease that runs past `now`, not expired; FLASH
@@ -188,7 +193,7 @@ pub trait Store: Send + Sync + 'static {
         recipient: &PrincipalId,
         item_ref: &str,
         lease_until: i64,
-        entry: &AuditEntry,
+        entry: &BoundedEntry,
     ) -> Result<Option<u64>, StoreError>;
 
     /// Takes the item out of `recipient`'s inbox because policy refused
@@ -198,7 +203,7 @@ pub trait Store: Send + Sync + 'static {
         recipient: &PrincipalId,
         item_ref: &str,
         now: i64,
-        entry: &AuditEntry,
+        entry: &BoundedEntry,
     ) -> Result<u64, StoreError>;
 
     /// Records the recipient's acknowledgement and `entry` durably (the
@@ -208,7 +213,7 @@ pub trait Store: Send + Sync + 'static {
         recipient: &PrincipalId,
         item_ref: &str,
         now: i64,
-        entry: &AuditEntry,
+        entry: &BoundedEntry,
     ) -> Result<AckOutcome, StoreError>;
 
     /// Marks unacknowledged inbox entries of items expired at `now` as
@@ -219,7 +224,7 @@ pub trait Store: Send + Sync + 'static {
     fn sweep(
         &self,
         now: i64,
-        entry_for: &dyn Fn(&Swept) -> AuditEntry,
+        entry_for: &dyn Fn(&Swept) -> Result<BoundedEntry, EntryTooLarge>,
     ) -> Result<Vec<Swept>, StoreError>;
 
     /// The receipt of an item, for its sender only.
@@ -227,7 +232,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends entries that record events outside the exchange (start,
     /// stop, policy, refused connections). Returns the first index.
-    fn append_audit(&self, entries: &[AuditEntry]) -> Result<u64, StoreError>;
+    fn append_audit(&self, entries: &[BoundedEntry]) -> Result<u64, StoreError>;
 
     /// The audit tree's current head.
     fn tree_head(&self) -> TreeHead;

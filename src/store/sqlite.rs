@@ -30,7 +30,7 @@ use super::{
     AckOutcome, CommitOutcome, InboxEntry, Leased, NewItem, Store, StoreError, Swept, TreeHead,
 };
 use crate::audit::checkpoint::Checkpoint;
-use crate::audit::event::AuditEntry;
+use crate::audit::event::{BoundedEntry, EntryTooLarge};
 use crate::audit::rfc9162::{leaf_hash, Hash, Tree};
 use crate::audit::signed_note;
 use crate::domain::bytes::{from_cbor, to_cbor};
@@ -129,12 +129,12 @@ fn proof_error(e: crate::audit::rfc9162::ProofError) -> StoreError {
 fn insert_audit(
     tx: &Transaction<'_>,
     next: u64,
-    entries: &[&AuditEntry],
+    entries: &[&BoundedEntry],
 ) -> Result<Vec<Hash>, StoreError> {
     let mut hashes = Vec::with_capacity(entries.len());
     for (i, entry) in entries.iter().enumerate() {
-        let bytes = entry.encode();
-        hashes.push(leaf_hash(&bytes));
+        let bytes = entry.bytes();
+        hashes.push(leaf_hash(bytes));
         tx.execute(
             "INSERT INTO audit (idx, entry) VALUES (?1, ?2)",
             params![next + i as u64, bytes],
@@ -162,7 +162,7 @@ impl Inner {
 /// A submission waiting for the next group commit.
 struct Queued {
     item: NewItem,
-    entry: AuditEntry,
+    entries: Vec<BoundedEntry>,
     reply: std::sync::mpsc::SyncSender<Result<CommitOutcome, StoreError>>,
 }
 
@@ -222,7 +222,7 @@ fn insert_item(
 
 /// What a write transaction returns: its result, and the audit entries to
 /// append in the same transaction.
-type Written<'e, T> = (T, Vec<Cow<'e, AuditEntry>>);
+type Written<'e, T> = (T, Vec<Cow<'e, BoundedEntry>>);
 
 impl SqliteStore {
     /// Runs `body` in one IMMEDIATE transaction, given the index the first
@@ -241,7 +241,7 @@ impl SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
         let (value, entries) = body(&tx, next)?;
-        let refs: Vec<&AuditEntry> = entries.iter().map(|e| e.as_ref()).collect();
+        let refs: Vec<&BoundedEntry> = entries.iter().map(|e| e.as_ref()).collect();
         let hashes = insert_audit(&tx, next, &refs)?;
         Inner::commit(tx, &mut inner.tree, hashes)?;
         Ok(value)
@@ -269,19 +269,23 @@ impl SqliteStore {
         let inner = &mut *guard;
         let next = inner.next_index();
         let mut outcomes = Vec::with_capacity(batch.len());
-        let mut entries = Vec::new();
+        // Queue positions of the items newly stored, and how many entries
+        // they log: the next item's first entry takes `next + logged`.
+        let mut stored = Vec::new();
+        let mut logged = 0u64;
         let committed = (|| -> Result<Vec<Hash>, StoreError> {
             let tx = inner
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            for q in batch.iter_mut() {
+            for (position, q) in batch.iter_mut().enumerate() {
                 tx.execute_batch("SAVEPOINT item").map_err(backend)?;
-                match insert_item(&tx, &mut q.item, next + entries.len() as u64) {
+                match insert_item(&tx, &mut q.item, next + logged) {
                     Ok(outcome) => {
                         tx.execute_batch("RELEASE item").map_err(backend)?;
                         if matches!(outcome, CommitOutcome::Committed(_)) {
-                            entries.push(outcomes.len());
+                            stored.push(position);
+                            logged += q.entries.len() as u64;
                         }
                         outcomes.push(Ok(outcome));
                     }
@@ -292,8 +296,11 @@ impl SqliteStore {
                     }
                 }
             }
-            let to_log: Vec<&AuditEntry> = entries.iter().map(|&i| &batch[i].entry).collect();
-            let hashes = insert_audit(&tx, next, &to_log)?;
+            let entries: Vec<&BoundedEntry> = stored
+                .iter()
+                .flat_map(|&position| batch[position].entries.iter())
+                .collect();
+            let hashes = insert_audit(&tx, next, &entries)?;
             tx.commit().map_err(backend)?;
             Ok(hashes)
         })();
@@ -394,11 +401,15 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn commit_item(&self, item: NewItem, entry: &AuditEntry) -> Result<CommitOutcome, StoreError> {
+    fn commit_item(
+        &self,
+        item: NewItem,
+        entries: Vec<BoundedEntry>,
+    ) -> Result<CommitOutcome, StoreError> {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         self.queued().push(Queued {
             item,
-            entry: entry.clone(),
+            entries,
             reply,
         });
         self.commit_queued();
@@ -488,7 +499,7 @@ impl Store for SqliteStore {
         recipient: &PrincipalId,
         item_ref: &str,
         lease_until: i64,
-        entry: &AuditEntry,
+        entry: &BoundedEntry,
     ) -> Result<Option<u64>, StoreError> {
         self.write(|tx, next| {
         let changed = tx
@@ -511,7 +522,7 @@ impl Store for SqliteStore {
         recipient: &PrincipalId,
         item_ref: &str,
         now: i64,
-        entry: &AuditEntry,
+        entry: &BoundedEntry,
     ) -> Result<u64, StoreError> {
         self.write(|tx, next| {
             tx.execute(
@@ -529,7 +540,7 @@ impl Store for SqliteStore {
         recipient: &PrincipalId,
         item_ref: &str,
         now: i64,
-        entry: &AuditEntry,
+        entry: &BoundedEntry,
     ) -> Result<AckOutcome, StoreError> {
         self.write(|tx, next| {
             let row: Option<(i64, Option<i64>)> = tx
@@ -559,7 +570,7 @@ impl Store for SqliteStore {
     fn sweep(
         &self,
         now: i64,
-        entry_for: &dyn Fn(&Swept) -> AuditEntry,
+        entry_for: &dyn Fn(&Swept) -> Result<BoundedEntry, EntryTooLarge>,
     ) -> Result<Vec<Swept>, StoreError> {
         self.write(|tx, _| {
         let mut swept = Vec::new();
@@ -619,7 +630,14 @@ impl Store for SqliteStore {
             }
             .map_err(backend)?;
         }
-        let entries = swept.iter().map(|s| Cow::Owned(entry_for(s))).collect();
+        let entries = swept
+            .iter()
+            .map(|s| {
+                entry_for(s)
+                    .map(Cow::Owned)
+                    .map_err(|e| StoreError::Invariant(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
         Ok((swept, entries))
         })
     }
@@ -638,7 +656,7 @@ impl Store for SqliteStore {
         bytes.map(|b| decode(&b)).transpose()
     }
 
-    fn append_audit(&self, entries: &[AuditEntry]) -> Result<u64, StoreError> {
+    fn append_audit(&self, entries: &[BoundedEntry]) -> Result<u64, StoreError> {
         self.write(|_, next| Ok((next, entries.iter().map(Cow::Borrowed).collect())))
     }
 
