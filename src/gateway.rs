@@ -27,7 +27,7 @@ use crate::domain::bytes::{to_cbor, Bytes};
 use crate::domain::cose::PublicKey;
 use crate::domain::decision::{Decider, Decision, Effect, ItemFacts};
 use crate::domain::item::{DeliveredItem, DeliveredPortion, ItemError, SignedItem};
-use crate::domain::principal::{Agency, PrincipalId};
+use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::{
     item_ref, InclusionProof, Outcome, Receipt, RecipientOutcome, SignedReceipt,
     RECEIPT_CONTENT_TYPE,
@@ -57,6 +57,14 @@ pub enum GatewayError {
     /// (its certificate is valid, but no one declared it).
     #[error("{0} is not a principal of the policy in force and may not send")]
     UnknownSender(PrincipalId),
+    /// The caller's certificate is valid but the policy in force does not
+    /// know it: it may use no endpoint but `/healthz`.
+    #[error("{0} is not a principal of the policy in force")]
+    UnknownPrincipal(PrincipalId),
+    /// The policy does not let the caller submit items (an auditor, by
+    /// default).
+    #[error("the policy does not let {0} send items")]
+    MayNotSend(PrincipalId),
     /// A recipient is not a known principal.
     #[error("unknown recipient {0}")]
     UnknownRecipient(PrincipalId),
@@ -100,8 +108,6 @@ pub struct Settings {
     pub lease: Duration,
     /// Longest long-poll.
     pub max_wait: Duration,
-    /// Agencies whose principals may read every audit proof.
-    pub auditor_agencies: Vec<Agency>,
 }
 
 /// The exchange logic, shared by all connections.
@@ -135,6 +141,17 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| GatewayError::Internal(e.to_string()))?
         .map_err(GatewayError::from)
+}
+
+/// Whether `decider` lets `who` submit items.
+fn sending_right(decider: &dyn Decider, who: &PrincipalId) -> Result<(), GatewayError> {
+    if !decider.knows(who) {
+        Err(GatewayError::UnknownSender(who.clone()))
+    } else if !decider.may_send(who) {
+        Err(GatewayError::MayNotSend(who.clone()))
+    } else {
+        Ok(())
+    }
 }
 
 fn recorded(d: &Decision, portions: Vec<u32>) -> RecordedDecision {
@@ -230,6 +247,33 @@ impl Gateway {
             .await
     }
 
+    /// Whether the caller is a principal of the policy in force now. The
+    /// API asks on every request but `/healthz`, so a principal that a
+    /// reload removed is refused on a connection it opened before. A
+    /// refusal is recorded as a refused connection (under its rate cap),
+    /// naming the caller and the policy that does not know it.
+    pub async fn authorise(&self, peer: &VerifiedPeer) -> Result<(), GatewayError> {
+        let decider = self.decider();
+        if decider.knows(&peer.principal) {
+            return Ok(());
+        }
+        self.record_refused_connection(
+            peer.principal.to_string(),
+            format!(
+                "unknown-principal: not a principal of policy {}",
+                decider.digest()
+            ),
+        )
+        .await;
+        Err(GatewayError::UnknownPrincipal(peer.principal.clone()))
+    }
+
+    /// Whether the policy in force lets the caller submit items: checked
+    /// before the body is read, and again by [`Gateway::submit`].
+    pub fn may_send(&self, peer: &VerifiedPeer) -> Result<(), GatewayError> {
+        sending_right(self.decider().as_ref(), &peer.principal)
+    }
+
     /// Records a refusal anyone can provoke at will, within the rate cap
     /// shared by all such refusals: over the cap they are counted in the
     /// operator's log rather than written one by one.
@@ -306,6 +350,10 @@ impl Gateway {
         peer: &VerifiedPeer,
         item: SignedItem,
     ) -> Result<Submitted, GatewayError> {
+        // Who may send is settled before the signature is checked: a
+        // refusal costs the gateway less than the caller spent.
+        let decider = self.decider();
+        sending_right(decider.as_ref(), &peer.principal)?;
         let item = item.verify(&peer.public_key)?;
         let header = &item.manifest.header;
         if header.sender != peer.principal {
@@ -313,10 +361,6 @@ impl Gateway {
                 declared: header.sender.clone(),
                 caller: peer.principal.clone(),
             });
-        }
-        let decider = self.decider();
-        if !decider.knows(&peer.principal) {
-            return Err(GatewayError::UnknownSender(peer.principal.clone()));
         }
         if let Some(unknown) = header.recipients.iter().find(|r| !decider.knows(r)) {
             return Err(GatewayError::UnknownRecipient(unknown.clone()));
@@ -659,7 +703,7 @@ impl Gateway {
     }
 
     fn may_audit(&self, peer: &VerifiedPeer) -> bool {
-        self.settings.auditor_agencies.contains(&peer.agency)
+        self.decider().reads_whole_log(&peer.principal)
     }
 
     /// An inclusion proof of entry `index` in the tree of `size`, with the
