@@ -143,6 +143,31 @@ async fn certificate_without_signing_key_usage_is_refused() {
 }
 
 #[tokio::test]
+async fn certificate_without_the_client_auth_extended_key_usage_is_refused() {
+    let h = Harness::start().await;
+    // No extendedKeyUsage extension at all: webpki alone would accept it.
+    let issued = h
+        .pki
+        .agency("police")
+        .unwrap()
+        .issue_client(
+            "spiffe://police.example/lo/rabat",
+            &ClientCertOptions {
+                client_auth: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_refused_at_handshake(
+        &h,
+        "no-eku",
+        &issued,
+        "a certificate without the clientAuth extended key usage",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn police_certificate_claiming_a_vsse_identity_is_forbidden() {
     let h = Harness::start().await;
     let forged = h
@@ -292,6 +317,7 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+/// See tests/authority.rs for every other endpoint.
 #[tokio::test]
 async fn a_valid_certificate_for_a_principal_the_policy_does_not_know_cannot_send() {
     let h = Harness::start().await;
@@ -311,7 +337,7 @@ async fn a_valid_certificate_for_a_principal_the_policy_does_not_know_cannot_sen
     let item = common::item(&station, "x", &["vsse/analysis/ct"], "t");
     match station.submit(&item).await.unwrap_err() {
         passerelle::client::ClientError::Refused(p) => {
-            assert_eq!((p.status, p.slug()), (403, "unknown-sender"))
+            assert_eq!((p.status, p.slug()), (403, "unknown-principal"))
         }
         other => panic!("expected a 403, got {other}"),
     }
