@@ -1,8 +1,9 @@
 //! The exchange: what happens to an item between the API and the store.
 //!
-//! [`Gateway`] takes a [`VerifiedPeer`] and a submitted item, checks the
-//! sender's signature with the key of the certificate the connection
-//! presented, refuses an item whose declared sender is not the caller, asks
+//! [`Gateway`] takes a [`VerifiedPeer`] and a submitted item, checks that
+//! the policy in force lets the caller send (before any expensive work),
+//! checks the sender's signature with the key of the certificate the
+//! connection presented, refuses an item whose declared sender is not the caller, asks
 //! the decider for each recipient, and commits item, inbox entries and
 //! receipt in one durable transaction before answering. At delivery it
 //! decides again with the policy in force then, so a clearance withdrawn
@@ -12,6 +13,10 @@
 //! Every event is written to the audit log in the same store transaction as
 //! the event itself, and the gateway signs what it vouches for with its own
 //! key: receipts, delivery attestations and checkpoints of the log.
+//!
+//! Authority comes from the decider in force: [`Gateway::authorise`] (asked
+//! by the API on every request but `/healthz`) admits only its principals,
+//! and it says who may send and who reads every audit proof.
 //!
 //! The decider is swapped whole ([`Gateway::set_decider`]): a request keeps
 //! the snapshot it started with, and no request ever sees half a policy.

@@ -316,30 +316,3 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
-
-/// See tests/authority.rs for every other endpoint.
-#[tokio::test]
-async fn a_valid_certificate_for_a_principal_the_policy_does_not_know_cannot_send() {
-    let h = Harness::start().await;
-    let stranger = h
-        .pki
-        .agency("police")
-        .unwrap()
-        .issue_client(
-            "spiffe://police.example/lo/lisbon",
-            &ClientCertOptions::default(),
-        )
-        .unwrap();
-    let station = h.station_with("police/lo/rabat", &stranger, "stranger");
-    let mut config = station.config().clone();
-    config.principal = "police/lo/lisbon".parse().unwrap();
-    let station = passerelle::client::Station::new(config).unwrap();
-    let item = common::item(&station, "x", &["vsse/analysis/ct"], "t");
-    match station.submit(&item).await.unwrap_err() {
-        passerelle::client::ClientError::Refused(p) => {
-            assert_eq!((p.status, p.slug()), (403, "unknown-principal"))
-        }
-        other => panic!("expected a 403, got {other}"),
-    }
-    good_station_still_served(&h).await;
-}
