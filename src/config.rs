@@ -84,9 +84,6 @@ fn default_origin() -> String {
 fn default_checkpoint_seconds() -> u64 {
     60
 }
-fn default_auditors() -> Vec<Agency> {
-    Agency::new("oversight").into_iter().collect()
-}
 
 /// The audit log's settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -104,9 +101,12 @@ pub struct AuditConfig {
     /// How often a checkpoint is issued when the log grew.
     #[serde(default = "default_checkpoint_seconds")]
     pub checkpoint_seconds: u64,
-    /// Agencies whose principals may read every audit proof.
-    #[serde(default = "default_auditors")]
-    pub auditor_agencies: Vec<Agency>,
+    /// Removed: who reads every audit proof is said by the policy
+    /// (`audit = "all"` on a principal). Still parsed so that a config
+    /// written for an older version is refused with a message saying so,
+    /// not with "unknown field".
+    #[serde(default, rename = "auditor_agencies")]
+    removed_auditor_agencies: Option<toml::Value>,
 }
 
 /// `gateway.toml`.
@@ -211,6 +211,14 @@ impl GatewayConfig {
         c.audit.key = base.join(&c.audit.key);
         c.audit.vkey = c.audit.vkey.as_ref().map(|p| base.join(p));
         c.policy = base.join(&c.policy);
+        if c.audit.removed_auditor_agencies.is_some() {
+            return Err(invalid(
+                "[audit] auditor_agencies is no longer read: the policy says who reads every audit \
+                 proof (`audit = \"all\"` on a [[principal]]; principals of role \"auditor\" do by \
+                 default); remove the line"
+                    .into(),
+            ));
+        }
         if c.audit.checkpoint_seconds == 0 {
             return Err(invalid(
                 "[audit] checkpoint_seconds must be at least 1".into(),

@@ -1,8 +1,9 @@
 //! The exchange: what happens to an item between the API and the store.
 //!
-//! [`Gateway`] takes a [`VerifiedPeer`] and a submitted item, checks the
-//! sender's signature with the key of the certificate the connection
-//! presented, refuses an item whose declared sender is not the caller, asks
+//! [`Gateway`] takes a [`VerifiedPeer`] and a submitted item, checks that
+//! the policy in force lets the caller send (before any expensive work),
+//! checks the sender's signature with the key of the certificate the
+//! connection presented, refuses an item whose declared sender is not the caller, asks
 //! the decider for each recipient, and commits item, inbox entries and
 //! receipt in one durable transaction before answering. At delivery it
 //! decides again with the policy in force then, so a clearance withdrawn
@@ -12,6 +13,10 @@
 //! Every event is written to the audit log in the same store transaction as
 //! the event itself, and the gateway signs what it vouches for with its own
 //! key: receipts, delivery attestations and checkpoints of the log.
+//!
+//! Authority comes from the decider in force: [`Gateway::authorise`] (asked
+//! by the API on every request but `/healthz`) admits only its principals,
+//! and it says who may send and who reads every audit proof.
 //!
 //! The decider is swapped whole ([`Gateway::set_decider`]): a request keeps
 //! the snapshot it started with, and no request ever sees half a policy.
@@ -31,7 +36,7 @@ use crate::domain::bytes::{to_cbor, Bytes};
 use crate::domain::cose::PublicKey;
 use crate::domain::decision::{Decider, Decision, Effect, ItemFacts};
 use crate::domain::item::{DeliveredItem, DeliveredPortion, ItemError, SignedItem};
-use crate::domain::principal::{Agency, PrincipalId};
+use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::{
     item_ref, InclusionProof, Receipt, RecipientOutcome, SignedReceipt, RECEIPT_CONTENT_TYPE,
 };
@@ -60,6 +65,14 @@ pub enum GatewayError {
     /// (its certificate is valid, but no one declared it).
     #[error("{0} is not a principal of the policy in force and may not send")]
     UnknownSender(PrincipalId),
+    /// The caller's certificate is valid but the policy in force does not
+    /// know it: it may use no endpoint but `/healthz`.
+    #[error("{0} is not a principal of the policy in force")]
+    UnknownPrincipal(PrincipalId),
+    /// The policy does not let the caller submit items (an auditor, by
+    /// default).
+    #[error("the policy does not let {0} send items")]
+    MayNotSend(PrincipalId),
     /// A recipient is not a known principal.
     #[error("unknown recipient {0}")]
     UnknownRecipient(PrincipalId),
@@ -104,8 +117,6 @@ pub struct Settings {
     pub lease: Duration,
     /// Longest long-poll.
     pub max_wait: Duration,
-    /// Agencies whose principals may read every audit proof.
-    pub auditor_agencies: Vec<Agency>,
 }
 
 /// The exchange logic, shared by all connections.
@@ -142,6 +153,17 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| GatewayError::Internal(e.to_string()))?
         .map_err(GatewayError::from)
+}
+
+/// Whether `decider` lets `who` submit items.
+fn sending_right(decider: &dyn Decider, who: &PrincipalId) -> Result<(), GatewayError> {
+    if !decider.knows(who) {
+        Err(GatewayError::UnknownSender(who.clone()))
+    } else if !decider.may_send(who) {
+        Err(GatewayError::MayNotSend(who.clone()))
+    } else {
+        Ok(())
+    }
 }
 
 fn recorded(d: &Decision, portions: Vec<u32>) -> RecordedDecision {
@@ -244,6 +266,35 @@ impl Gateway {
         self.flush_refusals().await?;
         self.record(vec![AuditEvent::GatewayStopped]).await?;
         self.checkpoint().await
+    }
+
+    /// Whether the caller is a principal of the policy in force now. The
+    /// API asks on every request but `/healthz`, so a principal that a
+    /// reload removed is refused on a connection it opened before. A
+    /// refusal is counted under the caller's principal id.
+    pub async fn authorise(&self, peer: &VerifiedPeer) -> Result<(), GatewayError> {
+        if self.decider().knows(&peer.principal) {
+            return Ok(());
+        }
+        self.count_refusal(
+            RefusedSubject::Principal(peer.principal.clone()),
+            "unknown-principal",
+            None,
+        );
+        Err(GatewayError::UnknownPrincipal(peer.principal.clone()))
+    }
+
+    /// Whether the policy in force lets the caller submit items: checked
+    /// before the body is read, and again by [`Gateway::submit`]. A refusal
+    /// is counted as a refused submission.
+    pub async fn may_send(&self, peer: &VerifiedPeer) -> Result<(), GatewayError> {
+        let right = sending_right(self.decider().as_ref(), &peer.principal);
+        if let Err(e) = &right {
+            let slug = crate::api::problem::Problem::from(e).slug().to_string();
+            self.record_refused_submission(&peer.principal, &slug, None)
+                .await;
+        }
+        right
     }
 
     /// Counts one refusal of `subject` for `cause`; the count reaches the
@@ -365,6 +416,10 @@ impl Gateway {
         peer: &VerifiedPeer,
         item: SignedItem,
     ) -> Result<Submitted, GatewayError> {
+        // Who may send is settled before the signature is checked: a
+        // refusal costs the gateway less than the caller spent.
+        let decider = self.decider();
+        sending_right(decider.as_ref(), &peer.principal)?;
         let item = item.verify(&peer.public_key)?;
         let header = &item.manifest.header;
         if header.sender != peer.principal {
@@ -372,10 +427,6 @@ impl Gateway {
                 declared: header.sender.clone(),
                 caller: peer.principal.clone(),
             });
-        }
-        let decider = self.decider();
-        if !decider.knows(&peer.principal) {
-            return Err(GatewayError::UnknownSender(peer.principal.clone()));
         }
         if let Some(unknown) = header.recipients.iter().find(|r| !decider.knows(r)) {
             return Err(GatewayError::UnknownRecipient(unknown.clone()));
@@ -743,7 +794,7 @@ impl Gateway {
     }
 
     fn may_audit(&self, peer: &VerifiedPeer) -> bool {
-        self.settings.auditor_agencies.contains(&peer.agency)
+        self.decider().reads_whole_log(&peer.principal)
     }
 
     /// An inclusion proof of entry `index` in the tree of `size`, with the

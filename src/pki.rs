@@ -101,6 +101,9 @@ pub struct ClientCertOptions {
     pub not_after: OffsetDateTime,
     /// Whether the key usage allows digital signatures.
     pub digital_signature: bool,
+    /// Whether the certificate carries the extendedKeyUsage extension with
+    /// clientAuth; `false` leaves the extension out altogether.
+    pub client_auth: bool,
 }
 
 impl Default for ClientCertOptions {
@@ -111,6 +114,7 @@ impl Default for ClientCertOptions {
             not_before,
             not_after,
             digital_signature: true,
+            client_auth: true,
         }
     }
 }
@@ -181,7 +185,9 @@ impl Authority {
         } else {
             vec![KeyUsagePurpose::KeyAgreement]
         };
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        if options.client_auth {
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        }
         params.not_before = options.not_before;
         params.not_after = options.not_after;
         self.sign(params, key)
@@ -440,7 +446,7 @@ pub fn write_example(
          # The audit log: the gateway's signing key (must be mode 0600) and checkpoints.\n\
          # A new log's first start makes the key if the file is missing.\n\
          [audit]\nkey = \"gateway/audit-key.pem\"\nvkey = \"gateway/audit.vkey\"\norigin = \"{AUDIT_ORIGIN}\"\n\
-         checkpoint_seconds = 60\nauditor_agencies = [\"oversight\"]\n\n\
+         checkpoint_seconds = 60\n\n\
          # Each trusted CA is bound to exactly one agency and SPIFFE trust domain.\n\
          {}\n\
 ",

@@ -143,7 +143,6 @@ pub async fn start(config: &GatewayConfig) -> Result<Running, StartError> {
     let settings = Settings {
         lease: Duration::from_secs(config.lease_seconds),
         max_wait: Duration::from_secs(config.max_wait_seconds),
-        auditor_agencies: config.audit.auditor_agencies.clone(),
     };
     let gateway = Arc::new(Gateway::new(store, decider, settings, key));
     gateway.record_start().await?;

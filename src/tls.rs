@@ -263,18 +263,30 @@ fn spiffe_uri(der: &[u8]) -> Option<String> {
     }
 }
 
-/// Whether a certificate allows digital signatures: stations sign the TLS
-/// handshake and their items with this key, so a certificate without the
-/// digitalSignature key usage is refused at the handshake.
-fn allows_digital_signature(der: &[u8]) -> bool {
+/// What a client certificate is for, as far as the gateway requires it:
+/// `None` when it may connect, else why not.
+///
+/// Stations sign the TLS handshake and their items with this key, so the
+/// digitalSignature key usage is required. The certificate must also say it
+/// is for TLS client authentication: webpki refuses an extendedKeyUsage
+/// that lacks clientAuth but accepts a certificate with no such extension
+/// at all, which would let any certificate of an agency CA (a server's, a
+/// code-signing one) connect as a principal.
+fn usage_problem(der: &[u8]) -> Option<UsageProblem> {
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
-        return false;
+        return Some(UsageProblem::NoDigitalSignature);
     };
-    matches!(cert.key_usage(), Ok(Some(ku)) if ku.value.digital_signature())
+    if !matches!(cert.key_usage(), Ok(Some(ku)) if ku.value.digital_signature()) {
+        return Some(UsageProblem::NoDigitalSignature);
+    }
+    if !matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.client_auth) {
+        return Some(UsageProblem::NoClientAuth);
+    }
+    None
 }
 
 /// The handshake-time verifier: accepts a chain that one agency's CA
-/// verifies and whose key usage allows signing.
+/// verifies and whose key usages allow signing and client authentication.
 struct AgencyVerifier(Arc<Identities>);
 
 impl std::fmt::Debug for AgencyVerifier {
@@ -310,9 +322,9 @@ impl ClientCertVerifier for AgencyVerifier {
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         self.0.issuing_agency(end_entity, intermediates, now)?;
-        if !allows_digital_signature(end_entity) {
+        if let Some(problem) = usage_problem(end_entity) {
             return Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::Other(rustls::OtherError(Arc::new(KeyUsageMissing))),
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(problem))),
             ));
         }
         Ok(ClientCertVerified::assertion())
@@ -341,8 +353,12 @@ impl ClientCertVerifier for AgencyVerifier {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("the certificate's key usage does not allow digital signatures")]
-struct KeyUsageMissing;
+enum UsageProblem {
+    #[error("the certificate's key usage does not allow digital signatures")]
+    NoDigitalSignature,
+    #[error("the certificate's extended key usage does not include TLS client authentication")]
+    NoClientAuth,
+}
 
 /// The gateway's TLS server configuration: TLS 1.3 only, client
 /// certificate required, HTTP/1.1.

@@ -5,7 +5,7 @@
 mod common;
 
 use common::Harness;
-use passerelle::audit::event::{AuditEntry, AuditEvent};
+use passerelle::audit::event::AuditEvent;
 use passerelle::client::{ClientError, Station};
 use passerelle::domain::item::SignedItem;
 use passerelle::domain::receipt::Outcome;
@@ -19,17 +19,6 @@ fn signed(station: &Station, toml: &str) -> SignedItem {
         &station.config().principal,
         unix_now(),
     )
-}
-
-fn log_events(h: &Harness) -> Vec<AuditEvent> {
-    let store = h.running.as_ref().unwrap().gateway.store().clone();
-    let size = store.tree_head().size;
-    store
-        .audit_entries(0, size)
-        .unwrap()
-        .iter()
-        .map(|e| AuditEntry::decode(e).unwrap().event)
-        .collect()
 }
 
 const TEARLINE: &str = r#"
@@ -156,7 +145,7 @@ handling = "H2"
         ["tp-ma"]
     );
     // The refusal is on the audit log with the rule that decided it.
-    let denied_on_log = log_events(&h).into_iter().any(|e| match e {
+    let denied_on_log = h.audit_events().await.into_iter().any(|e| match e {
         AuditEvent::Decided {
             item_ref, decision, ..
         } => {
@@ -166,13 +155,6 @@ handling = "H2"
         _ => false,
     });
     assert!(denied_on_log);
-}
-
-fn edit_policy(h: &Harness, file: &str, from: &str, to: &str) {
-    let path = h.path().join("policies").join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{file} has no {from:?}");
-    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
 }
 
 #[tokio::test]
@@ -197,8 +179,7 @@ level = "CONFIDENTIEL"
     let before = receipt.policy_digest.clone();
 
     // The security officer withdraws Rabat's clearance to RESTREINT.
-    edit_policy(
-        &h,
+    h.edit_policy(
         "principals.toml",
         "clearance = \"SECRET\"\naccreditation = \"CONFIDENTIEL\"",
         "clearance = \"RESTREINT\"\naccreditation = \"CONFIDENTIEL\"",
@@ -212,7 +193,7 @@ level = "CONFIDENTIEL"
     }
     // It leaves the inbox, and the refusal is on the log under the new policy.
     assert!(rabat.inbox(Duration::ZERO).await.unwrap().is_empty());
-    let events = log_events(&h);
+    let events = h.audit_events().await;
     assert!(events.iter().any(
         |e| matches!(e, AuditEvent::PolicyLoaded { policy_digest } if *policy_digest == digest)
     ));
@@ -232,8 +213,7 @@ async fn an_invalid_reload_leaves_the_old_policy_in_force() {
         .receipt;
 
     // A typo in a level name: the reload is refused, naming file and line.
-    edit_policy(
-        &h,
+    h.edit_policy(
         "principals.toml",
         "clearance = \"SECRET\"",
         "clearance = \"SECRETT\"",
@@ -259,7 +239,9 @@ async fn an_invalid_reload_leaves_the_old_policy_in_force() {
         .receipt;
     assert_eq!(second.policy_digest, first.policy_digest);
     assert_eq!(second.outcomes[0].outcome, Outcome::Queued);
-    assert!(log_events(&h)
+    assert!(h
+        .audit_events()
+        .await
         .iter()
         .any(|e| matches!(e, AuditEvent::PolicyRefused { .. })));
 }

@@ -412,3 +412,125 @@ label = { level = "SECRET", originator = "vsse" }
     );
     assert!(policy::load_dir(d.path()).is_err());
 }
+
+#[test]
+fn audit_scope_that_is_neither_all_nor_own() {
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "principals.toml",
+        "audit = \"all\"",
+        "audit = \"everything\"",
+        "audit = \"everything\"",
+    );
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "principals.toml",
+        line,
+        "audit \"everything\" is not \"all\" (every audit proof) or \"own\"",
+    );
+}
+
+#[test]
+fn may_send_that_is_not_a_boolean() {
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "principals.toml",
+        "may_send = false",
+        "may_send = \"no\"",
+        "may_send = \"no\"",
+    );
+    let diags = refused(d.path());
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(
+        (diags[0].file.as_str(), diags[0].line),
+        ("principals.toml", line)
+    );
+    assert!(diags[0].message.contains("bool"), "{diags:?}");
+}
+
+#[test]
+fn a_grant_from_principals_that_may_not_send_can_never_match() {
+    let d = copy_example();
+    append(
+        d.path(),
+        "flows.toml",
+        "\n[[grant]]\nid = \"auditor.sends\"\nfrom = { roles = [\"auditor\"] }\nto = {}\n",
+    );
+    let line = line_of(d.path(), "flows.toml", "from = { roles = [\"auditor\"] }");
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "flows.toml",
+        line,
+        "rule \"auditor.sends\" can never match: no principal it selects in `from` may send",
+    );
+    // Letting the auditor send makes the same rule valid.
+    edit(
+        d.path(),
+        "principals.toml",
+        "may_send = false",
+        "may_send = true",
+        "may_send = true",
+    );
+    policy::load_dir(d.path()).expect("the auditor may now send");
+}
+
+#[test]
+fn what_each_principal_may_do_is_part_of_the_digest() {
+    let d = copy_example();
+    let before = policy::load_dir(d.path()).unwrap().digest_hex().to_string();
+    edit(
+        d.path(),
+        "principals.toml",
+        "audit = \"all\"",
+        "audit = \"own\"",
+        "audit = \"own\"",
+    );
+    let own = policy::load_dir(d.path()).unwrap().digest_hex().to_string();
+    assert_ne!(before, own);
+    edit(
+        d.path(),
+        "principals.toml",
+        "may_send = false",
+        "may_send = true",
+        "may_send = true",
+    );
+    let sends = policy::load_dir(d.path()).unwrap().digest_hex().to_string();
+    assert_ne!(own, sends);
+    // Writing a default out does not change what the policy says.
+    edit(
+        d.path(),
+        "principals.toml",
+        "role = \"liaison-officer\"",
+        "role = \"liaison-officer\"\nmay_send = true\naudit = \"own\"",
+        "may_send = true",
+    );
+    assert_eq!(
+        policy::load_dir(d.path()).unwrap().digest_hex(),
+        sends.as_str()
+    );
+}
+
+#[test]
+fn defaults_follow_the_role() {
+    let d = copy_example();
+    // Without the explicit lines, the auditor still sends nothing and
+    // reads every proof; a liaison station sends and reads its own.
+    edit(d.path(), "principals.toml", "may_send = false", "", "audit");
+    edit(d.path(), "principals.toml", "audit = \"all\"", "", "role");
+    let p = policy::load_dir(d.path()).unwrap();
+    let who = |id: &str| {
+        p.principal(&passerelle::domain::principal::PrincipalId::new(id).unwrap())
+            .unwrap()
+            .clone()
+    };
+    let auditor = who("oversight/comite-r");
+    assert!(!auditor.may_send());
+    assert_eq!(auditor.audit(), policy::AuditScope::All);
+    let rabat = who("police/lo/rabat");
+    assert!(rabat.may_send());
+    assert_eq!(rabat.audit(), policy::AuditScope::Own);
+}

@@ -4,21 +4,23 @@
 //! `Accept: application/json` gets JSON, and may submit JSON, so a person
 //! with curl can read everything. Every handler receives the
 //! [`VerifiedPeer`] of its connection as an extension set by the server
-//! after the handshake; no handler can run without one. Errors are RFC 9457
+//! after the handshake; no handler can run without one, and every request
+//! but `/healthz` is refused (`403 unknown-principal`) unless the policy in
+//! force at that moment names the caller. Errors are RFC 9457
 //! problem details ([`problem`]). This module maps HTTP to [`Gateway`] calls
 //! and back; it holds no exchange logic of its own.
 //!
 //! | method and path | what |
 //! | --- | --- |
-//! | `POST /v1/items` | submit a signed item; `201` with a receipt, `200` with the original receipt on an identical resubmit |
+//! | `POST /v1/items` | submit a signed item (principals the policy lets send); `201` with a receipt, `200` with the original receipt on an identical resubmit |
 //! | `GET /v1/inbox?wait=S&limit=N` | the caller's deliverable items, long-polling up to `S` seconds |
 //! | `GET /v1/items/{ref}` | the item as released to the caller; leases it |
 //! | `POST /v1/items/{ref}/ack` | confirms delivery |
 //! | `GET /v1/receipts/{ref}` | the receipt of one of the caller's own items |
 //! | `GET /v1/audit/checkpoint` | the latest signed checkpoint (a C2SP signed note, `text/plain`), issued now if the log grew |
-//! | `GET /v1/audit/inclusion?index=I[&size=S]` | inclusion proof of entry `I` against the signed checkpoint of size `S` (default: the latest), with the entry and that checkpoint; auditors, or principals the entry concerns |
+//! | `GET /v1/audit/inclusion?index=I[&size=S]` | inclusion proof of entry `I` against the signed checkpoint of size `S` (default: the latest), with the entry and that checkpoint; principals with `audit = "all"`, or principals the entry concerns |
 //! | `GET /v1/audit/consistency?old=A&new=B` | consistency proof between two sizes |
-//! | `GET /healthz` | liveness, and who the gateway thinks you are |
+//! | `GET /healthz` | liveness, and who the gateway thinks you are (answers any verified certificate) |
 
 pub mod problem;
 
@@ -59,7 +61,6 @@ pub struct ApiState {
 /// extension on each connection.
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/healthz", get(healthz))
         .route("/v1/items", post(submit))
         .route("/v1/inbox", get(inbox))
         .route("/v1/items/{item_ref}", get(fetch))
@@ -69,7 +70,30 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/audit/inclusion", get(inclusion))
         .route("/v1/audit/consistency", get(consistency))
         .fallback(not_found)
+        // Every route above, and the fallback, answers only principals of
+        // the policy in force at the time of the request.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            principals_only,
+        ))
+        // Added after the layer, so it answers any verified certificate:
+        // it tells the caller who the gateway thinks it is.
+        .route("/healthz", get(healthz))
         .with_state(state)
+}
+
+/// Refuses, with `403 unknown-principal`, a request whose caller the policy
+/// in force does not name, before its body is read.
+async fn principals_only(
+    State(state): State<ApiState>,
+    Extension(peer): Extension<VerifiedPeer>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match state.gateway.authorise(&peer).await {
+        Ok(()) => next.run(request).await,
+        Err(e) => Problem::from(e).into_response(),
+    }
 }
 
 /// A router that refuses every request of a connection whose certificate
@@ -178,6 +202,8 @@ async fn submit(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
+    // Who may send is settled before the body is read.
+    state.gateway.may_send(&peer).await.map_err(Problem::from)?;
     let item = match read_body::<SignedItem>(&headers, body, state.max_body_bytes).await {
         Ok(item) => item,
         Err(problem) => {

@@ -92,6 +92,18 @@ impl From<&GatewayError> for Problem {
                 "You are not a principal of the policy",
                 e.to_string(),
             ),
+            GatewayError::UnknownPrincipal(_) => Problem::new(
+                StatusCode::FORBIDDEN,
+                "unknown-principal",
+                "You are not a principal of the policy",
+                format!("{e}; only /healthz answers a certificate the policy does not name"),
+            ),
+            GatewayError::MayNotSend(_) => Problem::new(
+                StatusCode::FORBIDDEN,
+                "may-not-send",
+                "You may not send items",
+                e.to_string(),
+            ),
             GatewayError::UnknownRecipient(_) => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unknown-recipient",

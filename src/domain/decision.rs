@@ -80,9 +80,17 @@ impl<'a> From<&'a VerifiedItem> for ItemFacts<'a> {
 pub trait Decider: Send + Sync + 'static {
     /// Hex SHA-256 of the rules in force, recorded with every decision.
     fn digest(&self) -> String;
-    /// Whether `principal` is known at all (unknown recipients are refused
-    /// before any decision).
+    /// Whether `principal` is known at all: only principals of the policy
+    /// in force may use the API, and unknown recipients are refused before
+    /// any decision.
     fn knows(&self, principal: &PrincipalId) -> bool;
+    /// Whether `principal` may submit items (auditors send nothing unless
+    /// the policy says so). `false` for a principal the policy does not know.
+    fn may_send(&self, principal: &PrincipalId) -> bool;
+    /// Whether `principal` may read the proof of every audit entry, not
+    /// only of the entries that concern it. `false` for a principal the
+    /// policy does not know.
+    fn reads_whole_log(&self, principal: &PrincipalId) -> bool;
     /// The decision for `recipient`.
     fn decide(&self, item: &ItemFacts<'_>, recipient: &PrincipalId, now: i64) -> Decision;
     /// How long an item's content is kept, in days, for its item-level

@@ -230,6 +230,13 @@ impl Decider for Policy {
     fn knows(&self, principal: &PrincipalId) -> bool {
         self.principal(principal).is_some()
     }
+    fn may_send(&self, principal: &PrincipalId) -> bool {
+        self.principal(principal).is_some_and(Principal::may_send)
+    }
+    fn reads_whole_log(&self, principal: &PrincipalId) -> bool {
+        self.principal(principal)
+            .is_some_and(|p| p.audit() == AuditScope::All)
+    }
     fn decide(&self, item: &ItemFacts<'_>, recipient: &PrincipalId, now: i64) -> Decision {
         Policy::decide(self, item, recipient, now)
     }
@@ -529,14 +536,16 @@ impl Policy {
         let rcp = &self.principals[rcp_idx as usize];
         if let Some(t) = trace.as_deref_mut() {
             t.recipient_profile = Some(format!(
-                "{} ({:?}, role {}), clearance {}, accreditation {}, caveats [{}], cases [{}]",
+                "{} ({:?}, role {}), clearance {}, accreditation {}, caveats [{}], cases [{}], may_send {}, audit {}",
                 rcp.id,
                 rcp.kind,
                 rcp.role,
                 self.level_name(rcp.clearance),
                 self.level_name(rcp.accreditation),
                 rcp.caveats.join(", "),
-                rcp.cases.join(", ")
+                rcp.cases.join(", "),
+                rcp.may_send,
+                rcp.audit.as_str()
             ));
         }
         let Some(&sender_idx) = self.principal_by_id.get(header.sender.as_str()) else {
@@ -551,6 +560,17 @@ impl Policy {
             return d;
         };
         let sender = &self.principals[sender_idx as usize];
+        if !sender.may_send {
+            // Not a decision rule: the gateway refuses the submission before
+            // deciding anything (403 may-not-send). Said here so that an
+            // officer who explains such an item is not misled.
+            if let Some(t) = trace.as_deref_mut() {
+                t.item.push(format!(
+                    "sender {} may not send (may_send = false): the gateway refuses its submissions before any decision",
+                    sender.id
+                ));
+            }
+        }
 
         // Well formed: the item label and every portion label.
         let item_label = &facts.manifest.label;

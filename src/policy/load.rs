@@ -713,8 +713,28 @@ impl Policy {
             }
             case_ids.sort_unstable();
             case_ids.dedup();
-            let (Some(clearance), Some(accreditation), Some(agency_idx), Some(kind)) =
-                (clearance, accreditation, agency_idx, kind)
+            // Oversight reads and does not take part: an auditor sends
+            // nothing and reads every proof unless the policy says otherwise.
+            let auditor = v.role.get_ref() == AUDITOR_ROLE;
+            let may_send = v.may_send.unwrap_or(!auditor);
+            let audit = match v.audit.as_ref().map(|a| (a.get_ref().as_str(), a.span())) {
+                None if auditor => Some(AuditScope::All),
+                None => Some(AuditScope::Own),
+                Some(("all", _)) => Some(AuditScope::All),
+                Some(("own", _)) => Some(AuditScope::Own),
+                Some((other, span)) => {
+                    r.at(
+                        p.file,
+                        span,
+                        format!(
+                            "audit {other:?} is not \"all\" (every audit proof) or \"own\" (the entries that concern this principal)"
+                        ),
+                    );
+                    None
+                }
+            };
+            let (Some(clearance), Some(accreditation), Some(agency_idx), Some(kind), Some(audit)) =
+                (clearance, accreditation, agency_idx, kind, audit)
             else {
                 continue;
             };
@@ -728,6 +748,8 @@ impl Policy {
                 role: v.role.get_ref().clone(),
                 caveats: cav.into_iter().collect(),
                 cases: case_list.into_iter().collect(),
+                may_send,
+                audit,
                 agency_idx,
                 clearance,
                 accreditation,
@@ -978,6 +1000,20 @@ impl Policy {
                 (compiled, set)
             };
             let (from, senders) = selector(&v.from, "from", &mut r);
+            let selects_some = senders.iter().any(|w| *w != 0);
+            let selects_a_sender = compiled_principals
+                .iter()
+                .enumerate()
+                .any(|(i, p)| p.may_send && bit(&senders, i as u32));
+            if *effect == RuleEffect::Grant && selects_some && !selects_a_sender {
+                r.at(
+                    f,
+                    v.from.span(),
+                    format!(
+                        "rule {id:?} can never match: no principal it selects in `from` may send (may_send = false)"
+                    ),
+                );
+            }
             let (to, recipients) = selector(&v.to, "to", &mut r);
 
             let nonempty = |list: &S<Vec<S<String>>>, what: &str, r: &mut Reporter| {
@@ -1199,7 +1235,7 @@ impl Policy {
         let mut sorted_tps = tps.clone();
         sorted_tps.sort_by(|a, b| a.id.cmp(&b.id));
         let canonical = Canonical {
-            format: "passerelle-policy/1",
+            format: "passerelle-policy/2",
             scheme: &scheme_name,
             levels: &compiled_levels,
             caveats: sorted_caveats,

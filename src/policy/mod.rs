@@ -17,7 +17,8 @@
 //!   every problem is a [`Diagnostic`] with file and line.
 //! - [`model`]: the compiled policy (interned ids, rules indexed by
 //!   recipient, SHA-256 digest of the canonical content) and its lookups:
-//!   principals, agency ↔ CA and trust-domain bindings, retention.
+//!   principals (and what each may do: send, read the audit log), agency
+//!   ↔ CA and trust-domain bindings, retention.
 //! - [`engine`]: [`Policy::decide`] and [`Policy::explain`].
 //! - [`testing`]: [`check`], [`run_tests`] and [`ItemSpec`] (items written
 //!   in TOML, for `explain`).
@@ -45,8 +46,8 @@ pub mod testing;
 pub use engine::{rule_ids, Check, Explanation, PortionExplanation, RuleTrace};
 pub use load::{load_dir, Diagnostic, Diagnostics, PolicyError};
 pub use model::{
-    AgencyBinding, CaseAssignment, Consent, Level, Policy, Principal, PrincipalKind, Rule,
-    RuleEffect, Selector, ThirdParty,
+    AgencyBinding, AuditScope, CaseAssignment, Consent, Level, Policy, Principal, PrincipalKind,
+    Rule, RuleEffect, Selector, ThirdParty, AUDITOR_ROLE,
 };
 pub use testing::{
     check, run_test_sources, run_tests, CheckReport, ItemSpec, TestFailure, TestReport,

@@ -120,6 +120,31 @@ pub enum PrincipalKind {
     Person,
 }
 
+/// Which audit proofs a principal may read (`audit = "all" | "own"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditScope {
+    /// Every entry of the log: oversight bodies.
+    All,
+    /// Only the entries that concern it (as sender, recipient or caller).
+    Own,
+}
+
+impl AuditScope {
+    /// The word used in the policy files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditScope::All => "all",
+            AuditScope::Own => "own",
+        }
+    }
+}
+
+/// The role whose principals, unless the policy says otherwise, send
+/// nothing and read every audit proof: oversight reads, it does not take
+/// part in the exchange.
+pub const AUDITOR_ROLE: &str = "auditor";
+
 /// A principal as the policy describes it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Principal {
@@ -131,6 +156,8 @@ pub struct Principal {
     pub(crate) accreditation_level: String,
     pub(crate) caveats: Vec<String>,
     pub(crate) cases: Vec<String>,
+    pub(crate) may_send: bool,
+    pub(crate) audit: AuditScope,
     #[serde(skip)]
     pub(crate) agency_idx: u16,
     #[serde(skip)]
@@ -176,6 +203,16 @@ impl Principal {
     /// Cases the principal is assigned to.
     pub fn cases(&self) -> &[String] {
         &self.cases
+    }
+    /// Whether it may submit items (`may_send`; by default every role but
+    /// [`AUDITOR_ROLE`]).
+    pub fn may_send(&self) -> bool {
+        self.may_send
+    }
+    /// Which audit proofs it may read (`audit`; by default `all` for
+    /// [`AUDITOR_ROLE`], `own` for every other role).
+    pub fn audit(&self) -> AuditScope {
+        self.audit
     }
     /// Rank of the effective ceiling: the lower of clearance and accreditation.
     pub(crate) fn ceiling(&self) -> Rank {

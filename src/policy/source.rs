@@ -135,6 +135,13 @@ pub(crate) struct RawPrincipal {
     pub caveats: Vec<S<String>>,
     #[serde(default)]
     pub cases: Vec<S<String>>,
+    /// Whether it may submit items; the loader gives the default by role.
+    #[serde(default)]
+    pub may_send: Option<bool>,
+    /// Which audit proofs it may read (`all` or `own`); the loader gives the
+    /// default by role.
+    #[serde(default)]
+    pub audit: Option<S<String>>,
     #[serde(default)]
     pub description: Option<String>,
 }

@@ -19,7 +19,7 @@ use super::engine::rule_ids;
 use super::load::{
     datetime_to_unix, load_dir, read_toml_files, Diagnostics, PolicyError, Reporter,
 };
-use super::model::Policy;
+use super::model::{AuditScope, Policy};
 use super::source::{RawTestCase, RawTestLabel, TestFile};
 use crate::domain::bytes::Bytes;
 use crate::domain::decision::{Effect, ItemFacts};
@@ -471,6 +471,10 @@ pub struct CheckReport {
     pub rules: usize,
     /// Number of test cases found (parsed and checked, not run).
     pub test_cases: usize,
+    /// Principals that may not submit items (`may_send = false`).
+    pub may_not_send: Vec<String>,
+    /// Principals that read every audit proof (`audit = "all"`).
+    pub read_whole_log: Vec<String>,
 }
 
 impl fmt::Display for CheckReport {
@@ -479,6 +483,19 @@ impl fmt::Display for CheckReport {
             f,
             "policy valid: {} levels, {} agencies, {} principals, {} third parties, {} consents, {} flow rules, {} test cases\npolicy digest {}",
             self.levels, self.agencies, self.principals, self.third_parties, self.consents, self.rules, self.test_cases, self.policy_digest
+        )?;
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        write!(
+            f,
+            "\nmay not send: {}\nread every audit proof: {}",
+            list(&self.may_not_send),
+            list(&self.read_whole_log)
         )
     }
 }
@@ -498,5 +515,17 @@ pub fn check(dir: &Path) -> Result<CheckReport, PolicyError> {
         consents: policy.consents().len(),
         rules: policy.rules().len(),
         test_cases: cases.len(),
+        may_not_send: policy
+            .principals()
+            .iter()
+            .filter(|p| !p.may_send())
+            .map(|p| p.id().to_string())
+            .collect(),
+        read_whole_log: policy
+            .principals()
+            .iter()
+            .filter(|p| p.audit() == AuditScope::All)
+            .map(|p| p.id().to_string())
+            .collect(),
     })
 }

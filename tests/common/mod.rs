@@ -82,6 +82,35 @@ impl Harness {
     pub fn ca_path(&self) -> PathBuf {
         self.path().join("gateway/ca.pem")
     }
+
+    /// Every event on the audit log, in order.
+    /// Every event on the audit log, after the counted refusals were
+    /// written.
+    pub async fn audit_events(&self) -> Vec<passerelle::audit::event::AuditEvent> {
+        let gateway = &self.running.as_ref().unwrap().gateway;
+        gateway.flush_refusals().await.unwrap();
+        let store = gateway.store().clone();
+        let size = store.tree_head().size;
+        store
+            .audit_entries(0, size)
+            .unwrap()
+            .iter()
+            .map(|e| {
+                passerelle::audit::event::AuditEntry::decode(e)
+                    .unwrap()
+                    .event
+            })
+            .collect()
+    }
+
+    /// Replaces the first `from` by `to` in the gateway's policy `file`
+    /// (takes effect at the next reload).
+    pub fn edit_policy(&self, file: &str, from: &str, to: &str) {
+        let path = self.path().join("policies").join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file} has no {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
 }
 
 /// A one-portion item from `station` to `to`.
