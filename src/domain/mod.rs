@@ -7,8 +7,10 @@
 //! in the station CLI and in an auditor's offline tools.
 
 pub mod attestation;
+pub mod bounds;
 pub mod bytes;
 pub mod cose;
+pub mod decode;
 pub mod decision;
 pub mod item;
 pub mod label;
