@@ -95,7 +95,13 @@ async fn raw_request(
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
         conn.abort();
         (status, ct, body)
     };
@@ -135,7 +141,12 @@ fn assert_clean(p: &Problem) {
 
 async fn submit_refused(station: &passerelle::client::Station, item: &SignedItem) -> Problem {
     let answer = station
-        .request(Method::POST, "/v1/items", Some(to_cbor(item)), Duration::ZERO)
+        .request(
+            Method::POST,
+            "/v1/items",
+            Some(to_cbor(item)),
+            Duration::ZERO,
+        )
         .await
         .unwrap();
     problem(answer.status, &answer.content_type, &answer.body)
@@ -370,7 +381,11 @@ async fn only_cbor_and_json_are_bodies_and_decode_errors_are_clean() {
         )
         .await;
         let p = problem(status, &rct, &b);
-        assert_eq!((p.status, p.slug()), (415, "unsupported-media-type"), "{ct}");
+        assert_eq!(
+            (p.status, p.slug()),
+            (415, "unsupported-media-type"),
+            "{ct}"
+        );
     }
     // Parameters and letter case do not matter.
     for (i, ct) in ["application/cbor; x=y", "Application/CBOR"]

@@ -116,10 +116,7 @@ pub fn text(field: impl fmt::Display, value: &str, max: usize) -> Result<(), Fie
         return Err(FieldError::new(field, "must not be empty"));
     }
     if value.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            field,
-            "must not hold control characters",
-        ));
+        return Err(FieldError::new(field, "must not hold control characters"));
     }
     Ok(())
 }
@@ -142,12 +139,7 @@ pub fn token(field: impl fmt::Display, value: &str, max: usize) -> Result<(), Fi
 }
 
 /// Checks that there are `min` to `max` of something.
-pub fn count(
-    field: impl fmt::Display,
-    n: usize,
-    min: usize,
-    max: usize,
-) -> Result<(), FieldError> {
+pub fn count(field: impl fmt::Display, n: usize, min: usize, max: usize) -> Result<(), FieldError> {
     if (min..=max).contains(&n) {
         Ok(())
     } else {
@@ -201,8 +193,12 @@ mod tests {
             e.to_string(),
             "label.evaluation.grade: 70000 bytes, at most 8 allowed"
         );
-        let e = token("header.id", &long, ITEM_ID).unwrap_err().within("manifest");
-        assert!(e.to_string().starts_with("manifest.header.id: must be 1-128"));
+        let e = token("header.id", &long, ITEM_ID)
+            .unwrap_err()
+            .within("manifest");
+        assert!(e
+            .to_string()
+            .starts_with("manifest.header.id: must be 1-128"));
         assert!(text("x", " ", 8).is_err());
         assert!(text("x", "a\u{0}b", 8).is_err());
         assert!(text("x", "TRÈS SECRET", LEVEL).is_ok());

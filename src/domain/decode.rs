@@ -164,16 +164,29 @@ mod tests {
                 format!(r#"{{"envelope": "AAAA", "portions": "{huge}"}}"#),
                 "portions: expected a sequence",
             ),
-            (format!(r#"{{"envelope": "{huge}!"}}"#), "envelope: expected"),
+            (
+                format!(r#"{{"envelope": "{huge}!"}}"#),
+                "envelope: expected",
+            ),
             (format!(r#"["{huge}"]"#), ""),
             (format!(r#"{{"{huge}": 1, "#), "the JSON ends early"),
-            (format!(r#"{{"portions": [], "envelope": "AAAA"}} {huge}"#), "not valid JSON"),
+            (
+                format!(r#"{{"portions": [], "envelope": "AAAA"}} {huge}"#),
+                "not valid JSON",
+            ),
         ] {
             let e = json::<SignedItem>(body.as_bytes()).unwrap_err().to_string();
             assert!(e.len() <= MAX_MESSAGE, "{e}");
             assert!(!e.contains("xxxx"), "{e}");
             assert!(e.contains(expect), "{e}");
         }
+    }
+
+    #[test]
+    fn a_missing_field_is_named_with_its_path() {
+        let body = r#"{"envelope": "AAAA", "portions": [{"body": "", "salt": "", "content_type": "t", "label": {"originator": {"agency": "police"}}}]}"#;
+        let e = json::<SignedItem>(body.as_bytes()).unwrap_err().to_string();
+        assert_eq!(e, "portions[0].label: missing field `level`");
     }
 
     #[test]

@@ -15,9 +15,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+use super::bounds::{self, FieldError};
 use super::bytes::{from_cbor, sha256, to_cbor, Bytes, CborError};
 use super::cose::{CoseError, PublicKey, SigningKey};
-use super::bounds::{self, FieldError};
 use super::label::SecurityLabel;
 use super::principal::PrincipalId;
 
@@ -249,7 +249,9 @@ impl Portion {
 
 /// Checks that all labels of an item together stay within
 /// [`bounds::LABELS_TOTAL`], once each label is bounded field by field.
-fn check_labels_total<'a>(labels: impl IntoIterator<Item = &'a SecurityLabel>) -> Result<(), FieldError> {
+fn check_labels_total<'a>(
+    labels: impl IntoIterator<Item = &'a SecurityLabel>,
+) -> Result<(), FieldError> {
     let total: usize = labels.into_iter().map(|l| to_cbor(l).len()).sum();
     if total > bounds::LABELS_TOTAL {
         return Err(FieldError::new(
@@ -341,7 +343,10 @@ fn decode_manifest(payload: &[u8]) -> Result<Manifest, ItemError> {
         )));
     }
     manifest.header.check_shape()?;
-    manifest.label.check_shape().map_err(|e| e.within("label"))?;
+    manifest
+        .label
+        .check_shape()
+        .map_err(|e| e.within("label"))?;
     Ok(manifest)
 }
 

@@ -128,3 +128,58 @@ impl SecurityLabel {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label() -> SecurityLabel {
+        SecurityLabel::new("SECRET", Agency::new("vsse").unwrap())
+    }
+
+    #[test]
+    fn every_field_is_bounded_and_named() {
+        assert_eq!(label().check_shape(), Ok(()));
+        let field = |l: SecurityLabel| l.check_shape().unwrap_err().field;
+
+        let mut l = label();
+        l.level = "S".repeat(65);
+        assert_eq!(field(l), "level");
+        let mut l = label();
+        l.caveats = (0..33).map(|i| format!("C{i}")).collect();
+        assert_eq!(field(l), "caveats");
+        let mut l = label();
+        l.caveats.insert("\u{7}".into());
+        assert_eq!(field(l), "caveats");
+        let mut l = label();
+        l.rel_to = (0..33)
+            .map(|i| Agency::new(format!("a{i}")).unwrap())
+            .collect();
+        assert_eq!(field(l), "rel_to");
+        let mut l = label();
+        l.evaluation = Some(Evaluation {
+            grade: "A".repeat(70_000),
+            system: "6x6".into(),
+        });
+        assert_eq!(field(l), "evaluation.grade");
+        let mut l = label();
+        l.evaluation = Some(Evaluation {
+            grade: "B2".into(),
+            system: "x".repeat(100),
+        });
+        let e = l.check_shape().unwrap_err();
+        assert_eq!(e.field, "evaluation.system");
+        assert!(!e.problem.contains("xxx"));
+        let mut l = label();
+        l.originator.third_party = Some("p".repeat(129));
+        assert_eq!(field(l), "originator.third_party");
+        for bad in ["2030-13-01", "30-01-01", "2030-01-01T00", "tomorrow"] {
+            let mut l = label();
+            l.review_date = Some(bad.into());
+            assert_eq!(field(l), "review_date", "{bad}");
+        }
+        let mut l = label();
+        l.review_date = Some("2030-02-28".into());
+        assert_eq!(l.check_shape(), Ok(()));
+    }
+}

@@ -32,7 +32,8 @@ impl ItemRef {
     /// The reference, when `s` is well formed.
     pub fn parse(s: &str) -> Option<ItemRef> {
         let ok = s.len() == super::bounds::ITEM_REF
-            && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         ok.then(|| ItemRef(s.to_string()))
     }
 

@@ -1248,4 +1248,50 @@ priorities = ["FLASH"]
             vec![rule_ids::LABEL_CONSISTENCY]
         );
     }
+
+    #[test]
+    fn check_labels_names_the_field_and_what_is_allowed() {
+        let p = policy();
+        let (high, low) = (lbl("HIGH"), lbl("LOW"));
+        let check = |item: &SecurityLabel, portions: Vec<&SecurityLabel>| {
+            let m = manifest(item.clone(), Priority::Routine, portions.len());
+            p.check_labels(&ItemFacts {
+                manifest: &m,
+                portion_labels: portions,
+            })
+        };
+        assert_eq!(check(&high, vec![&high, &low]), Ok(()));
+
+        let e = check(&lbl("TOP"), vec![&low]).unwrap_err();
+        assert_eq!(e.field, "label.level");
+        assert!(
+            e.problem.contains("\"TOP\"") && e.problem.contains("LOW, HIGH"),
+            "{e}"
+        );
+
+        let e = check(&low, vec![&high]).unwrap_err();
+        assert_eq!(e.field, "portions[0].label");
+        assert!(e.problem.contains("dominate"), "{e}");
+
+        let mut odd = lbl("LOW");
+        odd.caveats.insert("NOPE".into());
+        let e = check(&low, vec![&low, &odd]).unwrap_err();
+        assert_eq!(e.field, "portions[1].label.caveats");
+
+        odd = lbl("LOW");
+        odd.originator.agency = Agency::new("zz").unwrap();
+        let e = check(&odd, vec![&low]).unwrap_err();
+        assert_eq!(e.field, "label.originator.agency");
+
+        // What the sender is told matches what the decision would do.
+        let m = manifest(low.clone(), Priority::Routine, 1);
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&high],
+        };
+        assert_eq!(
+            p.decide(&facts, &PrincipalId::new("b/r").unwrap(), 0).rules,
+            vec![rule_ids::LABEL_CONSISTENCY]
+        );
+    }
 }
