@@ -13,7 +13,6 @@ use passerelle::domain::bytes::to_cbor;
 use passerelle::domain::item::SignedItem;
 use passerelle::domain::label::Evaluation;
 use passerelle::gateway::unix_now;
-use passerelle::pki::ClientCertOptions;
 use passerelle::spec::ItemSpec;
 use std::time::Duration;
 
@@ -152,33 +151,6 @@ async fn submit_refused(station: &passerelle::client::Station, item: &SignedItem
     problem(answer.status, &answer.content_type, &answer.body)
 }
 
-/// A GET of `path` as `station`: status and body.
-async fn get(station: &passerelle::client::Station, path: &str) -> (StatusCode, Vec<u8>) {
-    let a = station
-        .request(Method::GET, path, None, Duration::ZERO)
-        .await
-        .unwrap();
-    (a.status, a.body)
-}
-
-/// A valid certificate of the police CA for a principal that the policy
-/// does not know.
-fn stranger(h: &Harness) -> passerelle::client::Station {
-    let issued = h
-        .pki
-        .agency("police")
-        .unwrap()
-        .issue_client(
-            "spiffe://police.example/lo/lisbon",
-            &ClientCertOptions::default(),
-        )
-        .unwrap();
-    let station = h.station_with("police/lo/rabat", &issued, "stranger");
-    let mut config = station.config().clone();
-    config.principal = "police/lo/lisbon".parse().unwrap();
-    passerelle::client::Station::new(config).unwrap()
-}
-
 /// The three requests that each made the audit log unexportable, then an
 /// export that must succeed.
 #[tokio::test]
@@ -218,7 +190,7 @@ async fn oversized_input_is_refused_and_the_log_stays_exportable() {
     // as a reference that does not exist, never echoed.
     let long = format!("/v1/items/{}", "a".repeat(65_500));
     let missing = format!("/v1/items/{}", "0".repeat(32));
-    let lisbon = stranger(&h);
+    let lisbon = common::stranger(&h, "police/lo/lisbon");
     for station in [&rabat, &lisbon] {
         for (long, missing) in [
             (long.clone(), missing.clone()),
@@ -247,8 +219,16 @@ async fn oversized_input_is_refused_and_the_log_stays_exportable() {
             assert!(!p.detail.contains("aaaaaaaa"));
         }
     }
-    let (status, _) = get(&rabat, &format!("/v1/items/{}", "A".repeat(32))).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "upper-case hex is not a ref");
+    let upper = format!("/v1/items/{}", "A".repeat(32));
+    let a = rabat
+        .request(Method::GET, &upper, None, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        a.status,
+        StatusCode::NOT_FOUND,
+        "upper-case hex is not a ref"
+    );
 
     // A malformed JSON body holding a 1 MB string: a short detail that
     // says where and what was expected, without the string.
