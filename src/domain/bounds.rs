@@ -12,10 +12,11 @@
 //! and what was expected. A [`FieldError`] never carries the offending value
 //! unless its caller bounded it first; it never does I/O.
 //!
-//! With these bounds, the item-derived part of an `item-accepted` audit
-//! entry is at most about 35 KiB: all labels together [`LABELS_TOTAL`]
+//! With these bounds, an `item-accepted` audit entry holds at most about
+//! 38 KiB of what the sender wrote: all labels together [`LABELS_TOTAL`]
 //! (16 KiB), recipients 64 × 256 bytes, cases 32 × 64 bytes, purpose, id and
-//! sender (see docs/formats.md, "Bounds").
+//! sender (see docs/formats.md, "Bounds"); the decisions' rules and reasons
+//! come on top.
 
 use std::fmt;
 

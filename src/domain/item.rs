@@ -533,4 +533,34 @@ pub(crate) mod tests {
         let again = to_cbor(&item.manifest);
         assert_eq!(sha256(&again), item.digest);
     }
+
+    /// A label with every field at its bound.
+    fn maximal_label() -> SecurityLabel {
+        let agency = |i: usize| Agency::new(format!("{i:0>64}")).unwrap();
+        let mut l = SecurityLabel::new("L".repeat(bounds::LEVEL), agency(0));
+        l.caveats = (0..bounds::CAVEATS).map(|i| format!("{i:0>64}")).collect();
+        l.rel_to = (0..bounds::REL_TO).map(agency).collect();
+        l.handling = Some(crate::domain::label::HandlingCode::H3);
+        l.evaluation = Some(crate::domain::label::Evaluation {
+            grade: "G".repeat(bounds::EVALUATION_GRADE),
+            system: "6x6".into(),
+        });
+        l.originator.third_party = Some("t".repeat(bounds::THIRD_PARTY));
+        l.review_date = Some("2030-01-01".into());
+        l.diffusion_restreinte = true;
+        l
+    }
+
+    #[test]
+    fn a_maximal_label_is_valid_and_the_labels_together_are_bounded() {
+        let label = maximal_label();
+        assert_eq!(label.check_shape(), Ok(()));
+        // The figure docs/formats.md and the bounds module give.
+        let size = to_cbor(&label).len();
+        assert!(size <= 4800, "a maximal label takes {size} bytes");
+        assert!(check_labels_total([&label, &label, &label]).is_ok());
+        let many = vec![&label; 4];
+        let e = check_labels_total(many).unwrap_err();
+        assert_eq!(e.field, "labels");
+    }
 }
