@@ -431,8 +431,11 @@ impl Gateway {
         if let Some(unknown) = header.recipients.iter().find(|r| !decider.knows(r)) {
             return Err(GatewayError::UnknownRecipient(unknown.clone()));
         }
-        let now = unix_now();
+        // A label that does not fit the scheme is the sender's to fix:
+        // refused here, before anything is stored.
         let facts = ItemFacts::from(&item);
+        decider.check_labels(&facts).map_err(ItemError::from)?;
+        let now = unix_now();
         let decisions: Vec<Decision> = header
             .recipients
             .iter()

@@ -314,7 +314,7 @@ struct SendArgs {
     /// FLASH, URGENT or ROUTINE.
     #[arg(long, default_value = "ROUTINE")]
     priority: Priority,
-    /// Item id (default: derived from the sender and the time).
+    /// Item id (default: a fresh UUIDv7, time-ordered and random).
     #[arg(long)]
     id: Option<String>,
 }

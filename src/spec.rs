@@ -101,7 +101,8 @@ pub struct PortionSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ItemSpec {
-    /// Item id; generated from the sender and time when absent.
+    /// Item id; when absent, a fresh [`default_item_id`] each time the item
+    /// is signed.
     #[serde(default)]
     pub id: Option<String>,
     /// Recipients.
@@ -134,13 +135,41 @@ fn french() -> String {
     "fr".into()
 }
 
+/// Fills `buf` from the OS's random number generator. A station that
+/// cannot get randomness must not sign anything, so failure is fatal.
+fn fill_random(buf: &mut [u8]) {
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), buf).is_err() {
+        panic!("the system random number generator failed");
+    }
+}
+
 /// 16 random bytes from the OS.
 pub fn random_salt() -> Bytes {
     let mut salt = vec![0u8; 16];
-    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt).is_err() {
-        panic!("the system random number generator failed");
-    }
+    fill_random(&mut salt);
     Bytes(salt)
+}
+
+/// A fresh item id for an item sent at `now` (Unix seconds): a UUIDv7
+/// (RFC 9562 §5.7) whose time is `now` and whose other 74 bits are random,
+/// so ids sort by time and two items made in the same second (or by two
+/// stations) never collide.
+pub fn default_item_id(now: i64) -> String {
+    let mut b = [0u8; 16];
+    fill_random(&mut b[6..]);
+    let millis = u64::try_from(now).unwrap_or(0).saturating_mul(1000);
+    b[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    b[6] = (b[6] & 0x0f) | 0x70; // version 7
+    b[8] = (b[8] & 0x3f) | 0x80; // the RFC 9562 variant
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 impl ItemSpec {
@@ -152,10 +181,7 @@ impl ItemSpec {
     /// The header this item file describes, sent by `sender` at `now`.
     pub fn header(&self, sender: &PrincipalId, now: i64) -> Header {
         Header {
-            id: self
-                .id
-                .clone()
-                .unwrap_or_else(|| format!("{}-{now}", sender.as_str().replace('/', "-"))),
+            id: self.id.clone().unwrap_or_else(|| default_item_id(now)),
             sender: sender.clone(),
             recipients: self.to.clone(),
             created: now,

@@ -41,6 +41,9 @@ pub enum TlsError {
     Rustls(String),
 }
 
+/// Most bytes of a certificate's URI quoted in an [`IdentityError`].
+const CLAIM_QUOTED: usize = 300;
+
 /// Why an authenticated connection was not accepted as a principal.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -216,14 +219,17 @@ impl Identities {
             .strip_prefix("spiffe://")
             .ok_or(IdentityError::NoPrincipal)?;
         let (domain, path) = rest.split_once('/').ok_or(IdentityError::NoPrincipal)?;
+        // The URI is quoted in the refusal and on the audit log: bounded,
+        // since whoever runs a trusted CA can make it as long as it likes.
+        let quoted = || crate::domain::bounds::truncate(uri.clone(), CLAIM_QUOTED);
         if domain != trust.trust_domain {
             return Err(IdentityError::WrongAgency {
                 agency: trust.agency.to_string(),
-                claimed: uri,
+                claimed: quoted(),
             });
         }
         let principal = PrincipalId::in_agency(&trust.agency, path)
-            .map_err(|_| IdentityError::BadPrincipal(uri.clone()))?;
+            .map_err(|_| IdentityError::BadPrincipal(quoted()))?;
         let public_key = PublicKey::from_certificate_der(end_entity)
             .map_err(|_| IdentityError::UnsupportedKey)?;
         Ok(VerifiedPeer {

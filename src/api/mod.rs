@@ -25,6 +25,7 @@
 pub mod problem;
 
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -36,6 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::item::SignedItem;
+use crate::domain::receipt::ItemRef;
 use crate::gateway::{Gateway, GatewayError, Submitted};
 use crate::store::{AckOutcome, InboxEntry};
 use crate::tls::VerifiedPeer;
@@ -134,25 +136,56 @@ fn reply<T: Serialize>(headers: &HeaderMap, status: StatusCode, value: &T) -> Re
     }
 }
 
+/// How a request body is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyType {
+    Cbor,
+    Json,
+}
+
+/// The body type a `Content-Type` names: `application/cbor` (also when
+/// absent) or `application/json`, exactly, in any letter case, parameters
+/// allowed. Anything else, `application/cbor-seq` included, is refused
+/// without repeating the header.
+fn body_type(headers: &HeaderMap) -> Result<BodyType, Problem> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(BodyType::Cbor);
+    };
+    let unsupported = || {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported body type",
+            format!("send {CBOR} or {JSON} (parameters are allowed)"),
+        )
+    };
+    if value.len() > crate::domain::bounds::HEADER_VALUE {
+        return Err(unsupported());
+    }
+    let media: mime::Mime = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(unsupported)?;
+    if media.type_() != mime::APPLICATION || media.suffix().is_some() {
+        return Err(unsupported());
+    }
+    if media.subtype() == "cbor" {
+        Ok(BodyType::Cbor)
+    } else if media.subtype() == mime::JSON {
+        Ok(BodyType::Json)
+    } else {
+        Err(unsupported())
+    }
+}
+
 /// Reads a bounded body and decodes it by its content type.
 async fn read_body<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
 ) -> Result<T, Problem> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or(CBOR);
-    let is_json = content_type.starts_with(JSON);
-    if !is_json && !content_type.starts_with(CBOR) {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Unsupported body type",
-            format!("send {CBOR} or {JSON}, not {content_type}"),
-        ));
-    }
+    let body_type = body_type(headers)?;
     let bytes = http_body_util::Limited::new(body, limit)
         .collect()
         .await
@@ -165,19 +198,28 @@ async fn read_body<T: DeserializeOwned>(
             )
         })?;
     let bytes = bytes.to_bytes();
-    let decoded = if is_json {
-        serde_json::from_slice(&bytes).map_err(|e| e.to_string())
-    } else {
-        crate::domain::bytes::from_cbor(&bytes).map_err(|e| e.to_string())
+    // Decode errors name the field and what was expected, never the input.
+    let decoded = match body_type {
+        BodyType::Json => crate::domain::decode::json(&bytes),
+        BodyType::Cbor => crate::domain::decode::cbor(&bytes),
     };
     decoded.map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
             "malformed-body",
             "The body is not a valid item",
-            e,
+            e.to_string(),
         )
     })
+}
+
+/// The item reference of a path, or the answer to a reference that does not
+/// exist: a malformed one (or one that does not even decode) is answered
+/// exactly as a well-formed one that is not the caller's, and never echoed.
+fn item_ref_of(path: Result<Path<String>, PathRejection>) -> Result<ItemRef, Problem> {
+    path.ok()
+        .and_then(|Path(r)| ItemRef::parse(&r))
+        .ok_or_else(|| Problem::from(GatewayError::NotFound))
 }
 
 #[derive(Serialize)]
@@ -255,10 +297,11 @@ async fn inbox(
 async fn fetch(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
-    Path(item_ref): Path<String>,
+    item_ref: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let item = state.gateway.fetch(&peer, &item_ref).await?;
+    let item_ref = item_ref_of(item_ref)?;
+    let item = state.gateway.fetch(&peer, item_ref.as_str()).await?;
     Ok(reply(&headers, StatusCode::OK, &item))
 }
 
@@ -274,10 +317,11 @@ pub struct Acknowledged {
 async fn ack(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
-    Path(item_ref): Path<String>,
+    item_ref: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let status = match state.gateway.ack(&peer, &item_ref).await? {
+    let item_ref = item_ref_of(item_ref)?;
+    let status = match state.gateway.ack(&peer, item_ref.as_str()).await? {
         AckOutcome::AlreadyAcked => "already-acked",
         _ => "acked",
     };
@@ -285,7 +329,7 @@ async fn ack(
         &headers,
         StatusCode::OK,
         &Acknowledged {
-            item_ref,
+            item_ref: item_ref.as_str().to_string(),
             status: status.into(),
         },
     ))
@@ -294,10 +338,11 @@ async fn ack(
 async fn receipt(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
-    Path(item_ref): Path<String>,
+    item_ref: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let r = state.gateway.receipt(&peer, &item_ref).await?;
+    let item_ref = item_ref_of(item_ref)?;
+    let r = state.gateway.receipt(&peer, item_ref.as_str()).await?;
     Ok(reply(&headers, StatusCode::OK, &r))
 }
 

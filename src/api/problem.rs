@@ -5,12 +5,14 @@
 //! detail written for the caller. Details never carry a stack trace, a
 //! store error, or anything about principals or labels the caller may not
 //! see: internal faults are logged for the operator and shown as
-//! `internal`.
+//! `internal`. Nor do they repeat what the caller sent beyond a bounded
+//! name (a level, a principal id), or show Rust debug formatting.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::bounds;
 use crate::gateway::GatewayError;
 use crate::tls::IdentityError;
 
@@ -32,13 +34,16 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// A problem of type `urn:passerelle:problem:{slug}`.
+    /// A problem of type `urn:passerelle:problem:{slug}`. The detail is cut
+    /// to [`bounds::DETAIL`] bytes: details are written by the gateway and
+    /// quote only bounded input, and this keeps it so whatever a caller
+    /// sends, since refusals are also written to the audit log.
     pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
         Problem {
             kind: format!("urn:passerelle:problem:{slug}"),
             title: title.to_string(),
             status: status.as_u16(),
-            detail: detail.into(),
+            detail: bounds::truncate(detail.into(), bounds::DETAIL),
         }
     }
 

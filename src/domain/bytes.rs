@@ -75,7 +75,8 @@ impl<'de> Deserialize<'de> for Bytes {
     }
 }
 
-/// Why bytes could not be decoded as CBOR of the expected shape.
+/// Why bytes could not be decoded as CBOR of the expected shape: a short
+/// message naming the field, never the input (see [`super::decode`]).
 #[derive(Debug, thiserror::Error)]
 #[error("malformed CBOR: {0}")]
 pub struct CborError(pub String);
@@ -94,7 +95,7 @@ pub fn to_cbor<T: Serialize>(value: &T) -> Vec<u8> {
 
 /// Decodes CBOR bytes that came from outside (a peer, a file).
 pub fn from_cbor<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CborError> {
-    cbor4ii::serde::from_slice(bytes).map_err(|e| CborError(e.to_string()))
+    super::decode::cbor(bytes).map_err(|e| CborError(e.to_string()))
 }
 
 /// SHA-256 of `data`.

@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::bounds::FieldError;
 use super::item::{Manifest, VerifiedItem};
 use super::label::SecurityLabel;
 use super::principal::PrincipalId;
@@ -96,4 +97,10 @@ pub trait Decider: Send + Sync + 'static {
     /// How long an item's content is kept, in days, for its item-level
     /// classification `level`; `None` keeps it until an operator purges it.
     fn retention_days(&self, level: &str) -> Option<u32>;
+    /// Whether every label of the item fits the scheme in force and the
+    /// item label dominates every portion label; the error names the field
+    /// (`label.level`, `portions[1].label`) and the values allowed there.
+    /// The gateway refuses such an item at submission, before storing
+    /// anything; [`Decider::decide`] denies it all the same.
+    fn check_labels(&self, item: &ItemFacts<'_>) -> Result<(), FieldError>;
 }

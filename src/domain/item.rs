@@ -15,9 +15,10 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+use super::bounds::{self, FieldError};
 use super::bytes::{from_cbor, sha256, to_cbor, Bytes, CborError};
 use super::cose::{CoseError, PublicKey, SigningKey};
-use super::label::{LabelError, SecurityLabel};
+use super::label::SecurityLabel;
 use super::principal::PrincipalId;
 
 /// Content type of the signed manifest inside the COSE_Sign1.
@@ -25,12 +26,12 @@ pub const MANIFEST_CONTENT_TYPE: &str = "application/vnd.passerelle.manifest+cbo
 /// Manifest format version.
 pub const MANIFEST_VERSION: u32 = 1;
 /// Most recipients an item may name.
-pub const MAX_RECIPIENTS: usize = 64;
+pub const MAX_RECIPIENTS: usize = bounds::RECIPIENTS;
 /// Most portions an item may carry.
-pub const MAX_PORTIONS: usize = 64;
+pub const MAX_PORTIONS: usize = bounds::PORTIONS;
 /// Fewest salt bytes per portion: enough that a digest does not reveal a
 /// short, guessable portion body.
-pub const MIN_SALT_LEN: usize = 16;
+pub const MIN_SALT_LEN: usize = bounds::SALT_MIN;
 
 /// Handling priority.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -159,12 +160,13 @@ pub enum ItemError {
     /// The signature envelope did not verify.
     #[error("the sender's signature is invalid: {0}")]
     Signature(#[from] CoseError),
-    /// A field of the header is out of bounds.
+    /// The manifest is of a version this gateway does not know.
     #[error("invalid header: {0}")]
     Header(String),
-    /// A label is not well formed.
-    #[error("invalid label: {0}")]
-    Label(#[from] LabelError),
+    /// A field is out of bounds or not well formed: a header field, a label
+    /// field, or a label that does not fit the scheme in force.
+    #[error("{0}")]
+    Field(#[from] FieldError),
     /// The portions do not match the manifest.
     #[error("portion {0} does not match the signed manifest")]
     PortionMismatch(usize),
@@ -187,45 +189,80 @@ pub struct VerifiedItem {
     pub portions: Vec<Portion>,
 }
 
-fn valid_token(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b))
-}
-
 impl Header {
-    /// Checks bounds and the shape of every field.
+    /// Checks bounds and the shape of every field. Field paths in the error
+    /// start at the manifest (`header.id`).
     pub fn check_shape(&self) -> Result<(), ItemError> {
-        let bad = |m: &str| Err(ItemError::Header(m.to_string()));
-        if !valid_token(&self.id, 128) {
-            return bad("id must be 1-128 characters of letters, digits and -_.:/");
-        }
-        if self.recipients.is_empty() || self.recipients.len() > MAX_RECIPIENTS {
-            return bad("an item needs 1 to 64 recipients");
-        }
+        let field = |name: &str| format!("header.{name}");
+        bounds::token(field("id"), &self.id, bounds::ITEM_ID)?;
+        bounds::count(
+            field("recipients"),
+            self.recipients.len(),
+            1,
+            bounds::RECIPIENTS,
+        )?;
         let unique: BTreeSet<_> = self.recipients.iter().collect();
         if unique.len() != self.recipients.len() {
-            return bad("a recipient is named twice");
+            return Err(FieldError::new(field("recipients"), "a recipient is named twice").into());
         }
-        if !valid_token(&self.purpose, 64) {
-            return bad("purpose must be 1-64 characters of letters, digits and -_.:/");
+        bounds::token(field("purpose"), &self.purpose, bounds::PURPOSE)?;
+        bounds::count(field("cases"), self.cases.len(), 0, bounds::CASES)?;
+        for (i, c) in self.cases.iter().enumerate() {
+            bounds::token(format!("header.cases[{i}]"), c, bounds::CASE_REF)?;
         }
-        if self.cases.len() > 32 || self.cases.iter().any(|c| !valid_token(c, 64)) {
-            return bad(
-                "at most 32 case references of 1-64 characters of letters, digits and -_.:/",
-            );
+        if self.language.len() < 2 {
+            return Err(FieldError::new(
+                field("language"),
+                "must be a language tag such as fr, nl or en",
+            )
+            .into());
         }
-        if !(2..=16).contains(&self.language.len()) || !valid_token(&self.language, 16) {
-            return bad("language must be a language tag such as fr, nl or en");
-        }
+        bounds::token(field("language"), &self.language, bounds::LANGUAGE)?;
         if let Some(exp) = self.expires {
             if exp <= self.created {
-                return bad("expiry is not after creation");
+                return Err(FieldError::new(field("expires"), "is not after creation").into());
             }
         }
         Ok(())
     }
+}
+
+impl Portion {
+    /// Checks bounds and the shape of every field but the body (the body is
+    /// bounded by the request size). Field paths are relative to the portion.
+    pub fn check_shape(&self) -> Result<(), FieldError> {
+        let salt = self.salt.0.len();
+        if !(bounds::SALT_MIN..=bounds::SALT_MAX).contains(&salt) {
+            return Err(FieldError::new(
+                "salt",
+                format!(
+                    "{salt} bytes, {} to {} allowed",
+                    bounds::SALT_MIN,
+                    bounds::SALT_MAX
+                ),
+            ));
+        }
+        bounds::text("content_type", &self.content_type, bounds::CONTENT_TYPE)?;
+        self.label.check_shape().map_err(|e| e.within("label"))
+    }
+}
+
+/// Checks that all labels of an item together stay within
+/// [`bounds::LABELS_TOTAL`], once each label is bounded field by field.
+fn check_labels_total<'a>(
+    labels: impl IntoIterator<Item = &'a SecurityLabel>,
+) -> Result<(), FieldError> {
+    let total: usize = labels.into_iter().map(|l| to_cbor(l).len()).sum();
+    if total > bounds::LABELS_TOTAL {
+        return Err(FieldError::new(
+            "labels",
+            format!(
+                "the item label and the portion labels take {total} bytes together, at most {} allowed",
+                bounds::LABELS_TOTAL
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl SignedItem {
@@ -255,11 +292,16 @@ impl SignedItem {
     /// Checks the signature with the sender's key, the manifest's shape and
     /// that the portions are exactly those signed.
     pub fn verify(self, sender_key: &PublicKey) -> Result<VerifiedItem, ItemError> {
+        // Bounds first: they cost nothing, and an item out of bounds is
+        // refused before its signature and its portions are hashed.
+        bounds::count("portions", self.portions.len(), 1, bounds::PORTIONS)?;
+        for (i, portion) in self.portions.iter().enumerate() {
+            portion
+                .check_shape()
+                .map_err(|e| e.within(format!("portions[{i}]")))?;
+        }
         let payload = sender_key.verify1(&self.envelope.0)?;
         let manifest = decode_manifest(&payload)?;
-        if self.portions.is_empty() || self.portions.len() > MAX_PORTIONS {
-            return Err(ItemError::Portions("an item needs 1 to 64 portions".into()));
-        }
         if self.portions.len() != manifest.portions.len() {
             return Err(ItemError::Portions(format!(
                 "{} portions sent, {} signed",
@@ -267,13 +309,10 @@ impl SignedItem {
                 manifest.portions.len()
             )));
         }
+        check_labels_total(
+            std::iter::once(&manifest.label).chain(self.portions.iter().map(|p| &p.label)),
+        )?;
         for (i, (portion, signed)) in self.portions.iter().zip(&manifest.portions).enumerate() {
-            if portion.salt.0.len() < MIN_SALT_LEN {
-                return Err(ItemError::Portions(format!(
-                    "portion {i} has a salt shorter than 16 bytes"
-                )));
-            }
-            portion.label.check_shape()?;
             if portion.digest()[..] != signed.0[..] {
                 return Err(ItemError::PortionMismatch(i));
             }
@@ -304,7 +343,10 @@ fn decode_manifest(payload: &[u8]) -> Result<Manifest, ItemError> {
         )));
     }
     manifest.header.check_shape()?;
-    manifest.label.check_shape()?;
+    manifest
+        .label
+        .check_shape()
+        .map_err(|e| e.within("label"))?;
     Ok(manifest)
 }
 
@@ -490,5 +532,35 @@ pub(crate) mod tests {
         let item = sample(&k).verify(&k.public_key()).unwrap();
         let again = to_cbor(&item.manifest);
         assert_eq!(sha256(&again), item.digest);
+    }
+
+    /// A label with every field at its bound.
+    fn maximal_label() -> SecurityLabel {
+        let agency = |i: usize| Agency::new(format!("{i:0>64}")).unwrap();
+        let mut l = SecurityLabel::new("L".repeat(bounds::LEVEL), agency(0));
+        l.caveats = (0..bounds::CAVEATS).map(|i| format!("{i:0>64}")).collect();
+        l.rel_to = (0..bounds::REL_TO).map(agency).collect();
+        l.handling = Some(crate::domain::label::HandlingCode::H3);
+        l.evaluation = Some(crate::domain::label::Evaluation {
+            grade: "G".repeat(bounds::EVALUATION_GRADE),
+            system: "6x6".into(),
+        });
+        l.originator.third_party = Some("t".repeat(bounds::THIRD_PARTY));
+        l.review_date = Some("2030-01-01".into());
+        l.diffusion_restreinte = true;
+        l
+    }
+
+    #[test]
+    fn a_maximal_label_is_valid_and_the_labels_together_are_bounded() {
+        let label = maximal_label();
+        assert_eq!(label.check_shape(), Ok(()));
+        // The figure docs/formats.md and the bounds module give.
+        let size = to_cbor(&label).len();
+        assert!(size <= 4800, "a maximal label takes {size} bytes");
+        assert!(check_labels_total([&label, &label, &label]).is_ok());
+        let many = vec![&label; 4];
+        let e = check_labels_total(many).unwrap_err();
+        assert_eq!(e.field, "labels");
     }
 }

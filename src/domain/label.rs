@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+use super::bounds::{self, FieldError};
 use super::principal::Agency;
 
 /// Europol-style handling codes.
@@ -74,23 +75,6 @@ pub struct SecurityLabel {
     pub diffusion_restreinte: bool,
 }
 
-/// Why a label is not well formed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LabelError {
-    /// The sender wrote an empty or oversized level name.
-    #[error("the classification level is empty or too long")]
-    BadLevel,
-    /// The sender wrote an empty or oversized caveat.
-    #[error("a caveat is empty or longer than 64 characters")]
-    BadCaveat,
-    /// The evaluation names a system other than 4x4 or 6x6.
-    #[error("evaluation system {0:?} is neither 4x4 nor 6x6")]
-    BadEvaluation(String),
-    /// The third party name is empty or too long.
-    #[error("the third-party originator name is empty or too long")]
-    BadThirdParty,
-}
-
 impl SecurityLabel {
     /// A label at `level`, originated by `agency`, with nothing else set.
     pub fn new(level: impl Into<String>, agency: Agency) -> Self {
@@ -109,28 +93,93 @@ impl SecurityLabel {
         }
     }
 
-    /// Checks the shape of the label; levels are checked by the policy.
-    pub fn check_shape(&self) -> Result<(), LabelError> {
-        if self.level.trim().is_empty() || self.level.len() > 64 {
-            return Err(LabelError::BadLevel);
+    /// Checks the shape and the bounds of every field (see
+    /// [`super::bounds`]); whether the level, caveats and originating agency
+    /// are those of the scheme is the policy's check. Field paths in the
+    /// error are relative to the label (`level`, `evaluation.grade`).
+    pub fn check_shape(&self) -> Result<(), FieldError> {
+        bounds::text("level", &self.level, bounds::LEVEL)?;
+        bounds::count("caveats", self.caveats.len(), 0, bounds::CAVEATS)?;
+        for c in &self.caveats {
+            bounds::text("caveats", c, bounds::CAVEAT)?;
         }
-        if self
-            .caveats
-            .iter()
-            .any(|c| c.trim().is_empty() || c.len() > 64)
-        {
-            return Err(LabelError::BadCaveat);
-        }
+        bounds::count("rel_to", self.rel_to.len(), 0, bounds::REL_TO)?;
         if let Some(e) = &self.evaluation {
+            bounds::text("evaluation.grade", &e.grade, bounds::EVALUATION_GRADE)?;
             if e.system != "4x4" && e.system != "6x6" {
-                return Err(LabelError::BadEvaluation(e.system.clone()));
+                return Err(FieldError::new(
+                    "evaluation.system",
+                    "must be 4x4 (police) or 6x6 (intelligence)",
+                ));
             }
         }
         if let Some(tp) = &self.originator.third_party {
-            if tp.trim().is_empty() || tp.len() > 128 {
-                return Err(LabelError::BadThirdParty);
+            bounds::text("originator.third_party", tp, bounds::THIRD_PARTY)?;
+        }
+        if let Some(d) = &self.review_date {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            if d.len() != bounds::REVIEW_DATE || time::Date::parse(d, format).is_err() {
+                return Err(FieldError::new(
+                    "review_date",
+                    "must be a date written YYYY-MM-DD",
+                ));
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label() -> SecurityLabel {
+        SecurityLabel::new("SECRET", Agency::new("vsse").unwrap())
+    }
+
+    #[test]
+    fn every_field_is_bounded_and_named() {
+        assert_eq!(label().check_shape(), Ok(()));
+        let field = |l: SecurityLabel| l.check_shape().unwrap_err().field;
+
+        let mut l = label();
+        l.level = "S".repeat(65);
+        assert_eq!(field(l), "level");
+        let mut l = label();
+        l.caveats = (0..33).map(|i| format!("C{i}")).collect();
+        assert_eq!(field(l), "caveats");
+        let mut l = label();
+        l.caveats.insert("\u{7}".into());
+        assert_eq!(field(l), "caveats");
+        let mut l = label();
+        l.rel_to = (0..33)
+            .map(|i| Agency::new(format!("a{i}")).unwrap())
+            .collect();
+        assert_eq!(field(l), "rel_to");
+        let mut l = label();
+        l.evaluation = Some(Evaluation {
+            grade: "A".repeat(70_000),
+            system: "6x6".into(),
+        });
+        assert_eq!(field(l), "evaluation.grade");
+        let mut l = label();
+        l.evaluation = Some(Evaluation {
+            grade: "B2".into(),
+            system: "x".repeat(100),
+        });
+        let e = l.check_shape().unwrap_err();
+        assert_eq!(e.field, "evaluation.system");
+        assert!(!e.problem.contains("xxx"));
+        let mut l = label();
+        l.originator.third_party = Some("p".repeat(129));
+        assert_eq!(field(l), "originator.third_party");
+        for bad in ["2030-13-01", "30-01-01", "2030-01-01T00", "tomorrow"] {
+            let mut l = label();
+            l.review_date = Some(bad.into());
+            assert_eq!(field(l), "review_date", "{bad}");
+        }
+        let mut l = label();
+        l.review_date = Some("2030-02-28".into());
+        assert_eq!(l.check_shape(), Ok(()));
     }
 }

@@ -7,9 +7,11 @@
 //! in the station CLI and in an auditor's offline tools.
 
 pub mod attestation;
+pub mod bounds;
 pub mod bytes;
 pub mod cose;
 pub mod decision;
+pub mod decode;
 pub mod item;
 pub mod label;
 pub mod principal;

@@ -8,14 +8,23 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Why a principal id is not well formed.
+use super::bounds;
+
+/// Why a principal id is not well formed. It quotes at most the first 80
+/// bytes of what it was given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid principal id {0:?}: expected agency/segment[/segment…] of lowercase letters, digits, '-' or '_'")]
+#[error("invalid principal id {0:?}: expected agency/segment[/segment…] of lowercase letters, digits, '-' or '_', at most 256 bytes")]
 pub struct InvalidPrincipal(pub String);
+
+impl InvalidPrincipal {
+    fn of(s: String) -> Self {
+        InvalidPrincipal(bounds::truncate(s, 80))
+    }
+}
 
 fn valid_segment(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 64
+        && s.len() <= bounds::SEGMENT
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
@@ -32,7 +41,7 @@ impl Agency {
         if valid_segment(&s) {
             Ok(Agency(s))
         } else {
-            Err(InvalidPrincipal(s))
+            Err(InvalidPrincipal::of(s))
         }
     }
     /// The name as text.
@@ -67,11 +76,13 @@ impl PrincipalId {
     /// Parses a principal id.
     pub fn new(s: impl Into<String>) -> Result<Self, InvalidPrincipal> {
         let s = s.into();
-        let segments: Vec<&str> = s.split('/').collect();
-        if s.len() <= 256 && segments.len() >= 2 && segments.iter().all(|seg| valid_segment(seg)) {
+        let ok = s.len() <= bounds::PRINCIPAL_ID
+            && s.split('/').count() >= 2
+            && s.split('/').all(valid_segment);
+        if ok {
             Ok(PrincipalId(s))
         } else {
-            Err(InvalidPrincipal(s))
+            Err(InvalidPrincipal::of(s))
         }
     }
 

@@ -24,6 +24,28 @@ pub fn item_ref(sender: &PrincipalId, id: &str) -> String {
     hex::encode(&sha256(&input)[..16])
 }
 
+/// An item reference that came from outside (a request path), checked to
+/// be one that [`item_ref`] could have made: exactly
+/// [`super::bounds::ITEM_REF`] lowercase hex digits. Anything else names no
+/// item, and is answered as such without being repeated.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ItemRef(String);
+
+impl ItemRef {
+    /// The reference, when `s` is well formed.
+    pub fn parse(s: &str) -> Option<ItemRef> {
+        let ok = s.len() == super::bounds::ITEM_REF
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        ok.then(|| ItemRef(s.to_string()))
+    }
+
+    /// The reference as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// What happened for one recipient at submission.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecipientOutcome {
@@ -172,4 +194,26 @@ pub struct SignedReceipt {
     /// Inclusion proof, when a checkpoint covers the entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inclusion: Option<InclusionProof>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_refs_parse_only_as_item_ref_makes_them() {
+        let sender = PrincipalId::new("police/lo/rabat").unwrap();
+        let r = item_ref(&sender, "x");
+        assert_eq!(ItemRef::parse(&r).unwrap().as_str(), r);
+        for bad in [
+            String::new(),
+            r.to_uppercase(),
+            format!("{r}0"),
+            r[1..].to_string(),
+            "g".repeat(32),
+            "a".repeat(65_500),
+        ] {
+            assert!(ItemRef::parse(&bad).is_none(), "{bad:.40}");
+        }
+    }
 }

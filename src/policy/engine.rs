@@ -18,6 +18,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::model::*;
+use crate::domain::bounds::{self, FieldError};
 use crate::domain::decision::{Decider, Decision, Effect, ItemFacts};
 use crate::domain::item::Priority;
 use crate::domain::label::{HandlingCode, SecurityLabel};
@@ -92,6 +93,18 @@ struct LabelCtx {
     /// `Some(None)`: third-party material from an originator the policy does
     /// not know.
     third_party: Option<Option<u16>>,
+}
+
+/// Why a label does not fit the scheme.
+enum LabelFault<'l> {
+    /// Out of bounds or of the wrong shape, whatever the scheme.
+    Shape(FieldError),
+    /// The level is not one of the scheme's.
+    Level,
+    /// This caveat is not declared.
+    Caveat(&'l str),
+    /// The originating agency is not one of the gateway's.
+    OriginAgency,
 }
 
 /// Why a flow rule did not match.
@@ -243,6 +256,9 @@ impl Decider for Policy {
     fn retention_days(&self, level: &str) -> Option<u32> {
         Policy::retention_days(self, level)
     }
+    fn check_labels(&self, item: &ItemFacts<'_>) -> Result<(), FieldError> {
+        Policy::check_labels(self, item)
+    }
 }
 
 fn priority_bit(p: Priority) -> u8 {
@@ -318,31 +334,85 @@ impl Policy {
         }
     }
 
-    /// Resolves a label under the scheme, or says why it is not well formed.
+    /// Resolves a label under the scheme, or says why it is not well formed
+    /// (the reason a decision gives).
     fn label_ctx(&self, l: &SecurityLabel) -> Result<LabelCtx, String> {
-        l.check_shape().map_err(|e| e.to_string())?;
-        let rank = self.rank_of(&l.level).ok_or_else(|| {
-            format!(
+        self.resolve_label(l).map_err(|f| match f {
+            LabelFault::Shape(e) => e.to_string(),
+            LabelFault::Level => format!(
                 "level {:?} is not a level of the {} scheme",
                 l.level, self.scheme_name
-            )
-        })?;
+            ),
+            LabelFault::Caveat(c) => format!("caveat {c:?} is not declared by the policy"),
+            LabelFault::OriginAgency => format!(
+                "originator agency {} is not an agency of this gateway",
+                l.originator.agency
+            ),
+        })
+    }
+
+    /// What a sender reads when a label does not fit the scheme: the field
+    /// (relative to the label) and the values the scheme allows there.
+    fn label_field_error(&self, l: &SecurityLabel, fault: LabelFault<'_>) -> FieldError {
+        // Allowed values are the policy's, so bounded by it; the list is cut
+        // all the same, since it is written to the audit log with the refusal.
+        const ALLOWED: usize = 600;
+        match fault {
+            LabelFault::Shape(e) => e,
+            LabelFault::Level => FieldError::new(
+                "level",
+                format!(
+                    "{:?} is not a level of the {} scheme; allowed (lowest first, any letter case): {}",
+                    l.level,
+                    self.scheme_name,
+                    bounds::list(
+                        self.levels.iter().flat_map(|v| {
+                            v.names.iter().chain(&v.eu).chain(&v.nato).map(String::as_str)
+                        }),
+                        ALLOWED
+                    )
+                ),
+            ),
+            LabelFault::Caveat(c) => FieldError::new(
+                "caveats",
+                format!(
+                    "{c:?} is not a caveat of the policy; allowed: {}",
+                    if self.caveats.is_empty() {
+                        "none".to_string()
+                    } else {
+                        bounds::list(self.caveats.iter().map(String::as_str), ALLOWED)
+                    }
+                ),
+            ),
+            LabelFault::OriginAgency => FieldError::new(
+                "originator.agency",
+                format!(
+                    "{:?} is not an agency of this gateway; allowed: {}",
+                    l.originator.agency.as_str(),
+                    bounds::list(self.agencies.iter().map(|a| a.agency.as_str()), ALLOWED)
+                ),
+            ),
+        }
+    }
+
+    /// Resolves a label under the scheme: its shape and bounds, its level,
+    /// its caveats and its originating agency must be the scheme's. A
+    /// third-party originator the policy does not know is well formed: the
+    /// third-party rule then keeps the material inside its agency.
+    fn resolve_label<'l>(&self, l: &'l SecurityLabel) -> Result<LabelCtx, LabelFault<'l>> {
+        l.check_shape().map_err(LabelFault::Shape)?;
+        let rank = self.rank_of(&l.level).ok_or(LabelFault::Level)?;
         let mut caveats: Mask = 0;
         for c in &l.caveats {
             match self.caveat_by_name.get(c) {
                 Some(&b) => caveats |= 1 << b,
-                None => return Err(format!("caveat {c:?} is not declared by the policy")),
+                None => return Err(LabelFault::Caveat(c)),
             }
         }
         let origin_agency = *self
             .agency_by_name
             .get(l.originator.agency.as_str())
-            .ok_or_else(|| {
-                format!(
-                    "originator agency {} is not an agency of this gateway",
-                    l.originator.agency
-                )
-            })?;
+            .ok_or(LabelFault::OriginAgency)?;
         let handling = match l.handling {
             Some(HandlingCode::H0) => 1,
             Some(HandlingCode::H1) => 2,
@@ -362,6 +432,30 @@ impl Policy {
             origin_agency,
             third_party,
         })
+    }
+
+    /// Checks, for the sender, what the decision's first two mandatory rules
+    /// check (`mandatory.label_well_formed`, `mandatory.label_consistency`):
+    /// every label fits the scheme in force and the item label dominates
+    /// every portion label. The error names the field and what is allowed.
+    pub fn check_labels(&self, facts: &ItemFacts<'_>) -> Result<(), FieldError> {
+        let item_label = &facts.manifest.label;
+        let item = self
+            .resolve_label(item_label)
+            .map_err(|f| self.label_field_error(item_label, f).within("label"))?;
+        for (i, l) in facts.portion_labels.iter().enumerate() {
+            let at = format!("portions[{i}].label");
+            let c = self
+                .resolve_label(l)
+                .map_err(|f| self.label_field_error(l, f).within(&at))?;
+            if let Some(why) = Self::dominance(item_label, &item, l, &c) {
+                return Err(FieldError::new(
+                    at,
+                    format!("the item label must dominate every portion label and does not dominate this one: {why}"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Why the item label does not dominate a portion label, if it does not.
@@ -1171,6 +1265,52 @@ priorities = ["FLASH"]
         };
         assert_eq!(
             p.decide(&facts, &to, 0).rules,
+            vec![rule_ids::LABEL_CONSISTENCY]
+        );
+    }
+
+    #[test]
+    fn check_labels_names_the_field_and_what_is_allowed() {
+        let p = policy();
+        let (high, low) = (lbl("HIGH"), lbl("LOW"));
+        let check = |item: &SecurityLabel, portions: Vec<&SecurityLabel>| {
+            let m = manifest(item.clone(), Priority::Routine, portions.len());
+            p.check_labels(&ItemFacts {
+                manifest: &m,
+                portion_labels: portions,
+            })
+        };
+        assert_eq!(check(&high, vec![&high, &low]), Ok(()));
+
+        let e = check(&lbl("TOP"), vec![&low]).unwrap_err();
+        assert_eq!(e.field, "label.level");
+        assert!(
+            e.problem.contains("\"TOP\"") && e.problem.contains("LOW, HIGH"),
+            "{e}"
+        );
+
+        let e = check(&low, vec![&high]).unwrap_err();
+        assert_eq!(e.field, "portions[0].label");
+        assert!(e.problem.contains("dominate"), "{e}");
+
+        let mut odd = lbl("LOW");
+        odd.caveats.insert("NOPE".into());
+        let e = check(&low, vec![&low, &odd]).unwrap_err();
+        assert_eq!(e.field, "portions[1].label.caveats");
+
+        odd = lbl("LOW");
+        odd.originator.agency = Agency::new("zz").unwrap();
+        let e = check(&odd, vec![&low]).unwrap_err();
+        assert_eq!(e.field, "label.originator.agency");
+
+        // What the sender is told matches what the decision would do.
+        let m = manifest(low.clone(), Priority::Routine, 1);
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&high],
+        };
+        assert_eq!(
+            p.decide(&facts, &PrincipalId::new("b/r").unwrap(), 0).rules,
             vec![rule_ids::LABEL_CONSISTENCY]
         );
     }

@@ -197,3 +197,24 @@ pub async fn raw_healthz(
         .await
         .unwrap_or_else(|_| Err("timed out".into()))
 }
+
+/// A station presenting a valid certificate of its agency's CA for
+/// `principal`, which the policy does not know.
+pub fn stranger(h: &Harness, principal: &str) -> Station {
+    let id: passerelle::domain::principal::PrincipalId = principal.parse().unwrap();
+    let issued = h
+        .pki
+        .agency(id.agency().as_str())
+        .unwrap()
+        .issue_client(
+            &pki::spiffe_uri(principal),
+            &pki::ClientCertOptions::default(),
+        )
+        .unwrap();
+    let mut config = h
+        .station_with("police/lo/rabat", &issued, &principal.replace('/', "-"))
+        .config()
+        .clone();
+    config.principal = id;
+    Station::new(config).unwrap()
+}
