@@ -28,16 +28,21 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use http_body_util::BodyExt;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::item::SignedItem;
 use crate::gateway::{Gateway, GatewayError, Submitted};
+use crate::limits::{BodyError, Session};
 use crate::store::{AckOutcome, InboxEntry};
 use crate::tls::VerifiedPeer;
 use problem::Problem;
+
+/// Slug of a body cut short by the client (it closed the connection).
+const BODY_INCOMPLETE: &str = "body-incomplete";
+/// Slug of a body that arrived slower than the minimum rate.
+const BODY_TOO_SLOW: &str = "body-too-slow";
 
 /// CBOR media type.
 pub const CBOR: &str = "application/cbor";
@@ -49,8 +54,8 @@ pub const JSON: &str = "application/json";
 pub struct ApiState {
     /// The exchange.
     pub gateway: Arc<Gateway>,
-    /// Largest request body accepted.
-    pub max_body_bytes: usize,
+    /// How large a request body may be and how fast it must arrive.
+    pub body: crate::limits::BodyPace,
     /// Flips to `true` when the gateway shuts down, ending long polls.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -114,7 +119,7 @@ fn reply<T: Serialize>(headers: &HeaderMap, status: StatusCode, value: &T) -> Re
 async fn read_body<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
+    pace: crate::limits::BodyPace,
 ) -> Result<T, Problem> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -129,18 +134,28 @@ async fn read_body<T: DeserializeOwned>(
             format!("send {CBOR} or {JSON}, not {content_type}"),
         ));
     }
-    let bytes = http_body_util::Limited::new(body, limit)
-        .collect()
+    let bytes = crate::limits::collect_body(body, pace)
         .await
-        .map_err(|_| {
-            Problem::new(
+        .map_err(|e| match e {
+            BodyError::TooLarge(_) => Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
                 "The body is too large",
-                format!("bodies are limited to {limit} bytes"),
-            )
+                e.to_string(),
+            ),
+            BodyError::TooSlow(_) => Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                BODY_TOO_SLOW,
+                "The body arrived too slowly",
+                e.to_string(),
+            ),
+            _ => Problem::new(
+                StatusCode::BAD_REQUEST,
+                BODY_INCOMPLETE,
+                "The body is incomplete",
+                e.to_string(),
+            ),
         })?;
-    let bytes = bytes.to_bytes();
     let decoded = if is_json {
         serde_json::from_slice(&bytes).map_err(|e| e.to_string())
     } else {
@@ -178,7 +193,7 @@ async fn submit(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    let outcome = match read_body::<SignedItem>(&headers, body, state.max_body_bytes).await {
+    let outcome = match read_body::<SignedItem>(&headers, body, state.body).await {
         Ok(item) => state
             .gateway
             .submit(&peer, item)
@@ -191,8 +206,11 @@ async fn submit(
         Ok(Submitted::AlreadyAccepted(r)) => Ok(reply(&headers, StatusCode::OK, &r)),
         Err(problem) => {
             // Every refused submission is on the audit log, with the caller
-            // and the reason it was given; a store failure is not a refusal.
-            if problem.status < 500 {
+            // and the reason it was given; a store failure is not a refusal,
+            // and neither is a body the client cut short or trickled: there
+            // was no submission to refuse.
+            if problem.status < 500 && ![BODY_INCOMPLETE, BODY_TOO_SLOW].contains(&problem.slug())
+            {
                 state
                     .gateway
                     .record_refused_submission(&peer.principal, problem.slug(), &problem.detail)
@@ -221,9 +239,19 @@ pub struct Inbox {
 async fn inbox(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
+    Extension(session): Extension<Arc<Session>>,
     Query(q): Query<InboxQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
+    // A long-poll waits in its own budget, not in the connections'.
+    let _waiting = if q.wait > 0 {
+        match session.long_poll() {
+            Ok(slot) => Some(slot),
+            Err(refusal) => return Ok(refusal.into_response()),
+        }
+    } else {
+        None
+    };
     let mut shutdown = state.shutdown.clone();
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let items = state
