@@ -440,7 +440,8 @@ impl Gateway {
         // Leases expire with time, not with an event: look again now and
         // then. A quarter of the lease, so a waiting long-poll costs one
         // store query per that interval, not one per second.
-        let recheck = (self.settings.lease / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
+        let recheck =
+            (self.settings.lease / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
         loop {
             // Register for arrivals before looking, so that an item committed
             // between the look and the wait still wakes us.

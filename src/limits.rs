@@ -324,7 +324,10 @@ impl Session {
         if held.long_polls >= limits.long_polls {
             return Err(Refusal::LongPolls);
         }
-        let entry = held.per_principal.entry(self.principal.clone()).or_default();
+        let entry = held
+            .per_principal
+            .entry(self.principal.clone())
+            .or_default();
         if entry.1 >= limits.long_polls_per_principal {
             return Err(Refusal::LongPollsForPrincipal);
         }
@@ -665,10 +668,7 @@ mod tests {
         let s2 = a.session(&p).unwrap();
         assert_eq!(a.session(&p).err(), Some(Refusal::ConnectionsForPrincipal));
         let waiting = s1.long_poll().unwrap();
-        assert_eq!(
-            s2.long_poll().err(),
-            Some(Refusal::LongPollsForPrincipal)
-        );
+        assert_eq!(s2.long_poll().err(), Some(Refusal::LongPollsForPrincipal));
         // The waiting connection gave its slot back.
         let s3 = a.session(&p).unwrap();
         let _t = a.session(&q).unwrap();

@@ -351,15 +351,18 @@ async fn connection(
     };
     let activity = Activity::new();
     let service = match service {
-        Ok((peer, session)) => shared.router.clone().layer(axum::middleware::from_fn_with_state(
-            PerConnection {
-                peer,
-                session,
-                activity: activity.clone(),
-                admission: shared.admission.clone(),
-            },
-            admit_request,
-        )),
+        Ok((peer, session)) => shared
+            .router
+            .clone()
+            .layer(axum::middleware::from_fn_with_state(
+                PerConnection {
+                    peer,
+                    session,
+                    activity: activity.clone(),
+                    admission: shared.admission.clone(),
+                },
+                admit_request,
+            )),
         Err(refusal) => {
             // One answer, then the connection closes.
             builder.keep_alive(false);

@@ -279,9 +279,11 @@ async fn a_principal_over_its_rate_gets_429_with_retry_after() {
     let mut statuses = Vec::new();
     let mut last = String::new();
     for _ in 0..4 {
-        tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\naccept: application/json\r\n\r\n")
-            .await
-            .unwrap();
+        tls.write_all(
+            b"GET /healthz HTTP/1.1\r\nhost: localhost\r\naccept: application/json\r\n\r\n",
+        )
+        .await
+        .unwrap();
         last = read_response(&mut tls, Duration::from_secs(5))
             .await
             .expect("an answer");
@@ -291,7 +293,10 @@ async fn a_principal_over_its_rate_gets_429_with_retry_after() {
     let lower = last.to_ascii_lowercase();
     assert!(lower.contains("\r\nretry-after: 1\r\n"), "{last}");
     assert!(lower.contains("application/problem+json"), "{last}");
-    assert!(last.contains("urn:passerelle:problem:rate-limited"), "{last}");
+    assert!(
+        last.contains("urn:passerelle:problem:rate-limited"),
+        "{last}"
+    );
     // Another principal is not affected.
     let other = h.station(HONEST);
     other
@@ -319,7 +324,8 @@ async fn a_declared_body_over_the_limit_is_refused_before_reading() {
 }
 
 /// GET /healthz on a kept-alive connection.
-const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: localhost\r\naccept: application/json\r\n\r\n";
+const HEALTHZ: &[u8] =
+    b"GET /healthz HTTP/1.1\r\nhost: localhost\r\naccept: application/json\r\n\r\n";
 
 #[tokio::test]
 async fn idle_connections_close_but_requests_in_progress_do_not() {
@@ -342,9 +348,11 @@ async fn idle_connections_close_but_requests_in_progress_do_not() {
 
     // A long-poll longer than the idle timeout is answered.
     let mut tls = tls_as(&h, RECIPIENT, "127.0.0.1").await.unwrap();
-    tls.write_all(b"GET /v1/inbox?wait=3 HTTP/1.1\r\nhost: localhost\r\naccept: application/json\r\n\r\n")
-        .await
-        .unwrap();
+    tls.write_all(
+        b"GET /v1/inbox?wait=3 HTTP/1.1\r\nhost: localhost\r\naccept: application/json\r\n\r\n",
+    )
+    .await
+    .unwrap();
     let answer = read_response(&mut tls, Duration::from_secs(8)).await;
     assert_eq!(answer.as_deref().map(status_of), Some(200), "long-poll");
 
@@ -571,7 +579,10 @@ async fn rss_of_idle_long_polls() {
     let after = vm_rss_kib(pid);
     println!("| state | VmRSS | ratio to the idle gateway |");
     println!("| --- | --- | --- |");
-    println!("| idle gateway, one connection served | {:.1} MiB | 1.00 |", before as f64 / 1024.0);
+    println!(
+        "| idle gateway, one connection served | {:.1} MiB | 1.00 |",
+        before as f64 / 1024.0
+    );
     println!(
         "| {} idle long-polls | {:.1} MiB | {:.2} |",
         held.len(),

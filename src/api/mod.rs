@@ -209,8 +209,7 @@ async fn submit(
             // and the reason it was given; a store failure is not a refusal,
             // and neither is a body the client cut short or trickled: there
             // was no submission to refuse.
-            if problem.status < 500 && ![BODY_INCOMPLETE, BODY_TOO_SLOW].contains(&problem.slug())
-            {
+            if problem.status < 500 && ![BODY_INCOMPLETE, BODY_TOO_SLOW].contains(&problem.slug()) {
                 state
                     .gateway
                     .record_refused_submission(&peer.principal, problem.slug(), &problem.detail)
