@@ -165,34 +165,66 @@ async fn honest_sends(station: &Station, tag: &str, n: usize) -> Vec<Duration> {
     latencies
 }
 
+/// A flood running on its own thread and runtime, as an attacker's
+/// process would: it competes with the gateway for the CPU, not for the
+/// test runtime's workers. Stops when dropped.
+struct Flood {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Keeps `n` TCP connections from 127.0.0.2 open that never start TLS:
-/// each one closed by the gateway is opened again a second later, as an
-/// attacker would. The flood stops when the returned set is dropped; it
-/// returns once `n` connections were made (or after 20 s).
-async fn silent_flood(addr: SocketAddr, n: usize) -> tokio::task::JoinSet<()> {
+/// each one closed by the gateway is opened again two seconds later, as an
+/// attacker would. Returns once `n` connections were made (or after 20 s).
+async fn silent_flood(addr: SocketAddr, n: usize) -> Flood {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let made = Arc::new(AtomicUsize::new(0));
-    let mut flood = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        let made = made.clone();
-        flood.spawn(async move {
-            loop {
-                if let Ok(mut tcp) = connect_from(addr, "127.0.0.2").await {
-                    made.fetch_add(1, Ordering::Relaxed);
-                    // Sends nothing; waits until the gateway closes it.
-                    let mut byte = [0u8; 1];
-                    let _ = tcp.read(&mut byte).await;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let counter = made.clone();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let mut flood = tokio::task::JoinSet::new();
+            for _ in 0..n {
+                let made = counter.clone();
+                flood.spawn(async move {
+                    loop {
+                        if let Ok(mut tcp) = connect_from(addr, "127.0.0.2").await {
+                            made.fetch_add(1, Ordering::Relaxed);
+                            // Sends nothing; waits until the gateway closes it.
+                            let mut byte = [0u8; 1];
+                            let _ = tcp.read(&mut byte).await;
+                        }
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                });
             }
+            let _ = stopped.await;
+            flood.shutdown().await;
         });
-    }
+    });
     for _ in 0..200 {
         if made.load(Ordering::Relaxed) >= n {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let flood = Flood {
+        stop: Some(stop),
+        thread: Some(thread),
+    };
     assert!(
         made.load(Ordering::Relaxed) >= n / 2,
         "the flood made only {} connections",
