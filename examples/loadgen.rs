@@ -63,7 +63,16 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let example = pki::generate()?;
     pki::write_example(dir.path(), &example, "127.0.0.1:0", None)?;
-    let config = GatewayConfig::load(&dir.path().join("gateway.toml"))?;
+    let mut config = GatewayConfig::load(&dir.path().join("gateway.toml"))?;
+    // One station from one address is the whole load here: lift the
+    // per-address and per-principal limits, which exist to stop exactly that.
+    let l = &mut config.limits;
+    l.handshakes_per_address_per_second = 1_000_000;
+    l.handshake_burst_per_address = 1_000_000;
+    l.handshakes_pending_per_address = l.handshakes_pending;
+    l.requests_per_principal_per_second = 1_000_000;
+    l.request_burst_per_principal = 1_000_000;
+    l.connections_per_principal = l.max_connections;
     let running = passerelle::server::start(&config).await?;
     let addr = running.addr;
     let rabat = Arc::new(station(dir.path(), "police/lo/rabat", addr)?);

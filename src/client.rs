@@ -66,7 +66,8 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Network(_) => true,
-            ClientError::Refused(p) => p.status >= 500,
+            // 429: over a rate or budget of the gateway; it frees with time.
+            ClientError::Refused(p) => p.status >= 500 || p.status == 429,
             _ => false,
         }
     }

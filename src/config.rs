@@ -40,16 +40,7 @@ pub enum ConfigError {
     },
 }
 
-fn default_max_body() -> usize {
-    4 * 1024 * 1024
-}
 fn default_lease() -> u64 {
-    60
-}
-fn default_max_connections() -> usize {
-    512
-}
-fn default_max_wait() -> u64 {
     60
 }
 
@@ -109,9 +100,10 @@ pub struct AuditConfig {
     removed_auditor_agencies: Option<toml::Value>,
 }
 
-/// `gateway.toml`.
+/// `gateway.toml`. Unknown keys are refused (see [`GatewayConfig::load`]);
+/// the catch-all map is there so that keys moved into `[limits]` get a
+/// message saying where they went.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
@@ -126,18 +118,150 @@ pub struct GatewayConfig {
     pub agencies: Vec<AgencyConfig>,
     /// The policy directory (classification scheme, principals, flow rules).
     pub policy: PathBuf,
-    /// Largest request body accepted, in bytes.
-    #[serde(default = "default_max_body")]
-    pub max_body_bytes: usize,
     /// How long a fetched, unacknowledged item stays hidden before it is offered again.
     #[serde(default = "default_lease")]
     pub lease_seconds: u64,
-    /// Most connections served at once.
-    #[serde(default = "default_max_connections")]
-    pub max_connections: usize,
+    /// Admission control: caps, rates and timeouts (`[limits]`).
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Keys that moved into `[limits]`: kept only to say so clearly.
+    #[serde(flatten)]
+    moved: std::collections::BTreeMap<String, toml::Value>,
+}
+
+/// The top-level keys that moved into `[limits]` (same names).
+const MOVED_TO_LIMITS: [&str; 3] = ["max_body_bytes", "max_connections", "max_wait_seconds"];
+
+/// `[limits]` of `gateway.toml`: what one source address or one principal
+/// may hold, how fast, and for how long. Every refusal here is cheap: it
+/// happens before the work it protects (a TLS handshake, a body read, a
+/// store query).
+///
+/// Behind NAT, many stations share one source address: the per-address
+/// values (`handshakes_pending_per_address`, `handshakes_per_address_per_second`,
+/// `handshake_burst_per_address`) then cover all of them together, and must
+/// be raised to what that address's stations need at once. The global
+/// `handshakes_pending` still bounds what all addresses together hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request body accepted, in bytes; a larger declared
+    /// `Content-Length` is refused before any of it is read.
+    pub max_body_bytes: usize,
     /// Longest long-poll a station may ask for, in seconds.
-    #[serde(default = "default_max_wait")]
     pub max_wait_seconds: u64,
+    /// Connections that have not finished the TLS handshake, all addresses together.
+    pub handshakes_pending: usize,
+    /// Connections that have not finished the TLS handshake, per source
+    /// address (an IPv6 address counts by its /64).
+    pub handshakes_pending_per_address: usize,
+    /// New connections per second per source address (sustained rate).
+    pub handshakes_per_address_per_second: u32,
+    /// New connections a source address may open at once before the rate applies.
+    pub handshake_burst_per_address: u32,
+    /// Seconds from the TCP accept to the end of the TLS handshake.
+    pub handshake_timeout_seconds: u64,
+    /// Authenticated connections, all principals together (long-polls not counted).
+    pub max_connections: usize,
+    /// Authenticated connections per principal (long-polls not counted).
+    pub connections_per_principal: usize,
+    /// Long-polls waiting at once, all principals together.
+    pub long_polls: usize,
+    /// Long-polls waiting at once per principal.
+    pub long_polls_per_principal: usize,
+    /// Requests per second per principal (sustained rate); over it, `429`.
+    pub requests_per_principal_per_second: u32,
+    /// Requests a principal may make at once before the rate applies.
+    pub request_burst_per_principal: u32,
+    /// Seconds to send a request's headers, from its first byte.
+    pub header_timeout_seconds: u64,
+    /// Seconds a connection may stay open with no request in progress.
+    pub idle_timeout_seconds: u64,
+    /// Seconds a body may take before the minimum rate applies.
+    pub body_grace_seconds: u64,
+    /// Minimum body rate after the grace, in bytes per second.
+    pub body_min_bytes_per_second: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_body_bytes: 4 * 1024 * 1024,
+            max_wait_seconds: 60,
+            handshakes_pending: 256,
+            handshakes_pending_per_address: 16,
+            handshakes_per_address_per_second: 20,
+            handshake_burst_per_address: 64,
+            handshake_timeout_seconds: 5,
+            max_connections: 512,
+            connections_per_principal: 16,
+            long_polls: 4096,
+            long_polls_per_principal: 4,
+            requests_per_principal_per_second: 20,
+            request_burst_per_principal: 100,
+            header_timeout_seconds: 10,
+            idle_timeout_seconds: 20,
+            body_grace_seconds: 10,
+            body_min_bytes_per_second: 1024,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// What is out of bounds, if anything.
+    fn check(&self) -> Result<(), String> {
+        let at_least_one = [
+            ("max_wait_seconds", self.max_wait_seconds as u128),
+            ("handshakes_pending", self.handshakes_pending as u128),
+            (
+                "handshakes_pending_per_address",
+                self.handshakes_pending_per_address as u128,
+            ),
+            (
+                "handshakes_per_address_per_second",
+                self.handshakes_per_address_per_second.into(),
+            ),
+            (
+                "handshake_burst_per_address",
+                self.handshake_burst_per_address.into(),
+            ),
+            (
+                "handshake_timeout_seconds",
+                self.handshake_timeout_seconds.into(),
+            ),
+            ("max_connections", self.max_connections as u128),
+            (
+                "connections_per_principal",
+                self.connections_per_principal as u128,
+            ),
+            ("long_polls", self.long_polls as u128),
+            (
+                "long_polls_per_principal",
+                self.long_polls_per_principal as u128,
+            ),
+            (
+                "requests_per_principal_per_second",
+                self.requests_per_principal_per_second.into(),
+            ),
+            (
+                "request_burst_per_principal",
+                self.request_burst_per_principal.into(),
+            ),
+            ("header_timeout_seconds", self.header_timeout_seconds.into()),
+            ("idle_timeout_seconds", self.idle_timeout_seconds.into()),
+            (
+                "body_min_bytes_per_second",
+                self.body_min_bytes_per_second.into(),
+            ),
+        ];
+        if let Some((name, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("[limits] {name} must be at least 1"));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err("[limits] max_body_bytes must be at least 1024".into());
+        }
+        Ok(())
+    }
 }
 
 /// `client.toml`: how a station reaches the gateway.
@@ -242,12 +366,19 @@ impl GatewayConfig {
                 )));
             }
         }
-        if c.max_body_bytes < 1024 || c.lease_seconds == 0 || c.max_connections == 0 {
-            return Err(invalid(
-                "max_body_bytes ≥ 1024, lease_seconds ≥ 1 and max_connections ≥ 1 are required"
-                    .into(),
-            ));
+        if let Some(key) = c.moved.keys().next() {
+            return Err(if MOVED_TO_LIMITS.contains(&key.as_str()) {
+                invalid(format!(
+                    "{key} moved into the [limits] table (same name): write it under [limits]"
+                ))
+            } else {
+                invalid(format!("unknown key {key}"))
+            });
         }
+        if c.lease_seconds == 0 {
+            return Err(invalid("lease_seconds must be at least 1".into()));
+        }
+        c.limits.check().map_err(invalid)?;
         Ok(c)
     }
 }

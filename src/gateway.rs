@@ -21,6 +21,7 @@
 //! The decider is swapped whole ([`Gateway::set_decider`]): a request keeps
 //! the snapshot it started with, and no request ever sees half a policy.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -125,7 +126,10 @@ pub struct Gateway {
     decider: RwLock<Arc<dyn Decider>>,
     settings: Settings,
     key: Arc<GatewayKey>,
-    arrivals: tokio::sync::Notify,
+    /// One wake-up per principal with a long-poll waiting, so that an
+    /// arrival wakes only its recipients' long-polls. A principal is in the
+    /// map only while one of its long-polls waits.
+    arrivals: std::sync::Mutex<HashMap<PrincipalId, Arc<tokio::sync::Notify>>>,
     /// Serialises checkpoint signing so two never race to store.
     checkpointing: tokio::sync::Mutex<()>,
     /// Refusals of the current interval, written as counts by
@@ -193,7 +197,7 @@ impl Gateway {
             decider: RwLock::new(decider),
             settings,
             key: Arc::new(key),
-            arrivals: tokio::sync::Notify::new(),
+            arrivals: std::sync::Mutex::default(),
             checkpointing: tokio::sync::Mutex::new(()),
             refusals: std::sync::Mutex::new(RefusalTally::new()),
             // A crash may have left entries after the last checkpoint: the
@@ -513,11 +517,12 @@ impl Gateway {
             receipt,
         };
         let id = new.item_id.clone();
+        let recipients: Vec<PrincipalId> = new.deliveries.iter().map(|(r, _)| r.clone()).collect();
         let store = self.store.clone();
         match blocking(move || store.commit_item(new, entries)).await? {
             CommitOutcome::Committed(r) => {
                 self.mark_unsigned();
-                self.arrivals.notify_waiters();
+                self.wake(&recipients);
                 Ok(Submitted::Accepted(self.sign_receipt(r)))
             }
             CommitOutcome::Duplicate(r) => Ok(Submitted::AlreadyAccepted(self.sign_receipt(r))),
@@ -534,10 +539,16 @@ impl Gateway {
         shutdown: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Result<Vec<InboxEntry>, GatewayError> {
         let deadline = tokio::time::Instant::now() + wait.min(self.settings.max_wait);
+        let waiting = Waiting::new(self, &peer.principal);
+        // Leases expire with time, not with an event: look again now and
+        // then. A quarter of the lease, so a waiting long-poll costs one
+        // store query per that interval, not one per second.
+        let recheck =
+            (self.settings.lease / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
         loop {
             // Register for arrivals before looking, so that an item committed
             // between the look and the wait still wakes us.
-            let arrived = self.arrivals.notified();
+            let arrived = waiting.notify.notified();
             tokio::pin!(arrived);
             arrived.as_mut().enable();
             let store = self.store.clone();
@@ -548,13 +559,21 @@ impl Gateway {
             if !entries.is_empty() || now_instant >= deadline || *shutdown.borrow() {
                 return Ok(entries);
             }
-            // Leases expire with time, not with an event: look again at least
-            // every second.
-            let tick = (deadline - now_instant).min(Duration::from_secs(1));
+            let tick = (deadline - now_instant).min(recheck);
             tokio::select! {
                 _ = &mut arrived => {}
                 _ = tokio::time::sleep(tick) => {}
                 _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Wakes the long-polls of `recipients`.
+    fn wake(&self, recipients: &[PrincipalId]) {
+        let arrivals = self.arrivals.lock().unwrap_or_else(|p| p.into_inner());
+        for r in recipients {
+            if let Some(n) = arrivals.get(r) {
+                n.notify_waiters();
             }
         }
     }
@@ -874,6 +893,41 @@ impl Gateway {
     /// All stored checkpoints and entries, for export by an auditor tool.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+}
+
+/// A long-poll's registration for its principal's arrivals; the entry is
+/// removed when the last long-poll of that principal ends.
+struct Waiting<'a> {
+    gateway: &'a Gateway,
+    principal: PrincipalId,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(gateway: &'a Gateway, principal: &PrincipalId) -> Self {
+        let mut arrivals = gateway.arrivals.lock().unwrap_or_else(|p| p.into_inner());
+        let notify = arrivals.entry(principal.clone()).or_default().clone();
+        Waiting {
+            gateway,
+            principal: principal.clone(),
+            notify,
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut arrivals = self
+            .gateway
+            .arrivals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // Clones are made only under this lock, so two references (the
+        // map's and ours) mean no other long-poll of this principal waits.
+        if Arc::strong_count(&self.notify) == 2 {
+            arrivals.remove(&self.principal);
+        }
     }
 }
 

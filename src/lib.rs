@@ -14,6 +14,9 @@
 //!   signatures, decisions, receipts, attestations.
 //! - [`tls`]: mTLS server and client configuration; turns a handshake into a
 //!   [`tls::VerifiedPeer`] bound to one agency.
+//! - [`limits`]: admission control before any expensive work: handshake
+//!   slots and rates per source address, connection and long-poll budgets
+//!   and request rates per principal, header, idle and body timeouts.
 //! - [`api`]: the HTTP API (CBOR, or JSON on request; RFC 9457 problems).
 //! - [`policy`]: the declarative classification and need-to-know policy: its
 //!   loader (the only part that reads files) and the pure decision engine.
@@ -25,8 +28,8 @@
 //!   9162 trees, C2SP signed notes, checkpoints and tiles, audit entries,
 //!   checks of receipts and attestations.
 //! - [`keys`]: the gateway's own signing key file.
-//! - [`server`]: accept loop, connection cap, housekeeping, graceful
-//!   shutdown.
+//! - [`server`]: accept loop (asking [`limits`] at each step),
+//!   housekeeping, graceful shutdown.
 //! - [`client`], [`spec`]: the station side: an HTTP client over mTLS, and
 //!   item files.
 //! - [`auditor`]: offline tools on an exported log: export, verify, prove,
@@ -44,6 +47,7 @@ pub mod demo;
 pub mod domain;
 pub mod gateway;
 pub mod keys;
+pub mod limits;
 pub mod pki;
 pub mod policy;
 pub mod server;

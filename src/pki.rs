@@ -438,10 +438,9 @@ pub fn write_example(
          listen = \"{listen}\"\n\
          store = \"data/passerelle.sqlite3\"\n\
          policy = \"{policy}\"\n\
-         max_body_bytes = 4194304\n\
-         lease_seconds = 60\n\
-         max_connections = 512\n\
-         max_wait_seconds = 60\n\n\
+         lease_seconds = 60\n\n\
+         # Admission control (README, Configuration): these are the defaults.\n\
+         [limits]\nmax_body_bytes = 4194304\nmax_connections = 512\nmax_wait_seconds = 60\n\n\
          [tls]\ncert = \"gateway/cert.pem\"\nkey = \"gateway/key.pem\"\n\n\
          # The audit log: the gateway's signing key (must be mode 0600) and checkpoints.\n\
          # A new log's first start makes the key if the file is missing.\n\

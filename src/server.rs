@@ -1,19 +1,29 @@
 //! The accept loop: TCP, TLS handshake, identity, HTTP, shutdown.
 //!
-//! Shaped like mini-redis's server: a semaphore caps connections, a `watch`
-//! channel signals shutdown, and hyper-util's graceful shutdown lets
-//! requests in progress finish (a submit is answered only after its commit,
-//! so draining never loses an accepted item). A failed handshake or a
-//! refused identity is logged with the peer address and never stops the
-//! loop. This module never looks inside requests.
+//! Shaped like mini-redis's server, with admission asked at each step
+//! ([`crate::limits`]): a new TCP connection gets a handshake slot for its
+//! source address or is closed at once, before any TLS work; an
+//! authenticated connection gets a slot for its principal or is answered
+//! `429`; each request passes its principal's rate. A connection is closed
+//! when it stays idle too long or takes too long to send a request's
+//! headers, each with its own timeout. A `watch` channel signals shutdown,
+//! and each connection then finishes the request in progress (a submit is
+//! answered only after its commit, so draining never loses an accepted
+//! item); an `mpsc` channel whose senders the connections hold tells when
+//! they are all gone. A refused connection is logged with the peer address
+//! and never stops the loop, and the loop itself never waits for a slot.
+//! This module never looks inside requests.
 
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, problem::Problem, ApiState};
@@ -21,14 +31,12 @@ use crate::config::GatewayConfig;
 use crate::domain::decision::Decider;
 use crate::gateway::{Gateway, Settings};
 use crate::keys::GatewayKey;
+use crate::limits::{Activity, Admission, BodyPace, Session, Tracked, Verdict};
 use crate::policy::{self, Policy};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
-use crate::tls::{self, Identities};
+use crate::tls::{self, Identities, VerifiedPeer};
 
-/// How long a client has to finish the TLS handshake: a slow or silent
-/// client must not hold a connection slot.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for requests in progress.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -67,6 +75,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The exchange, e.g. to swap the decider.
     pub gateway: Arc<Gateway>,
+    /// Admission control, e.g. to read how many slots are taken.
+    pub admission: Arc<Admission>,
     config: GatewayConfig,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -142,7 +152,7 @@ pub async fn start(config: &GatewayConfig) -> Result<Running, StartError> {
     )?;
     let settings = Settings {
         lease: Duration::from_secs(config.lease_seconds),
-        max_wait: Duration::from_secs(config.max_wait_seconds),
+        max_wait: Duration::from_secs(config.limits.max_wait_seconds),
     };
     let gateway = Arc::new(Gateway::new(store, decider, settings, key));
     gateway.record_start().await?;
@@ -162,7 +172,7 @@ pub async fn start(config: &GatewayConfig) -> Result<Running, StartError> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let state = ApiState {
         gateway: gateway.clone(),
-        max_body_bytes: config.max_body_bytes,
+        body: BodyPace::from_limits(&config.limits),
         shutdown: shutdown_rx.clone(),
     };
     let accept = AcceptLoop {
@@ -172,14 +182,16 @@ pub async fn start(config: &GatewayConfig) -> Result<Running, StartError> {
         acceptor: TlsAcceptor::from(tls_config),
         identities,
         router: api::router(state),
-        limit: Arc::new(Semaphore::new(config.max_connections)),
+        admission: Admission::new(&config.limits),
     };
+    let admission = accept.admission.clone();
     let task = tokio::spawn(accept.run(shutdown_rx));
     tracing::info!(%addr, "gateway listening");
     Ok(Running {
         config: config.clone(),
         addr,
         gateway,
+        admission,
         shutdown,
         task,
     })
@@ -192,25 +204,42 @@ struct AcceptLoop {
     acceptor: TlsAcceptor,
     identities: Arc<Identities>,
     router: axum::Router,
-    limit: Arc<Semaphore>,
+    admission: Arc<Admission>,
+}
+
+/// What one connection shares with the loop.
+#[derive(Clone)]
+struct Shared {
+    gateway: Arc<Gateway>,
+    acceptor: TlsAcceptor,
+    identities: Arc<Identities>,
+    router: axum::Router,
+    admission: Arc<Admission>,
+    shutdown: watch::Receiver<bool>,
+    // Never sent on: held by every connection task, so that when all are
+    // dropped, draining is over.
+    _drained: mpsc::Sender<()>,
 }
 
 impl AcceptLoop {
     async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let housekeeping = tokio::spawn(housekeeping(
             self.gateway.clone(),
+            self.admission.clone(),
             self.checkpoint_every,
             shutdown.clone(),
         ));
+        let (drained, mut all_drained) = mpsc::channel::<()>(1);
+        let shared = Shared {
+            gateway: self.gateway.clone(),
+            acceptor: self.acceptor.clone(),
+            identities: self.identities.clone(),
+            router: self.router.clone(),
+            admission: self.admission.clone(),
+            shutdown: shutdown.clone(),
+            _drained: drained,
+        };
         loop {
-            let permit = tokio::select! {
-                p = self.limit.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-                _ = shutdown.changed() => break,
-            };
             let (tcp, peer_addr) = tokio::select! {
                 r = self.listener.accept() => match r {
                     Ok(x) => x,
@@ -224,67 +253,19 @@ impl AcceptLoop {
                 },
                 _ = shutdown.changed() => break,
             };
-            // Small request/response exchanges: without this, Nagle's
-            // algorithm and delayed ACKs add tens of milliseconds.
-            let _ = tcp.set_nodelay(true);
-            let gateway = self.gateway.clone();
-            let acceptor = self.acceptor.clone();
-            let identities = self.identities.clone();
-            let router = self.router.clone();
-            let watcher = graceful.watcher();
-            tokio::spawn(async move {
-                let _permit = permit;
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-                {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        tracing::warn!(%peer_addr, error = %e, "TLS handshake refused");
-                        gateway
-                            .record_refused_connection(
-                                peer_addr.to_string(),
-                                format!("handshake: {e}"),
-                            )
-                            .await;
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::warn!(%peer_addr, "TLS handshake timed out");
-                        gateway
-                            .record_refused_connection(
-                                peer_addr.to_string(),
-                                "handshake timed out".into(),
-                            )
-                            .await;
-                        return;
-                    }
-                };
-                let chain = tls.get_ref().1.peer_certificates().unwrap_or_default();
-                let service = match identities.identify(chain) {
-                    Ok(peer) => {
-                        tracing::debug!(%peer_addr, principal = %peer.principal, "authenticated");
-                        router.layer(axum::Extension(peer))
-                    }
-                    Err(e) => {
-                        tracing::warn!(%peer_addr, error = %e, "identity refused");
-                        gateway
-                            .record_refused_connection(
-                                peer_addr.to_string(),
-                                format!("identity: {e}"),
-                            )
-                            .await;
-                        api::refusal_router(Problem::from(&e))
-                    }
-                };
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
-                    .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service));
-                if let Err(e) = watcher.watch(conn).await {
-                    tracing::debug!(%peer_addr, error = %e, "connection ended with an error");
+            // Refusing costs a counter check and a close: no task, no TLS.
+            let slot = match self.admission.handshake(peer_addr.ip()) {
+                Ok(slot) => slot,
+                Err(refusal) => {
+                    drop(tcp);
+                    refused(&self.gateway, peer_addr, refusal.cause());
+                    continue;
                 }
-            });
+            };
+            tokio::spawn(connection(shared.clone(), tcp, peer_addr, slot));
         }
-        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        drop(shared);
+        if tokio::time::timeout(DRAIN_TIMEOUT, all_drained.recv())
             .await
             .is_err()
         {
@@ -300,9 +281,178 @@ impl AcceptLoop {
     }
 }
 
+/// Records a refused connection without making the caller wait: the accept
+/// loop must go on accepting while the audit write happens.
+fn refused(gateway: &Arc<Gateway>, peer_addr: SocketAddr, cause: &'static str) {
+    tracing::debug!(%peer_addr, cause, "connection refused");
+    let gateway = gateway.clone();
+    tokio::spawn(async move {
+        gateway
+            .record_refused_connection(peer_addr.to_string(), cause.to_string())
+            .await
+    });
+}
+
+/// One connection: the handshake within its deadline, identity, a slot for
+/// the principal, then HTTP until the client leaves, idles or stalls.
+async fn connection(
+    shared: Shared,
+    tcp: TcpStream,
+    peer_addr: SocketAddr,
+    slot: crate::limits::HandshakeSlot,
+) {
+    // Small request/response exchanges: without this, Nagle's algorithm
+    // and delayed ACKs add tens of milliseconds.
+    let _ = tcp.set_nodelay(true);
+    let limits = shared.admission.limits().clone();
+    let deadline = Duration::from_secs(limits.handshake_timeout_seconds);
+    let tls = match tokio::time::timeout(deadline, shared.acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            // The error text comes from the peer's bytes: it goes to the
+            // operator's log only; the audit log gets a fixed cause.
+            tracing::warn!(%peer_addr, error = %e, "TLS handshake refused");
+            refused(&shared.gateway, peer_addr, "handshake-failed");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%peer_addr, "TLS handshake timed out");
+            refused(&shared.gateway, peer_addr, "handshake-timeout");
+            return;
+        }
+    };
+    drop(slot);
+    let chain = tls.get_ref().1.peer_certificates().unwrap_or_default();
+    let identified = shared.identities.identify(chain);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // The header timeout is ours ([`Activity`]): hyper's would also run
+    // while the connection idles between requests.
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(None);
+    let service = match identified {
+        Ok(peer) => match shared.admission.session(&peer.principal) {
+            Ok(session) => {
+                tracing::debug!(%peer_addr, principal = %peer.principal, "authenticated");
+                Ok((peer, session))
+            }
+            Err(refusal) => {
+                tracing::info!(%peer_addr, principal = %peer.principal, cause = refusal.cause(), "connection over the principal's budget");
+                refused(&shared.gateway, peer_addr, refusal.cause());
+                Err(axum::Router::new().fallback(move || async move { refusal.into_response() }))
+            }
+        },
+        Err(e) => {
+            tracing::warn!(%peer_addr, error = %e, "identity refused");
+            refused(&shared.gateway, peer_addr, "identity-refused");
+            Err(api::refusal_router(Problem::from(&e)))
+        }
+    };
+    let activity = Activity::new();
+    let service = match service {
+        Ok((peer, session)) => shared
+            .router
+            .clone()
+            .layer(axum::middleware::from_fn_with_state(
+                PerConnection {
+                    peer,
+                    session,
+                    activity: activity.clone(),
+                    admission: shared.admission.clone(),
+                },
+                admit_request,
+            )),
+        Err(refusal) => {
+            // One answer, then the connection closes.
+            builder.keep_alive(false);
+            refusal
+        }
+    };
+    let conn = builder.serve_connection(
+        TokioIo::new(Tracked::new(tls, activity.clone())),
+        TowerToHyperService::new(service),
+    );
+    let idle = Duration::from_secs(limits.idle_timeout_seconds);
+    let header = Duration::from_secs(limits.header_timeout_seconds);
+    let mut shutdown = shared.shutdown.clone();
+    let mut closing = false;
+    tokio::pin!(conn);
+    loop {
+        if !closing && *shutdown.borrow() {
+            conn.as_mut().graceful_shutdown();
+            closing = true;
+        }
+        let wake = match activity.verdict(idle, header) {
+            Verdict::Wait(at) => at,
+            Verdict::Idle => {
+                if !closing {
+                    tracing::debug!(%peer_addr, "idle connection closed");
+                    // Between requests, hyper closes at once; if bytes of
+                    // a request arrived meanwhile, it finishes it first.
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                None
+            }
+            Verdict::HeaderTimeout => {
+                tracing::info!(%peer_addr, "request headers too slow; connection dropped");
+                return;
+            }
+        };
+        let sleep = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer_addr, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = activity.changed() => {}
+            _ = sleep => {}
+            _ = shutdown.changed(), if !closing => {}
+        }
+    }
+}
+
+/// What each request of an authenticated connection carries.
+#[derive(Clone)]
+struct PerConnection {
+    peer: VerifiedPeer,
+    session: Arc<Session>,
+    activity: Arc<Activity>,
+    admission: Arc<Admission>,
+}
+
+/// Before each request: mark it in progress (it is not idle time), check
+/// the principal's rate, and hand the handlers who is calling.
+async fn admit_request(
+    State(conn): State<PerConnection>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let _in_progress = conn.activity.request();
+    if let Err(refusal) = conn.admission.request(&conn.peer.principal) {
+        tracing::debug!(principal = %conn.peer.principal, "request over the principal's rate");
+        return refusal.into_response();
+    }
+    request.extensions_mut().insert(conn.peer);
+    request.extensions_mut().insert(conn.session);
+    next.run(request).await
+}
+
 /// Every `every`: expire and purge what is due, then sign a checkpoint if
 /// the log grew. Runs beside the accept loop until shutdown.
-async fn housekeeping(gateway: Arc<Gateway>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+async fn housekeeping(
+    gateway: Arc<Gateway>,
+    admission: Arc<Admission>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -310,6 +460,7 @@ async fn housekeeping(gateway: Arc<Gateway>, every: Duration, mut shutdown: watc
             _ = ticks.tick() => {}
             _ = shutdown.changed() => return,
         }
+        admission.forget_quiet();
         match gateway.sweep().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(count = n, "expired or purged"),

@@ -171,7 +171,15 @@ async fn refusals_are_counted_on_the_log_and_read_by_auditors_only() {
 
 #[tokio::test]
 async fn refusals_alone_never_cause_a_checkpoint() {
-    let h = Harness::start().await;
+    // One station asks 320 times in a row: lift its rates so that what is
+    // measured is the audit log, not admission control.
+    let h = Harness::start_with(|c| {
+        c.limits.handshakes_per_address_per_second = 10_000;
+        c.limits.handshake_burst_per_address = 10_000;
+        c.limits.requests_per_principal_per_second = 10_000;
+        c.limits.request_burst_per_principal = 10_000;
+    })
+    .await;
     let rabat = h.station("police/lo/rabat");
     let first = get(&rabat, "/v1/audit/checkpoint").await;
     let signed_before = h

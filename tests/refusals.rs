@@ -35,7 +35,7 @@ fn other_key() -> SigningKey {
 
 #[tokio::test]
 async fn bad_submissions_are_refused_and_nothing_is_stored() {
-    let h = Harness::start_with(|c| c.max_body_bytes = 64 * 1024).await;
+    let h = Harness::start_with(|c| c.limits.max_body_bytes = 64 * 1024).await;
     let rabat = h.station("police/lo/rabat");
     let vsse = h.station("vsse/analysis/ct");
 

@@ -31,7 +31,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use http_body_util::BodyExt;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,9 +38,15 @@ use std::time::Duration;
 use crate::domain::item::SignedItem;
 use crate::domain::receipt::ItemRef;
 use crate::gateway::{Gateway, GatewayError, Submitted};
+use crate::limits::{BodyError, Session};
 use crate::store::{AckOutcome, InboxEntry};
 use crate::tls::VerifiedPeer;
 use problem::Problem;
+
+/// Slug of a body cut short by the client (it closed the connection).
+const BODY_INCOMPLETE: &str = "body-incomplete";
+/// Slug of a body that arrived slower than the minimum rate.
+const BODY_TOO_SLOW: &str = "body-too-slow";
 
 /// CBOR media type.
 pub const CBOR: &str = "application/cbor";
@@ -53,8 +58,8 @@ pub const JSON: &str = "application/json";
 pub struct ApiState {
     /// The exchange.
     pub gateway: Arc<Gateway>,
-    /// Largest request body accepted.
-    pub max_body_bytes: usize,
+    /// How large a request body may be and how fast it must arrive.
+    pub body: crate::limits::BodyPace,
     /// Flips to `true` when the gateway shuts down, ending long polls.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -183,21 +188,31 @@ fn body_type(headers: &HeaderMap) -> Result<BodyType, Problem> {
 async fn read_body<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
+    pace: crate::limits::BodyPace,
 ) -> Result<T, Problem> {
     let body_type = body_type(headers)?;
-    let bytes = http_body_util::Limited::new(body, limit)
-        .collect()
+    let bytes = crate::limits::collect_body(body, pace)
         .await
-        .map_err(|_| {
-            Problem::new(
+        .map_err(|e| match e {
+            BodyError::TooLarge(_) => Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
                 "The body is too large",
-                format!("bodies are limited to {limit} bytes"),
-            )
+                e.to_string(),
+            ),
+            BodyError::TooSlow(_) => Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                BODY_TOO_SLOW,
+                "The body arrived too slowly",
+                e.to_string(),
+            ),
+            _ => Problem::new(
+                StatusCode::BAD_REQUEST,
+                BODY_INCOMPLETE,
+                "The body is incomplete",
+                e.to_string(),
+            ),
         })?;
-    let bytes = bytes.to_bytes();
     // Decode errors name the field and what was expected, never the input.
     let decoded = match body_type {
         BodyType::Json => crate::domain::decode::json(&bytes),
@@ -246,15 +261,19 @@ async fn submit(
 ) -> Result<Response, Problem> {
     // Who may send is settled before the body is read.
     state.gateway.may_send(&peer).await.map_err(Problem::from)?;
-    let item = match read_body::<SignedItem>(&headers, body, state.max_body_bytes).await {
+    let item = match read_body::<SignedItem>(&headers, body, state.body).await {
         Ok(item) => item,
         Err(problem) => {
             // A body that never became an item is counted as a refused
             // submission; refusals after decoding are the gateway's to count.
-            state
-                .gateway
-                .record_refused_submission(&peer.principal, problem.slug(), None)
-                .await;
+            // A body the client cut short or trickled is not counted: there
+            // was no submission to refuse.
+            if ![BODY_INCOMPLETE, BODY_TOO_SLOW].contains(&problem.slug()) {
+                state
+                    .gateway
+                    .record_refused_submission(&peer.principal, problem.slug(), None)
+                    .await;
+            }
             return Err(problem);
         }
     };
@@ -282,9 +301,19 @@ pub struct Inbox {
 async fn inbox(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
+    Extension(session): Extension<Arc<Session>>,
     Query(q): Query<InboxQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
+    // A long-poll waits in its own budget, not in the connections'.
+    let _waiting = if q.wait > 0 {
+        match session.long_poll() {
+            Ok(slot) => Some(slot),
+            Err(refusal) => return Ok(refusal.into_response()),
+        }
+    } else {
+        None
+    };
     let mut shutdown = state.shutdown.clone();
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let items = state
