@@ -66,7 +66,8 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Network(_) => true,
-            ClientError::Refused(p) => p.status >= 500,
+            // A lost item stays lost: asking again does not bring it back.
+            ClientError::Refused(p) => p.status >= 500 && p.slug() != "item-lost",
             _ => false,
         }
     }

@@ -32,6 +32,7 @@ use crate::domain::receipt::{
     item_ref, InclusionProof, Outcome, Receipt, RecipientOutcome, SignedReceipt,
     RECEIPT_CONTENT_TYPE,
 };
+use crate::integrity::{HeadFile, LostItems};
 use crate::keys::GatewayKey;
 use crate::store::{
     AckOutcome, CommitOutcome, InboxEntry, NewItem, Store, StoreError, Swept, TreeHead,
@@ -66,6 +67,11 @@ pub enum GatewayError {
     /// No such item for this caller.
     #[error("no such item for this caller")]
     NotFound,
+    /// The item was accepted and concerns the caller, but its row vanished
+    /// from the store (found at start and on the audit log): the
+    /// operator's problem, never a plain not-found.
+    #[error("item {0} was accepted but the gateway's store no longer holds it; the operator has been alerted")]
+    ItemLost(String),
     /// Policy no longer allows delivery to this caller.
     #[error("delivery of this item to you is no longer permitted")]
     DeliveryRefused,
@@ -118,6 +124,11 @@ pub struct Gateway {
     /// ones over the cap are counted and the count is logged.
     refusal_limit: governor::DefaultDirectRateLimiter,
     refusals_dropped: std::sync::atomic::AtomicU64,
+    /// Where each published checkpoint is also written (see
+    /// [`crate::integrity`]); none in tests that build a gateway by hand.
+    head: Option<Arc<HeadFile>>,
+    /// Accepted items whose rows vanished, found at start.
+    lost: LostItems,
 }
 
 /// Seconds since the Unix epoch.
@@ -157,19 +168,30 @@ impl Gateway {
         store: Arc<dyn Store>,
         decider: Arc<dyn Decider>,
         settings: Settings,
-        key: GatewayKey,
+        key: impl Into<Arc<GatewayKey>>,
     ) -> Self {
         let per_second = governor::Quota::per_second(std::num::NonZeroU32::MIN.saturating_add(49));
         Gateway {
             store,
             decider: RwLock::new(decider),
             settings,
-            key: Arc::new(key),
+            key: key.into(),
             arrivals: tokio::sync::Notify::new(),
             checkpointing: tokio::sync::Mutex::new(()),
             refusal_limit: governor::RateLimiter::direct(per_second),
             refusals_dropped: std::sync::atomic::AtomicU64::new(0),
+            head: None,
+            lost: LostItems::default(),
         }
+    }
+
+    /// The same gateway, writing each published checkpoint to `head` and
+    /// answering requests for the `lost` items with
+    /// [`GatewayError::ItemLost`].
+    pub fn with_integrity(mut self, head: HeadFile, lost: LostItems) -> Self {
+        self.head = Some(Arc::new(head));
+        self.lost = lost;
+        self
     }
 
     /// The decider in force now.
@@ -253,6 +275,9 @@ impl Gateway {
     /// Records that `peer` asked for an item that is not (or no longer)
     /// theirs to `action`, and returns the error to answer with.
     async fn not_yours(&self, peer: &VerifiedPeer, item_ref: &str, action: &str) -> GatewayError {
+        if self.lost.concerns(item_ref, &peer.principal) {
+            return GatewayError::ItemLost(item_ref.to_string());
+        }
         self.record_capped(AuditEvent::ItemRequestRefused {
             caller: peer.principal.clone(),
             item_ref: item_ref.to_string(),
@@ -655,7 +680,18 @@ impl Gateway {
         let _one_at_a_time = self.checkpointing.lock().await;
         let store = self.store.clone();
         let key = self.key.clone();
-        blocking(move || sign_checkpoint(store.as_ref(), &key.note, unix_now())).await
+        let head = self.head.clone();
+        blocking(move || {
+            let note = sign_checkpoint(store.as_ref(), &key.note, unix_now())?;
+            // Only after the checkpoint (and so the head) is committed: the
+            // head file may lag the store, never lead it.
+            if let Some(head) = head {
+                head.advance(&note)
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+            }
+            Ok(note)
+        })
+        .await
     }
 
     fn may_audit(&self, peer: &VerifiedPeer) -> bool {

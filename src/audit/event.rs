@@ -165,6 +165,29 @@ pub enum AuditEvent {
         /// The recipient.
         recipient: PrincipalId,
     },
+    /// The operator started a new log (`passerelle serve --new-log`) over a
+    /// store that disagreed with what the gateway had signed, or at a first
+    /// start. Entries before this one may not extend the checkpoints an
+    /// auditor kept from before.
+    NewLog {
+        /// The last head the gateway had signed for the previous log (a
+        /// C2SP checkpoint note, verifiable with the gateway's key), when
+        /// one was known and verified.
+        previous_head: Option<String>,
+        /// What the gateway found wrong, in words.
+        found: String,
+    },
+    /// At start, accepted items were found whose stored rows had vanished
+    /// (deleted behind the gateway's back), or whose open inbox entries had
+    /// vanished or been closed without an audit entry.
+    StoreInconsistency {
+        /// Accepted items whose row is gone.
+        items_lost: u64,
+        /// Open deliveries whose inbox entry is gone or closed.
+        deliveries_lost: u64,
+        /// The first references concerned, sorted (at most 32).
+        item_refs: Vec<String>,
+    },
 }
 
 /// One entry of the audit log.
