@@ -435,3 +435,48 @@ fn close(open: &mut HashMap<String, Vec<PrincipalId>>, item_ref: &str, who: &Pri
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(dir: &Path, name: &str) -> GatewayKey {
+        GatewayKey::generate(&dir.join(name), "test.example/audit").unwrap()
+    }
+
+    #[test]
+    fn seals_verify_only_with_their_own_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ours, other) = (key(dir.path(), "a.pem"), key(dir.path(), "b.pem"));
+        let head = TreeHead {
+            size: 7,
+            root: [3; 32],
+        };
+        let note = ours.seal(head).unwrap();
+        assert_eq!(ours.unseal(&note).unwrap(), head);
+        assert!(other.unseal(&note).is_err());
+        assert!(ours.unseal(&note.replace("\n7\n", "\n8\n")).is_err());
+    }
+
+    #[test]
+    fn the_head_file_never_goes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key(dir.path(), "audit-key.pem");
+        let head = HeadFile::beside(&dir.path().join("audit-key.pem"));
+        assert_eq!(head.path(), dir.path().join("audit-key.head"));
+        assert_eq!(head.read().unwrap(), None);
+        let at = |size| {
+            k.seal(TreeHead {
+                size,
+                root: [1; 32],
+            })
+            .unwrap()
+        };
+        head.advance(&at(5)).unwrap();
+        head.advance(&at(3)).unwrap();
+        assert_eq!(head.read().unwrap(), Some(at(5)));
+        head.advance(&at(9)).unwrap();
+        assert_eq!(head.read().unwrap(), Some(at(9)));
+        assert!(head.advance("not a note").is_err());
+    }
+}

@@ -438,7 +438,8 @@ pub fn write_example(
          max_wait_seconds = 60\n\n\
          [tls]\ncert = \"gateway/cert.pem\"\nkey = \"gateway/key.pem\"\n\n\
          # The audit log: the gateway's signing key (must be mode 0600) and checkpoints.\n\
-         # A new log's first start makes the key if the file is missing.\n\
+         # A new log's first start makes the key if the file is missing. Beside it,\n\
+         # audit-key.head keeps the last head the gateway published: keep them together.\n\
          [audit]\nkey = \"gateway/audit-key.pem\"\nvkey = \"gateway/audit.vkey\"\norigin = \"{AUDIT_ORIGIN}\"\n\
          checkpoint_seconds = 60\nauditor_agencies = [\"oversight\"]\n\n\
          # Each trusted CA is bound to exactly one agency and SPIFFE trust domain.\n\

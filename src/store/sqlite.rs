@@ -828,18 +828,26 @@ impl Store for SqliteStore {
     }
 
     fn items_present(&self, item_refs: &[String]) -> Result<Vec<bool>, StoreError> {
+        // One query per thousand references rather than one per reference:
+        // at start this runs over every accepted item of the log.
         let guard = self.lock();
-        let mut stmt = guard
-            .conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM items WHERE item_ref = ?1)")
-            .map_err(backend)?;
-        item_refs
-            .iter()
-            .map(|r| {
-                stmt.query_row(params![r], |row| row.get(0))
-                    .map_err(backend)
-            })
-            .collect()
+        let mut present = std::collections::HashSet::new();
+        for chunk in item_refs.chunks(1000) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let mut stmt = guard
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT item_ref FROM items WHERE item_ref IN ({marks})"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(chunk), |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            for row in rows {
+                present.insert(row.map_err(backend)?);
+            }
+        }
+        Ok(item_refs.iter().map(|r| present.contains(r)).collect())
     }
 
     fn deliveries_open(
