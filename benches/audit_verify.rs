@@ -92,9 +92,12 @@ fn export() -> (PathBuf, VerifierKey) {
     }
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap_or_else(|e| panic!("{e}"));
-    let key = GatewayKey::generate(&root.join("audit-key.pem"), "bench.example/audit")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let store = SqliteStore::open(&root.join("store.db")).unwrap_or_else(|e| panic!("{e}"));
+    let key = std::sync::Arc::new(
+        GatewayKey::generate(&root.join("audit-key.pem"), "bench.example/audit")
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let store =
+        SqliteStore::open(&root.join("store.db"), key.clone()).unwrap_or_else(|e| panic!("{e}"));
     let mut next = 0;
     for size in CHECKPOINTS {
         while next < size {

@@ -67,7 +67,10 @@ impl ClientError {
         match self {
             ClientError::Network(_) => true,
             // 429: over a rate or budget of the gateway; it frees with time.
-            ClientError::Refused(p) => p.status >= 500 || p.status == 429,
+            // A lost item stays lost: asking again does not bring it back.
+            ClientError::Refused(p) => {
+                (p.status >= 500 && p.slug() != "item-lost") || p.status == 429
+            }
             _ => false,
         }
     }

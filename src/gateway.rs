@@ -41,6 +41,7 @@ use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::{
     item_ref, InclusionProof, Receipt, RecipientOutcome, SignedReceipt, RECEIPT_CONTENT_TYPE,
 };
+use crate::integrity::{HeadFile, LostItems};
 use crate::keys::GatewayKey;
 use crate::store::{
     AckOutcome, CommitOutcome, InboxEntry, NewItem, Store, StoreError, Swept, TreeHead,
@@ -83,6 +84,11 @@ pub enum GatewayError {
     /// No such item for this caller.
     #[error("no such item for this caller")]
     NotFound,
+    /// The item was accepted and concerns the caller, but its row vanished
+    /// from the store (found at start and on the audit log): the
+    /// operator's problem, never a plain not-found.
+    #[error("item {0} was accepted but the gateway's store no longer holds it; the operator has been alerted")]
+    ItemLost(String),
     /// Policy no longer allows delivery to this caller.
     #[error("delivery of this item to you is no longer permitted")]
     DeliveryRefused,
@@ -140,6 +146,11 @@ pub struct Gateway {
     /// last checkpoint: refusals alone never cause a checkpoint to be
     /// signed, so provoking them costs the gateway no signature.
     unsigned_events: std::sync::atomic::AtomicBool,
+    /// Where each published checkpoint is also written (see
+    /// [`crate::integrity`]); none in tests that build a gateway by hand.
+    head: Option<Arc<HeadFile>>,
+    /// Accepted items whose rows vanished, found at start.
+    lost: LostItems,
 }
 
 /// Seconds since the Unix epoch.
@@ -190,20 +201,31 @@ impl Gateway {
         store: Arc<dyn Store>,
         decider: Arc<dyn Decider>,
         settings: Settings,
-        key: GatewayKey,
+        key: impl Into<Arc<GatewayKey>>,
     ) -> Self {
         Gateway {
             store,
             decider: RwLock::new(decider),
             settings,
-            key: Arc::new(key),
+            key: key.into(),
             arrivals: std::sync::Mutex::default(),
             checkpointing: tokio::sync::Mutex::new(()),
             refusals: std::sync::Mutex::new(RefusalTally::new()),
             // A crash may have left entries after the last checkpoint: the
             // first checkpoint after start covers them.
             unsigned_events: std::sync::atomic::AtomicBool::new(true),
+            head: None,
+            lost: LostItems::default(),
         }
+    }
+
+    /// The same gateway, writing each published checkpoint to `head` and
+    /// answering requests for the `lost` items with
+    /// [`GatewayError::ItemLost`].
+    pub fn with_integrity(mut self, head: HeadFile, lost: LostItems) -> Self {
+        self.head = Some(Arc::new(head));
+        self.lost = lost;
+        self
     }
 
     /// The decider in force now.
@@ -347,6 +369,9 @@ impl Gateway {
     /// Counts that `peer` asked for an item that is not (or no longer)
     /// theirs to `action`, and returns the error to answer with.
     async fn not_yours(&self, peer: &VerifiedPeer, item_ref: &str, action: &str) -> GatewayError {
+        if self.lost.concerns(item_ref, &peer.principal) {
+            return GatewayError::ItemLost(item_ref.to_string());
+        }
         self.count_refusal(
             RefusedSubject::Principal(peer.principal.clone()),
             &format!("not-yours-to-{action}"),
@@ -808,7 +833,18 @@ impl Gateway {
             }
         }
         let key = self.key.clone();
-        let signed = blocking(move || sign_checkpoint(store.as_ref(), &key.note, unix_now())).await;
+        let head = self.head.clone();
+        let signed = blocking(move || {
+            let note = sign_checkpoint(store.as_ref(), &key.note, unix_now())?;
+            // Only after the checkpoint (and so the head) is committed: the
+            // head file may lag the store, never lead it.
+            if let Some(head) = head {
+                head.advance(&note)
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+            }
+            Ok(note)
+        })
+        .await;
         if signed.is_err() {
             self.mark_unsigned();
         }

@@ -28,6 +28,9 @@
 //!   9162 trees, C2SP signed notes, checkpoints and tiles, audit entries,
 //!   checks of receipts and attestations.
 //! - [`keys`]: the gateway's own signing key file.
+//! - [`integrity`]: noticing a store edited behind the gateway's back: the
+//!   seal signer, the head file beside the key, the checks at start, the
+//!   explicit start of a new log, items whose rows vanished.
 //! - [`server`]: accept loop (asking [`limits`] at each step),
 //!   housekeeping, graceful shutdown.
 //! - [`client`], [`spec`]: the station side: an HTTP client over mTLS, and
@@ -46,6 +49,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod gateway;
+pub mod integrity;
 pub mod keys;
 pub mod limits;
 pub mod pki;

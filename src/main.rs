@@ -41,6 +41,13 @@ enum Command {
         /// The gateway configuration, e.g. certs-example/gateway.toml.
         #[arg(long)]
         config: PathBuf,
+        /// Start a new audit log over a store that disagrees with what the
+        /// gateway signed (wiped, truncated, rolled back or edited), instead
+        /// of refusing to start. The new start is the next entry of the log,
+        /// naming the previous head and what was wrong. Refused when there
+        /// is nothing to start anew: never leave it in a service file.
+        #[arg(long)]
+        new_log: bool,
     },
     /// Example PKI (for examples and tests only).
     #[command(subcommand)]
@@ -353,7 +360,7 @@ fn main() -> std::process::ExitCode {
 async fn run(command: Command) -> Result<std::process::ExitCode> {
     match command {
         Command::Demo { keep } => run_demo(keep).await,
-        Command::Serve { config } => serve(&config)
+        Command::Serve { config, new_log } => serve(&config, new_log)
             .await
             .map(|_| std::process::ExitCode::SUCCESS),
         Command::Pki(PkiCommand::Init {
@@ -411,9 +418,15 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
         Command::Audit(AuditCommand::Export { dir, config }) => {
             ensure_empty(&dir)?;
             let c = GatewayConfig::load(&config)?;
-            let store = passerelle::store::sqlite::SqliteStore::open(&c.store)
+            let key = std::sync::Arc::new(passerelle::keys::GatewayKey::load(
+                &c.audit.key,
+                &c.audit.origin,
+            )?);
+            // Opening checks the store against its seal and checkpoints: a
+            // store edited behind the gateway's back is not exported (and
+            // not signed over).
+            let store = passerelle::store::sqlite::SqliteStore::open(&c.store, key.clone())
                 .with_context(|| format!("opening the store {}", c.store.display()))?;
-            let key = passerelle::keys::GatewayKey::load(&c.audit.key, &c.audit.origin)?;
             passerelle::gateway::sign_checkpoint(&store, &key.note, unix_now())?;
             let summary = passerelle::auditor::export(&store, &dir)?;
             println!(
@@ -826,9 +839,11 @@ fn pid_file(c: &GatewayConfig) -> PathBuf {
     c.store.with_extension("pid")
 }
 
-async fn serve(config: &Path) -> Result<()> {
+async fn serve(config: &Path, new_log: bool) -> Result<()> {
     let c = GatewayConfig::load(config)?;
-    let running = server::start(&c).await.context("starting the gateway")?;
+    let running = server::start_with(&c, server::StartOptions { new_log })
+        .await
+        .context("starting the gateway")?;
     std::fs::write(pid_file(&c), format!("{}\n", std::process::id()))?;
     eprintln!(
         "passerelle gateway listening on {} (Ctrl-C to stop, SIGHUP to reload the policy)",

@@ -443,7 +443,8 @@ pub fn write_example(
          [limits]\nmax_body_bytes = 4194304\nmax_connections = 512\nmax_wait_seconds = 60\n\n\
          [tls]\ncert = \"gateway/cert.pem\"\nkey = \"gateway/key.pem\"\n\n\
          # The audit log: the gateway's signing key (must be mode 0600) and checkpoints.\n\
-         # A new log's first start makes the key if the file is missing.\n\
+         # A new log's first start makes the key if the file is missing. Beside it,\n\
+         # audit-key.head keeps the last head the gateway published: keep them together.\n\
          [audit]\nkey = \"gateway/audit-key.pem\"\nvkey = \"gateway/audit.vkey\"\norigin = \"{AUDIT_ORIGIN}\"\n\
          checkpoint_seconds = 60\n\n\
          # Each trusted CA is bound to exactly one agency and SPIFFE trust domain.\n\

@@ -30,11 +30,11 @@ use crate::api::{self, problem::Problem, ApiState};
 use crate::config::GatewayConfig;
 use crate::domain::decision::Decider;
 use crate::gateway::{Gateway, Settings};
+use crate::integrity::{self, HeadFile};
 use crate::keys::GatewayKey;
 use crate::limits::{Activity, Admission, BodyPace, Session, Tracked, Verdict};
 use crate::policy::{self, Policy};
 use crate::store::sqlite::SqliteStore;
-use crate::store::Store;
 use crate::tls::{self, Identities, VerifiedPeer};
 
 /// How long shutdown waits for requests in progress.
@@ -53,6 +53,10 @@ pub enum StartError {
     /// The gateway's signing key is missing, unreadable or too open.
     #[error(transparent)]
     Key(#[from] crate::keys::KeyFileError),
+    /// The store disagrees with what the gateway signed (edited, rolled
+    /// back or wiped behind its back), or the head file is unusable.
+    #[error(transparent)]
+    Integrity(#[from] crate::integrity::IntegrityError),
     /// Recording the start on the audit log failed.
     #[error("audit log: {0}")]
     Audit(#[from] crate::gateway::GatewayError),
@@ -136,25 +140,53 @@ pub fn load_policy(config: &GatewayConfig) -> Result<Arc<Policy>, StartError> {
     Ok(Arc::new(policy))
 }
 
+/// How to start, beyond the config file.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartOptions {
+    /// Start a new audit log over a store that disagrees with what the
+    /// gateway signed (`passerelle serve --new-log`); recorded on the log.
+    pub new_log: bool,
+}
+
 /// Loads the policy, opens the store, loads TLS material, binds, and starts
 /// serving.
 pub async fn start(config: &GatewayConfig) -> Result<Running, StartError> {
+    start_with(config, StartOptions::default()).await
+}
+
+/// [`start`], with `options`.
+pub async fn start_with(
+    config: &GatewayConfig,
+    options: StartOptions,
+) -> Result<Running, StartError> {
     let decider: Arc<dyn Decider> = load_policy(config)?;
     let identities = Arc::new(Identities::new(&config.agencies)?);
     let tls_config = tls::server_config(identities.clone(), &config.tls.cert, &config.tls.key)?;
-    let store = Arc::new(SqliteStore::open(&config.store)?);
-    let log_is_new = store.latest_checkpoint_above(None)?.is_none() && store.tree_head().size == 0;
-    let key = GatewayKey::load_or_create(
+    // A new key only for a new log: no head file (the key never signed a
+    // head) and nothing in the store.
+    let head = HeadFile::beside(&config.audit.key);
+    let log_is_new = head.read()?.is_none() && !SqliteStore::holds_a_log(&config.store)?;
+    let key = Arc::new(GatewayKey::load_or_create(
         &config.audit.key,
         &config.audit.origin,
         config.audit.vkey.as_deref(),
         log_is_new,
+    )?);
+    let checked = integrity::open_store(
+        &config.store,
+        key.clone(),
+        head,
+        options.new_log,
+        crate::gateway::unix_now(),
     )?;
+    let store = checked.store;
     let settings = Settings {
         lease: Duration::from_secs(config.lease_seconds),
         max_wait: Duration::from_secs(config.limits.max_wait_seconds),
     };
-    let gateway = Arc::new(Gateway::new(store, decider, settings, key));
+    let gateway = Arc::new(
+        Gateway::new(store, decider, settings, key).with_integrity(checked.head, checked.lost),
+    );
     gateway.record_start().await?;
     // A crash may have left entries after the last checkpoint: cover them
     // now, so the next checkpoint an auditor sees extends the earlier ones.

@@ -133,15 +133,16 @@ fn ack_entry(i: u64) -> AuditEntry {
 /// of `checkpoints` (the last must be `size`), and exported.
 struct Synthetic {
     dir: tempfile::TempDir,
-    key: GatewayKey,
+    key: std::sync::Arc<GatewayKey>,
 }
 
 impl Synthetic {
     fn new(checkpoints: &[u64]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let key =
-            GatewayKey::generate(&dir.path().join("audit-key.pem"), "test.example/audit").unwrap();
-        let store = SqliteStore::open(&dir.path().join("store.db")).unwrap();
+        let key = std::sync::Arc::new(
+            GatewayKey::generate(&dir.path().join("audit-key.pem"), "test.example/audit").unwrap(),
+        );
+        let store = SqliteStore::open(&dir.path().join("store.db"), key.clone()).unwrap();
         let mut next = 0u64;
         for &size in checkpoints {
             while next < size {
@@ -640,7 +641,7 @@ async fn exchange_and_export() -> Exchanged {
     rabat.fetch(&r2.item_ref).await.unwrap();
     rabat.ack(&r2.item_ref).await.unwrap();
     h.running.take().unwrap().shutdown().await;
-    let store = SqliteStore::open(&h.config.store).unwrap();
+    let store = SqliteStore::open(&h.config.store, std::sync::Arc::new(gateway_key(&h))).unwrap();
     let export = tempfile::tempdir().unwrap();
     passerelle::auditor::export(&store, export.path()).unwrap();
     Exchanged {

@@ -194,7 +194,10 @@ async fn unanswered_submits_are_all_or_nothing() {
     // The log continued: every checkpoint is consistent with the one
     // before, and each accepted item is on the log exactly once.
     let config = passerelle::config::GatewayConfig::load(&s.config).unwrap();
-    let store = passerelle::store::sqlite::SqliteStore::open(&config.store).unwrap();
+    let gateway_key = std::sync::Arc::new(
+        passerelle::keys::GatewayKey::load(&config.audit.key, &config.audit.origin).unwrap(),
+    );
+    let store = passerelle::store::sqlite::SqliteStore::open(&config.store, gateway_key).unwrap();
     use passerelle::store::Store;
     let checkpoints = store.checkpoints().unwrap();
     assert!(checkpoints.len() >= 2);

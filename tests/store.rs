@@ -61,10 +61,17 @@ fn new_item(sender: &str, id: &str, content: u8) -> (NewItem, Vec<BoundedEntry>)
     (item, entries)
 }
 
+/// A store in `dir`, sealed with a fresh gateway key.
+fn open_store(dir: &std::path::Path) -> Arc<SqliteStore> {
+    let key =
+        passerelle::keys::GatewayKey::generate(&dir.join("key.pem"), "test.example/audit").unwrap();
+    Arc::new(SqliteStore::open(&dir.join("s.sqlite3"), Arc::new(key)).unwrap())
+}
+
 #[test]
 fn concurrent_submissions_share_commits_and_keep_their_own_outcomes() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap());
+    let store = open_store(dir.path());
     let threads: Vec<_> = (0..16)
         .map(|t| {
             let store = store.clone();
@@ -128,7 +135,7 @@ fn concurrent_submissions_share_commits_and_keep_their_own_outcomes() {
 #[test]
 fn duplicates_and_conflicts_within_a_group() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap());
+    let store = open_store(dir.path());
     let outcomes: Vec<CommitOutcome> = (0..8)
         .map(|k| {
             let store = store.clone();

@@ -127,6 +127,15 @@ impl From<&GatewayError> for Problem {
                 "No such item",
                 "there is no such item for you (it may have been acknowledged already)",
             ),
+            GatewayError::ItemLost(_) => {
+                tracing::error!(error = %e, "a request for a lost item");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "item-lost",
+                    "The gateway lost this item",
+                    e.to_string(),
+                )
+            }
             GatewayError::DeliveryRefused => Problem::new(
                 StatusCode::FORBIDDEN,
                 "delivery-refused",

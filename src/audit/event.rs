@@ -196,6 +196,29 @@ pub enum AuditEvent {
         /// The recipient.
         recipient: PrincipalId,
     },
+    /// The operator started a new log (`passerelle serve --new-log`) over a
+    /// store that disagreed with what the gateway had signed, or at a first
+    /// start. Entries before this one may not extend the checkpoints an
+    /// auditor kept from before.
+    NewLog {
+        /// What the gateway found wrong, in words.
+        found: String,
+        /// The last head the gateway had signed for the previous log (a
+        /// C2SP checkpoint note, verifiable with the gateway's key), when
+        /// one was known and verified.
+        previous_head: Option<String>,
+    },
+    /// At start, accepted items were found whose stored rows had vanished
+    /// (deleted behind the gateway's back), or whose open inbox entries had
+    /// vanished or been closed without an audit entry.
+    StoreInconsistency {
+        /// The first references concerned, sorted (at most 32).
+        item_refs: Vec<String>,
+        /// Accepted items whose row is gone.
+        items_lost: u64,
+        /// Open deliveries whose inbox entry is gone or closed.
+        deliveries_lost: u64,
+    },
 }
 
 /// One entry of the audit log, decoded.
@@ -473,6 +496,15 @@ mod tests {
             AuditEvent::Acknowledged {
                 item_ref: "r".into(),
                 recipient: p("police/lo/rabat"),
+            },
+            AuditEvent::NewLog {
+                found: "wiped".into(),
+                previous_head: Some("note".into()),
+            },
+            AuditEvent::StoreInconsistency {
+                item_refs: vec!["r".into()],
+                items_lost: 1,
+                deliveries_lost: 2,
             },
         ]
     }

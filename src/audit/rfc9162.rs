@@ -214,6 +214,23 @@ impl Tree {
         index
     }
 
+    /// The tree's right edge (its perfect subtrees' roots), to work out the
+    /// root the tree would have with more leaves without changing it: the
+    /// store signs that root before its transaction commits, and extends
+    /// the tree only after.
+    pub fn right_edge(&self) -> RightEdge {
+        let size = self.size();
+        let mut nodes = Vec::new();
+        let mut start = 0u64;
+        for height in (0..64).rev() {
+            if size & (1u64 << height) != 0 {
+                nodes.push(self.levels[height][(start >> height) as usize]);
+                start += 1u64 << height;
+            }
+        }
+        RightEdge { size, nodes }
+    }
+
     /// The leaf hashes, in order.
     pub fn leaf_hashes(&self) -> &[Hash] {
         self.levels.first().map_or(&[], |l| l.as_slice())
@@ -525,6 +542,21 @@ mod tests {
         );
         assert_eq!(Tree::new().root(), empty_root());
         assert_eq!(RightEdge::new().root(), empty_root());
+    }
+
+    #[test]
+    fn the_right_edge_of_a_tree_extends_like_the_tree() {
+        let full = tree_of(70);
+        for size in 0..=64u64 {
+            let tree = tree_of(size);
+            let mut edge = tree.right_edge();
+            assert_eq!(edge.size(), size);
+            assert_eq!(edge.root(), tree.root(), "size {size}");
+            for i in size..70 {
+                edge.push(full.leaf_hashes()[i as usize]);
+            }
+            assert_eq!(edge.root(), full.root(), "from size {size}");
+        }
     }
 
     #[test]

@@ -223,6 +223,8 @@ pub fn event_name(e: &AuditEvent) -> &'static str {
         AuditEvent::Acknowledged { .. } => "acknowledged",
         AuditEvent::Expired { .. } => "expired",
         AuditEvent::Purged { .. } => "purged",
+        AuditEvent::NewLog { .. } => "new-log",
+        AuditEvent::StoreInconsistency { .. } => "store-inconsistency",
     }
 }
 
@@ -350,6 +352,27 @@ impl Shown {
                 write!(f, "  policy {policy_digest}")
             }
             AuditEvent::PolicyRefused { reason } => write!(f, "  {reason}"),
+            AuditEvent::NewLog {
+                previous_head,
+                found,
+            } => {
+                let previous = previous_head
+                    .as_deref()
+                    .and_then(|note| note.lines().nth(1))
+                    .map_or("unknown".to_string(), |size| format!("size {size}"));
+                write!(f, "  previous head: {previous}; found: {found}")
+            }
+            AuditEvent::StoreInconsistency {
+                items_lost,
+                deliveries_lost,
+                item_refs,
+            } => {
+                write!(
+                    f,
+                    "  {items_lost} items and {deliveries_lost} deliveries lost: {}",
+                    item_refs.join(" ")
+                )
+            }
             _ => Ok(()),
         }
     }

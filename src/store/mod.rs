@@ -4,7 +4,9 @@
 //! ([`sqlite::SqliteStore`]) and a later PostgreSQL backend for several
 //! gateway instances can both honour it. Its promises are in MUST words on
 //! each method. The store persists what the gateway decided; it never
-//! decides, verifies signatures or reads the clock.
+//! decides or reads the clock, and it signs and checks its seal only
+//! through the [`Sealer`] it was opened with: it never holds the gateway's
+//! key.
 
 pub mod sqlite;
 
@@ -32,6 +34,111 @@ pub enum StoreError {
     /// the gateway stops appending rather than repair silently.
     #[error("audit invariant broken: {0}")]
     Invariant(String),
+    /// What the store holds disagrees with what the gateway signed: the
+    /// database was edited, rolled back or wiped behind the gateway's back
+    /// (or the disk failed). The operator's problem; fatal at start.
+    #[error("the store was changed behind the gateway's back: {0}")]
+    Tampered(Tamper),
+}
+
+/// How the stored audit log disagrees with a head the gateway signed (its
+/// seal, a published checkpoint, or the head file kept beside its key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Tamper {
+    /// Audit entries are stored but no seal covers them.
+    Unsealed {
+        /// Entries stored.
+        stored: u64,
+    },
+    /// The seal or a published checkpoint is not signed by the gateway's
+    /// key (or is not a checkpoint of this log).
+    BadSignature {
+        /// Which head: `seal`, `checkpoint of size N`, `head file`.
+        what: String,
+        /// Why it does not verify.
+        reason: String,
+    },
+    /// More entries are stored than the seal covers: someone wrote them.
+    EntriesAfterSeal {
+        /// Entries the seal covers.
+        sealed: u64,
+        /// Entries stored.
+        stored: u64,
+    },
+    /// Fewer entries are stored than a signed head covers: the log was
+    /// truncated, rolled back or wiped.
+    Truncated {
+        /// Which head: `seal`, `checkpoint`, `head file`.
+        what: String,
+        /// Entries the head covers.
+        signed: u64,
+        /// Entries stored.
+        stored: u64,
+    },
+    /// The stored entries do not produce the root a signed head gives for
+    /// its size: entries were changed (or the log replaced by another).
+    EntriesChanged {
+        /// Which head: `seal`, `checkpoint`, `head file`.
+        what: String,
+        /// The head's size: a change is among the first `size` entries.
+        size: u64,
+    },
+    /// The gateway signed a head for this log before (its head file is
+    /// there) but the head file is gone, or the store holds a log and the
+    /// head file does not: the gateway cannot tell a rollback.
+    NoHeadFile {
+        /// Entries stored.
+        stored: u64,
+    },
+}
+
+impl std::fmt::Display for Tamper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tamper::Unsealed { stored } => {
+                write!(f, "{stored} audit entries are stored but no seal covers them")
+            }
+            Tamper::BadSignature { what, reason } => write!(
+                f,
+                "the {what} does not verify with the gateway's key: {reason}"
+            ),
+            Tamper::EntriesAfterSeal { sealed, stored } => write!(
+                f,
+                "{} audit entries after the seal of size {sealed} were not written by the gateway ({stored} stored)",
+                stored - sealed
+            ),
+            Tamper::Truncated {
+                what,
+                signed,
+                stored,
+            } => write!(
+                f,
+                "the audit log was truncated, rolled back or wiped: the {what} covers {signed} entries, {stored} are stored"
+            ),
+            Tamper::EntriesChanged { what, size } => write!(
+                f,
+                "audit entries were changed: the first {size} stored entries do not give the root of the {what}"
+            ),
+            Tamper::NoHeadFile { stored } => write!(
+                f,
+                "the store holds an audit log of {stored} entries but the gateway's head file is missing, so a rollback cannot be ruled out"
+            ),
+        }
+    }
+}
+
+/// Signs and checks the store's seal: a signed tree head (a C2SP checkpoint
+/// note) that every transaction appending to the audit log writes with its
+/// entries, so that no entry is ever on disk without a signature covering
+/// it. The gateway gives the store a sealer made from its key; the store
+/// calls it and never sees the key.
+pub trait Sealer: Send + Sync + 'static {
+    /// A signed note of `head`.
+    fn seal(&self, head: TreeHead) -> Result<String, String>;
+    /// The head that `note` signs, if the gateway's key signed it for this
+    /// log; otherwise why not.
+    fn unseal(&self, note: &str) -> Result<TreeHead, String>;
 }
 
 /// An accepted item, ready to be made durable with its inbox entries.
@@ -233,6 +340,25 @@ pub trait Store: Send + Sync + 'static {
     /// Appends entries that record events outside the exchange (start,
     /// stop, policy, refused connections). Returns the first index.
     fn append_audit(&self, entries: &[BoundedEntry]) -> Result<u64, StoreError>;
+
+    /// Starts a new log over what is stored, on the operator's explicit
+    /// request: MUST, in one transaction, remove the stored checkpoints
+    /// that the stored entries do not produce (they belong to the previous
+    /// log), append `entry` (which records the new start) and seal.
+    /// Returns the entry's index.
+    fn start_new_log(&self, entry: &BoundedEntry) -> Result<u64, StoreError>;
+
+    /// For each item reference, whether its item row is stored (purged or
+    /// not: purging keeps the row).
+    fn items_present(&self, item_refs: &[String]) -> Result<Vec<bool>, StoreError>;
+
+    /// For each (item, recipient), whether the recipient's inbox entry is
+    /// stored and still open: not acknowledged, refused or expired, and the
+    /// item not purged.
+    fn deliveries_open(
+        &self,
+        deliveries: &[(String, PrincipalId)],
+    ) -> Result<Vec<bool>, StoreError>;
 
     /// The audit tree's current head.
     fn tree_head(&self) -> TreeHead;

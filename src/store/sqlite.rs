@@ -12,9 +12,16 @@
 //! The audit log lives in the same database: each event's entry is inserted
 //! in the event's own transaction, and the in-memory RFC 9162 tree (used for
 //! roots and proofs) is extended only after that transaction committed,
-//! under the same lock, so its order is the commit order. At open the tree is
-//! rebuilt from the stored entries and checked against the latest stored
-//! checkpoint; a mismatch refuses to open.
+//! under the same lock, so its order is the commit order. Every transaction
+//! that appends entries also replaces the one-row `seal` table with a signed
+//! tree head of the log as that transaction leaves it, signed through the
+//! [`Sealer`] the store was opened with: no entry is ever on disk without a
+//! signature covering it, and a crash leaves entries and seal together or
+//! neither. Seals are internal (the published checkpoints are the
+//! `checkpoints` table). At open the tree is rebuilt from the stored
+//! entries and checked against the seal and the latest checkpoint, whose
+//! signatures are verified: entries after the seal, entries changed, or a
+//! log shorter than a signed head refuse to open ([`StoreError::Tampered`]).
 //!
 //! One connection and the tree behind one `std::sync::Mutex`: every call is
 //! short and blocking, and the gateway calls it from `spawn_blocking`, so an
@@ -24,15 +31,14 @@
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::{
-    AckOutcome, CommitOutcome, InboxEntry, Leased, NewItem, Store, StoreError, Swept, TreeHead,
+    AckOutcome, CommitOutcome, InboxEntry, Leased, NewItem, Sealer, Store, StoreError, Swept,
+    Tamper, TreeHead,
 };
-use crate::audit::checkpoint::Checkpoint;
 use crate::audit::event::{BoundedEntry, EntryTooLarge};
 use crate::audit::rfc9162::{leaf_hash, Hash, Tree};
-use crate::audit::signed_note;
 use crate::domain::bytes::{from_cbor, to_cbor};
 use crate::domain::item::{Portion, Priority};
 use crate::domain::principal::PrincipalId;
@@ -77,6 +83,11 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     note         TEXT NOT NULL,
     issued_at    INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS seal (
+    id           INTEGER PRIMARY KEY CHECK (id = 0),
+    size         INTEGER NOT NULL,
+    note         TEXT NOT NULL
+);
 ";
 
 struct Inner {
@@ -87,6 +98,7 @@ struct Inner {
 /// The embedded SQLite store.
 pub struct SqliteStore {
     inner: Mutex<Inner>,
+    sealer: Arc<dyn Sealer>,
     /// Submissions waiting for a group commit (see [`SqliteStore::commit_queued`]).
     queue: Mutex<Vec<Queued>>,
 }
@@ -144,19 +156,85 @@ fn insert_audit(
     Ok(hashes)
 }
 
+/// Replaces the seal inside `tx` with a signed head of `tree` extended by
+/// `hashes` (the entries `tx` appends). Nothing to do when `tx` appends
+/// nothing: the seal in place still covers the log.
+fn seal(
+    tx: &Transaction<'_>,
+    tree: &Tree,
+    hashes: &[Hash],
+    sealer: &dyn Sealer,
+) -> Result<(), StoreError> {
+    if hashes.is_empty() {
+        return Ok(());
+    }
+    let mut edge = tree.right_edge();
+    for h in hashes {
+        edge.push(*h);
+    }
+    let head = TreeHead {
+        size: edge.size(),
+        root: edge.root(),
+    };
+    let note = sealer
+        .seal(head)
+        .map_err(|e| StoreError::Invariant(format!("cannot seal the audit log: {e}")))?;
+    tx.execute(
+        "INSERT OR REPLACE INTO seal (id, size, note) VALUES (0, ?1, ?2)",
+        params![head.size, note],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
 impl Inner {
     fn next_index(&self) -> u64 {
         self.tree.size()
     }
 
-    /// Commits `tx` and, only then, extends the tree.
-    fn commit(tx: Transaction<'_>, tree: &mut Tree, hashes: Vec<Hash>) -> Result<(), StoreError> {
+    /// Seals, commits `tx` and, only then, extends the tree.
+    fn commit(
+        tx: Transaction<'_>,
+        tree: &mut Tree,
+        hashes: Vec<Hash>,
+        sealer: &dyn Sealer,
+    ) -> Result<(), StoreError> {
+        seal(&tx, tree, &hashes, sealer)?;
         tx.commit().map_err(backend)?;
         for h in hashes {
             tree.append_leaf_hash(h);
         }
         Ok(())
     }
+}
+
+/// Whether `tree` holds the signed `head` (`what` names it): as many
+/// entries at least, giving the same root at its size.
+pub(crate) fn compare(tree: &Tree, what: &str, head: TreeHead) -> Option<Tamper> {
+    match tree.root_at(head.size) {
+        Err(_) => Some(Tamper::Truncated {
+            what: what.into(),
+            signed: head.size,
+            stored: tree.size(),
+        }),
+        Ok(root) if root != head.root => Some(Tamper::EntriesChanged {
+            what: what.into(),
+            size: head.size,
+        }),
+        Ok(_) => None,
+    }
+}
+
+/// A store as [`SqliteStore::open_for_new_log`] found it.
+pub struct Opened {
+    /// The store, usable.
+    pub store: SqliteStore,
+    /// What disagrees with the signed heads, most telling first; empty when
+    /// the store is as the gateway left it.
+    pub found: Vec<Tamper>,
+    /// The seal, when its signature verified: the last head the gateway
+    /// signed in this database.
+    pub seal: Option<(TreeHead, String)>,
 }
 
 /// A submission waiting for the next group commit.
@@ -243,7 +321,7 @@ impl SqliteStore {
         let (value, entries) = body(&tx, next)?;
         let refs: Vec<&BoundedEntry> = entries.iter().map(|e| e.as_ref()).collect();
         let hashes = insert_audit(&tx, next, &refs)?;
-        Inner::commit(tx, &mut inner.tree, hashes)?;
+        Inner::commit(tx, &mut inner.tree, hashes, self.sealer.as_ref())?;
         Ok(value)
     }
 
@@ -301,6 +379,7 @@ impl SqliteStore {
                 .flat_map(|&position| batch[position].entries.iter())
                 .collect();
             let hashes = insert_audit(&tx, next, &entries)?;
+            seal(&tx, &inner.tree, &hashes, self.sealer.as_ref())?;
             tx.commit().map_err(backend)?;
             Ok(hashes)
         })();
@@ -322,8 +401,42 @@ impl SqliteStore {
     }
 
     /// Opens (creating if needed) the database at `path`, rebuilds the
-    /// audit tree and checks it against the latest checkpoint.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    /// audit tree and checks it against the seal and the latest published
+    /// checkpoint, whose signatures `sealer` verifies. Any disagreement
+    /// refuses to open with [`StoreError::Tampered`].
+    pub fn open(path: &Path, sealer: Arc<dyn Sealer>) -> Result<Self, StoreError> {
+        let opened = Self::open_inner(path, sealer)?;
+        match opened.found.into_iter().next() {
+            Some(tamper) => Err(StoreError::Tampered(tamper)),
+            None => Ok(opened.store),
+        }
+    }
+
+    /// Opens the database at `path` as [`SqliteStore::open`] does, but
+    /// hands back what disagrees with the signed heads instead of refusing:
+    /// for the operator's explicit start of a new log (see
+    /// [`Store::start_new_log`]), never for a normal start.
+    pub fn open_for_new_log(path: &Path, sealer: Arc<dyn Sealer>) -> Result<Opened, StoreError> {
+        Self::open_inner(path, sealer)
+    }
+
+    /// Whether the database at `path` holds anything of an audit log
+    /// (entries, a seal or checkpoints). A missing file holds nothing.
+    pub fn holds_a_log(path: &Path) -> Result<bool, StoreError> {
+        if !path.exists() {
+            return Ok(false);
+        }
+        let conn = Self::connect(path)?;
+        conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM audit) OR EXISTS (SELECT 1 FROM seal)
+                 OR EXISTS (SELECT 1 FROM checkpoints)",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(backend)
+    }
+
+    fn connect(path: &Path) -> Result<Connection, StoreError> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(|e| {
@@ -341,9 +454,18 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
+        Ok(conn)
+    }
+
+    fn open_inner(path: &Path, sealer: Arc<dyn Sealer>) -> Result<Opened, StoreError> {
+        let conn = Self::connect(path)?;
+        // One read transaction: another process (`audit export`, a running
+        // gateway) may commit meanwhile, and entries and seal must be read
+        // from the same snapshot.
+        let snapshot = conn.unchecked_transaction().map_err(backend)?;
         let mut tree = Tree::new();
         {
-            let mut stmt = conn
+            let mut stmt = snapshot
                 .prepare("SELECT idx, entry FROM audit ORDER BY idx")
                 .map_err(backend)?;
             let mut rows = stmt.query([]).map_err(backend)?;
@@ -359,7 +481,11 @@ impl SqliteStore {
                 tree.append_leaf_hash(leaf_hash(&entry));
             }
         }
-        let latest: Option<(u64, String)> = conn
+        let sealed: Option<String> = snapshot
+            .query_row("SELECT note FROM seal WHERE id = 0", [], |r| r.get(0))
+            .optional()
+            .map_err(backend)?;
+        let latest: Option<(u64, String)> = snapshot
             .query_row(
                 "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1",
                 [],
@@ -367,28 +493,49 @@ impl SqliteStore {
             )
             .optional()
             .map_err(backend)?;
+        snapshot.commit().map_err(backend)?;
+        let mut found = Vec::new();
+        let mut seal = None;
+        match sealed {
+            None if tree.size() > 0 => found.push(Tamper::Unsealed {
+                stored: tree.size(),
+            }),
+            None => {}
+            Some(note) => match sealer.unseal(&note) {
+                Err(reason) => found.push(Tamper::BadSignature {
+                    what: "seal".into(),
+                    reason,
+                }),
+                Ok(head) => {
+                    if let Some(t) = compare(&tree, "seal", head) {
+                        found.push(t);
+                    } else if head.size < tree.size() {
+                        found.push(Tamper::EntriesAfterSeal {
+                            sealed: head.size,
+                            stored: tree.size(),
+                        });
+                    }
+                    seal = Some((head, note));
+                }
+            },
+        }
         if let Some((size, note)) = latest {
-            // The signature was checked when the gateway made it; here only
-            // the root matters: do the stored entries still produce it?
-            let checkpoint = signed_note::parse(note.as_bytes())
-                .map_err(|e| e.to_string())
-                .and_then(|n| Checkpoint::from_note_text(n.text).map_err(|e| e.to_string()))
-                .map_err(|e| StoreError::Corrupt(format!("stored checkpoint {size}: {e}")))?;
-            let root = tree.root_at(size).map_err(|_| {
-                StoreError::Invariant(format!(
-                    "checkpoint of size {size} but only {} entries stored",
-                    tree.size()
-                ))
-            })?;
-            if root != checkpoint.root {
-                return Err(StoreError::Invariant(format!(
-                    "stored entries do not match the signed checkpoint of size {size}"
-                )));
+            match sealer.unseal(&note) {
+                Err(reason) => found.push(Tamper::BadSignature {
+                    what: format!("checkpoint of size {size}"),
+                    reason,
+                }),
+                Ok(head) => found.extend(compare(&tree, "latest published checkpoint", head)),
             }
         }
-        Ok(SqliteStore {
-            queue: Mutex::new(Vec::new()),
-            inner: Mutex::new(Inner { conn, tree }),
+        Ok(Opened {
+            store: SqliteStore {
+                queue: Mutex::new(Vec::new()),
+                inner: Mutex::new(Inner { conn, tree }),
+                sealer,
+            },
+            found,
+            seal,
         })
     }
 
@@ -658,6 +805,89 @@ impl Store for SqliteStore {
 
     fn append_audit(&self, entries: &[BoundedEntry]) -> Result<u64, StoreError> {
         self.write(|_, next| Ok((next, entries.iter().map(Cow::Borrowed).collect())))
+    }
+
+    fn start_new_log(&self, entry: &BoundedEntry) -> Result<u64, StoreError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let next = inner.next_index();
+        let tx = inner
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let stale: Vec<u64> = {
+            let mut stmt = tx
+                .prepare("SELECT size, note FROM checkpoints ORDER BY size")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?)))
+                .map_err(backend)?;
+            let mut stale = Vec::new();
+            for row in rows {
+                let (size, note) = row.map_err(backend)?;
+                let keep = self
+                    .sealer
+                    .unseal(&note)
+                    .ok()
+                    .is_some_and(|head| compare(&inner.tree, "", head).is_none());
+                if !keep {
+                    stale.push(size);
+                }
+            }
+            stale
+        };
+        for size in stale {
+            tx.execute("DELETE FROM checkpoints WHERE size = ?1", params![size])
+                .map_err(backend)?;
+        }
+        let hashes = insert_audit(&tx, next, &[entry])?;
+        Inner::commit(tx, &mut inner.tree, hashes, self.sealer.as_ref())?;
+        Ok(next)
+    }
+
+    fn items_present(&self, item_refs: &[String]) -> Result<Vec<bool>, StoreError> {
+        // One query per thousand references rather than one per reference:
+        // at start this runs over every accepted item of the log.
+        let guard = self.lock();
+        let mut present = std::collections::HashSet::new();
+        for chunk in item_refs.chunks(1000) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let mut stmt = guard
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT item_ref FROM items WHERE item_ref IN ({marks})"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(chunk), |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            for row in rows {
+                present.insert(row.map_err(backend)?);
+            }
+        }
+        Ok(item_refs.iter().map(|r| present.contains(r)).collect())
+    }
+
+    fn deliveries_open(
+        &self,
+        deliveries: &[(String, PrincipalId)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let guard = self.lock();
+        let mut stmt = guard
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM inbox b JOIN items i ON i.seq = b.item_seq
+                 WHERE i.item_ref = ?1 AND b.recipient = ?2 AND b.acked_at IS NULL
+                   AND b.refused_at IS NULL AND b.expired_at IS NULL AND i.purged_at IS NULL)",
+            )
+            .map_err(backend)?;
+        deliveries
+            .iter()
+            .map(|(r, who)| {
+                stmt.query_row(params![r, who.as_str()], |row| row.get(0))
+                    .map_err(backend)
+            })
+            .collect()
     }
 
     fn tree_head(&self) -> TreeHead {
