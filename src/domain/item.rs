@@ -300,7 +300,7 @@ impl SignedItem {
                 .check_shape()
                 .map_err(|e| e.within(format!("portions[{i}]")))?;
         }
-        let payload = sender_key.verify1(&self.envelope.0)?;
+        let payload = sender_key.verify1_as(&self.envelope.0, MANIFEST_CONTENT_TYPE)?;
         let manifest = decode_manifest(&payload)?;
         if self.portions.len() != manifest.portions.len() {
             return Err(ItemError::Portions(format!(
@@ -355,7 +355,7 @@ impl DeliveredItem {
     /// with `sender_key`, and that each delivered portion is the one signed
     /// at its index.
     pub fn verify(&self, sender_key: &PublicKey) -> Result<(Manifest, [u8; 32]), ItemError> {
-        let payload = sender_key.verify1(&self.envelope.0)?;
+        let payload = sender_key.verify1_as(&self.envelope.0, MANIFEST_CONTENT_TYPE)?;
         let manifest = decode_manifest(&payload)?;
         for p in &self.portions {
             let i = p.index as usize;
