@@ -25,7 +25,7 @@
 pub mod problem;
 
 use axum::body::Body;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -72,6 +72,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/audit/inclusion", get(inclusion))
         .route("/v1/audit/consistency", get(consistency))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         // Every route above, and the fallback, answers only principals of
         // the policy in force at the time of the request.
         .layer(axum::middleware::from_fn_with_state(
@@ -96,6 +97,28 @@ async fn principals_only(
         Ok(()) => next.run(request).await,
         Err(e) => Problem::from(e).into_response(),
     }
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "this path does not take this method; see the API table in the README",
+    )
+}
+
+/// The query of a request, or a problem document: axum's own rejection is
+/// plain text that quotes the input, and every refusal is a problem.
+fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
+    query.map(|Query(q)| q).map_err(|_| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            "The query is not valid",
+            "query parameters are decimal integers; see docs/formats.md for which each path takes",
+        )
+    })
 }
 
 /// A router that refuses every request of a connection whose certificate
@@ -282,9 +305,10 @@ pub struct Inbox {
 async fn inbox(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
-    Query(q): Query<InboxQuery>,
+    q: Result<Query<InboxQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
+    let q = query_of(q)?;
     let mut shutdown = state.shutdown.clone();
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let items = state
@@ -366,9 +390,10 @@ struct InclusionQuery {
 async fn inclusion(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
-    Query(q): Query<InclusionQuery>,
+    q: Result<Query<InclusionQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
+    let q = query_of(q)?;
     let proof = state.gateway.inclusion(&peer, q.index, q.size).await?;
     Ok(reply(&headers, StatusCode::OK, &proof))
 }
@@ -392,9 +417,10 @@ pub struct ConsistencyProof {
 
 async fn consistency(
     State(state): State<ApiState>,
-    Query(q): Query<ConsistencyQuery>,
+    q: Result<Query<ConsistencyQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
+    let q = query_of(q)?;
     let hashes = state.gateway.consistency(q.old, q.new).await?;
     Ok(reply(
         &headers,

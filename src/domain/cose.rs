@@ -7,9 +7,7 @@
 //! the protected header must match the key's type, so a signature can never be
 //! checked under an algorithm the signer did not choose.
 
-use coset::{
-    iana, CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable,
-};
+use coset::{iana, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
 use ring::signature::{self, KeyPair as _};
 
 /// Why a key could not be used.
