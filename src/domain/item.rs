@@ -555,11 +555,16 @@ pub(crate) mod tests {
         assert_eq!(e, "malformed CBOR: header.id: expected a text string");
     }
 
+    /// The entries of a CBOR map, as ciborium holds them.
+    type CborMap = Vec<(ciborium::Value, ciborium::Value)>;
+    /// A change to a manifest's map.
+    type Edit<'a> = Box<dyn FnOnce(&mut CborMap) + 'a>;
+
     /// `manifest` with `edit` applied to its map, signed by `k`.
     fn resigned(
         k: &SigningKey,
         item: &VerifiedItem,
-        edit: impl FnOnce(&mut Vec<(ciborium::Value, ciborium::Value)>),
+        edit: impl FnOnce(&mut CborMap),
     ) -> SignedItem {
         let mut manifest: ciborium::Value =
             ciborium::from_reader(&to_cbor(&item.manifest)[..]).unwrap();
@@ -578,7 +583,7 @@ pub(crate) mod tests {
         let item = sample(&k).verify(&k.public_key()).unwrap();
         assert!(resigned(&k, &item, |_| {}).verify(&k.public_key()).is_ok());
         let text = |s: &str| ciborium::Value::Text(s.into());
-        let cases: Vec<Box<dyn FnOnce(&mut Vec<(ciborium::Value, ciborium::Value)>)>> = vec![
+        let cases: Vec<Edit> = vec![
             // A key the format does not have.
             Box::new(|m| m.push((text("note"), text("x")))),
             // Keys out of order.
