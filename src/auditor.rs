@@ -14,7 +14,10 @@
 //! ```
 //!
 //! The tiles and bundles describe the tree at the latest checkpoint's size,
-//! so any tlog-tiles client can read the log. This module reads the store
+//! so any tlog-tiles client can read the log, and, as the C2SP tlog-tiles
+//! spec requires ("Logs MUST serve partial tiles corresponding to tree
+//! sizes for which a checkpoint was produced"), the partial tiles and
+//! bundles of every earlier checkpoint's size too. This module reads the store
 //! and writes files; it never changes an entry and never decides anything.
 //!
 //! # Layout
@@ -125,14 +128,30 @@ pub fn export(store: &dyn Store, dir: &Path) -> Result<ExportSummary, ExportErro
         bundles += 1;
         start = end;
     }
-    let hash_tiles = tiles::hash_tiles(&tree, size)?;
-    for tile in &hash_tiles {
+    let mut hash_tiles = tiles::hash_tiles(&tree, size)?.len();
+    for tile in tiles::hash_tiles(&tree, size)? {
         write(&dir.join(tile.path.to_string()), &tile.data)?;
+    }
+    // Earlier checkpoints: their full tiles are the latest size's; only
+    // their partial tiles and partial bundle are their own.
+    for (earlier, _) in checkpoints.iter().filter(|(s, _)| *s < size) {
+        for path in tiles::hash_tile_paths(*earlier).filter(|p| !p.is_full()) {
+            let data = tiles::hash_tile(&tree, &path)?;
+            write(&dir.join(path.to_string()), &data)?;
+            hash_tiles += 1;
+        }
+        if let Some(path) = tiles::entry_bundle_paths(*earlier).find(|p| !p.is_full()) {
+            let range = path.entry_range();
+            let entries = store.audit_entries(range.start, range.end)?;
+            let bundle = tiles::encode_entry_bundle(entries.iter().map(Vec::as_slice))?;
+            write(&dir.join(path.to_string()), &bundle)?;
+            bundles += 1;
+        }
     }
     Ok(ExportSummary {
         size,
         checkpoints: checkpoints.len(),
-        hash_tiles: hash_tiles.len(),
+        hash_tiles,
         bundles,
     })
 }

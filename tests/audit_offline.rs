@@ -350,10 +350,15 @@ fn every_tampering_is_caught(export: &Path, signer: &SignerKey) {
         "{f}"
     );
 
-    // A missing bundle.
+    // A missing bundle: the first one, and the partial bundles that
+    // earlier checkpoints' sizes have at its index.
     let t = copy_of(export);
     let b = bundle_of(0, size);
     std::fs::remove_file(t.path().join(b.to_string())).unwrap();
+    let partials = t.path().join("tile/entries/000.p");
+    if partials.exists() {
+        std::fs::remove_dir_all(partials).unwrap();
+    }
     let f = fault(t.path(), &key);
     assert!(
         matches!(&f, Fault::MissingBundle { range, .. } if range.start == 0),
@@ -933,4 +938,35 @@ fn a_million_entries_verify() {
     let took = start.elapsed();
     eprintln!("verified {} entries in {took:?}", report.size);
     assert_eq!(report.size, 1_000_000);
+}
+
+/// C2SP tlog-tiles: "Logs MUST serve partial tiles corresponding to tree
+/// sizes for which a checkpoint was produced". A tlog-tiles client that
+/// holds an older checkpoint recomputes its root from the export alone, and
+/// finds the partial entry bundle of its size.
+#[test]
+fn an_export_serves_the_partial_tiles_of_every_checkpoint() {
+    let log = Synthetic::new(&[100, 256, 300, 600, 70_000]);
+    let export = log.export();
+    let key = log.vkey();
+    for size in checkpoint_sizes(&export) {
+        let note = std::fs::read(export.join(format!("checkpoints/{size}"))).unwrap();
+        let (checkpoint, _) =
+            Checkpoint::open(&note, key.name(), std::slice::from_ref(&key)).unwrap();
+        let root = tiles::root_from_tiles(size, |path| {
+            std::fs::read(export.join(path.to_string())).ok()
+        })
+        .unwrap_or_else(|e| panic!("size {size}: {e}"));
+        assert_eq!(root, checkpoint.root, "size {size}");
+        if size % 256 != 0 {
+            let bundle = export.join(format!("tile/entries/{:03}.p/{}", size / 256, size % 256));
+            let data =
+                std::fs::read(&bundle).unwrap_or_else(|e| panic!("{}: {e}", bundle.display()));
+            assert_eq!(
+                tiles::parse_entry_bundle(&data).unwrap().len() as u64,
+                size % 256
+            );
+        }
+    }
+    verify::verify(&export, &key).unwrap();
 }

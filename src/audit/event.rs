@@ -34,19 +34,19 @@ pub const ENTRY_VERSION: u32 = 1;
 /// The decision for one recipient, as recorded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedDecision {
-    /// The recipient.
-    pub recipient: PrincipalId,
-    /// Allow or deny.
-    pub effect: Effect,
-    /// Portions released.
-    pub portions: Vec<u32>,
     /// Rules that decided.
     pub rules: Vec<String>,
+    /// Allow or deny.
+    pub effect: Effect,
     /// Reasons. Full reasons are written only in entries that auditors
     /// alone read (`decided`, `delivery-refused`); an entry a recipient may
     /// read (`delivered`) leaves them out, because they name the levels of
     /// withheld portions.
     pub reasons: Vec<String>,
+    /// Portions released.
+    pub portions: Vec<u32>,
+    /// The recipient.
+    pub recipient: PrincipalId,
 }
 
 /// Who was refused: an authenticated principal, or a network address for a
@@ -92,8 +92,8 @@ pub enum AuditEvent {
     /// in one entry: refusals anyone can provoke at will must not grow the
     /// log faster than the interval allows (see `Gateway::flush_refusals`).
     Refused {
-        /// Who was refused.
-        subject: RefusedSubject,
+        /// Last refusal of the interval, Unix seconds.
+        last: i64,
         /// The cause: a problem-type slug or a fixed cause such as
         /// `handshake` or `identity` (never caller-supplied text).
         cause: String,
@@ -101,75 +101,75 @@ pub enum AuditEvent {
         count: u64,
         /// First refusal of the interval, Unix seconds.
         first: i64,
-        /// Last refusal of the interval, Unix seconds.
-        last: i64,
         /// Up to [`MAX_SAMPLES`] of what was refused: hex SHA-256 digests
         /// of refused bodies, or the item references and audit indices that
         /// were asked for. Never the refused bytes themselves.
         samples: Vec<String>,
+        /// Who was refused.
+        subject: RefusedSubject,
     },
     /// An item was accepted. Holds what the sender may read: the header
     /// facts, the labels and the outcome for each recipient as the receipt
     /// gives it. The full decision for each recipient follows in its own
     /// `decided` entry, which only auditors read.
     ItemAccepted {
-        /// Gateway reference.
-        item_ref: String,
-        /// Sender's id.
-        item_id: String,
-        /// Sender.
-        sender: PrincipalId,
-        /// Hex SHA-256 of the signed manifest.
-        digest: String,
-        /// Purpose.
-        purpose: String,
         /// Case references.
         cases: Vec<String>,
         /// Item label.
         label: SecurityLabel,
-        /// Portion labels, in order.
-        portion_labels: Vec<SecurityLabel>,
+        /// Hex SHA-256 of the signed manifest.
+        digest: String,
+        /// Sender.
+        sender: PrincipalId,
+        /// Sender's id.
+        item_id: String,
+        /// Purpose.
+        purpose: String,
+        /// Gateway reference.
+        item_ref: String,
         /// One outcome per recipient, as in the sender's receipt.
         outcomes: Vec<RecipientOutcome>,
         /// Hex SHA-256 of the policy that decided.
         policy_digest: String,
+        /// Portion labels, in order.
+        portion_labels: Vec<SecurityLabel>,
     },
     /// The full decision for one recipient of an accepted item, with every
     /// reason. Written right after the item's `item-accepted` entry, in the
     /// same transaction. Auditors only.
     Decided {
-        /// Gateway reference.
-        item_ref: String,
         /// Hex SHA-256 of the signed manifest.
         digest: String,
         /// The decision.
         decision: RecordedDecision,
+        /// Gateway reference.
+        item_ref: String,
         /// Hex SHA-256 of the policy that decided.
         policy_digest: String,
     },
     /// An item was handed to a recipient. Readable by that recipient: the
     /// decision's reasons are left out (see [`RecordedDecision`]).
     Delivered {
-        /// Gateway reference.
-        item_ref: String,
         /// Hex digest of the manifest.
         digest: String,
         /// Sender.
         sender: PrincipalId,
         /// The decision at delivery.
         decision: RecordedDecision,
+        /// Gateway reference.
+        item_ref: String,
         /// Hex SHA-256 of the policy that decided.
         policy_digest: String,
     },
     /// Delivery was refused by the policy in force at delivery. Auditors
     /// only.
     DeliveryRefused {
-        /// Gateway reference.
-        item_ref: String,
         /// Sender.
         sender: PrincipalId,
         /// The decision at delivery.
         decision: RecordedDecision,
+        /// Gateway reference.
+        item_ref: String,
         /// Hex SHA-256 of the policy that decided.
         policy_digest: String,
     },
@@ -184,10 +184,10 @@ pub enum AuditEvent {
     /// An item's content was purged at the end of its retention; its
     /// digest, receipt and audit entries stay.
     Purged {
-        /// Gateway reference.
-        item_ref: String,
         /// Hex digest of the signed manifest.
         digest: String,
+        /// Gateway reference.
+        item_ref: String,
     },
     /// A recipient acknowledged an item.
     Acknowledged {
@@ -372,6 +372,117 @@ mod tests {
         let ok = BoundedEntry::new(1, clipped).unwrap();
         assert!(ok.bytes().len() < MAX_ENTRY_BYTES);
         assert!(MAX_ENTRY_BYTES < usize::from(u16::MAX));
+    }
+
+    /// One of each event, every optional field filled.
+    fn every_event() -> Vec<AuditEvent> {
+        use crate::domain::label::{Evaluation, HandlingCode};
+        use crate::domain::principal::Agency;
+        use crate::domain::receipt::Outcome;
+        let p = |s: &str| PrincipalId::new(s).unwrap();
+        let mut label = SecurityLabel::new("SECRET", Agency::new("vsse").unwrap());
+        label.caveats.insert("HUMINT".into());
+        label.rel_to.insert(Agency::new("police").unwrap());
+        label.handling = Some(HandlingCode::H2);
+        label.diffusion_restreinte = true;
+        label.originator.third_party = Some("partner/ma-dgst".into());
+        label.evaluation = Some(Evaluation {
+            system: "6x6".into(),
+            grade: "B2".into(),
+        });
+        label.review_date = Some("2030-01-01".into());
+        let decision = RecordedDecision {
+            recipient: p("police/lo/rabat"),
+            effect: Effect::Allow,
+            portions: vec![1],
+            rules: vec!["vsse.context-to-lo".into()],
+            reasons: vec!["portion 1 released".into()],
+        };
+        vec![
+            AuditEvent::GatewayStarted {
+                version: "1".into(),
+                policy_digest: "ab".into(),
+            },
+            AuditEvent::GatewayStopped,
+            AuditEvent::PolicyLoaded {
+                policy_digest: "ab".into(),
+            },
+            AuditEvent::PolicyRefused {
+                reason: "bad".into(),
+            },
+            AuditEvent::Refused {
+                subject: RefusedSubject::Principal(p("police/lo/rabat")),
+                cause: "proof-refused".into(),
+                count: 3,
+                first: 1,
+                last: 2,
+                samples: vec!["0".into()],
+            },
+            AuditEvent::Refused {
+                subject: RefusedSubject::Address("192.0.2.1".into()),
+                cause: "handshake".into(),
+                count: 1,
+                first: 1,
+                last: 1,
+                samples: vec![],
+            },
+            AuditEvent::ItemAccepted {
+                item_ref: "00".repeat(16),
+                item_id: "id".into(),
+                sender: p("vsse/analysis/ct"),
+                digest: "dd".into(),
+                purpose: "terrorism".into(),
+                cases: vec!["CT-2026-014".into()],
+                label: label.clone(),
+                portion_labels: vec![label.clone(), label],
+                outcomes: vec![RecipientOutcome {
+                    recipient: p("police/lo/rabat"),
+                    outcome: Outcome::Denied,
+                    portions_released: 0,
+                    reasons: vec!["no grant".into()],
+                }],
+                policy_digest: "ab".into(),
+            },
+            AuditEvent::Decided {
+                item_ref: "r".into(),
+                digest: "d".into(),
+                decision: decision.clone(),
+                policy_digest: "ab".into(),
+            },
+            AuditEvent::Delivered {
+                item_ref: "r".into(),
+                digest: "d".into(),
+                sender: p("vsse/analysis/ct"),
+                decision: decision.clone(),
+                policy_digest: "ab".into(),
+            },
+            AuditEvent::DeliveryRefused {
+                item_ref: "r".into(),
+                sender: p("vsse/analysis/ct"),
+                decision,
+                policy_digest: "ab".into(),
+            },
+            AuditEvent::Expired {
+                item_ref: "r".into(),
+                recipient: p("police/lo/rabat"),
+            },
+            AuditEvent::Purged {
+                item_ref: "r".into(),
+                digest: "d".into(),
+            },
+            AuditEvent::Acknowledged {
+                item_ref: "r".into(),
+                recipient: p("police/lo/rabat"),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_entry_is_in_rfc8949_deterministic_order() {
+        for event in every_event() {
+            let bytes = BoundedEntry::new(1_790_000_000, event).unwrap();
+            crate::domain::bytes::assert_core_deterministic(bytes.bytes());
+        }
     }
 
     #[test]

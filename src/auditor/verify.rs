@@ -1096,10 +1096,14 @@ fn plan_bundles(layout: &Layout, size: u64) -> (Vec<TilePath>, Vec<Damage>) {
     let end = plan.last().map_or(0, |p| p.entry_range().end);
     if end < size {
         // The next bundle the latest checkpoint needs is not there.
+        // Named as the latest checkpoint's layout names it (an earlier
+        // checkpoint's partial bundle may have been read up to `end`).
+        let index = end / TILE_WIDTH;
+        let first = index * TILE_WIDTH;
         let next = TilePath {
             level: TileLevel::Entries,
-            index: end / TILE_WIDTH,
-            width: (size - end).min(TILE_WIDTH) as u16,
+            index,
+            width: (size.min(first + TILE_WIDTH) - first) as u16,
         };
         damage.push(Damage {
             index: end,

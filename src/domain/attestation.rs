@@ -17,27 +17,52 @@ pub const ATTESTATION_CONTENT_TYPE: &str = "application/vnd.passerelle.attestati
 /// What the gateway attests for one delivery.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attestation {
-    /// Gateway reference of the item.
-    pub item_ref: String,
-    /// Hex SHA-256 of the sender's signed manifest.
-    pub item_digest: String,
-    /// The sender.
-    pub sender: PrincipalId,
-    /// The recipient.
-    pub recipient: PrincipalId,
-    /// Portions released.
-    pub portions: Vec<u32>,
-    /// The decision.
-    pub effect: Effect,
+    /// When it was delivered, seconds since the Unix epoch.
+    pub time: i64,
     /// Rules that decided.
     pub rules: Vec<String>,
-    /// Hex SHA-256 of the policy that decided.
-    pub policy_digest: String,
+    /// The decision.
+    pub effect: Effect,
+    /// The sender.
+    pub sender: PrincipalId,
+    /// Gateway reference of the item.
+    pub item_ref: String,
+    /// Portions released.
+    pub portions: Vec<u32>,
+    /// The recipient.
+    pub recipient: PrincipalId,
     /// When the gateway accepted the item (and checked the sender's
     /// certificate), seconds since the Unix epoch.
     pub accepted_at: i64,
-    /// When it was delivered, seconds since the Unix epoch.
-    pub time: i64,
     /// Index of the delivery's audit entry.
     pub audit_index: u64,
+    /// Hex SHA-256 of the sender's signed manifest.
+    pub item_digest: String,
+    /// Hex SHA-256 of the policy that decided.
+    pub policy_digest: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attestations_are_in_rfc8949_deterministic_order() {
+        let attestation = Attestation {
+            time: 2,
+            rules: vec!["vsse.context-to-lo".into()],
+            effect: Effect::Allow,
+            sender: PrincipalId::new("vsse/analysis/ct").unwrap(),
+            item_ref: "00".repeat(16),
+            portions: vec![1],
+            recipient: PrincipalId::new("police/lo/rabat").unwrap(),
+            accepted_at: 1,
+            audit_index: 3,
+            item_digest: "dd".into(),
+            policy_digest: "ab".into(),
+        };
+        crate::domain::bytes::assert_core_deterministic(&crate::domain::bytes::to_cbor(
+            &attestation,
+        ));
+    }
 }

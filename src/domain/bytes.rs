@@ -107,6 +107,41 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 }
 
 #[cfg(test)]
+/// Checks, with an independent decoder, that every map in `bytes` has
+/// its keys in RFC 8949 §4.2.1 order (bytewise order of their encodings:
+/// shorter text keys first), so another implementation that follows the
+/// RFC reproduces our bytes, and so our digests.
+pub(crate) fn assert_core_deterministic(bytes: &[u8]) {
+    fn walk(v: &ciborium::Value) {
+        match v {
+            ciborium::Value::Map(entries) => {
+                let keys: Vec<Vec<u8>> = entries
+                    .iter()
+                    .map(|(k, _)| {
+                        let mut out = Vec::new();
+                        ciborium::into_writer(k, &mut out).unwrap();
+                        out
+                    })
+                    .collect();
+                assert!(
+                    keys.windows(2).all(|w| w[0] < w[1]),
+                    "map keys out of order: {entries:?}"
+                );
+                entries.iter().for_each(|(_, v)| walk(v));
+            }
+            ciborium::Value::Array(items) => items.iter().for_each(walk),
+            ciborium::Value::Tag(_, inner) => walk(inner),
+            _ => {}
+        }
+    }
+    let value: ciborium::Value = ciborium::from_reader(bytes).unwrap();
+    walk(&value);
+    let mut again = Vec::new();
+    ciborium::into_writer(&value, &mut again).unwrap();
+    assert_eq!(again, bytes, "an independent encoder gives other bytes");
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -479,40 +479,6 @@ pub(crate) mod tests {
         ));
     }
 
-    /// Checks, with an independent decoder, that every map in `bytes` has
-    /// its keys in RFC 8949 §4.2.1 order (bytewise order of their encodings:
-    /// shorter text keys first), so another implementation that follows the
-    /// RFC reproduces our bytes, and so our digests.
-    fn assert_core_deterministic(bytes: &[u8]) {
-        fn walk(v: &ciborium::Value) {
-            match v {
-                ciborium::Value::Map(entries) => {
-                    let keys: Vec<Vec<u8>> = entries
-                        .iter()
-                        .map(|(k, _)| {
-                            let mut out = Vec::new();
-                            ciborium::into_writer(k, &mut out).unwrap();
-                            out
-                        })
-                        .collect();
-                    assert!(
-                        keys.windows(2).all(|w| w[0] < w[1]),
-                        "map keys out of order: {entries:?}"
-                    );
-                    entries.iter().for_each(|(_, v)| walk(v));
-                }
-                ciborium::Value::Array(items) => items.iter().for_each(walk),
-                ciborium::Value::Tag(_, inner) => walk(inner),
-                _ => {}
-            }
-        }
-        let value: ciborium::Value = ciborium::from_reader(bytes).unwrap();
-        walk(&value);
-        let mut again = Vec::new();
-        ciborium::into_writer(&value, &mut again).unwrap();
-        assert_eq!(again, bytes, "an independent encoder gives other bytes");
-    }
-
     #[test]
     fn signed_structures_are_in_rfc8949_deterministic_order() {
         let k = key();
@@ -531,12 +497,12 @@ pub(crate) mod tests {
         });
         item.portions[0].label.review_date = Some("2030-01-01".into());
         for p in &item.portions {
-            assert_core_deterministic(&to_cbor(p));
+            crate::domain::bytes::assert_core_deterministic(&to_cbor(p));
         }
         let verified = sample(&k).verify(&k.public_key()).unwrap();
         let mut manifest = verified.manifest.clone();
         manifest.header.expires = Some(manifest.header.created + 3600);
-        assert_core_deterministic(&to_cbor(&manifest));
+        crate::domain::bytes::assert_core_deterministic(&to_cbor(&manifest));
     }
 
     #[test]

@@ -49,16 +49,16 @@ impl ItemRef {
 /// What happened for one recipient at submission.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecipientOutcome {
-    /// The recipient.
-    pub recipient: PrincipalId,
     /// `queued` (in the recipient's inbox) or `denied`.
     pub outcome: Outcome,
-    /// Number of portions released to the recipient.
-    pub portions_released: u32,
     /// For a denied recipient, the kinds of rule that refused, safe to show
     /// to the sender (see [`RecipientOutcome::for_sender`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<String>,
+    /// The recipient.
+    pub recipient: PrincipalId,
+    /// Number of portions released to the recipient.
+    pub portions_released: u32,
 }
 
 impl RecipientOutcome {
@@ -146,22 +146,22 @@ pub enum Outcome {
 /// The acceptance receipt.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
-    /// The gateway's reference for the item (see [`item_ref`]).
-    pub item_ref: String,
-    /// The sender's id for the item.
-    pub item_id: String,
-    /// The sender.
-    pub sender: PrincipalId,
     /// Hex SHA-256 of the signed manifest.
     pub digest: String,
-    /// When the gateway made the item durable, seconds since the Unix epoch.
-    pub accepted_at: i64,
-    /// Hex SHA-256 of the policy that decided.
-    pub policy_digest: String,
+    /// The sender.
+    pub sender: PrincipalId,
+    /// The sender's id for the item.
+    pub item_id: String,
+    /// The gateway's reference for the item (see [`item_ref`]).
+    pub item_ref: String,
     /// One outcome per recipient, in the header's order.
     pub outcomes: Vec<RecipientOutcome>,
+    /// When the gateway made the item durable, seconds since the Unix epoch.
+    pub accepted_at: i64,
     /// Index of the item's entry in the audit log.
     pub audit_index: u64,
+    /// Hex SHA-256 of the policy that decided.
+    pub policy_digest: String,
 }
 
 /// Content type of a signed receipt's COSE payload.
@@ -171,12 +171,12 @@ pub const RECEIPT_CONTENT_TYPE: &str = "application/vnd.passerelle.receipt+cbor"
 /// (RFC 9162 §2.1.3, C2SP tlog-checkpoint).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InclusionProof {
+    /// The tree size the proof is for: the checkpoint's.
+    pub size: u64,
     /// The audit entry's bytes (its leaf data).
     pub entry: Bytes,
     /// Its index.
     pub index: u64,
-    /// The tree size the proof is for: the checkpoint's.
-    pub size: u64,
     /// The proof's hashes, leaf to root.
     pub hashes: Vec<Bytes>,
     /// The signed checkpoint (a C2SP signed note).
@@ -187,10 +187,10 @@ pub struct InclusionProof {
 /// an inclusion proof of its audit entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedReceipt {
-    /// The receipt, as signed.
-    pub receipt: Receipt,
     /// Tagged COSE_Sign1 by the gateway whose payload is the receipt's CBOR.
     pub cose: Bytes,
+    /// The receipt, as signed.
+    pub receipt: Receipt,
     /// Inclusion proof, when a checkpoint covers the entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inclusion: Option<InclusionProof>,
@@ -199,6 +199,37 @@ pub struct SignedReceipt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn receipts_and_proofs_are_in_rfc8949_deterministic_order() {
+        let receipt = Receipt {
+            item_ref: "00".repeat(16),
+            item_id: "id".into(),
+            sender: PrincipalId::new("police/lo/rabat").unwrap(),
+            digest: "dd".into(),
+            accepted_at: 1,
+            policy_digest: "ab".into(),
+            outcomes: vec![RecipientOutcome {
+                recipient: PrincipalId::new("vsse/analysis/ct").unwrap(),
+                outcome: Outcome::Denied,
+                portions_released: 0,
+                reasons: vec!["no grant".into()],
+            }],
+            audit_index: 7,
+        };
+        let signed = SignedReceipt {
+            receipt,
+            cose: Bytes(vec![1]),
+            inclusion: Some(InclusionProof {
+                entry: Bytes(vec![2]),
+                index: 1,
+                size: 2,
+                hashes: vec![Bytes(vec![3])],
+                checkpoint: "c".into(),
+            }),
+        };
+        crate::domain::bytes::assert_core_deterministic(&crate::domain::bytes::to_cbor(&signed));
+    }
 
     #[test]
     fn item_refs_parse_only_as_item_ref_makes_them() {
