@@ -71,12 +71,16 @@ async fn bad_submissions_are_refused_and_nothing_is_stored() {
         &passerelle::tls::load_certs(&rabat.config().cert).unwrap()[0],
     )
     .unwrap()
-    .verify1(&good.envelope.0)
+    .verify1_as(
+        &good.envelope.0,
+        passerelle::domain::item::MANIFEST_CONTENT_TYPE,
+    )
     .unwrap();
     let forged = SignedItem {
-        envelope: Bytes(
-            other_key().sign1(payload, passerelle::domain::item::MANIFEST_CONTENT_TYPE),
-        ),
+        envelope: Bytes(other_key().sign1(
+            payload.clone(),
+            passerelle::domain::item::MANIFEST_CONTENT_TYPE,
+        )),
         portions: good.portions.clone(),
     };
     let (status, p) = post_raw(&rabat, to_cbor(&forged)).await;
@@ -95,6 +99,34 @@ async fn bad_submissions_are_refused_and_nothing_is_stored() {
         (status, p.slug()),
         (StatusCode::BAD_REQUEST, "bad-signature")
     );
+
+    // The sender's own signature without its COSE tag (18): the format
+    // says tagged, so the gateway refuses what a strict recipient would.
+    let mut untagged = good.clone();
+    assert_eq!(untagged.envelope.0.remove(0), 0xd2);
+    let (status, p) = post_raw(&rabat, to_cbor(&untagged)).await;
+    assert_eq!(
+        (status, p.slug()),
+        (StatusCode::BAD_REQUEST, "bad-signature")
+    );
+    assert!(p.detail.contains("tag 18"), "{}", p.detail);
+
+    // Signed by the right key but not as a manifest: the content type in
+    // the protected header must be the manifest's.
+    let mistyped = SignedItem {
+        envelope: Bytes(
+            rabat
+                .signing_key()
+                .sign1(payload.clone(), "application/cbor"),
+        ),
+        portions: good.portions.clone(),
+    };
+    let (status, p) = post_raw(&rabat, to_cbor(&mistyped)).await;
+    assert_eq!(
+        (status, p.slug()),
+        (StatusCode::BAD_REQUEST, "bad-signature")
+    );
+    assert!(p.detail.contains("content type"), "{}", p.detail);
 
     // A portion changed after signing.
     let mut changed = good.clone();

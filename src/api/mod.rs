@@ -25,7 +25,7 @@
 pub mod problem;
 
 use axum::body::Body;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -77,6 +77,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/audit/inclusion", get(inclusion))
         .route("/v1/audit/consistency", get(consistency))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         // Every route above, and the fallback, answers only principals of
         // the policy in force at the time of the request.
         .layer(axum::middleware::from_fn_with_state(
@@ -101,6 +102,28 @@ async fn principals_only(
         Ok(()) => next.run(request).await,
         Err(e) => Problem::from(e).into_response(),
     }
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "this path does not take this method; see the API table in the README",
+    )
+}
+
+/// The query of a request, or a problem document: axum's own rejection is
+/// plain text that quotes the input, and every refusal is a problem.
+fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
+    query.map(|Query(q)| q).map_err(|_| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            "The query is not valid",
+            "query parameters are decimal integers; see docs/formats.md for which each path takes",
+        )
+    })
 }
 
 /// A router that refuses every request of a connection whose certificate
@@ -302,9 +325,10 @@ async fn inbox(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
     Extension(session): Extension<Arc<Session>>,
-    Query(q): Query<InboxQuery>,
+    q: Result<Query<InboxQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
+    let q = query_of(q)?;
     // A long-poll waits in its own budget, not in the connections'.
     let _waiting = if q.wait > 0 {
         match session.long_poll() {
@@ -395,9 +419,10 @@ struct InclusionQuery {
 async fn inclusion(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
-    Query(q): Query<InclusionQuery>,
+    q: Result<Query<InclusionQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
+    let q = query_of(q)?;
     let proof = state.gateway.inclusion(&peer, q.index, q.size).await?;
     Ok(reply(&headers, StatusCode::OK, &proof))
 }
@@ -421,9 +446,10 @@ pub struct ConsistencyProof {
 
 async fn consistency(
     State(state): State<ApiState>,
-    Query(q): Query<ConsistencyQuery>,
+    q: Result<Query<ConsistencyQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
+    let q = query_of(q)?;
     let hashes = state.gateway.consistency(q.old, q.new).await?;
     Ok(reply(
         &headers,

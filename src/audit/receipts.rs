@@ -11,10 +11,10 @@ use super::checkpoint::Checkpoint;
 use super::event::{AuditEntry, AuditEvent};
 use super::rfc9162::{leaf_hash, verify_inclusion, Hash};
 use super::signed_note::VerifierKey;
-use crate::domain::attestation::Attestation;
+use crate::domain::attestation::{Attestation, ATTESTATION_CONTENT_TYPE};
 use crate::domain::bytes::{from_cbor, to_cbor, Bytes};
 use crate::domain::cose::PublicKey;
-use crate::domain::receipt::{InclusionProof, Receipt, SignedReceipt};
+use crate::domain::receipt::{InclusionProof, Receipt, SignedReceipt, RECEIPT_CONTENT_TYPE};
 
 /// Why a receipt, proof or attestation does not check out.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -95,7 +95,7 @@ pub fn check_receipt(
     key: &VerifierKey,
 ) -> Result<CheckedReceipt, VouchError> {
     let payload = cose_key(key)
-        .verify1(&signed.cose.0)
+        .verify1_as(&signed.cose.0, RECEIPT_CONTENT_TYPE)
         .map_err(|e| VouchError::Signature(e.to_string()))?;
     let receipt: Receipt = from_cbor(&payload).map_err(|_| VouchError::Mismatch)?;
     if receipt != signed.receipt || payload != to_cbor(&signed.receipt) {
@@ -138,7 +138,7 @@ pub fn check_receipt(
 /// Checks a delivery attestation's signature and returns it.
 pub fn check_attestation(cose: &Bytes, key: &VerifierKey) -> Result<Attestation, VouchError> {
     let payload = cose_key(key)
-        .verify1(&cose.0)
+        .verify1_as(&cose.0, ATTESTATION_CONTENT_TYPE)
         .map_err(|e| VouchError::Signature(e.to_string()))?;
     from_cbor(&payload).map_err(|_| VouchError::Mismatch)
 }

@@ -7,9 +7,7 @@
 //! the protected header must match the key's type, so a signature can never be
 //! checked under an algorithm the signer did not choose.
 
-use coset::{
-    iana, CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable,
-};
+use coset::{iana, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
 use ring::signature::{self, KeyPair as _};
 
 /// Why a key could not be used.
@@ -32,9 +30,13 @@ pub enum KeyError {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CoseError {
-    /// The bytes are not a tagged COSE_Sign1.
-    #[error("not a tagged COSE_Sign1 structure")]
+    /// The bytes are not a tagged COSE_Sign1 (an untagged one included).
+    #[error("not a tagged COSE_Sign1 structure (CBOR tag 18)")]
     Malformed,
+    /// The protected header does not name the content type the verifier
+    /// expects, so the signed payload may be another kind of document.
+    #[error("the protected header does not carry the expected content type")]
+    ContentType,
     /// The protected header has no algorithm, or one that does not match the key.
     #[error("the signature algorithm is missing or does not match the signer's key")]
     AlgorithmMismatch,
@@ -188,11 +190,31 @@ impl PublicKey {
             .is_ok()
     }
 
-    /// Verifies a tagged COSE_Sign1 and returns its payload.
+    /// Verifies a tagged COSE_Sign1 whose protected header names
+    /// `content_type`, and returns its payload. What every passerelle
+    /// signature (envelope, receipt, attestation) is checked with.
+    pub fn verify1_as(&self, cose: &[u8], content_type: &str) -> Result<Vec<u8>, CoseError> {
+        let sign1 = self.verified(cose)?;
+        let expected = coset::ContentType::Text(content_type.to_string());
+        if sign1.protected.header.content_type.as_ref() != Some(&expected) {
+            return Err(CoseError::ContentType);
+        }
+        sign1.payload.ok_or(CoseError::NoPayload)
+    }
+
+    /// Verifies a tagged COSE_Sign1 whatever its content type, and returns
+    /// its payload: for signatures that are not passerelle documents (the
+    /// COSE working group's examples).
     pub fn verify1(&self, cose: &[u8]) -> Result<Vec<u8>, CoseError> {
-        let sign1 = CoseSign1::from_tagged_slice(cose)
-            .or_else(|_| CoseSign1::from_slice(cose))
-            .map_err(|_| CoseError::Malformed)?;
+        self.verified(cose)?.payload.ok_or(CoseError::NoPayload)
+    }
+
+    /// The COSE_Sign1 in `cose`, once its tag, algorithm and signature are
+    /// checked. The tag is required, as docs/formats.md says: a gateway
+    /// that let an untagged envelope through would deliver to recipients
+    /// what a strict reader of the format must refuse.
+    fn verified(&self, cose: &[u8]) -> Result<CoseSign1, CoseError> {
+        let sign1 = CoseSign1::from_tagged_slice(cose).map_err(|_| CoseError::Malformed)?;
         let expected = coset::RegisteredLabelWithPrivate::Assigned(self.algorithm());
         if sign1.protected.header.alg.as_ref() != Some(&expected) {
             return Err(CoseError::AlgorithmMismatch);
@@ -209,7 +231,7 @@ impl PublicKey {
                 }
             })
             .map_err(|_| CoseError::BadSignature)?;
-        sign1.payload.ok_or(CoseError::NoPayload)
+        Ok(sign1)
     }
 }
 
@@ -257,6 +279,30 @@ mod tests {
         assert_eq!(
             a.public_key().verify1(b"\x01\x02"),
             Err(CoseError::Malformed)
+        );
+    }
+
+    #[test]
+    fn only_a_tagged_sign1_of_the_expected_content_type_verifies() {
+        let key = ed25519();
+        let tagged = key.sign1(b"manifest".to_vec(), "application/x-one");
+        // RFC 9052 §4.2: tag 18 is one byte, 0xd2, before the array.
+        assert_eq!(tagged[0], 0xd2);
+        let public = key.public_key();
+        assert_eq!(
+            public.verify1_as(&tagged, "application/x-one").unwrap(),
+            b"manifest"
+        );
+        // The same signature without its tag: refused, since the format
+        // says tagged and a recipient following it would refuse it too.
+        assert_eq!(public.verify1(&tagged[1..]), Err(CoseError::Malformed));
+        assert_eq!(
+            public.verify1_as(&tagged[1..], "application/x-one"),
+            Err(CoseError::Malformed)
+        );
+        assert_eq!(
+            public.verify1_as(&tagged, "application/x-two"),
+            Err(CoseError::ContentType)
         );
     }
 }

@@ -163,6 +163,12 @@ pub enum ItemError {
     /// The manifest is of a version this gateway does not know.
     #[error("invalid header: {0}")]
     Header(String),
+    /// The manifest's bytes are not its RFC 8949 §4.2.1 deterministic
+    /// encoding with only the documented keys (docs/formats.md): another
+    /// key, an explicit `null` or `false`, keys out of order, or a longer
+    /// form than needed.
+    #[error("the manifest is not in deterministic CBOR with only the documented keys (RFC 8949 §4.2.1; see docs/formats.md)")]
+    NotDeterministic,
     /// A field is out of bounds or not well formed: a header field, a label
     /// field, or a label that does not fit the scheme in force.
     #[error("{0}")]
@@ -300,7 +306,7 @@ impl SignedItem {
                 .check_shape()
                 .map_err(|e| e.within(format!("portions[{i}]")))?;
         }
-        let payload = sender_key.verify1(&self.envelope.0)?;
+        let payload = sender_key.verify1_as(&self.envelope.0, MANIFEST_CONTENT_TYPE)?;
         let manifest = decode_manifest(&payload)?;
         if self.portions.len() != manifest.portions.len() {
             return Err(ItemError::Portions(format!(
@@ -347,6 +353,13 @@ fn decode_manifest(payload: &[u8]) -> Result<Manifest, ItemError> {
         .label
         .check_shape()
         .map_err(|e| e.within("label"))?;
+    // The digest is over these bytes, and recipients in other languages
+    // read them: a key the format does not have, or an encoding that two
+    // implementations could write differently, is refused rather than
+    // passed on.
+    if to_cbor(&manifest) != payload {
+        return Err(ItemError::NotDeterministic);
+    }
     Ok(manifest)
 }
 
@@ -355,7 +368,7 @@ impl DeliveredItem {
     /// with `sender_key`, and that each delivered portion is the one signed
     /// at its index.
     pub fn verify(&self, sender_key: &PublicKey) -> Result<(Manifest, [u8; 32]), ItemError> {
-        let payload = sender_key.verify1(&self.envelope.0)?;
+        let payload = sender_key.verify1_as(&self.envelope.0, MANIFEST_CONTENT_TYPE)?;
         let manifest = decode_manifest(&payload)?;
         for p in &self.portions {
             let i = p.index as usize;
@@ -490,6 +503,68 @@ pub(crate) mod tests {
         let mut manifest = verified.manifest.clone();
         manifest.header.expires = Some(manifest.header.created + 3600);
         crate::domain::bytes::assert_core_deterministic(&to_cbor(&manifest));
+    }
+
+    #[test]
+    fn a_manifest_field_of_the_wrong_type_is_named_without_debug_text() {
+        let k = key();
+        let item = sample(&k).verify(&k.public_key()).unwrap();
+        let signed = resigned(&k, &item, |m| {
+            let header = m.iter_mut().find(|(k, _)| k.as_text() == Some("header"));
+            for (key, value) in header.unwrap().1.as_map_mut().unwrap() {
+                if key.as_text() == Some("id") {
+                    *value = ciborium::Value::Integer(7.into());
+                }
+            }
+        });
+        let e = signed.verify(&k.public_key()).unwrap_err().to_string();
+        assert_eq!(e, "malformed CBOR: header.id: expected a text string");
+    }
+
+    /// The entries of a CBOR map, as ciborium holds them.
+    type CborMap = Vec<(ciborium::Value, ciborium::Value)>;
+    /// A change to a manifest's map.
+    type Edit<'a> = Box<dyn FnOnce(&mut CborMap) + 'a>;
+
+    /// `manifest` with `edit` applied to its map, signed by `k`.
+    fn resigned(
+        k: &SigningKey,
+        item: &VerifiedItem,
+        edit: impl FnOnce(&mut CborMap),
+    ) -> SignedItem {
+        let mut manifest: ciborium::Value =
+            ciborium::from_reader(&to_cbor(&item.manifest)[..]).unwrap();
+        edit(manifest.as_map_mut().unwrap());
+        let mut payload = Vec::new();
+        ciborium::into_writer(&manifest, &mut payload).unwrap();
+        SignedItem {
+            envelope: Bytes(k.sign1(payload, MANIFEST_CONTENT_TYPE)),
+            portions: item.portions.clone(),
+        }
+    }
+
+    #[test]
+    fn a_manifest_that_is_not_deterministic_or_has_other_keys_is_refused() {
+        let k = key();
+        let item = sample(&k).verify(&k.public_key()).unwrap();
+        assert!(resigned(&k, &item, |_| {}).verify(&k.public_key()).is_ok());
+        let text = |s: &str| ciborium::Value::Text(s.into());
+        let cases: Vec<Edit> = vec![
+            // A key the format does not have.
+            Box::new(|m| m.push((text("note"), text("x")))),
+            // Keys out of order.
+            Box::new(|m| m.reverse()),
+            // An optional field written as null instead of left out.
+            Box::new(|m| {
+                let header = m.iter_mut().find(|(k, _)| k.as_text() == Some("header"));
+                let header = header.unwrap().1.as_map_mut().unwrap();
+                header.push((text("expires"), ciborium::Value::Null));
+            }),
+        ];
+        for edit in cases {
+            let e = resigned(&k, &item, edit).verify(&k.public_key());
+            assert!(matches!(e, Err(ItemError::NotDeterministic)), "{e:?}");
+        }
     }
 
     #[test]
