@@ -53,6 +53,8 @@ fn manifest(
             cases: cases.iter().map(|c| c.to_string()).collect(),
             language: "fr".into(),
             expires: None,
+            request: None,
+            in_reply_to: None,
         },
         label,
         portions: vec![Bytes(vec![0; 32]); n],

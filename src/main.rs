@@ -735,6 +735,8 @@ async fn send(args: SendArgs) -> Result<std::process::ExitCode> {
                 priority: args.priority,
                 language: "fr".into(),
                 expires_in_hours: None,
+                request: None,
+                in_reply_to: None,
                 label: label.clone(),
                 portions: vec![PortionSpec {
                     label,

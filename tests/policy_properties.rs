@@ -490,6 +490,8 @@ proptest! {
                 cases: cases.iter().map(|c| CASES[*c].to_string()).collect(),
                 language: "fr".into(),
                 expires: None,
+                request: None,
+                in_reply_to: None,
             },
             label: security_label(&item),
             portions: labels.iter().map(|_| Bytes(vec![0; 32])).collect(),
