@@ -1398,7 +1398,7 @@ priorities = ["FLASH"]
             portion_labels: vec![&low],
         };
         assert_eq!(p.decide(&facts, &to, 0).rules, vec!["no-k".to_string()]);
-        // Nor does a case the policy does not know (here: another letter case).
+        // Case references compare in any letter case: "k" is the case K.
         m.header.cases = vec!["k".into()];
         let facts = ItemFacts {
             manifest: &m,
@@ -1482,5 +1482,197 @@ priorities = ["FLASH"]
             p.decide(&facts, &PrincipalId::new("b/r").unwrap(), 0).rules,
             vec![rule_ids::LABEL_CONSISTENCY]
         );
+    }
+
+    fn with(extra: &str) -> Policy {
+        Policy::from_sources(&[("p.toml".into(), format!("{POLICY}{extra}"))]).unwrap()
+    }
+
+    #[test]
+    fn case_match_any_all_and_every_case() {
+        let extra = r#"
+[[case]]
+id = "K1"
+purpose = "p"
+[[case]]
+id = "K2"
+purpose = "p"
+[[principal]]
+id = "b/one"
+kind = "desk"
+role = "one"
+clearance = "HIGH"
+accreditation = "none"
+cases = ["K1"]
+[[principal]]
+id = "b/all"
+kind = "desk"
+role = "all"
+clearance = "HIGH"
+accreditation = "none"
+cases = ["*"]
+[[grant]]
+id = "any"
+from = { agencies = ["a"] }
+to = { roles = ["one", "all"] }
+case_assignment = "recipient"
+case_match = "any"
+[[grant]]
+id = "all"
+from = { agencies = ["a"] }
+to = { roles = ["one", "all"] }
+case_assignment = "recipient"
+case_match = "all"
+"#;
+        let p = with(extra);
+        let low = lbl("LOW");
+        let decide = |cases: &[&str], to: &str| {
+            let mut m = manifest(low.clone(), Priority::Routine, 1);
+            m.header.purpose = "other".into();
+            m.header.cases = cases.iter().map(|c| c.to_string()).collect();
+            let facts = ItemFacts {
+                manifest: &m,
+                portion_labels: vec![&low],
+            };
+            p.decide(&facts, &PrincipalId::new(to).unwrap(), 0).rules
+        };
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Two cases, the recipient assigned to one: `any` grants, `all` does not.
+        assert_eq!(decide(&["K1", "K2"], "b/one"), ids(&["any"]));
+        assert_eq!(decide(&["K1"], "b/one"), ids(&["all", "any"]));
+        // `*` is every declared case…
+        assert_eq!(decide(&["K1", "K2"], "b/all"), ids(&["all", "any"]));
+        // … not a case the policy does not declare: `all` fails closed,
+        // `any` still matches on the declared one.
+        assert_eq!(decide(&["K2", "K9"], "b/all"), ids(&["any"]));
+        assert_eq!(decide(&["K9"], "b/all"), ids(&[rule_ids::DEFAULT_DENY]));
+        // No case named: neither matches.
+        assert_eq!(decide(&[], "b/all"), ids(&[rule_ids::DEFAULT_DENY]));
+        // No station ceiling: HIGH reaches a desk with accreditation none.
+        let high = lbl("HIGH");
+        let mut m = manifest(high.clone(), Priority::Routine, 1);
+        m.header.cases = vec!["K1".into()];
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&high],
+        };
+        assert!(p.decide(&facts, &PrincipalId::new("b/one").unwrap(), 0).allowed());
+        // explain says which case is undeclared.
+        m.header.cases = vec!["K1".into(), "K9".into()];
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&high],
+        };
+        let ex = p.explain(&facts, &PrincipalId::new("b/one").unwrap(), 0);
+        assert!(
+            ex.item.iter().any(|i| i.contains("case \"K9\" is not declared")),
+            "{ex}"
+        );
+        assert!(ex.to_string().contains("accreditation none (not a station)"), "{ex}");
+    }
+
+    #[test]
+    fn sender_clearance_and_marking_purpose_deny_every_recipient() {
+        let extra = r#"
+[[purpose]]
+id = "q"
+[[marking]]
+id = "diffusion-restreinte"
+names = ["DR"]
+purposes = ["p"]
+"#;
+        let p = with(extra);
+        let to = PrincipalId::new("b/r").unwrap();
+        // The sender a/s holds X and is cleared HIGH: LOW with X is fine.
+        let mut low = lbl("LOW");
+        low.caveats.insert("X".into());
+        let m = manifest(low.clone(), Priority::Routine, 1);
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&low],
+        };
+        assert_ne!(p.decide(&facts, &to, 0).rules, vec![rule_ids::SENDER_CLEARANCE]);
+        // b/r (HIGH clearance, no caveat) cannot originate X material.
+        let mut m = manifest(low.clone(), Priority::Routine, 1);
+        m.header.sender = to.clone();
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&low],
+        };
+        let d = p.decide(&facts, &PrincipalId::new("a/s").unwrap(), 0);
+        assert_eq!(d.rules, vec![rule_ids::SENDER_CLEARANCE]);
+
+        // Marked material: for purpose p only.
+        let mut dr = lbl("LOW");
+        dr.diffusion_restreinte = true;
+        let mut m = manifest(dr.clone(), Priority::Routine, 1);
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&dr],
+        };
+        assert!(p.decide(&facts, &to, 0).allowed());
+        m.header.purpose = "q".into();
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&dr],
+        };
+        let d = p.decide(&facts, &to, 0);
+        assert_eq!(d.rules, vec![rule_ids::MARKING_PURPOSE]);
+        assert!(d.reasons[0].contains("bound to the purposes p"), "{d:?}");
+        // Under a policy that declares no such marking, the label is not
+        // well formed, and the sender is told at submission.
+        let plain = policy();
+        let d = plain.decide(&facts, &to, 0);
+        assert_eq!(d.rules, vec![rule_ids::LABEL_WELL_FORMED]);
+        let e = plain.check_labels(&facts).unwrap_err();
+        assert_eq!(e.field, "label.diffusion_restreinte");
+    }
+
+    #[test]
+    fn answer_deadlines_default_to_the_directive_and_the_policy_may_shorten_them() {
+        use crate::domain::item::{Accessibility, Request};
+        let p = policy();
+        let m = |prio, acc| {
+            let mut m = manifest(lbl("LOW"), prio, 1);
+            m.header.request = Some(Request { accessibility: acc });
+            m
+        };
+        let due = |p: &Policy, prio, acc| p.answer_due(&m(prio, acc).header, 1_000);
+        assert_eq!(due(&p, Priority::Flash, Accessibility::Indirect), Some(1_000 + 3_600));
+        assert_eq!(due(&p, Priority::Urgent, Accessibility::Direct), Some(1_000 + 8 * 3_600));
+        assert_eq!(due(&p, Priority::Urgent, Accessibility::Indirect), Some(1_000 + 3 * 86_400));
+        assert_eq!(due(&p, Priority::Routine, Accessibility::Direct), Some(1_000 + 7 * 86_400));
+        // Not a request: no deadline.
+        assert_eq!(p.answer_due(&manifest(lbl("LOW"), Priority::Flash, 1).header, 1_000), None);
+
+        let p = with(
+            r#"
+[[purpose]]
+id = "q"
+[[deadline]]
+priority = "URGENT"
+within = "6h"
+[[deadline]]
+priority = "URGENT"
+accessibility = "direct"
+purposes = ["p"]
+within = "2h"
+[[deadline]]
+priority = "ROUTINE"
+purposes = ["q"]
+within = "1d"
+"#,
+        );
+        // The shortest of the policy's matching entries.
+        assert_eq!(due(&p, Priority::Urgent, Accessibility::Direct), Some(1_000 + 2 * 3_600));
+        assert_eq!(due(&p, Priority::Urgent, Accessibility::Indirect), Some(1_000 + 6 * 3_600));
+        // No entry for this purpose: the default.
+        assert_eq!(due(&p, Priority::Routine, Accessibility::Direct), Some(1_000 + 7 * 86_400));
+        assert_eq!(
+            p.deadline_for(Priority::Routine, "q", Accessibility::Direct).map(|d| d.within_secs),
+            Some(86_400)
+        );
+        // The table is part of the digest.
+        assert_ne!(p.digest_hex(), with("[[purpose]]\nid = \"q\"\n").digest_hex());
     }
 }
