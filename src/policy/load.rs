@@ -249,19 +249,20 @@ pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
 /// indirectly accessible information, 7 days for the others; and FLASH
 /// within the hour.
 pub(crate) fn default_deadlines() -> Vec<Deadline> {
-    let d = |priority: &str, accessibility, within_secs| Deadline {
+    const DIRECTIVE: &str = "default: Directive (EU) 2023/977, art. 5(1)";
+    let d = |priority: &str, accessibility, within_secs, source| Deadline {
         priority: priority.to_string(),
         accessibility,
         purposes: None,
         within_secs,
-        source: "default (Directive (EU) 2023/977 art. 5; FLASH within the hour)",
+        source,
         purpose_mask: None,
     };
     vec![
-        d("FLASH", None, 3_600),
-        d("URGENT", Some(Accessibility::Direct), 8 * 3_600),
-        d("URGENT", Some(Accessibility::Indirect), 3 * 86_400),
-        d("ROUTINE", None, 7 * 86_400),
+        d("FLASH", None, 3_600, "default: FLASH within the hour"),
+        d("URGENT", Some(Accessibility::Direct), 8 * 3_600, DIRECTIVE),
+        d("URGENT", Some(Accessibility::Indirect), 3 * 86_400, DIRECTIVE),
+        d("ROUTINE", None, 7 * 86_400, DIRECTIVE),
     ]
 }
 

@@ -671,6 +671,20 @@ pub struct CheckReport {
     pub may_not_send: Vec<String>,
     /// Principals that read every audit proof (`audit = "all"`).
     pub read_whole_log: Vec<String>,
+    /// The answer deadlines in force, one line each (the policy's, then
+    /// the defaults).
+    pub deadlines: Vec<String>,
+}
+
+/// Writes a number of seconds as the policy files do (`45m`, `8h`, `3d`).
+pub fn duration_text(secs: i64) -> String {
+    if secs % 86_400 == 0 {
+        format!("{}d", secs / 86_400)
+    } else if secs % 3_600 == 0 {
+        format!("{}h", secs / 3_600)
+    } else {
+        format!("{}m", secs / 60)
+    }
 }
 
 impl fmt::Display for CheckReport {
@@ -692,9 +706,78 @@ impl fmt::Display for CheckReport {
             "\nmay not send: {}\nread every audit proof: {}",
             list(&self.may_not_send),
             list(&self.read_whole_log)
-        )
+        )?;
+        for d in &self.deadlines {
+            write!(f, "\nanswer deadline: {d}")?;
+        }
+        Ok(())
     }
 }
+
+/// One agency as the gateway configuration binds it.
+#[derive(Clone, Debug)]
+pub struct ConfiguredAgency<'a> {
+    /// The agency.
+    pub agency: &'a str,
+    /// The SPIFFE trust domain the configuration gives it.
+    pub trust_domain: &'a str,
+}
+
+/// How the policy's agencies and the gateway configuration's bindings
+/// differ.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BindingReport {
+    /// Differences that make the gateway refuse the policy at start or
+    /// reload.
+    pub errors: Vec<String>,
+    /// Differences the gateway accepts, but that a security officer should
+    /// know of: principals that cannot connect.
+    pub warnings: Vec<String>,
+}
+
+/// Compares the policy's `[[agency]]` bindings with the gateway
+/// configuration's, as the gateway does when it starts or reloads (the
+/// same refusals: an agency the policy does not declare, or binds to
+/// another trust domain), and says which agencies of the policy the
+/// configuration leaves out. The gateway trusts the CA files its
+/// configuration names. Pure.
+pub fn compare_bindings(policy: &Policy, configured: &[ConfiguredAgency<'_>]) -> BindingReport {
+    let mut report = BindingReport::default();
+    for c in configured {
+        let Some(b) = policy
+            .agency_bindings()
+            .iter()
+            .find(|b| b.agency.as_str() == c.agency)
+        else {
+            report.errors.push(format!(
+                "agency {} of the gateway config is not declared in the policy: the gateway refuses this policy",
+                c.agency
+            ));
+            continue;
+        };
+        if b.trust_domain != c.trust_domain {
+            report.errors.push(format!(
+                "the policy binds agency {} to trust domain {}, the gateway config to {}: the gateway refuses this policy",
+                c.agency, b.trust_domain, c.trust_domain
+            ));
+        }
+    }
+    for b in policy.agency_bindings() {
+        if !configured.iter().any(|c| c.agency == b.agency.as_str()) {
+            let n = policy
+                .principals()
+                .iter()
+                .filter(|p| p.agency() == &b.agency)
+                .count();
+            report.warnings.push(format!(
+                "agency {} of the policy has no [[agency]] in the gateway config: its {n} principal(s) cannot connect",
+                b.agency
+            ));
+        }
+    }
+    report
+}
+
 
 /// Validates the policy in `dir` and the syntax and references of its test
 /// cases, without running them. Every problem is reported with file and line.
@@ -722,6 +805,25 @@ pub fn check(dir: &Path) -> Result<CheckReport, PolicyError> {
             .iter()
             .filter(|p| p.audit() == AuditScope::All)
             .map(|p| p.id().to_string())
+            .collect(),
+        deadlines: policy
+            .deadlines()
+            .iter()
+            .map(|d| {
+                let mut who = vec![d.priority.clone()];
+                if let Some(a) = d.accessibility {
+                    who.push(format!("{a:?}").to_lowercase());
+                }
+                if let Some(p) = &d.purposes {
+                    who.push(format!("for {}", p.join(", ")));
+                }
+                format!(
+                    "{} within {} ({})",
+                    who.join(" "),
+                    duration_text(d.within_secs),
+                    d.source
+                )
+            })
             .collect(),
     })
 }
