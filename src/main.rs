@@ -897,6 +897,7 @@ async fn serve(config: &Path) -> Result<()> {
 
 async fn run_demo(keep: Option<PathBuf>) -> Result<std::process::ExitCode> {
     let temp;
+    let kept = keep.is_some();
     let dir = match keep {
         Some(d) => {
             ensure_empty(&d)?;
@@ -915,6 +916,19 @@ async fn run_demo(keep: Option<PathBuf>) -> Result<std::process::ExitCode> {
         for note in &report.notes {
             println!("  - {note}");
         }
+    }
+    match (&report.export, kept) {
+        (Some((export, vkey)), true) => println!(
+            "\nthe demo's audit log is exported to {}; verify it yourself with:\n  passerelle audit verify {} --key {}",
+            export.display(),
+            export.display(),
+            vkey.display()
+        ),
+        // The temporary directory goes when the demo ends: do not point
+        // at files that will not be there.
+        _ => println!(
+            "\nthe demo's files are deleted now; run `passerelle demo --keep DIR` to keep them and verify the exported audit log yourself"
+        ),
     }
     if report.all_ok() {
         println!("\nevery step behaved as expected");

@@ -23,6 +23,9 @@ fn demo_runs_and_exits_zero() {
         "{stdout}"
     );
     assert!(!stdout.contains("| NO"), "{stdout}");
+    // Without --keep the files are gone: no hint points at them.
+    assert!(!stdout.contains("passerelle audit verify"), "{stdout}");
+    assert!(stdout.contains("passerelle demo --keep DIR"), "{stdout}");
 }
 
 #[test]
