@@ -211,7 +211,10 @@ fn policy_check_compares_the_gateway_config_and_test_speaks_json() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("match the policy's"), "{text}");
-    assert!(text.contains("answer deadline: URGENT direct within 8h"), "{text}");
+    assert!(
+        text.contains("answer deadline: URGENT direct within 8h"),
+        "{text}"
+    );
 
     // A gateway config that binds VSSE to another trust domain: the
     // mismatch a reload would refuse, seen before the reload.

@@ -286,7 +286,9 @@ level = "SECRET"
     let o = outcome_for(&r, "vsse/analysis/ct");
     assert_eq!(o.outcome, Outcome::Denied);
     assert!(
-        o.reasons.iter().any(|x| x.contains("mandatory.sender_clearance") && x.contains("your own clearance")),
+        o.reasons
+            .iter()
+            .any(|x| x.contains("mandatory.sender_clearance") && x.contains("your own clearance")),
         "{:?}",
         o.reasons
     );
@@ -328,7 +330,9 @@ diffusion_restreinte = true
         let o = outcome_for(&r, who);
         assert_eq!(o.outcome, Outcome::Denied);
         assert!(
-            o.reasons.iter().any(|x| x.contains("mandatory.marking_purpose")),
+            o.reasons
+                .iter()
+                .any(|x| x.contains("mandatory.marking_purpose")),
             "{:?}",
             o.reasons
         );
@@ -369,10 +373,16 @@ text = "What do you hold on subject X?"
 level = "RESTREINT"
 "#;
     let asked = spoc.submit(&signed(&spoc, request)).await.unwrap().receipt;
-    assert_eq!(outcome_for(&asked, "vsse/analysis/ct").outcome, Outcome::Queued);
+    assert_eq!(
+        outcome_for(&asked, "vsse/analysis/ct").outcome,
+        Outcome::Queued
+    );
     let got = vsse.fetch(&asked.item_ref).await.unwrap();
     let opened = vsse.open(&got).unwrap();
-    let policy = passerelle::policy::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).unwrap();
+    let policy = passerelle::policy::load_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
+    )
+    .unwrap();
     assert_eq!(
         policy.answer_due(&opened.manifest.header, 1_000),
         Some(1_000 + 8 * 3_600),
@@ -395,10 +405,18 @@ level = "RESTREINT"
         asked.item_ref
     );
     let answered = vsse.submit(&signed(&vsse, &answer)).await.unwrap().receipt;
-    assert_eq!(outcome_for(&answered, "police/spoc").outcome, Outcome::Queued);
+    assert_eq!(
+        outcome_for(&answered, "police/spoc").outcome,
+        Outcome::Queued
+    );
     let got = spoc.fetch(&answered.item_ref).await.unwrap();
     assert_eq!(
-        spoc.open(&got).unwrap().manifest.header.in_reply_to.as_deref(),
+        spoc.open(&got)
+            .unwrap()
+            .manifest
+            .header
+            .in_reply_to
+            .as_deref(),
         Some(asked.item_ref.as_str())
     );
     // An answer that names no well-formed request is refused at the edge.
@@ -407,6 +425,9 @@ level = "RESTREINT"
         .replace("ans-1", "ans-2");
     match vsse.submit(&signed(&vsse, &bad)).await {
         Err(ClientError::Refused(p)) => assert_eq!(p.slug(), "invalid-item"),
-        other => panic!("accepted a malformed in_reply_to: {:?}", other.map(|r| r.receipt.item_ref)),
+        other => panic!(
+            "accepted a malformed in_reply_to: {:?}",
+            other.map(|r| r.receipt.item_ref)
+        ),
     }
 }

@@ -551,7 +551,10 @@ fn test_file_errors_are_not_reported_as_an_invalid_policy() {
     ] {
         assert!(matches!(err, PolicyError::InvalidTests(_)), "{err}");
         assert!(err.to_string().contains("test files are invalid"), "{err}");
-        assert!(err.to_string().contains("the policy itself is valid"), "{err}");
+        assert!(
+            err.to_string().contains("the policy itself is valid"),
+            "{err}"
+        );
     }
 }
 
@@ -566,7 +569,12 @@ fn a_test_time_must_say_the_moment() {
         "now = 2026-11-25",
     );
     let err = policy::check(d.path()).expect_err("refused");
-    assert_reported(err.diagnostics(), "tests/flows.toml", line, "without a time of day");
+    assert_reported(
+        err.diagnostics(),
+        "tests/flows.toml",
+        line,
+        "without a time of day",
+    );
     let d = copy_example();
     let line = edit(
         d.path(),
@@ -614,8 +622,18 @@ reasons = [""]
         .position(|l| l.starts_with("not_rules = [\"default.deny\"]"))
         .unwrap()
         + 1;
-    assert_reported(diags, "tests/flows.toml", not_rules, "both in `rules` and in `not_rules`");
-    assert_reported(diags, "tests/flows.toml", not_rules + 1, "must not be empty");
+    assert_reported(
+        diags,
+        "tests/flows.toml",
+        not_rules,
+        "both in `rules` and in `not_rules`",
+    );
+    assert_reported(
+        diags,
+        "tests/flows.toml",
+        not_rules + 1,
+        "must not be empty",
+    );
 }
 
 #[test]
@@ -629,7 +647,12 @@ fn accreditation_none_only_for_principals_that_are_not_stations() {
         "accreditation = \"none\"   #",
     );
     let diags = refused(d.path());
-    assert_reported(&diags, "principals.toml", line, "a station always has an accreditation level");
+    assert_reported(
+        &diags,
+        "principals.toml",
+        line,
+        "a station always has an accreditation level",
+    );
 
     // Left out: the message says what to write.
     let d = copy_example();
@@ -641,7 +664,12 @@ fn accreditation_none_only_for_principals_that_are_not_stations() {
     .unwrap();
     let line = line_of(d.path(), "principals.toml", "id = \"oversight/comite-r\"");
     let diags = refused(d.path());
-    assert_reported(&diags, "principals.toml", line, "or \"none\" for a principal that is not a station");
+    assert_reported(
+        &diags,
+        "principals.toml",
+        line,
+        "or \"none\" for a principal that is not a station",
+    );
 }
 
 #[test]
@@ -658,20 +686,39 @@ fn every_case_is_written_alone_and_case_ids_ignore_letter_case() {
     assert_reported(&diags, "principals.toml", line, "already names every case");
 
     let d = copy_example();
-    append(d.path(), "purposes.toml", "\n[[case]]\nid = \"ct-2026-014\"\npurpose = \"terrorism\"\n");
+    append(
+        d.path(),
+        "purposes.toml",
+        "\n[[case]]\nid = \"ct-2026-014\"\npurpose = \"terrorism\"\n",
+    );
     let line = line_of(d.path(), "purposes.toml", "id = \"ct-2026-014\"");
     let diags = refused(d.path());
-    assert_reported(&diags, "purposes.toml", line, "duplicate case \"ct-2026-014\" (case references compare in any letter case)");
+    assert_reported(
+        &diags,
+        "purposes.toml",
+        line,
+        "duplicate case \"ct-2026-014\" (case references compare in any letter case)",
+    );
 
     let d = copy_example();
-    append(d.path(), "purposes.toml", "\n[[case]]\nid = \"*\"\npurpose = \"terrorism\"\n");
+    append(
+        d.path(),
+        "purposes.toml",
+        "\n[[case]]\nid = \"*\"\npurpose = \"terrorism\"\n",
+    );
     let line = line_of(d.path(), "purposes.toml", "id = \"*\"");
     let diags = refused(d.path());
     assert_reported(&diags, "purposes.toml", line, "is not a case id");
 
     // A principal's cases in another letter case are the declared ones.
     let d = copy_example();
-    edit(d.path(), "principals.toml", "cases = [\"CT-2026-031\"]", "cases = [\"ct-2026-031\"]", "ct-2026");
+    edit(
+        d.path(),
+        "principals.toml",
+        "cases = [\"CT-2026-031\"]",
+        "cases = [\"ct-2026-031\"]",
+        "ct-2026",
+    );
     let p = policy::load_dir(d.path()).expect("loads");
     let ankara = p
         .principals()
@@ -693,12 +740,28 @@ fn case_assignment_says_any_or_all() {
     .unwrap();
     let line = line_of(d.path(), "flows.toml", "case_assignment = \"recipient\"");
     let diags = refused(d.path());
-    assert_reported(&diags, "flows.toml", line, "case_assignment needs case_match = \"all\"");
+    assert_reported(
+        &diags,
+        "flows.toml",
+        line,
+        "case_assignment needs case_match = \"all\"",
+    );
 
     let d = copy_example();
-    let line = edit(d.path(), "flows.toml", "case_match = \"any\"", "case_match = \"some\"", "case_match = \"some\"");
+    let line = edit(
+        d.path(),
+        "flows.toml",
+        "case_match = \"any\"",
+        "case_match = \"some\"",
+        "case_match = \"some\"",
+    );
     let diags = refused(d.path());
-    assert_reported(&diags, "flows.toml", line, "case_match \"some\" is not all or any");
+    assert_reported(
+        &diags,
+        "flows.toml",
+        line,
+        "case_match \"some\" is not all or any",
+    );
 
     let d = copy_example();
     append(
@@ -709,15 +772,31 @@ fn case_assignment_says_any_or_all() {
     let line = line_of(d.path(), "flows.toml", "case_match = \"any\"\n".trim_end());
     let diags = refused(d.path());
     assert!(line > 0);
-    assert!(diags.iter().any(|d| d.message.contains("case_match without case_assignment")), "{diags:?}");
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.message.contains("case_match without case_assignment")),
+        "{diags:?}"
+    );
 }
 
 #[test]
 fn consent_handling_as_a_list_or_a_ceiling() {
     let d = copy_example();
-    let line = edit(d.path(), "third_parties.toml", "max_handling = \"H2\"", "max_handling = \"H4\"", "max_handling = \"H4\"");
+    let line = edit(
+        d.path(),
+        "third_parties.toml",
+        "max_handling = \"H2\"",
+        "max_handling = \"H4\"",
+        "max_handling = \"H4\"",
+    );
     let diags = refused(d.path());
-    assert_reported(&diags, "third_parties.toml", line, "max_handling \"H4\" is not one of H0, H1, H2, H3");
+    assert_reported(
+        &diags,
+        "third_parties.toml",
+        line,
+        "max_handling \"H4\" is not one of H0, H1, H2, H3",
+    );
 
     let d = copy_example();
     let line = edit(
@@ -728,17 +807,32 @@ fn consent_handling_as_a_list_or_a_ceiling() {
         "max_handling = \"H2\"",
     );
     let diags = refused(d.path());
-    assert_reported(&diags, "third_parties.toml", line, "both `handling` and `max_handling`");
+    assert_reported(
+        &diags,
+        "third_parties.toml",
+        line,
+        "both `handling` and `max_handling`",
+    );
 
     let d = copy_example();
-    edit(d.path(), "third_parties.toml", "max_handling = \"H2\"", "", "id = \"consent.ma-dgst.police\"");
+    edit(
+        d.path(),
+        "third_parties.toml",
+        "max_handling = \"H2\"",
+        "",
+        "id = \"consent.ma-dgst.police\"",
+    );
     let line = line_of(d.path(), "third_parties.toml", "[[consent]]");
     let diags = refused(d.path());
     assert_reported(&diags, "third_parties.toml", line, "names no handling code");
 
     // The ceiling covers H0 to H2, and says so.
     let p = policy::load_dir(&example_dir()).expect("loads");
-    let c = p.consents().iter().find(|c| c.id == "consent.ma-dgst.police").unwrap();
+    let c = p
+        .consents()
+        .iter()
+        .find(|c| c.id == "consent.ma-dgst.police")
+        .unwrap();
     assert_eq!(c.handling, ["H0", "H1", "H2"]);
     assert_eq!(c.max_handling.as_deref(), Some("H2"));
 }
@@ -754,15 +848,37 @@ fn originators_rel_to_and_marking_predicates() {
         "partner/ma-dgstt",
     );
     let diags = refused(d.path());
-    assert_reported(&diags, "flows.toml", line, "neither an agency nor a declared third party");
+    assert_reported(
+        &diags,
+        "flows.toml",
+        line,
+        "neither an agency nor a declared third party",
+    );
 
     let d = copy_example();
-    let line = edit(d.path(), "flows.toml", "rel_to = [\"police\"]", "rel_to = [\"polise\"]", "polise");
+    let line = edit(
+        d.path(),
+        "flows.toml",
+        "rel_to = [\"police\"]",
+        "rel_to = [\"polise\"]",
+        "polise",
+    );
     let diags = refused(d.path());
-    assert_reported(&diags, "flows.toml", line, "rel_to \"polise\" is not an agency");
+    assert_reported(
+        &diags,
+        "flows.toml",
+        line,
+        "rel_to \"polise\" is not an agency",
+    );
 
     let d = copy_example();
-    let line = edit(d.path(), "flows.toml", "rel_to = [\"police\"]", "rel_to = []", "rel_to = []");
+    let line = edit(
+        d.path(),
+        "flows.toml",
+        "rel_to = [\"police\"]",
+        "rel_to = []",
+        "rel_to = []",
+    );
     let diags = refused(d.path());
     assert_reported(&diags, "flows.toml", line, "`rel_to` is an empty list");
 
@@ -778,7 +894,12 @@ fn originators_rel_to_and_marking_predicates() {
     );
     let line = line_of(d.path(), "flows.toml", "id = \"deny.marked\"") - 1;
     let diags = refused(d.path());
-    assert_reported(&diags, "flows.toml", line, "can never match: no label may carry Diffusion restreinte");
+    assert_reported(
+        &diags,
+        "flows.toml",
+        line,
+        "can never match: no label may carry Diffusion restreinte",
+    );
 }
 
 #[test]
@@ -792,7 +913,12 @@ fn a_marking_is_bound_to_declared_purposes() {
         "terrorisme",
     );
     let diags = refused(d.path());
-    assert_reported(&diags, "scheme.toml", line, "unknown purpose \"terrorisme\"");
+    assert_reported(
+        &diags,
+        "scheme.toml",
+        line,
+        "unknown purpose \"terrorisme\"",
+    );
 
     let d = copy_example();
     edit(
@@ -804,12 +930,28 @@ fn a_marking_is_bound_to_declared_purposes() {
     );
     let line = line_of(d.path(), "scheme.toml", "[[marking]]");
     let diags = refused(d.path());
-    assert_reported(&diags, "scheme.toml", line, "a purpose-bound marking needs `purposes");
+    assert_reported(
+        &diags,
+        "scheme.toml",
+        line,
+        "a purpose-bound marking needs `purposes",
+    );
 
     let d = copy_example();
-    let line = edit(d.path(), "scheme.toml", "id = \"diffusion-restreinte\"", "id = \"nodis\"", "nodis");
+    let line = edit(
+        d.path(),
+        "scheme.toml",
+        "id = \"diffusion-restreinte\"",
+        "id = \"nodis\"",
+        "nodis",
+    );
     let diags = refused(d.path());
-    assert_reported(&diags, "scheme.toml", line, "labels carry only the Diffusion restreinte");
+    assert_reported(
+        &diags,
+        "scheme.toml",
+        line,
+        "labels carry only the Diffusion restreinte",
+    );
 }
 
 #[test]
@@ -850,10 +992,40 @@ within = "2h"
             .map(|(i, _)| i + 1)
             .unwrap()
     };
-    assert_reported(&diags, "purposes.toml", at("priority = \"SOON\"", 0), "priority \"SOON\" is not FLASH, URGENT or ROUTINE");
-    assert_reported(&diags, "purposes.toml", at("within = \"8 hours\"", 0), "is not a duration such as 45m, 8h or 3d");
-    assert_reported(&diags, "purposes.toml", at("sideways", 0), "accessibility \"sideways\" is not direct or indirect");
-    assert_reported(&diags, "purposes.toml", at("terror\"]", 0), "unknown purpose \"terror\"");
-    assert_reported(&diags, "purposes.toml", at("within = \"0m\"", 0), "not between one minute and one year");
-    assert_reported(&diags, "purposes.toml", at("[[deadline]]", 3), "a second deadline for the same requests");
+    assert_reported(
+        &diags,
+        "purposes.toml",
+        at("priority = \"SOON\"", 0),
+        "priority \"SOON\" is not FLASH, URGENT or ROUTINE",
+    );
+    assert_reported(
+        &diags,
+        "purposes.toml",
+        at("within = \"8 hours\"", 0),
+        "is not a duration such as 45m, 8h or 3d",
+    );
+    assert_reported(
+        &diags,
+        "purposes.toml",
+        at("sideways", 0),
+        "accessibility \"sideways\" is not direct or indirect",
+    );
+    assert_reported(
+        &diags,
+        "purposes.toml",
+        at("terror\"]", 0),
+        "unknown purpose \"terror\"",
+    );
+    assert_reported(
+        &diags,
+        "purposes.toml",
+        at("within = \"0m\"", 0),
+        "not between one minute and one year",
+    );
+    assert_reported(
+        &diags,
+        "purposes.toml",
+        at("[[deadline]]", 3),
+        "a second deadline for the same requests",
+    );
 }

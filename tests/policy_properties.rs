@@ -247,40 +247,42 @@ fn policy() -> impl Strategy<Value = GPolicy> {
                 any::<bool>(),
                 proptest::collection::btree_set(0..2usize, 1..=2),
             )
-                .prop_map(move |(principals, consents, mut rules, grant_all, marking_purposes)| {
-                    if grant_all {
-                        rules.push(GRule {
-                            deny: false,
-                            from: GSelector {
-                                agency: None,
-                                role: None,
-                                principal: None,
-                            },
-                            to: GSelector {
-                                agency: None,
-                                role: None,
-                                principal: None,
-                            },
-                            purposes: None,
-                            max_level: None,
-                            caveats_any: None,
-                            third_party: None,
-                            case_assignment: None,
-                            case_match_any: false,
-                            handling: None,
-                            originators: None,
-                            rel_to: None,
-                            marked: None,
-                        });
-                    }
-                    GPolicy {
-                        levels,
-                        marking_purposes,
-                        principals,
-                        consents,
-                        rules,
-                    }
-                })
+                .prop_map(
+                    move |(principals, consents, mut rules, grant_all, marking_purposes)| {
+                        if grant_all {
+                            rules.push(GRule {
+                                deny: false,
+                                from: GSelector {
+                                    agency: None,
+                                    role: None,
+                                    principal: None,
+                                },
+                                to: GSelector {
+                                    agency: None,
+                                    role: None,
+                                    principal: None,
+                                },
+                                purposes: None,
+                                max_level: None,
+                                caveats_any: None,
+                                third_party: None,
+                                case_assignment: None,
+                                case_match_any: false,
+                                handling: None,
+                                originators: None,
+                                rel_to: None,
+                                marked: None,
+                            });
+                        }
+                        GPolicy {
+                            levels,
+                            marking_purposes,
+                            principals,
+                            consents,
+                            rules,
+                        }
+                    },
+                )
         })
     })
 }
@@ -429,12 +431,18 @@ fn to_toml(g: &GPolicy) -> String {
             );
         }
         if let Some(o) = &r.originators {
-            s += &format!("originators = {}\n", list(o.iter().map(|x| ORIGINATORS[*x])));
+            s += &format!(
+                "originators = {}\n",
+                list(o.iter().map(|x| ORIGINATORS[*x]))
+            );
         }
         if let Some(a) = &r.rel_to {
             s += &format!(
                 "rel_to = {}\n",
-                list(a.iter().map(|x| AGENCIES.get(*x).copied().unwrap_or("none")))
+                list(
+                    a.iter()
+                        .map(|x| AGENCIES.get(*x).copied().unwrap_or("none"))
+                )
             );
         }
         if let Some(m) = r.marked {
@@ -515,7 +523,7 @@ fn mandatory_allows(
     let sender_ok = item.level <= sender.clearance && item.caveats.is_subset(&sender.caveats);
     let marking_ok = !item.marked || g.marking_purposes.contains(&purpose);
     let p = &g.principals[r];
-    let level_ok = l.level <= p.clearance && p.accreditation.is_none_or(|a| l.level <= a);
+    let level_ok = l.level <= p.clearance && p.accreditation.map_or(true, |a| l.level <= a);
     let caveats_ok = l.caveats.is_subset(&p.caveats);
     let rel_ok = l.rel_to.is_empty() || l.rel_to.contains(&p.agency);
     let tp_ok = match l.third_party {

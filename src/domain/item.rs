@@ -78,9 +78,7 @@ impl std::str::FromStr for Accessibility {
         match s {
             "direct" => Ok(Accessibility::Direct),
             "indirect" => Ok(Accessibility::Indirect),
-            other => Err(format!(
-                "accessibility {other:?} is not direct or indirect"
-            )),
+            other => Err(format!("accessibility {other:?} is not direct or indirect")),
         }
     }
 }

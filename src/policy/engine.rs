@@ -824,16 +824,10 @@ impl Policy {
                         .filter(|(b, _)| sender_lacks & (1 << b) != 0)
                         .map(|(_, c)| c.as_str())
                         .collect();
-                    why.push(format!(
-                        "the sender lacks caveat(s) {}",
-                        missing.join(", ")
-                    ));
+                    why.push(format!("the sender lacks caveat(s) {}", missing.join(", ")));
                 }
-                t.item.push(format!(
-                    "{} ({})",
-                    d.reasons[0],
-                    why.join("; ")
-                ));
+                t.item
+                    .push(format!("{} ({})", d.reasons[0], why.join("; ")));
             }
             return d;
         }
@@ -1159,7 +1153,10 @@ impl Policy {
                     "portion level {lvl}, recipient accreditation {}",
                     self.level_name(a)
                 ),
-                None => "the recipient is not a station: no station ceiling (accreditation = \"none\")".into(),
+                None => {
+                    "the recipient is not a station: no station ceiling (accreditation = \"none\")"
+                        .into()
+                }
             },
         });
         let missing: Vec<&str> = l
@@ -1556,7 +1553,9 @@ case_match = "all"
             manifest: &m,
             portion_labels: vec![&high],
         };
-        assert!(p.decide(&facts, &PrincipalId::new("b/one").unwrap(), 0).allowed());
+        assert!(p
+            .decide(&facts, &PrincipalId::new("b/one").unwrap(), 0)
+            .allowed());
         // explain says which case is undeclared.
         m.header.cases = vec!["K1".into(), "K9".into()];
         let facts = ItemFacts {
@@ -1565,10 +1564,16 @@ case_match = "all"
         };
         let ex = p.explain(&facts, &PrincipalId::new("b/one").unwrap(), 0);
         assert!(
-            ex.item.iter().any(|i| i.contains("case \"K9\" is not declared")),
+            ex.item
+                .iter()
+                .any(|i| i.contains("case \"K9\" is not declared")),
             "{ex}"
         );
-        assert!(ex.to_string().contains("accreditation none (not a station)"), "{ex}");
+        assert!(
+            ex.to_string()
+                .contains("accreditation none (not a station)"),
+            "{ex}"
+        );
     }
 
     #[test]
@@ -1591,7 +1596,10 @@ purposes = ["p"]
             manifest: &m,
             portion_labels: vec![&low],
         };
-        assert_ne!(p.decide(&facts, &to, 0).rules, vec![rule_ids::SENDER_CLEARANCE]);
+        assert_ne!(
+            p.decide(&facts, &to, 0).rules,
+            vec![rule_ids::SENDER_CLEARANCE]
+        );
         // b/r (HIGH clearance, no caveat) cannot originate X material.
         let mut m = manifest(low.clone(), Priority::Routine, 1);
         m.header.sender = to.clone();
@@ -1638,12 +1646,27 @@ purposes = ["p"]
             m
         };
         let due = |p: &Policy, prio, acc| p.answer_due(&m(prio, acc).header, 1_000);
-        assert_eq!(due(&p, Priority::Flash, Accessibility::Indirect), Some(1_000 + 3_600));
-        assert_eq!(due(&p, Priority::Urgent, Accessibility::Direct), Some(1_000 + 8 * 3_600));
-        assert_eq!(due(&p, Priority::Urgent, Accessibility::Indirect), Some(1_000 + 3 * 86_400));
-        assert_eq!(due(&p, Priority::Routine, Accessibility::Direct), Some(1_000 + 7 * 86_400));
+        assert_eq!(
+            due(&p, Priority::Flash, Accessibility::Indirect),
+            Some(1_000 + 3_600)
+        );
+        assert_eq!(
+            due(&p, Priority::Urgent, Accessibility::Direct),
+            Some(1_000 + 8 * 3_600)
+        );
+        assert_eq!(
+            due(&p, Priority::Urgent, Accessibility::Indirect),
+            Some(1_000 + 3 * 86_400)
+        );
+        assert_eq!(
+            due(&p, Priority::Routine, Accessibility::Direct),
+            Some(1_000 + 7 * 86_400)
+        );
         // Not a request: no deadline.
-        assert_eq!(p.answer_due(&manifest(lbl("LOW"), Priority::Flash, 1).header, 1_000), None);
+        assert_eq!(
+            p.answer_due(&manifest(lbl("LOW"), Priority::Flash, 1).header, 1_000),
+            None
+        );
 
         let p = with(
             r#"
@@ -1664,15 +1687,28 @@ within = "1d"
 "#,
         );
         // The shortest of the policy's matching entries.
-        assert_eq!(due(&p, Priority::Urgent, Accessibility::Direct), Some(1_000 + 2 * 3_600));
-        assert_eq!(due(&p, Priority::Urgent, Accessibility::Indirect), Some(1_000 + 6 * 3_600));
-        // No entry for this purpose: the default.
-        assert_eq!(due(&p, Priority::Routine, Accessibility::Direct), Some(1_000 + 7 * 86_400));
         assert_eq!(
-            p.deadline_for(Priority::Routine, "q", Accessibility::Direct).map(|d| d.within_secs),
+            due(&p, Priority::Urgent, Accessibility::Direct),
+            Some(1_000 + 2 * 3_600)
+        );
+        assert_eq!(
+            due(&p, Priority::Urgent, Accessibility::Indirect),
+            Some(1_000 + 6 * 3_600)
+        );
+        // No entry for this purpose: the default.
+        assert_eq!(
+            due(&p, Priority::Routine, Accessibility::Direct),
+            Some(1_000 + 7 * 86_400)
+        );
+        assert_eq!(
+            p.deadline_for(Priority::Routine, "q", Accessibility::Direct)
+                .map(|d| d.within_secs),
             Some(86_400)
         );
         // The table is part of the digest.
-        assert_ne!(p.digest_hex(), with("[[purpose]]\nid = \"q\"\n").digest_hex());
+        assert_ne!(
+            p.digest_hex(),
+            with("[[purpose]]\nid = \"q\"\n").digest_hex()
+        );
     }
 }

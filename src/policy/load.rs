@@ -261,7 +261,12 @@ pub(crate) fn default_deadlines() -> Vec<Deadline> {
     vec![
         d("FLASH", None, 3_600, "default: FLASH within the hour"),
         d("URGENT", Some(Accessibility::Direct), 8 * 3_600, DIRECTIVE),
-        d("URGENT", Some(Accessibility::Indirect), 3 * 86_400, DIRECTIVE),
+        d(
+            "URGENT",
+            Some(Accessibility::Indirect),
+            3 * 86_400,
+            DIRECTIVE,
+        ),
         d("ROUTINE", None, 7 * 86_400, DIRECTIVE),
     ]
 }
@@ -1432,7 +1437,10 @@ impl Policy {
                     r.at(
                         f,
                         m.span(),
-                        format!("rule {id:?}: case_match {:?} is not all or any", m.get_ref()),
+                        format!(
+                            "rule {id:?}: case_match {:?} is not all or any",
+                            m.get_ref()
+                        ),
                     );
                     None
                 }

@@ -601,9 +601,9 @@ impl Policy {
         let purpose = self.purpose_by_name.get(purpose).copied();
         let matches = |d: &&Deadline| {
             d.priority == prio
-                && d.accessibility.is_none_or(|a| a == accessibility)
+                && d.accessibility.map_or(true, |a| a == accessibility)
                 && d.purpose_mask
-                    .is_none_or(|m| purpose.is_some_and(|p| m & (1 << p) != 0))
+                    .map_or(true, |m| purpose.is_some_and(|p| m & (1 << p) != 0))
         };
         let policy = self
             .deadlines

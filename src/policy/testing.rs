@@ -180,32 +180,31 @@ fn item_spec(
     };
     let portion_labels: Vec<SecurityLabel> = portion_labels.into_iter().flatten().collect();
     let created = now.unwrap_or(0);
-    let manifest = Manifest {
-        version: MANIFEST_VERSION,
-        header: Header {
-            id: "policy-test".into(),
-            sender,
-            recipients: recipient
-                .iter()
-                .cloned()
-                .chain(
-                    c.outcomes
-                        .iter()
-                        .filter_map(|o| PrincipalId::new(o.get_ref().recipient.get_ref().clone()).ok()),
-                )
-                .collect(),
-            created,
-            priority,
-            purpose: c.purpose.clone(),
-            cases: c.cases.clone(),
-            language: "fr".into(),
-            expires: None,
-            request: None,
-            in_reply_to: None,
-        },
-        label: item_label,
-        portions: portion_labels.iter().map(|_| Bytes(vec![0; 32])).collect(),
-    };
+    let manifest =
+        Manifest {
+            version: MANIFEST_VERSION,
+            header: Header {
+                id: "policy-test".into(),
+                sender,
+                recipients: recipient
+                    .iter()
+                    .cloned()
+                    .chain(c.outcomes.iter().filter_map(|o| {
+                        PrincipalId::new(o.get_ref().recipient.get_ref().clone()).ok()
+                    }))
+                    .collect(),
+                created,
+                priority,
+                purpose: c.purpose.clone(),
+                cases: c.cases.clone(),
+                language: "fr".into(),
+                expires: None,
+                request: None,
+                in_reply_to: None,
+            },
+            label: item_label,
+            portions: portion_labels.iter().map(|_| Bytes(vec![0; 32])).collect(),
+        };
     Some(ItemSpec {
         name: c.name.clone(),
         manifest,
@@ -274,7 +273,11 @@ fn effect_word(e: Effect) -> &'static str {
 impl fmt::Display for TestReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for t in &self.failures {
-            writeln!(f, "FAIL {}:{}: {} (to {})", t.file, t.line, t.name, t.recipient)?;
+            writeln!(
+                f,
+                "FAIL {}:{}: {} (to {})",
+                t.file, t.line, t.name, t.recipient
+            )?;
             writeln!(
                 f,
                 "  expected {}, observed {}: portions {:?} released; rules [{}]",
@@ -403,7 +406,10 @@ fn expectation(
             r.at(
                 fi,
                 id.span(),
-                format!("rule {:?} is both in `rules` and in `not_rules`", id.get_ref()),
+                format!(
+                    "rule {:?} is both in `rules` and in `not_rules`",
+                    id.get_ref()
+                ),
             );
         }
     }
@@ -486,7 +492,10 @@ fn parse_tests(
                         r.at(
                             fi,
                             ov.recipient.span(),
-                            format!("recipient {} has two outcomes in this case", ov.recipient.get_ref()),
+                            format!(
+                                "recipient {} has two outcomes in this case",
+                                ov.recipient.get_ref()
+                            ),
                         );
                     }
                     outcomes.extend(expectation(
@@ -596,7 +605,9 @@ pub fn run_test_sources(
             }
             for id in &x.not_rules {
                 if d.rules.contains(id) {
-                    problems.push(format!("expected rule {id} not to be in the decision; it is"));
+                    problems.push(format!(
+                        "expected rule {id} not to be in the decision; it is"
+                    ));
                 }
             }
             for want in &x.reasons {
@@ -777,7 +788,6 @@ pub fn compare_bindings(policy: &Policy, configured: &[ConfiguredAgency<'_>]) ->
     }
     report
 }
-
 
 /// Validates the policy in `dir` and the syntax and references of its test
 /// cases, without running them. Every problem is reported with file and line.
