@@ -53,6 +53,8 @@ fn manifest(
             cases: cases.iter().map(|c| c.to_string()).collect(),
             language: "fr".into(),
             expires: None,
+            request: None,
+            in_reply_to: None,
         },
         label,
         portions: vec![Bytes(vec![0; 32]); n],
@@ -228,7 +230,7 @@ fn large_with(c: &mut Criterion, worst_case: bool) {
     'outer: for r in &ids {
         let rid = PrincipalId::new(r.as_str()).unwrap();
         let p = policy.principal(&rid).unwrap();
-        if p.clearance() == "non-classifie" || p.accreditation() == "non-classifie" {
+        if p.clearance() == "non-classifie" || p.accreditation() == Some("non-classifie") {
             continue;
         }
         for s in ids.iter().step_by(7) {

@@ -41,6 +41,9 @@ pub struct Report {
     pub steps: Vec<Step>,
     /// What the gateway said, worth reading in full (reasons for refusals).
     pub notes: Vec<String>,
+    /// The exported audit log and the key that verifies it, for a user who
+    /// kept the demo's directory (`--keep`) to verify it again.
+    pub export: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl Report {
@@ -414,11 +417,8 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
         },
         verified.as_ref().is_ok_and(|r| r.size == exported.size),
     );
-    report.notes.push(format!(
-        "the demo's audit log is exported to {}; verify it yourself with: passerelle audit verify {} --key {}",
-        export_dir.display(),
-        export_dir.display(),
-        dir.join("gateway/audit.vkey").display()
-    ));
+    // Only worth a hint when the directory outlives the demo (`--keep`):
+    // the caller decides.
+    report.export = Some((export_dir, dir.join("gateway/audit.vkey")));
     Ok(report)
 }

@@ -119,11 +119,19 @@ enum PolicyCommand {
     Check {
         /// The policy directory, e.g. policies/.
         dir: PathBuf,
+        /// Also compare the policy's agencies with this gateway
+        /// configuration's CA bindings, as a start or reload would: a
+        /// mismatch the gateway would refuse exits non-zero.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Run the test cases in DIR/tests/*.toml against the policy in DIR.
     Test {
         /// The policy directory.
         dir: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Explain, in plain words, what the policy decides for an item and a
     /// recipient: which rules matched, which mandatory check failed, which
@@ -748,6 +756,8 @@ async fn send(args: SendArgs) -> Result<std::process::ExitCode> {
                 priority: args.priority,
                 language: "fr".into(),
                 expires_in_hours: None,
+                request: None,
+                in_reply_to: None,
                 label: label.clone(),
                 portions: vec![PortionSpec {
                     label,
@@ -777,14 +787,46 @@ async fn send(args: SendArgs) -> Result<std::process::ExitCode> {
 fn policy_command(cmd: PolicyCommand) -> Result<std::process::ExitCode> {
     use passerelle::policy;
     match cmd {
-        PolicyCommand::Check { dir } => {
+        PolicyCommand::Check { dir, config } => {
             let report = policy::check(&dir)?;
             println!("{report}");
-            Ok(std::process::ExitCode::SUCCESS)
+            let Some(config) = config else {
+                return Ok(std::process::ExitCode::SUCCESS);
+            };
+            let c = GatewayConfig::load(&config)?;
+            let p = policy::load_dir(&dir)?;
+            let configured: Vec<policy::ConfiguredAgency<'_>> = c
+                .agencies
+                .iter()
+                .map(|a| policy::ConfiguredAgency {
+                    agency: a.name.as_str(),
+                    trust_domain: &a.trust_domain,
+                })
+                .collect();
+            let b = policy::compare_bindings(&p, &configured);
+            for w in &b.warnings {
+                println!("warning: {w}");
+            }
+            for e in &b.errors {
+                println!("error: {e}");
+            }
+            if b.errors.is_empty() {
+                println!(
+                    "the agencies and trust domains of {} match the policy's",
+                    config.display()
+                );
+                Ok(std::process::ExitCode::SUCCESS)
+            } else {
+                Ok(std::process::ExitCode::FAILURE)
+            }
         }
-        PolicyCommand::Test { dir } => {
+        PolicyCommand::Test { dir, json } => {
             let report = policy::run_tests(&dir)?;
-            println!("{report}");
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
             Ok(if report.ok() {
                 std::process::ExitCode::SUCCESS
             } else {
@@ -870,6 +912,7 @@ async fn serve(config: &Path, new_log: bool) -> Result<()> {
 
 async fn run_demo(keep: Option<PathBuf>) -> Result<std::process::ExitCode> {
     let temp;
+    let kept = keep.is_some();
     let dir = match keep {
         Some(d) => {
             ensure_empty(&d)?;
@@ -888,6 +931,19 @@ async fn run_demo(keep: Option<PathBuf>) -> Result<std::process::ExitCode> {
         for note in &report.notes {
             println!("  - {note}");
         }
+    }
+    match (&report.export, kept) {
+        (Some((export, vkey)), true) => println!(
+            "\nthe demo's audit log is exported to {}; verify it yourself with:\n  passerelle audit verify {} --key {}",
+            export.display(),
+            export.display(),
+            vkey.display()
+        ),
+        // The temporary directory goes when the demo ends: do not point
+        // at files that will not be there.
+        _ => println!(
+            "\nthe demo's files are deleted now; run `passerelle demo --keep DIR` to keep them and verify the exported audit log yourself"
+        ),
     }
     if report.all_ok() {
         println!("\nevery step behaved as expected");

@@ -28,7 +28,7 @@ use std::collections::BTreeSet;
 
 use crate::domain::bytes::Bytes;
 use crate::domain::cose::SigningKey;
-use crate::domain::item::{Header, Portion, Priority, SignedItem};
+use crate::domain::item::{Header, Portion, Priority, Request, SignedItem};
 use crate::domain::label::{Evaluation, HandlingCode, Originator, SecurityLabel};
 use crate::domain::principal::{Agency, PrincipalId};
 
@@ -121,6 +121,13 @@ pub struct ItemSpec {
     /// Hours until the item stops being deliverable.
     #[serde(default)]
     pub expires_in_hours: Option<u32>,
+    /// Set when the item is a request for information:
+    /// `request = { accessibility = "direct" }` (or `"indirect"`).
+    #[serde(default)]
+    pub request: Option<Request>,
+    /// Set when the item answers a request: the request's item reference.
+    #[serde(default)]
+    pub in_reply_to: Option<String>,
     /// Item label.
     pub label: LabelSpec,
     /// Portions.
@@ -190,6 +197,8 @@ impl ItemSpec {
             cases: self.cases.clone(),
             language: self.language.clone(),
             expires: self.expires_in_hours.map(|h| now + i64::from(h) * 3600),
+            request: self.request,
+            in_reply_to: self.in_reply_to.clone(),
         }
     }
 

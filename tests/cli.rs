@@ -23,6 +23,9 @@ fn demo_runs_and_exits_zero() {
         "{stdout}"
     );
     assert!(!stdout.contains("| NO"), "{stdout}");
+    // Without --keep the files are gone: no hint points at them.
+    assert!(!stdout.contains("passerelle audit verify"), "{stdout}");
+    assert!(stdout.contains("passerelle demo --keep DIR"), "{stdout}");
 }
 
 #[test]
@@ -191,4 +194,94 @@ fn policy_check_test_and_explain_on_the_example_policy() {
         err.contains("principals.toml:") && err.contains("SUPER SECRET"),
         "{err}"
     );
+}
+
+#[test]
+fn policy_check_compares_the_gateway_config_and_test_speaks_json() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let policies = root.join("policies");
+    let config = root.join("certs-example/gateway.toml");
+    let out = passerelle()
+        .args(["policy", "check"])
+        .arg(&policies)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("match the policy's"), "{text}");
+    assert!(
+        text.contains("answer deadline: URGENT direct within 8h"),
+        "{text}"
+    );
+
+    // A gateway config that binds VSSE to another trust domain: the
+    // mismatch a reload would refuse, seen before the reload.
+    let dir = tempfile::tempdir().unwrap();
+    let gw = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("vsse.example", "vsse.exemple")
+        .replace("policy = \"../policies\"", "policy = \"policies\"");
+    let gw_path = dir.path().join("gateway.toml");
+    std::fs::write(&gw_path, gw).unwrap();
+    let out = passerelle()
+        .args(["policy", "check"])
+        .arg(&policies)
+        .arg("--config")
+        .arg(&gw_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("error: the policy binds agency vsse to trust domain vsse.example, the gateway config to vsse.exemple"),
+        "{text}"
+    );
+
+    let out = passerelle()
+        .args(["policy", "test", "--json"])
+        .arg(&policies)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["failures"].as_array().map(Vec::len), Some(0));
+    assert!(report["cases"].as_u64().unwrap_or(0) > 60, "{report}");
+
+    // A failing case, in JSON: the case, expected and observed effect,
+    // the released portions and the rules that decided.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tests")).unwrap();
+    for (name, text) in passerelle::pki::EXAMPLE_POLICY {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("tests/wrong.toml"),
+        r#"now = 2026-11-25T12:00:00Z
+[[case]]
+name = "wrong on purpose"
+sender = "vsse/analysis/ct"
+recipient = "police/lo/rabat"
+cases = ["CT-2026-014"]
+label = { level = "CONFIDENTIEL", originator = "vsse" }
+expect = "deny"
+"#,
+    )
+    .unwrap();
+    let out = passerelle()
+        .args(["policy", "test", "--json"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = &report["failures"][0];
+    assert_eq!(f["name"], "wrong on purpose");
+    assert_eq!(f["file"], "tests/wrong.toml");
+    assert_eq!(f["line"], 2);
+    assert_eq!(f["expected"], "deny");
+    assert_eq!(f["observed"], "allow");
+    assert_eq!(f["released"], serde_json::json!([0]));
+    assert_eq!(f["rules"], serde_json::json!(["vsse.context-to-lo"]));
 }

@@ -129,10 +129,12 @@ text = "the whole analysis"
 [portion.label]
 level = "SECRET"
 caveats = ["HUMINT"]
+diffusion_restreinte = true
 [[portion]]
 text = "the tearline"
 [portion.label]
 level = "RESTREINT"
+diffusion_restreinte = true
 "#,
         to.join(", ")
     );
@@ -175,7 +177,12 @@ async fn the_cddl_of_docs_formats_matches_what_the_gateway_sends_and_accepts() {
         )
         .await
         .unwrap();
-    assert_eq!(answer.status, StatusCode::CREATED);
+    assert_eq!(
+        answer.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     schema.check("signed-receipt", &answer.body);
     let signed: passerelle::domain::receipt::SignedReceipt =
         passerelle::domain::bytes::from_cbor(&answer.body).unwrap();
@@ -468,6 +475,8 @@ fn the_worked_example_is_true() {
         language: "fr".into(),
         priority: Priority::Flash,
         recipients: vec![vsse.clone()],
+        request: None,
+        in_reply_to: None,
     };
     let portion = |level: &str, body: &str, salt: u8| Portion {
         body: Bytes(body.as_bytes().to_vec()),

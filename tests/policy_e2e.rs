@@ -245,3 +245,189 @@ async fn an_invalid_reload_leaves_the_old_policy_in_force() {
         .iter()
         .any(|e| matches!(e, AuditEvent::PolicyRefused { .. })));
 }
+
+fn outcome_for<'a>(
+    receipt: &'a passerelle::domain::receipt::Receipt,
+    who: &str,
+) -> &'a passerelle::domain::receipt::RecipientOutcome {
+    receipt
+        .outcomes
+        .iter()
+        .find(|o| o.recipient.as_str() == who)
+        .expect("an outcome for the recipient")
+}
+
+/// The constructs a security officer writes, in the exchange path: the
+/// sender's own clearance, Diffusion restreinte and its purposes, every
+/// case, any/all case matching, and requests and answers.
+#[tokio::test]
+async fn the_new_policy_constructs_over_mtls() {
+    let h = Harness::start().await;
+    let vsse = h.station("vsse/analysis/ct");
+    let ci = h.station("vsse/desk/ci");
+    let ankara = h.station("police/lo/ankara");
+    let spoc = h.station("police/spoc");
+    let djo = h.station("police/djo/ct");
+
+    // Ankara is cleared CONFIDENTIEL: it cannot originate SECRET, and is
+    // told why (its own clearance is no secret to itself).
+    let over = r#"
+id = "ankara-over"
+to = ["vsse/analysis/ct"]
+purpose = "terrorism"
+[label]
+level = "SECRET"
+[[portion]]
+text = "Above my clearance."
+[portion.label]
+level = "SECRET"
+"#;
+    let r = ankara.submit(&signed(&ankara, over)).await.unwrap().receipt;
+    let o = outcome_for(&r, "vsse/analysis/ct");
+    assert_eq!(o.outcome, Outcome::Denied);
+    assert!(
+        o.reasons
+            .iter()
+            .any(|x| x.contains("mandatory.sender_clearance") && x.contains("your own clearance")),
+        "{:?}",
+        o.reasons
+    );
+
+    // Diffusion restreinte: for terrorism it goes, and the marking travels
+    // with the delivered portion; for espionage it does not.
+    let dr = |id: &str, purpose: &str, case: &str| {
+        format!(
+            r#"
+id = "{id}"
+to = ["police/spoc", "police/djo/ct"]
+purpose = "{purpose}"
+cases = ["{case}"]
+[label]
+level = "RESTREINT"
+diffusion_restreinte = true
+[[portion]]
+text = "Purpose-bound."
+[portion.label]
+level = "RESTREINT"
+diffusion_restreinte = true
+"#
+        )
+    };
+    let r = vsse
+        .submit(&signed(&vsse, &dr("dr-ct", "terrorism", "CT-2026-014")))
+        .await
+        .unwrap()
+        .receipt;
+    assert_eq!(outcome_for(&r, "police/djo/ct").outcome, Outcome::Queued);
+    let delivered = djo.fetch(&r.item_ref).await.unwrap();
+    assert!(delivered.portions[0].portion.label.diffusion_restreinte);
+    let r = ci
+        .submit(&signed(&ci, &dr("dr-ci", "espionage", "CI-2026-007")))
+        .await
+        .unwrap()
+        .receipt;
+    for who in ["police/spoc", "police/djo/ct"] {
+        let o = outcome_for(&r, who);
+        assert_eq!(o.outcome, Outcome::Denied);
+        assert!(
+            o.reasons
+                .iter()
+                .any(|x| x.contains("mandatory.marking_purpose")),
+            "{:?}",
+            o.reasons
+        );
+    }
+
+    // The SPOC is on every case (cases = ["*"]); the DJO desk's grant says
+    // `any`: an item on two cases reaches it though it is on one of them.
+    let two = r#"
+id = "two-cases"
+to = ["police/spoc", "police/djo/ct", "police/lo/ankara"]
+purpose = "extremism"
+cases = ["EX-2026-011", "CI-2026-007"]
+[label]
+level = "CONFIDENTIEL"
+[[portion]]
+text = "On two cases."
+[portion.label]
+level = "CONFIDENTIEL"
+"#;
+    let r = vsse.submit(&signed(&vsse, two)).await.unwrap().receipt;
+    assert_eq!(outcome_for(&r, "police/spoc").outcome, Outcome::Queued);
+    assert_eq!(outcome_for(&r, "police/djo/ct").outcome, Outcome::Queued);
+    assert_eq!(outcome_for(&r, "police/lo/ankara").outcome, Outcome::Denied);
+
+    // A request and its answer: the header fields travel signed, and the
+    // policy gives the request's answer deadline.
+    let request = r#"
+id = "req-1"
+to = ["vsse/analysis/ct"]
+purpose = "terrorism"
+priority = "URGENT"
+request = { accessibility = "direct" }
+[label]
+level = "RESTREINT"
+[[portion]]
+text = "What do you hold on subject X?"
+[portion.label]
+level = "RESTREINT"
+"#;
+    let asked = spoc.submit(&signed(&spoc, request)).await.unwrap().receipt;
+    assert_eq!(
+        outcome_for(&asked, "vsse/analysis/ct").outcome,
+        Outcome::Queued
+    );
+    let got = vsse.fetch(&asked.item_ref).await.unwrap();
+    let opened = vsse.open(&got).unwrap();
+    let policy = passerelle::policy::load_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
+    )
+    .unwrap();
+    assert_eq!(
+        policy.answer_due(&opened.manifest.header, 1_000),
+        Some(1_000 + 8 * 3_600),
+        "URGENT, directly accessible: 8 hours"
+    );
+    let answer = format!(
+        r#"
+id = "ans-1"
+to = ["police/spoc"]
+purpose = "terrorism"
+cases = ["CT-2026-014"]
+in_reply_to = "{}"
+[label]
+level = "RESTREINT"
+[[portion]]
+text = "Subject X: nothing held."
+[portion.label]
+level = "RESTREINT"
+"#,
+        asked.item_ref
+    );
+    let answered = vsse.submit(&signed(&vsse, &answer)).await.unwrap().receipt;
+    assert_eq!(
+        outcome_for(&answered, "police/spoc").outcome,
+        Outcome::Queued
+    );
+    let got = spoc.fetch(&answered.item_ref).await.unwrap();
+    assert_eq!(
+        spoc.open(&got)
+            .unwrap()
+            .manifest
+            .header
+            .in_reply_to
+            .as_deref(),
+        Some(asked.item_ref.as_str())
+    );
+    // An answer that names no well-formed request is refused at the edge.
+    let bad = answer
+        .replace(&asked.item_ref, "not-an-item-ref")
+        .replace("ans-1", "ans-2");
+    match vsse.submit(&signed(&vsse, &bad)).await {
+        Err(ClientError::Refused(p)) => assert_eq!(p.slug(), "invalid-item"),
+        other => panic!(
+            "accepted a malformed in_reply_to: {:?}",
+            other.map(|r| r.receipt.item_ref)
+        ),
+    }
+}

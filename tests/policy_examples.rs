@@ -111,7 +111,7 @@ fn unknown_recipient_is_a_clear_deny_and_lookup_fails() {
     let r = p.principal(&rabat).expect("known");
     assert_eq!(
         (r.clearance(), r.accreditation()),
-        ("secret", "confidentiel")
+        ("secret", Some("confidentiel"))
     );
 }
 

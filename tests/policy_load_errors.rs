@@ -534,3 +534,498 @@ fn defaults_follow_the_role() {
     assert!(rabat.may_send());
     assert_eq!(rabat.audit(), policy::AuditScope::Own);
 }
+
+#[test]
+fn test_file_errors_are_not_reported_as_an_invalid_policy() {
+    let d = copy_example();
+    edit(
+        d.path(),
+        "tests/flows.toml",
+        "rules = [\"lo.request-to-vsse\"]",
+        "rules = [\"lo.request-to-vse\"]",
+        "lo.request-to-vse\"",
+    );
+    for err in [
+        policy::check(d.path()).expect_err("refused"),
+        policy::run_tests(d.path()).expect_err("refused"),
+    ] {
+        assert!(matches!(err, PolicyError::InvalidTests(_)), "{err}");
+        assert!(err.to_string().contains("test files are invalid"), "{err}");
+        assert!(
+            err.to_string().contains("the policy itself is valid"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_test_time_must_say_the_moment() {
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "tests/flows.toml",
+        "now = 2026-11-25T12:00:00Z",
+        "now = 2026-11-25",
+        "now = 2026-11-25",
+    );
+    let err = policy::check(d.path()).expect_err("refused");
+    assert_reported(
+        err.diagnostics(),
+        "tests/flows.toml",
+        line,
+        "without a time of day",
+    );
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "tests/flows.toml",
+        "now = 2026-11-25T12:00:00Z",
+        "now = 2026-11-25T12:00:00",
+        "now = 2026-11-25",
+    );
+    let err = policy::check(d.path()).expect_err("refused");
+    assert_reported(err.diagnostics(), "tests/flows.toml", line, "has no offset");
+}
+
+#[test]
+fn test_cases_mix_neither_one_recipient_and_outcomes_nor_rules_and_not_rules() {
+    let d = copy_example();
+    append(
+        d.path(),
+        "tests/flows.toml",
+        r#"
+[[case]]
+name = "mixed"
+sender = "vsse/analysis/ct"
+recipient = "police/spoc"
+label = { level = "RESTREINT", originator = "vsse" }
+outcomes = [{ recipient = "police/spoc", expect = "allow" }]
+
+[[case]]
+name = "contradictory"
+sender = "vsse/analysis/ct"
+recipient = "police/spoc"
+label = { level = "RESTREINT", originator = "vsse" }
+expect = "deny"
+rules = ["default.deny"]
+not_rules = ["default.deny"]
+reasons = [""]
+"#,
+    );
+    let err = policy::check(d.path()).expect_err("refused");
+    let diags = err.diagnostics();
+    let mixed = line_of(d.path(), "tests/flows.toml", "name = \"mixed\"") - 1;
+    assert_reported(diags, "tests/flows.toml", mixed, "not both");
+    let text = std::fs::read_to_string(d.path().join("tests/flows.toml")).unwrap();
+    let not_rules = text
+        .lines()
+        .position(|l| l.starts_with("not_rules = [\"default.deny\"]"))
+        .unwrap()
+        + 1;
+    assert_reported(
+        diags,
+        "tests/flows.toml",
+        not_rules,
+        "both in `rules` and in `not_rules`",
+    );
+    assert_reported(
+        diags,
+        "tests/flows.toml",
+        not_rules + 1,
+        "must not be empty",
+    );
+}
+
+#[test]
+fn accreditation_none_only_for_principals_that_are_not_stations() {
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "principals.toml",
+        "accreditation = \"CONFIDENTIEL\"   #",
+        "accreditation = \"none\"   #",
+        "accreditation = \"none\"   #",
+    );
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "principals.toml",
+        line,
+        "a station always has an accreditation level",
+    );
+
+    // Left out: the message says what to write.
+    let d = copy_example();
+    let text = std::fs::read_to_string(d.path().join("principals.toml")).unwrap();
+    std::fs::write(
+        d.path().join("principals.toml"),
+        text.replacen("accreditation = \"none\"           #", "#", 1),
+    )
+    .unwrap();
+    let line = line_of(d.path(), "principals.toml", "id = \"oversight/comite-r\"");
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "principals.toml",
+        line,
+        "or \"none\" for a principal that is not a station",
+    );
+}
+
+#[test]
+fn every_case_is_written_alone_and_case_ids_ignore_letter_case() {
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "principals.toml",
+        "cases = [\"*\"]                    #",
+        "cases = [\"*\", \"CT-2026-014\"]  #",
+        "cases = [\"*\", \"CT-2026-014\"]",
+    );
+    let diags = refused(d.path());
+    assert_reported(&diags, "principals.toml", line, "already names every case");
+
+    let d = copy_example();
+    append(
+        d.path(),
+        "purposes.toml",
+        "\n[[case]]\nid = \"ct-2026-014\"\npurpose = \"terrorism\"\n",
+    );
+    let line = line_of(d.path(), "purposes.toml", "id = \"ct-2026-014\"");
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "purposes.toml",
+        line,
+        "duplicate case \"ct-2026-014\" (case references compare in any letter case)",
+    );
+
+    let d = copy_example();
+    append(
+        d.path(),
+        "purposes.toml",
+        "\n[[case]]\nid = \"*\"\npurpose = \"terrorism\"\n",
+    );
+    let line = line_of(d.path(), "purposes.toml", "id = \"*\"");
+    let diags = refused(d.path());
+    assert_reported(&diags, "purposes.toml", line, "is not a case id");
+
+    // A principal's cases in another letter case are the declared ones.
+    let d = copy_example();
+    edit(
+        d.path(),
+        "principals.toml",
+        "cases = [\"CT-2026-031\"]",
+        "cases = [\"ct-2026-031\"]",
+        "ct-2026",
+    );
+    let p = policy::load_dir(d.path()).expect("loads");
+    let ankara = p
+        .principals()
+        .iter()
+        .find(|x| x.id().as_str() == "police/lo/ankara")
+        .unwrap();
+    assert_eq!(ankara.cases(), ["CT-2026-031"]);
+    assert_eq!(p.case("ct-2026-031"), Some("CT-2026-031"));
+}
+
+#[test]
+fn case_assignment_says_any_or_all() {
+    let d = copy_example();
+    let text = std::fs::read_to_string(d.path().join("flows.toml")).unwrap();
+    std::fs::write(
+        d.path().join("flows.toml"),
+        text.replacen("case_match = \"all\"   ", "#", 1),
+    )
+    .unwrap();
+    let line = line_of(d.path(), "flows.toml", "case_assignment = \"recipient\"");
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "flows.toml",
+        line,
+        "case_assignment needs case_match = \"all\"",
+    );
+
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "flows.toml",
+        "case_match = \"any\"",
+        "case_match = \"some\"",
+        "case_match = \"some\"",
+    );
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "flows.toml",
+        line,
+        "case_match \"some\" is not all or any",
+    );
+
+    let d = copy_example();
+    append(
+        d.path(),
+        "flows.toml",
+        "\n[[grant]]\nid = \"x\"\nfrom = {}\nto = {}\ncase_match = \"any\"\n",
+    );
+    let line = line_of(d.path(), "flows.toml", "case_match = \"any\"\n".trim_end());
+    let diags = refused(d.path());
+    assert!(line > 0);
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.message.contains("case_match without case_assignment")),
+        "{diags:?}"
+    );
+}
+
+#[test]
+fn consent_handling_as_a_list_or_a_ceiling() {
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "third_parties.toml",
+        "max_handling = \"H2\"",
+        "max_handling = \"H4\"",
+        "max_handling = \"H4\"",
+    );
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "third_parties.toml",
+        line,
+        "max_handling \"H4\" is not one of H0, H1, H2, H3",
+    );
+
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "third_parties.toml",
+        "max_handling = \"H2\"",
+        "handling = [\"H2\"]\nmax_handling = \"H2\"",
+        "max_handling = \"H2\"",
+    );
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "third_parties.toml",
+        line,
+        "both `handling` and `max_handling`",
+    );
+
+    let d = copy_example();
+    edit(
+        d.path(),
+        "third_parties.toml",
+        "max_handling = \"H2\"",
+        "",
+        "id = \"consent.ma-dgst.police\"",
+    );
+    let line = line_of(d.path(), "third_parties.toml", "[[consent]]");
+    let diags = refused(d.path());
+    assert_reported(&diags, "third_parties.toml", line, "names no handling code");
+
+    // The ceiling covers H0 to H2, and says so.
+    let p = policy::load_dir(&example_dir()).expect("loads");
+    let c = p
+        .consents()
+        .iter()
+        .find(|c| c.id == "consent.ma-dgst.police")
+        .unwrap();
+    assert_eq!(c.handling, ["H0", "H1", "H2"]);
+    assert_eq!(c.max_handling.as_deref(), Some("H2"));
+}
+
+#[test]
+fn originators_rel_to_and_marking_predicates() {
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "flows.toml",
+        "originators = [\"partner/ma-dgst\"]",
+        "originators = [\"partner/ma-dgstt\"]",
+        "partner/ma-dgstt",
+    );
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "flows.toml",
+        line,
+        "neither an agency nor a declared third party",
+    );
+
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "flows.toml",
+        "rel_to = [\"police\"]",
+        "rel_to = [\"polise\"]",
+        "polise",
+    );
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "flows.toml",
+        line,
+        "rel_to \"polise\" is not an agency",
+    );
+
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "flows.toml",
+        "rel_to = [\"police\"]",
+        "rel_to = []",
+        "rel_to = []",
+    );
+    let diags = refused(d.path());
+    assert_reported(&diags, "flows.toml", line, "`rel_to` is an empty list");
+
+    // Without the marking declared, a rule on it can never match.
+    let d = copy_example();
+    let text = std::fs::read_to_string(d.path().join("scheme.toml")).unwrap();
+    let cut = text.find("[[marking]]").unwrap();
+    std::fs::write(d.path().join("scheme.toml"), &text[..cut]).unwrap();
+    append(
+        d.path(),
+        "flows.toml",
+        "\n[[deny]]\nid = \"deny.marked\"\nfrom = {}\nto = {}\ndiffusion_restreinte = true\n",
+    );
+    let line = line_of(d.path(), "flows.toml", "id = \"deny.marked\"") - 1;
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "flows.toml",
+        line,
+        "can never match: no label may carry Diffusion restreinte",
+    );
+}
+
+#[test]
+fn a_marking_is_bound_to_declared_purposes() {
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "scheme.toml",
+        "purposes = [\"terrorism\", \"extremism\", \"oversight\"]",
+        "purposes = [\"terrorism\", \"terrorisme\"]",
+        "terrorisme",
+    );
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "scheme.toml",
+        line,
+        "unknown purpose \"terrorisme\"",
+    );
+
+    let d = copy_example();
+    edit(
+        d.path(),
+        "scheme.toml",
+        "purposes = [\"terrorism\", \"extremism\", \"oversight\"]",
+        "",
+        "[[marking]]",
+    );
+    let line = line_of(d.path(), "scheme.toml", "[[marking]]");
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "scheme.toml",
+        line,
+        "a purpose-bound marking needs `purposes",
+    );
+
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "scheme.toml",
+        "id = \"diffusion-restreinte\"",
+        "id = \"nodis\"",
+        "nodis",
+    );
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "scheme.toml",
+        line,
+        "labels carry only the Diffusion restreinte",
+    );
+}
+
+#[test]
+fn deadlines_are_checked() {
+    let d = copy_example();
+    append(
+        d.path(),
+        "purposes.toml",
+        r#"
+[[deadline]]
+priority = "URGENT"
+accessibility = "direct"
+within = "4h"
+
+[[deadline]]
+priority = "SOON"
+within = "8 hours"
+
+[[deadline]]
+priority = "URGENT"
+accessibility = "sideways"
+purposes = ["terror"]
+within = "0m"
+
+[[deadline]]
+priority = "URGENT"
+accessibility = "direct"
+within = "2h"
+"#,
+    );
+    let diags = refused(d.path());
+    let text = std::fs::read_to_string(d.path().join("purposes.toml")).unwrap();
+    let at = |needle: &str, nth: usize| {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains(needle))
+            .nth(nth)
+            .map(|(i, _)| i + 1)
+            .unwrap()
+    };
+    assert_reported(
+        &diags,
+        "purposes.toml",
+        at("priority = \"SOON\"", 0),
+        "priority \"SOON\" is not FLASH, URGENT or ROUTINE",
+    );
+    assert_reported(
+        &diags,
+        "purposes.toml",
+        at("within = \"8 hours\"", 0),
+        "is not a duration such as 45m, 8h or 3d",
+    );
+    assert_reported(
+        &diags,
+        "purposes.toml",
+        at("sideways", 0),
+        "accessibility \"sideways\" is not direct or indirect",
+    );
+    assert_reported(
+        &diags,
+        "purposes.toml",
+        at("terror\"]", 0),
+        "unknown purpose \"terror\"",
+    );
+    assert_reported(
+        &diags,
+        "purposes.toml",
+        at("within = \"0m\"", 0),
+        "not between one minute and one year",
+    );
+    assert_reported(
+        &diags,
+        "purposes.toml",
+        at("[[deadline]]", 3),
+        "a second deadline for the same requests",
+    );
+}

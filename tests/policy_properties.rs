@@ -3,7 +3,13 @@
 //! with a grant-everything policy it releases exactly what they allow.
 //!
 //! The oracle below re-states the mandatory rules from DESIGN.md directly on
-//! the generated model, independently of the engine's compiled form.
+//! the generated model, independently of the engine's compiled form. The
+//! generated policies use every construct that touches a mandatory rule:
+//! principals without a station ceiling (`accreditation = "none"`) or
+//! assigned to every case (`cases = ["*"]`), consents with a handling-code
+//! ceiling (`max_handling`), the purpose-bound Diffusion restreinte
+//! marking, and rules on originators, REL TO, the marking and any/all case
+//! matching: none of them may release what the mandatory rules forbid.
 
 use std::collections::BTreeSet;
 
@@ -33,9 +39,12 @@ struct GPrincipal {
     agency: usize,
     role: usize,
     clearance: usize,
-    accreditation: usize,
+    /// `None`: `accreditation = "none"` (not a station).
+    accreditation: Option<usize>,
     caveats: BTreeSet<usize>,
     cases: BTreeSet<usize>,
+    /// `cases = ["*"]`.
+    all_cases: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -44,7 +53,18 @@ struct GConsent {
     agency: usize,
     max: usize,
     handling: BTreeSet<usize>,
+    /// Written as `max_handling` (H0..=max) instead of `handling`.
+    max_handling: Option<usize>,
     until: i64,
+}
+
+impl GConsent {
+    fn covers(&self, h: usize) -> bool {
+        match self.max_handling {
+            Some(m) => h <= m,
+            None => self.handling.contains(&h),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -64,12 +84,23 @@ struct GRule {
     caveats_any: Option<BTreeSet<usize>>,
     third_party: Option<bool>,
     case_assignment: Option<usize>,
+    case_match_any: bool,
     handling: Option<BTreeSet<usize>>,
+    /// Indices into ORIGINATORS.
+    originators: Option<BTreeSet<usize>>,
+    /// Agency indices; 3 stands for `none`.
+    rel_to: Option<BTreeSet<usize>>,
+    marked: Option<bool>,
 }
+
+/// What `originators` may name: the agencies and the declared third parties.
+const ORIGINATORS: [&str; 5] = ["a0", "a1", "a2", "t0", "t1"];
 
 #[derive(Clone, Debug)]
 struct GPolicy {
     levels: usize,
+    /// The purposes the Diffusion restreinte marking is bound to.
+    marking_purposes: BTreeSet<usize>,
     principals: Vec<GPrincipal>,
     consents: Vec<GConsent>,
     rules: Vec<GRule>,
@@ -83,6 +114,7 @@ struct GLabel {
     handling: Option<usize>,
     origin: usize,
     third_party: Option<usize>,
+    marked: bool,
 }
 
 fn subset(n: usize) -> impl Strategy<Value = BTreeSet<usize>> {
@@ -94,18 +126,20 @@ fn principal(levels: usize) -> impl Strategy<Value = GPrincipal> {
         0..3usize,
         0..3usize,
         0..levels,
-        0..levels,
+        proptest::option::weighted(0.7, 0..levels),
         subset(3),
         subset(3),
+        proptest::bool::weighted(0.3),
     )
         .prop_map(
-            |(agency, role, clearance, accreditation, caveats, cases)| GPrincipal {
+            |(agency, role, clearance, accreditation, caveats, cases, all_cases)| GPrincipal {
                 agency,
                 role,
                 clearance,
                 accreditation,
                 caveats,
                 cases,
+                all_cases,
             },
         )
 }
@@ -146,6 +180,12 @@ fn rule(levels: usize, n: usize) -> impl Strategy<Value = GRule> {
         proptest::option::of(any::<bool>()),
         proptest::option::of(0..3usize),
         proptest::option::of(proptest::collection::btree_set(0..5usize, 1..=5)),
+        (
+            any::<bool>(),
+            proptest::option::weighted(0.3, proptest::collection::btree_set(0..5usize, 1..=5)),
+            proptest::option::weighted(0.3, proptest::collection::btree_set(0..4usize, 1..=4)),
+            proptest::option::weighted(0.3, any::<bool>()),
+        ),
     )
         .prop_map(
             |(
@@ -158,6 +198,7 @@ fn rule(levels: usize, n: usize) -> impl Strategy<Value = GRule> {
                 third_party,
                 case_assignment,
                 handling,
+                (case_match_any, originators, rel_to, marked),
             )| GRule {
                 deny,
                 from,
@@ -167,7 +208,11 @@ fn rule(levels: usize, n: usize) -> impl Strategy<Value = GRule> {
                 caveats_any,
                 third_party,
                 case_assignment,
+                case_match_any,
                 handling,
+                originators,
+                rel_to,
+                marked,
             },
         )
 }
@@ -178,13 +223,15 @@ fn consent(levels: usize) -> impl Strategy<Value = GConsent> {
         0..3usize,
         0..levels,
         proptest::collection::btree_set(0..4usize, 1..=4),
+        proptest::option::weighted(0.4, 0..4usize),
         -3i64..3,
     )
-        .prop_map(|(tp, agency, max, handling, d)| GConsent {
+        .prop_map(|(tp, agency, max, handling, max_handling, d)| GConsent {
             tp,
             agency,
             max,
             handling,
+            max_handling,
             until: T0 + d * 3_600,
         })
 }
@@ -198,36 +245,44 @@ fn policy() -> impl Strategy<Value = GPolicy> {
                 proptest::collection::vec(consent(levels), 0..8),
                 proptest::collection::vec(rule(levels, n), 0..5),
                 any::<bool>(),
+                proptest::collection::btree_set(0..2usize, 1..=2),
             )
-                .prop_map(move |(principals, consents, mut rules, grant_all)| {
-                    if grant_all {
-                        rules.push(GRule {
-                            deny: false,
-                            from: GSelector {
-                                agency: None,
-                                role: None,
-                                principal: None,
-                            },
-                            to: GSelector {
-                                agency: None,
-                                role: None,
-                                principal: None,
-                            },
-                            purposes: None,
-                            max_level: None,
-                            caveats_any: None,
-                            third_party: None,
-                            case_assignment: None,
-                            handling: None,
-                        });
-                    }
-                    GPolicy {
-                        levels,
-                        principals,
-                        consents,
-                        rules,
-                    }
-                })
+                .prop_map(
+                    move |(principals, consents, mut rules, grant_all, marking_purposes)| {
+                        if grant_all {
+                            rules.push(GRule {
+                                deny: false,
+                                from: GSelector {
+                                    agency: None,
+                                    role: None,
+                                    principal: None,
+                                },
+                                to: GSelector {
+                                    agency: None,
+                                    role: None,
+                                    principal: None,
+                                },
+                                purposes: None,
+                                max_level: None,
+                                caveats_any: None,
+                                third_party: None,
+                                case_assignment: None,
+                                case_match_any: false,
+                                handling: None,
+                                originators: None,
+                                rel_to: None,
+                                marked: None,
+                            });
+                        }
+                        GPolicy {
+                            levels,
+                            marking_purposes,
+                            principals,
+                            consents,
+                            rules,
+                        }
+                    },
+                )
         })
     })
 }
@@ -255,6 +310,7 @@ fn label(levels: usize) -> impl Strategy<Value = GLabel> {
                 handling,
                 origin,
                 third_party,
+                marked: false,
             },
         )
 }
@@ -308,15 +364,25 @@ fn to_toml(g: &GPolicy) -> String {
     for t in &THIRD[..2] {
         s += &format!("[[third_party]]\nid = \"{t}\"\n");
     }
+    s += &format!(
+        "[[marking]]\nid = \"diffusion-restreinte\"\nnames = [\"DR\"]\npurposes = {}\n",
+        list(g.marking_purposes.iter().map(|p| PURPOSES[*p]))
+    );
     for (i, p) in g.principals.iter().enumerate() {
         s += &format!(
-            "[[principal]]\nid = \"{}\"\nkind = \"desk\"\nrole = \"r{}\"\nclearance = \"L{}\"\naccreditation = \"L{}\"\ncaveats = {}\ncases = {}\n",
+            "[[principal]]\nid = \"{}\"\nkind = \"desk\"\nrole = \"r{}\"\nclearance = \"L{}\"\naccreditation = \"{}\"\ncaveats = {}\ncases = {}\n",
             pid(g, i),
             p.role,
             p.clearance,
-            p.accreditation,
+            p.accreditation
+                .map(|a| format!("L{a}"))
+                .unwrap_or_else(|| "none".into()),
             list(p.caveats.iter().map(|c| CAVEATS[*c])),
-            list(p.cases.iter().map(|c| CASES[*c])),
+            if p.all_cases {
+                "[\"*\"]".to_string()
+            } else {
+                list(p.cases.iter().map(|c| CASES[*c]))
+            },
         );
     }
     for (i, c) in g.consents.iter().enumerate() {
@@ -324,12 +390,18 @@ fn to_toml(g: &GPolicy) -> String {
             .unwrap()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap();
+        let handling = match c.max_handling {
+            Some(m) => format!("max_handling = \"H{m}\""),
+            None => format!(
+                "handling = {}",
+                list(c.handling.iter().map(|h| format!("H{h}")))
+            ),
+        };
         s += &format!(
-            "[[consent]]\nid = \"c{i}\"\noriginator = \"{}\"\nto_agency = \"{}\"\nmax_level = \"L{}\"\nhandling = {}\nuntil = {until}\n",
+            "[[consent]]\nid = \"c{i}\"\noriginator = \"{}\"\nto_agency = \"{}\"\nmax_level = \"L{}\"\n{handling}\nuntil = {until}\n",
             THIRD[c.tp],
             AGENCIES[c.agency],
             c.max,
-            list(c.handling.iter().map(|h| format!("H{h}"))),
         );
     }
     for (i, r) in g.rules.iter().enumerate() {
@@ -353,9 +425,28 @@ fn to_toml(g: &GPolicy) -> String {
         }
         if let Some(a) = r.case_assignment {
             s += &format!(
-                "case_assignment = \"{}\"\n",
-                ["recipient", "sender", "both"][a]
+                "case_assignment = \"{}\"\ncase_match = \"{}\"\n",
+                ["recipient", "sender", "both"][a],
+                if r.case_match_any { "any" } else { "all" }
             );
+        }
+        if let Some(o) = &r.originators {
+            s += &format!(
+                "originators = {}\n",
+                list(o.iter().map(|x| ORIGINATORS[*x]))
+            );
+        }
+        if let Some(a) = &r.rel_to {
+            s += &format!(
+                "rel_to = {}\n",
+                list(
+                    a.iter()
+                        .map(|x| AGENCIES.get(*x).copied().unwrap_or("none"))
+                )
+            );
+        }
+        if let Some(m) = r.marked {
+            s += &format!("diffusion_restreinte = {m}\n");
         }
         if let Some(h) = &r.handling {
             s += &format!(
@@ -381,7 +472,7 @@ fn security_label(l: &GLabel) -> SecurityLabel {
             .map(|a| Agency::new(AGENCIES[*a]).unwrap())
             .collect(),
         handling: l.handling.map(|h| HANDLING[h]),
-        diffusion_restreinte: false,
+        diffusion_restreinte: l.marked,
         originator: Originator {
             agency: Agency::new(AGENCIES[l.origin]).unwrap(),
             third_party: l.third_party.map(|t| THIRD[t].to_string()),
@@ -410,13 +501,29 @@ fn dominating(portions: &[GLabel]) -> GLabel {
         handling: portions.iter().find_map(|p| p.handling),
         origin: portions[0].origin,
         third_party: None,
+        marked: portions.iter().any(|p| p.marked),
     }
 }
 
-/// The mandatory rules, stated directly on the generated model.
-fn mandatory_allows(g: &GPolicy, r: usize, l: &GLabel, now: i64) -> bool {
+/// The mandatory rules, stated directly on the generated model: those on
+/// the item as a whole (the sender `s` is cleared for the item label
+/// `item`; marked material only for a purpose of the marking), then those
+/// on the portion `l` for the recipient `r`.
+#[allow(clippy::too_many_arguments)]
+fn mandatory_allows(
+    g: &GPolicy,
+    s: usize,
+    item: &GLabel,
+    purpose: usize,
+    r: usize,
+    l: &GLabel,
+    now: i64,
+) -> bool {
+    let sender = &g.principals[s];
+    let sender_ok = item.level <= sender.clearance && item.caveats.is_subset(&sender.caveats);
+    let marking_ok = !item.marked || g.marking_purposes.contains(&purpose);
     let p = &g.principals[r];
-    let level_ok = l.level <= p.clearance && l.level <= p.accreditation;
+    let level_ok = l.level <= p.clearance && p.accreditation.map_or(true, |a| l.level <= a);
     let caveats_ok = l.caveats.is_subset(&p.caveats);
     let rel_ok = l.rel_to.is_empty() || l.rel_to.contains(&p.agency);
     let tp_ok = match l.third_party {
@@ -426,11 +533,11 @@ fn mandatory_allows(g: &GPolicy, r: usize, l: &GLabel, now: i64) -> bool {
             c.tp == t
                 && c.agency == p.agency
                 && l.level <= c.max
-                && l.handling.is_some_and(|h| c.handling.contains(&h))
+                && l.handling.is_some_and(|h| c.covers(h))
                 && now <= c.until
         }),
     };
-    level_ok && caveats_ok && rel_ok && tp_ok
+    sender_ok && marking_ok && level_ok && caveats_ok && rel_ok && tp_ok
 }
 
 fn scenario() -> impl Strategy<
@@ -455,8 +562,13 @@ fn scenario() -> impl Strategy<
             0..2usize,
             subset(3),
             -4i64..4,
+            proptest::bool::weighted(0.3),
         )
-            .prop_map(|(g, portions, s, r, purpose, cases, d)| {
+            .prop_map(|(g, mut portions, s, r, purpose, cases, d, marked)| {
+                // The marking travels with every portion of a marked item.
+                for p in &mut portions {
+                    p.marked = marked;
+                }
                 (g, portions, s, r, purpose, cases, T0 + d * 3_600)
             })
     })
@@ -490,6 +602,8 @@ proptest! {
                 cases: cases.iter().map(|c| CASES[*c].to_string()).collect(),
                 language: "fr".into(),
                 expires: None,
+                request: None,
+                in_reply_to: None,
             },
             label: security_label(&item),
             portions: labels.iter().map(|_| Bytes(vec![0; 32])).collect(),
@@ -506,7 +620,7 @@ proptest! {
         for &i in &d.portions {
             let l = &portions[i as usize];
             prop_assert!(
-                mandatory_allows(&g, r, l, now),
+                mandatory_allows(&g, s, &item, purpose, r, l, now),
                 "portion {} released against the mandatory rules\n{}\n{:?}", i, text, d
             );
         }
@@ -516,14 +630,15 @@ proptest! {
         let grant_all = g.rules.iter().any(|x| !x.deny && x.from.agency.is_none() && x.from.role.is_none() && x.from.principal.is_none()
             && x.to.agency.is_none() && x.to.role.is_none() && x.to.principal.is_none()
             && x.purposes.is_none() && x.max_level.is_none() && x.caveats_any.is_none()
-            && x.third_party.is_none() && x.case_assignment.is_none() && x.handling.is_none());
+            && x.third_party.is_none() && x.case_assignment.is_none() && x.handling.is_none()
+            && x.originators.is_none() && x.rel_to.is_none() && x.marked.is_none());
         let no_deny = g.rules.iter().all(|x| !x.deny);
         let consistent = !d.rules.iter().any(|x| x == "mandatory.label_consistency");
         if grant_all && no_deny && consistent {
             let expected: Vec<u32> = portions
                 .iter()
                 .enumerate()
-                .filter(|(_, l)| mandatory_allows(&g, r, l, now))
+                .filter(|(_, l)| mandatory_allows(&g, s, &item, purpose, r, l, now))
                 .map(|(i, _)| i as u32)
                 .collect();
             prop_assert_eq!(&d.portions, &expected, "{}", text);

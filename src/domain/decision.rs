@@ -20,6 +20,14 @@ pub const MANDATORY_RULE_PREFIX: &str = "mandatory.";
 pub const REL_TO_RULE: &str = "mandatory.rel_to";
 /// Rule id of the mandatory third-party rule.
 pub const THIRD_PARTY_RULE: &str = "mandatory.third_party";
+/// Rule id of the mandatory rule that the sender is cleared for what it
+/// sends: its clearance covers the item label's level and it holds every
+/// caveat of it.
+pub const SENDER_CLEARANCE_RULE: &str = "mandatory.sender_clearance";
+/// Rule id of the mandatory rule that purpose-bound material (Diffusion
+/// restreinte / Beperkte verspreiding) goes only to flows for a purpose
+/// the marking is bound to.
+pub const MARKING_PURPOSE_RULE: &str = "mandatory.marking_purpose";
 /// Rule id of "nothing granted it": deny by default.
 pub const DEFAULT_DENY_RULE: &str = "default.deny";
 

@@ -59,6 +59,39 @@ impl std::str::FromStr for Priority {
     }
 }
 
+/// Whether the information a request asks for is directly accessible to
+/// the requested service (in its own databases) or only indirectly (from
+/// other authorities or parties): Directive (EU) 2023/977, art. 5, sets
+/// different answer deadlines for the two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accessibility {
+    /// Directly accessible information.
+    Direct,
+    /// Indirectly accessible information.
+    Indirect,
+}
+
+impl std::str::FromStr for Accessibility {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "direct" => Ok(Accessibility::Direct),
+            "indirect" => Ok(Accessibility::Indirect),
+            other => Err(format!("accessibility {other:?} is not direct or indirect")),
+        }
+    }
+}
+
+/// What makes an item a request for information: its recipients owe an
+/// answer by a deadline the policy sets from its priority, purpose and the
+/// accessibility of what it asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// How accessible the information asked for is.
+    pub accessibility: Accessibility,
+}
+
 /// The item header, chosen and signed by the sender.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
@@ -76,12 +109,19 @@ pub struct Header {
     pub expires: Option<i64>,
     /// Purpose of the exchange, e.g. `terrorism`.
     pub purpose: String,
+    /// Set when the item is a request for information.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Request>,
     /// Language tag of the content, e.g. `fr`, `nl`, `en`.
     pub language: String,
     /// Handling priority.
     pub priority: Priority,
     /// Who the item is for.
     pub recipients: Vec<PrincipalId>,
+    /// Set when the item answers a request: the request's item reference
+    /// (see [`crate::domain::receipt::item_ref`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<String>,
 }
 
 /// One portion of an item, with its own label.
@@ -227,6 +267,18 @@ impl Header {
         if let Some(exp) = self.expires {
             if exp <= self.created {
                 return Err(FieldError::new(field("expires"), "is not after creation").into());
+            }
+        }
+        if let Some(r) = &self.in_reply_to {
+            if super::receipt::ItemRef::parse(r).is_none() {
+                return Err(FieldError::new(
+                    field("in_reply_to"),
+                    format!(
+                        "must be the item reference of a request: {} lowercase hex digits",
+                        bounds::ITEM_REF
+                    ),
+                )
+                .into());
             }
         }
         Ok(())
@@ -398,6 +450,8 @@ pub(crate) mod tests {
             cases: vec!["CT-2026-014".into()],
             language: "fr".into(),
             expires: None,
+            request: None,
+            in_reply_to: None,
         };
         let portion = |level: &str, body: &str| Portion {
             label: SecurityLabel::new(level, police.clone()),
@@ -502,6 +556,10 @@ pub(crate) mod tests {
         let verified = sample(&k).verify(&k.public_key()).unwrap();
         let mut manifest = verified.manifest.clone();
         manifest.header.expires = Some(manifest.header.created + 3600);
+        manifest.header.request = Some(Request {
+            accessibility: Accessibility::Indirect,
+        });
+        manifest.header.in_reply_to = Some("00".repeat(16));
         crate::domain::bytes::assert_core_deterministic(&to_cbor(&manifest));
     }
 

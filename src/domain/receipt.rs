@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::bytes::{sha256, Bytes};
 use super::decision::{
-    Decision, DEFAULT_DENY_RULE, MANDATORY_RULE_PREFIX, REL_TO_RULE, THIRD_PARTY_RULE,
+    Decision, DEFAULT_DENY_RULE, MANDATORY_RULE_PREFIX, MARKING_PURPOSE_RULE, REL_TO_RULE,
+    SENDER_CLEARANCE_RULE, THIRD_PARTY_RULE,
 };
 use super::principal::PrincipalId;
 
@@ -68,7 +69,9 @@ impl RecipientOutcome {
     /// recipient's accreditation does not cover this level" would tell the
     /// sender an attribute of another principal. The two mandatory rules
     /// that depend only on the item and the recipient's agency (REL TO and
-    /// third-party consent) are named. The full reasons stay on
+    /// third-party consent) are named, and so are the two that depend only
+    /// on the item and its sender (the sender's own clearance, and the
+    /// purpose of Diffusion restreinte material). The full reasons stay on
     /// the audit log (in `decided` entries) and in `policy explain`.
     pub fn for_sender(decision: &Decision) -> Self {
         let allowed = decision.allowed();
@@ -89,6 +92,16 @@ impl RecipientOutcome {
                     // sender knows it already.
                     reasons.push(format!(
                         "refused by mandatory rule {rule}: the recipient's agency is not in the REL TO"
+                    ));
+                } else if rule == SENDER_CLEARANCE_RULE {
+                    // About the sender's own attributes and its own label.
+                    reasons.push(format!(
+                        "refused by mandatory rule {rule}: the item label is above your own clearance, or carries a caveat you do not hold"
+                    ));
+                } else if rule == MARKING_PURPOSE_RULE {
+                    // About the item's marking and purpose, both the sender's.
+                    reasons.push(format!(
+                        "refused by mandatory rule {rule}: the item is marked Diffusion restreinte and its purpose is not one the marking is bound to"
                     ));
                 } else if rule.starts_with(MANDATORY_RULE_PREFIX) {
                     mandatory = true;

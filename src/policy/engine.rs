@@ -44,10 +44,15 @@ pub mod rule_ids {
     pub const RECIPIENT_KNOWN: &str = "mandatory.recipient_known";
     /// The sender must be a principal the policy knows.
     pub const SENDER_KNOWN: &str = "mandatory.sender_known";
+    /// The sender's clearance must cover the item label, and it must hold
+    /// every caveat of it.
+    pub const SENDER_CLEARANCE: &str = crate::domain::decision::SENDER_CLEARANCE_RULE;
+    /// Purpose-bound material goes only to flows for one of its purposes.
+    pub const MARKING_PURPOSE: &str = crate::domain::decision::MARKING_PURPOSE_RULE;
     /// No flow rule granted: deny by default.
     pub const DEFAULT_DENY: &str = crate::domain::decision::DEFAULT_DENY_RULE;
     /// Every built-in rule id, for coverage reports.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 12] = [
         CLEARANCE,
         ACCREDITATION,
         CAVEATS,
@@ -57,6 +62,8 @@ pub mod rule_ids {
         LABEL_WELL_FORMED,
         RECIPIENT_KNOWN,
         SENDER_KNOWN,
+        SENDER_CLEARANCE,
+        MARKING_PURPOSE,
         DEFAULT_DENY,
     ];
 }
@@ -93,6 +100,8 @@ struct LabelCtx {
     /// `Some(None)`: third-party material from an originator the policy does
     /// not know.
     third_party: Option<Option<u16>>,
+    /// Marked Diffusion restreinte.
+    marked: bool,
 }
 
 /// Why a label does not fit the scheme.
@@ -105,6 +114,8 @@ enum LabelFault<'l> {
     Caveat(&'l str),
     /// The originating agency is not one of the gateway's.
     OriginAgency,
+    /// Marked Diffusion restreinte, a marking the policy does not declare.
+    Marking,
 }
 
 /// Why a flow rule did not match.
@@ -120,6 +131,9 @@ enum Mismatch {
     ThirdParty,
     CaseAssignment,
     Cases,
+    Originator,
+    RelTo,
+    Marking,
 }
 
 impl Mismatch {
@@ -137,6 +151,11 @@ impl Mismatch {
             }
             Mismatch::CaseAssignment => "the required case assignment does not hold",
             Mismatch::Cases => "the item names none of its cases",
+            Mismatch::Originator => "the portion's originator is not among its originators",
+            Mismatch::RelTo => "the portion's REL TO names none of its rel_to",
+            Mismatch::Marking => {
+                "the portion's Diffusion restreinte marking is not the one it applies to"
+            }
         }
     }
 }
@@ -269,14 +288,18 @@ fn priority_bit(p: Priority) -> u8 {
     }
 }
 
-/// Whether the item names at least one case and `p` is assigned to all of them.
-fn assigned(p: &Principal, item: &ItemCtx) -> bool {
-    !item.unknown_case
-        && !item.cases.is_empty()
-        && item
-            .cases
-            .iter()
-            .all(|x| p.case_ids.binary_search(x).is_ok())
+/// Whether the item names at least one case and `p` is assigned to all of
+/// them (`all`: then every case must be one the policy declares) or to at
+/// least one of them (`any`).
+fn assigned(p: &Principal, item: &ItemCtx, m: CaseMatch) -> bool {
+    match m {
+        CaseMatch::All => {
+            !item.unknown_case
+                && !item.cases.is_empty()
+                && item.cases.iter().all(|&x| p.assigned_to(x))
+        }
+        CaseMatch::Any => item.cases.iter().any(|&x| p.assigned_to(x)),
+    }
 }
 
 impl Policy {
@@ -348,6 +371,9 @@ impl Policy {
                 "originator agency {} is not an agency of this gateway",
                 l.originator.agency
             ),
+            LabelFault::Marking => {
+                "it is marked Diffusion restreinte and the policy declares no such marking".into()
+            }
         })
     }
 
@@ -392,6 +418,10 @@ impl Policy {
                     bounds::list(self.agencies.iter().map(|a| a.agency.as_str()), ALLOWED)
                 ),
             ),
+            LabelFault::Marking => FieldError::new(
+                "diffusion_restreinte",
+                "the policy in force declares no Diffusion restreinte marking; leave it out",
+            ),
         }
     }
 
@@ -425,12 +455,16 @@ impl Policy {
             .third_party
             .as_ref()
             .map(|t| self.third_party_by_id.get(t).copied());
+        if l.diffusion_restreinte && self.diffusion_restreinte.is_none() {
+            return Err(LabelFault::Marking);
+        }
         Ok(LabelCtx {
             rank,
             caveats,
             handling,
             origin_agency,
             third_party,
+            marked: l.diffusion_restreinte,
         })
     }
 
@@ -480,6 +514,13 @@ impl Policy {
         if p.diffusion_restreinte && !item.diffusion_restreinte {
             return Some("it is marked Diffusion restreinte and the item label is not".into());
         }
+        // A purpose-bound marking travels with every portion: a portion
+        // released on its own still says what it may be used for.
+        if item.diffusion_restreinte && !p.diffusion_restreinte {
+            return Some(
+                "the item is marked Diffusion restreinte and this portion is not: the marking travels with every portion".into(),
+            );
+        }
         None
     }
 
@@ -496,7 +537,7 @@ impl Policy {
         if c.rank > rcp.clearance {
             fails |= F_CLEARANCE;
         }
-        if c.rank > rcp.accreditation {
+        if rcp.accreditation.is_some_and(|a| c.rank > a) {
             fails |= F_ACCREDITATION;
         }
         if c.caveats & !rcp.caveat_mask != 0 {
@@ -561,10 +602,12 @@ impl Policy {
             }
         }
         if let Some(a) = rule.case_assignment {
+            // The loader requires case_match with case_assignment.
+            let m = rule.case_match.unwrap_or(CaseMatch::All);
             let ok = match a {
-                CaseAssignment::Recipient => assigned(rcp, item),
-                CaseAssignment::Sender => assigned(sender, item),
-                CaseAssignment::Both => assigned(rcp, item) && assigned(sender, item),
+                CaseAssignment::Recipient => assigned(rcp, item, m),
+                CaseAssignment::Sender => assigned(sender, item, m),
+                CaseAssignment::Both => assigned(rcp, item, m) && assigned(sender, item, m),
             };
             if !ok {
                 return Some(Mismatch::CaseAssignment);
@@ -583,8 +626,8 @@ impl Policy {
     }
 
     /// Checks a rule's portion-level predicates: handling, level range,
-    /// caveats, origin.
-    fn label_mismatch(rule: &Rule, c: &LabelCtx) -> Option<Mismatch> {
+    /// caveats, origin, originators, REL TO, marking.
+    fn label_mismatch(rule: &Rule, l: &SecurityLabel, c: &LabelCtx) -> Option<Mismatch> {
         let k = &rule.c;
         if let Some(m) = k.handling {
             if m & c.handling == 0 {
@@ -606,6 +649,32 @@ impl Policy {
             if tp != c.third_party.is_some() {
                 return Some(Mismatch::ThirdParty);
             }
+        }
+        if rule.originators.is_some() {
+            let hit = k.origin_agencies.contains(&c.origin_agency)
+                || match c.third_party {
+                    Some(Some(t)) => k.origin_third_parties.contains(&t),
+                    // A third party the policy does not know might be one a
+                    // deny rule names under another spelling: fail closed.
+                    Some(None) => rule.effect == RuleEffect::Deny,
+                    None => false,
+                };
+            if !hit {
+                return Some(Mismatch::Originator);
+            }
+        }
+        if let Some((agencies, none)) = &k.rel_to {
+            let hit = if l.rel_to.is_empty() {
+                *none
+            } else {
+                agencies.iter().any(|a| l.rel_to.contains(a))
+            };
+            if !hit {
+                return Some(Mismatch::RelTo);
+            }
+        }
+        if rule.diffusion_restreinte.is_some_and(|m| m != c.marked) {
+            return Some(Mismatch::Marking);
         }
         None
     }
@@ -635,7 +704,7 @@ impl Policy {
                 rcp.kind,
                 rcp.role,
                 self.level_name(rcp.clearance),
-                self.level_name(rcp.accreditation),
+                self.accreditation_name(rcp),
                 rcp.caveats.join(", "),
                 rcp.cases.join(", "),
                 rcp.may_send,
@@ -721,20 +790,101 @@ impl Policy {
             }
         }
 
+        // The sender must be cleared for what it sends: the item label
+        // dominates every portion, so checking it covers them all. This
+        // holds for every recipient alike. The personal clearance, not the
+        // station accreditation: an officer abroad may report at once, at
+        // the level of what he learnt, what his post may not keep (the
+        // recipients' accreditation is checked as ever).
+        let sender_over = item_ctx.rank > sender.clearance;
+        let sender_lacks = item_ctx.caveats & !sender.caveat_mask;
+        if sender_over || sender_lacks != 0 {
+            let d = self.deny(
+                recipient,
+                rule_ids::SENDER_CLEARANCE,
+                format!(
+                    "the item label ({}) is above the clearance of the sender {}, or carries a caveat it does not hold: a principal sends only material within its own clearance",
+                    item_label.level, sender.id
+                ),
+            );
+            if let Some(t) = trace {
+                let mut why = Vec::new();
+                if sender_over {
+                    why.push(format!(
+                        "item level {} is above the sender's clearance {}",
+                        self.level_name(item_ctx.rank),
+                        self.level_name(sender.clearance)
+                    ));
+                }
+                if sender_lacks != 0 {
+                    let missing: Vec<&str> = self
+                        .caveats
+                        .iter()
+                        .enumerate()
+                        .filter(|(b, _)| sender_lacks & (1 << b) != 0)
+                        .map(|(_, c)| c.as_str())
+                        .collect();
+                    why.push(format!("the sender lacks caveat(s) {}", missing.join(", ")));
+                }
+                t.item
+                    .push(format!("{} ({})", d.reasons[0], why.join("; ")));
+            }
+            return d;
+        }
+
+        let purpose = self.purpose_by_name.get(&header.purpose).copied();
+        // Purpose-bound material: the item label carries the marking when
+        // any portion does (consistency above), and the flow's purpose must
+        // be one the marking is bound to, whatever the recipient.
+        if item_label.diffusion_restreinte {
+            let mask = self
+                .diffusion_restreinte
+                .and_then(|i| self.markings.get(i))
+                .map(|m| m.purpose_mask)
+                .unwrap_or(0);
+            if !purpose.is_some_and(|p| mask & (1 << p) != 0) {
+                let bound = self
+                    .diffusion_restreinte
+                    .and_then(|i| self.markings.get(i))
+                    .map(|m| m.purposes.join(", "))
+                    .unwrap_or_default();
+                let d = self.deny(
+                    recipient,
+                    rule_ids::MARKING_PURPOSE,
+                    format!(
+                        "the item is marked Diffusion restreinte, bound to the purposes {bound}; this flow's purpose {:?} is not one of them",
+                        header.purpose
+                    ),
+                );
+                if let Some(t) = trace {
+                    t.item.push(d.reasons[0].clone());
+                }
+                return d;
+            }
+        }
+
         let mut unknown_case = false;
         let mut cases: Vec<u32> = header
             .cases
             .iter()
             .filter_map(|c| {
-                let id = self.case_by_id.get(c).copied();
-                unknown_case |= id.is_none();
+                let id = self.case_index(c);
+                if id.is_none() {
+                    unknown_case = true;
+                    if let Some(t) = trace.as_deref_mut() {
+                        t.item.push(format!(
+                            "case {c:?} is not declared by the policy: no grant matches on it, and no one is assigned to it (a deny rule with `cases` matches it, failing closed)"
+                        ));
+                    }
+                }
                 id
             })
             .collect();
         cases.sort_unstable();
+        cases.dedup();
         let ctx = ItemCtx {
             sender: sender_idx,
-            purpose: self.purpose_by_name.get(&header.purpose).copied(),
+            purpose,
             priority: priority_bit(header.priority),
             cases,
             unknown_case,
@@ -823,7 +973,7 @@ impl Policy {
                         let rule = &self.rules[ri as usize];
                         let mm = self
                             .item_mismatch(rule, ri, &ctx, sender, rcp)
-                            .or_else(|| Self::label_mismatch(rule, c));
+                            .or_else(|| Self::label_mismatch(rule, l, c));
                         if mm != Some(Mismatch::Sender) {
                             p.rules.push(RuleTrace {
                                 rule: rule.id.clone(),
@@ -844,7 +994,7 @@ impl Policy {
                 } else {
                     for &ri in &item_matches {
                         let rule = &self.rules[ri as usize];
-                        if Self::label_mismatch(rule, c).is_none() {
+                        if Self::label_mismatch(rule, l, c).is_none() {
                             match rule.effect {
                                 // Deny rules come first: the first match settles it.
                                 RuleEffect::Deny => {
@@ -920,6 +1070,14 @@ impl Policy {
         }
     }
 
+    /// The recipient's accreditation as shown to the security officer.
+    fn accreditation_name(&self, p: &Principal) -> &str {
+        match p.accreditation {
+            Some(a) => self.level_name(a),
+            None => "none (not a station)",
+        }
+    }
+
     /// Why each recorded consent of `tp` does not cover this release.
     fn consents_considered(&self, tp: &str, c: &LabelCtx, rcp: &Principal, now: i64) -> String {
         let Some(&ti) = self.third_party_by_id.get(tp) else {
@@ -990,10 +1148,16 @@ impl Policy {
         p.checks.push(Check {
             rule: rule_ids::ACCREDITATION,
             passed: fails & F_ACCREDITATION == 0,
-            detail: format!(
-                "portion level {lvl}, recipient accreditation {}",
-                self.level_name(rcp.accreditation)
-            ),
+            detail: match rcp.accreditation {
+                Some(a) => format!(
+                    "portion level {lvl}, recipient accreditation {}",
+                    self.level_name(a)
+                ),
+                None => {
+                    "the recipient is not a station: no station ceiling (accreditation = \"none\")"
+                        .into()
+                }
+            },
         });
         let missing: Vec<&str> = l
             .caveats
@@ -1129,6 +1293,8 @@ priorities = ["FLASH"]
                 cases: vec![],
                 language: "fr".into(),
                 expires: None,
+                request: None,
+                in_reply_to: None,
             },
             label,
             portions: vec![Bytes(vec![]); n],
@@ -1229,7 +1395,7 @@ priorities = ["FLASH"]
             portion_labels: vec![&low],
         };
         assert_eq!(p.decide(&facts, &to, 0).rules, vec!["no-k".to_string()]);
-        // Nor does a case the policy does not know (here: another letter case).
+        // Case references compare in any letter case: "k" is the case K.
         m.header.cases = vec!["k".into()];
         let facts = ItemFacts {
             manifest: &m,
@@ -1312,6 +1478,237 @@ priorities = ["FLASH"]
         assert_eq!(
             p.decide(&facts, &PrincipalId::new("b/r").unwrap(), 0).rules,
             vec![rule_ids::LABEL_CONSISTENCY]
+        );
+    }
+
+    fn with(extra: &str) -> Policy {
+        Policy::from_sources(&[("p.toml".into(), format!("{POLICY}{extra}"))]).unwrap()
+    }
+
+    #[test]
+    fn case_match_any_all_and_every_case() {
+        let extra = r#"
+[[case]]
+id = "K1"
+purpose = "p"
+[[case]]
+id = "K2"
+purpose = "p"
+[[principal]]
+id = "b/one"
+kind = "desk"
+role = "one"
+clearance = "HIGH"
+accreditation = "none"
+cases = ["K1"]
+[[principal]]
+id = "b/all"
+kind = "desk"
+role = "all"
+clearance = "HIGH"
+accreditation = "none"
+cases = ["*"]
+[[grant]]
+id = "any"
+from = { agencies = ["a"] }
+to = { roles = ["one", "all"] }
+case_assignment = "recipient"
+case_match = "any"
+[[grant]]
+id = "all"
+from = { agencies = ["a"] }
+to = { roles = ["one", "all"] }
+case_assignment = "recipient"
+case_match = "all"
+"#;
+        let p = with(extra);
+        let low = lbl("LOW");
+        let decide = |cases: &[&str], to: &str| {
+            let mut m = manifest(low.clone(), Priority::Routine, 1);
+            m.header.purpose = "other".into();
+            m.header.cases = cases.iter().map(|c| c.to_string()).collect();
+            let facts = ItemFacts {
+                manifest: &m,
+                portion_labels: vec![&low],
+            };
+            p.decide(&facts, &PrincipalId::new(to).unwrap(), 0).rules
+        };
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Two cases, the recipient assigned to one: `any` grants, `all` does not.
+        assert_eq!(decide(&["K1", "K2"], "b/one"), ids(&["any"]));
+        assert_eq!(decide(&["K1"], "b/one"), ids(&["all", "any"]));
+        // `*` is every declared case…
+        assert_eq!(decide(&["K1", "K2"], "b/all"), ids(&["all", "any"]));
+        // … not a case the policy does not declare: `all` fails closed,
+        // `any` still matches on the declared one.
+        assert_eq!(decide(&["K2", "K9"], "b/all"), ids(&["any"]));
+        assert_eq!(decide(&["K9"], "b/all"), ids(&[rule_ids::DEFAULT_DENY]));
+        // No case named: neither matches.
+        assert_eq!(decide(&[], "b/all"), ids(&[rule_ids::DEFAULT_DENY]));
+        // No station ceiling: HIGH reaches a desk with accreditation none.
+        let high = lbl("HIGH");
+        let mut m = manifest(high.clone(), Priority::Routine, 1);
+        m.header.cases = vec!["K1".into()];
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&high],
+        };
+        assert!(p
+            .decide(&facts, &PrincipalId::new("b/one").unwrap(), 0)
+            .allowed());
+        // explain says which case is undeclared.
+        m.header.cases = vec!["K1".into(), "K9".into()];
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&high],
+        };
+        let ex = p.explain(&facts, &PrincipalId::new("b/one").unwrap(), 0);
+        assert!(
+            ex.item
+                .iter()
+                .any(|i| i.contains("case \"K9\" is not declared")),
+            "{ex}"
+        );
+        assert!(
+            ex.to_string()
+                .contains("accreditation none (not a station)"),
+            "{ex}"
+        );
+    }
+
+    #[test]
+    fn sender_clearance_and_marking_purpose_deny_every_recipient() {
+        let extra = r#"
+[[purpose]]
+id = "q"
+[[marking]]
+id = "diffusion-restreinte"
+names = ["DR"]
+purposes = ["p"]
+"#;
+        let p = with(extra);
+        let to = PrincipalId::new("b/r").unwrap();
+        // The sender a/s holds X and is cleared HIGH: LOW with X is fine.
+        let mut low = lbl("LOW");
+        low.caveats.insert("X".into());
+        let m = manifest(low.clone(), Priority::Routine, 1);
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&low],
+        };
+        assert_ne!(
+            p.decide(&facts, &to, 0).rules,
+            vec![rule_ids::SENDER_CLEARANCE]
+        );
+        // b/r (HIGH clearance, no caveat) cannot originate X material.
+        let mut m = manifest(low.clone(), Priority::Routine, 1);
+        m.header.sender = to.clone();
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&low],
+        };
+        let d = p.decide(&facts, &PrincipalId::new("a/s").unwrap(), 0);
+        assert_eq!(d.rules, vec![rule_ids::SENDER_CLEARANCE]);
+
+        // Marked material: for purpose p only.
+        let mut dr = lbl("LOW");
+        dr.diffusion_restreinte = true;
+        let mut m = manifest(dr.clone(), Priority::Routine, 1);
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&dr],
+        };
+        assert!(p.decide(&facts, &to, 0).allowed());
+        m.header.purpose = "q".into();
+        let facts = ItemFacts {
+            manifest: &m,
+            portion_labels: vec![&dr],
+        };
+        let d = p.decide(&facts, &to, 0);
+        assert_eq!(d.rules, vec![rule_ids::MARKING_PURPOSE]);
+        assert!(d.reasons[0].contains("bound to the purposes p"), "{d:?}");
+        // Under a policy that declares no such marking, the label is not
+        // well formed, and the sender is told at submission.
+        let plain = policy();
+        let d = plain.decide(&facts, &to, 0);
+        assert_eq!(d.rules, vec![rule_ids::LABEL_WELL_FORMED]);
+        let e = plain.check_labels(&facts).unwrap_err();
+        assert_eq!(e.field, "label.diffusion_restreinte");
+    }
+
+    #[test]
+    fn answer_deadlines_default_to_the_directive_and_the_policy_may_shorten_them() {
+        use crate::domain::item::{Accessibility, Request};
+        let p = policy();
+        let m = |prio, acc| {
+            let mut m = manifest(lbl("LOW"), prio, 1);
+            m.header.request = Some(Request { accessibility: acc });
+            m
+        };
+        let due = |p: &Policy, prio, acc| p.answer_due(&m(prio, acc).header, 1_000);
+        assert_eq!(
+            due(&p, Priority::Flash, Accessibility::Indirect),
+            Some(1_000 + 3_600)
+        );
+        assert_eq!(
+            due(&p, Priority::Urgent, Accessibility::Direct),
+            Some(1_000 + 8 * 3_600)
+        );
+        assert_eq!(
+            due(&p, Priority::Urgent, Accessibility::Indirect),
+            Some(1_000 + 3 * 86_400)
+        );
+        assert_eq!(
+            due(&p, Priority::Routine, Accessibility::Direct),
+            Some(1_000 + 7 * 86_400)
+        );
+        // Not a request: no deadline.
+        assert_eq!(
+            p.answer_due(&manifest(lbl("LOW"), Priority::Flash, 1).header, 1_000),
+            None
+        );
+
+        let p = with(
+            r#"
+[[purpose]]
+id = "q"
+[[deadline]]
+priority = "URGENT"
+within = "6h"
+[[deadline]]
+priority = "URGENT"
+accessibility = "direct"
+purposes = ["p"]
+within = "2h"
+[[deadline]]
+priority = "ROUTINE"
+purposes = ["q"]
+within = "1d"
+"#,
+        );
+        // The shortest of the policy's matching entries.
+        assert_eq!(
+            due(&p, Priority::Urgent, Accessibility::Direct),
+            Some(1_000 + 2 * 3_600)
+        );
+        assert_eq!(
+            due(&p, Priority::Urgent, Accessibility::Indirect),
+            Some(1_000 + 6 * 3_600)
+        );
+        // No entry for this purpose: the default.
+        assert_eq!(
+            due(&p, Priority::Routine, Accessibility::Direct),
+            Some(1_000 + 7 * 86_400)
+        );
+        assert_eq!(
+            p.deadline_for(Priority::Routine, "q", Accessibility::Direct)
+                .map(|d| d.within_secs),
+            Some(86_400)
+        );
+        // The table is part of the digest.
+        assert_ne!(
+            p.digest_hex(),
+            with("[[purpose]]\nid = \"q\"\n").digest_hex()
         );
     }
 }

@@ -76,13 +76,17 @@ pub enum PolicyError {
     /// The policy's author wrote something invalid: every problem is listed.
     #[error("the policy is invalid ({n} problem(s)):\n{0}", n = .0.0.len())]
     Invalid(Diagnostics),
+    /// The policy is valid, but its test files (`tests/*.toml`) are not:
+    /// every problem is listed.
+    #[error("the policy's test files are invalid ({n} problem(s)); the policy itself is valid:\n{0}", n = .0.0.len())]
+    InvalidTests(Diagnostics),
 }
 
 impl PolicyError {
     /// The diagnostics, when the policy itself is at fault.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
-            PolicyError::Invalid(d) => &d.0,
+            PolicyError::Invalid(d) | PolicyError::InvalidTests(d) => &d.0,
             PolicyError::Io { .. } => &[],
         }
     }
@@ -219,6 +223,54 @@ pub(crate) fn datetime_to_unix(dt: &Datetime, end_of_day: bool) -> Result<i64, S
     Ok(base - offset_minutes * 60)
 }
 
+/// Parses a duration written `45m`, `8h` or `3d` into seconds: at least a
+/// minute, at most a year.
+pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
+    let bad = || format!("{s:?} is not a duration such as 45m, 8h or 3d");
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3_600),
+        "d" => n.checked_mul(86_400),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    if !(60..=366 * 86_400).contains(&secs) {
+        return Err(format!("{s:?} is not between one minute and one year"));
+    }
+    Ok(secs)
+}
+
+/// The answer deadlines that apply when the policy declares none for a
+/// request: Directive (EU) 2023/977, art. 5(1): 8 hours for urgent requests
+/// on directly accessible information, 3 days for urgent requests on
+/// indirectly accessible information, 7 days for the others; and FLASH
+/// within the hour.
+pub(crate) fn default_deadlines() -> Vec<Deadline> {
+    const DIRECTIVE: &str = "default: Directive (EU) 2023/977, art. 5(1)";
+    let d = |priority: &str, accessibility, within_secs, source| Deadline {
+        priority: priority.to_string(),
+        accessibility,
+        purposes: None,
+        within_secs,
+        source,
+        purpose_mask: None,
+    };
+    vec![
+        d("FLASH", None, 3_600, "default: FLASH within the hour"),
+        d("URGENT", Some(Accessibility::Direct), 8 * 3_600, DIRECTIVE),
+        d(
+            "URGENT",
+            Some(Accessibility::Indirect),
+            3 * 86_400,
+            DIRECTIVE,
+        ),
+        d("ROUTINE", None, 7 * 86_400, DIRECTIVE),
+    ]
+}
+
 /// The canonical content hashed into the digest: semantics only, sorted,
 /// independent of how the policy is split into files, of comments and of
 /// layout.
@@ -235,6 +287,8 @@ struct Canonical<'a> {
     third_parties: &'a [ThirdParty],
     consents: &'a [Consent],
     rules: &'a [Rule],
+    markings: &'a [Marking],
+    deadlines: &'a [Deadline],
 }
 
 struct Located<T> {
@@ -276,6 +330,7 @@ impl Policy {
         let mut caveats = Vec::new();
         let mut handlings = Vec::new();
         let mut markings = Vec::new();
+        let mut deadlines = Vec::new();
         let mut purposes = Vec::new();
         let mut cases = Vec::new();
         let mut agencies = Vec::new();
@@ -305,6 +360,7 @@ impl Policy {
             take(fi, parsed.principal, &mut principals);
             take(fi, parsed.third_party, &mut third_parties);
             take(fi, parsed.consent, &mut consents);
+            take(fi, parsed.deadline, &mut deadlines);
             for g in parsed.grant {
                 rules.push(Located {
                     file: fi,
@@ -517,14 +573,67 @@ impl Policy {
             }
         }
         let mut marking_ids = BTreeSet::new();
+        let mut compiled_markings: Vec<Marking> = Vec::new();
         for m in &markings {
-            if !marking_ids.insert(m.value.id.get_ref().clone()) {
+            let id = m.value.id.get_ref();
+            if !marking_ids.insert(id.clone()) {
                 r.at(
                     m.file,
                     m.value.id.span(),
-                    format!("duplicate marking {:?}", m.value.id.get_ref()),
+                    format!("duplicate marking {id:?}"),
+                );
+                continue;
+            }
+            // Labels carry one purpose-bound marking, as a flag: a marking
+            // of another id could be declared but never carried.
+            if id != DIFFUSION_RESTREINTE {
+                r.at(
+                    m.file,
+                    m.value.id.span(),
+                    format!(
+                        "marking {id:?}: labels carry only the Diffusion restreinte / Beperkte verspreiding marking (`diffusion_restreinte = true`); declare it with id {DIFFUSION_RESTREINTE:?}"
+                    ),
                 );
             }
+            let mut purpose_mask: Mask = 0;
+            let mut purpose_list = Vec::new();
+            match &m.value.purposes {
+                None => r.at(
+                    m.file,
+                    m.span.clone(),
+                    format!(
+                        "marking {id:?} names no purposes: a purpose-bound marking needs `purposes = [...]`, the purposes marked material may be released for"
+                    ),
+                ),
+                Some(ps) if ps.get_ref().is_empty() => r.at(
+                    m.file,
+                    ps.span(),
+                    format!("marking {id:?}: `purposes` is an empty list, so marked material could never be released"),
+                ),
+                Some(ps) => {
+                    for p in ps.get_ref() {
+                        match purpose_by_name.get(p.get_ref()) {
+                            Some(&b) => {
+                                purpose_mask |= 1 << b;
+                                purpose_list.push(p.get_ref().clone());
+                            }
+                            None => r.at(
+                                m.file,
+                                p.span(),
+                                format!("marking {id:?}: unknown purpose {:?}", p.get_ref()),
+                            ),
+                        }
+                    }
+                }
+            }
+            purpose_list.sort();
+            purpose_list.dedup();
+            compiled_markings.push(Marking {
+                id: id.clone(),
+                names: m.value.names.iter().map(|n| n.get_ref().clone()).collect(),
+                purposes: purpose_list,
+                purpose_mask,
+            });
             for n in &m.value.names {
                 if level_by_name.contains_key(&normalize_level(n.get_ref())) {
                     r.at(
@@ -538,6 +647,11 @@ impl Policy {
                 }
             }
         }
+
+        compiled_markings.sort_by(|a, b| a.id.cmp(&b.id));
+        let dr_marking = compiled_markings
+            .iter()
+            .position(|m| m.id == DIFFUSION_RESTREINTE);
 
         // --- cases ---------------------------------------------------------
         let mut case_names: Vec<String> = Vec::new();
@@ -553,8 +667,20 @@ impl Policy {
                 );
                 continue;
             }
-            if case_by_id.contains_key(id) {
-                r.at(c.file, c.value.id.span(), format!("duplicate case {id:?}"));
+            if case_by_id.contains_key(&normalize_case(id)) {
+                r.at(
+                    c.file,
+                    c.value.id.span(),
+                    format!("duplicate case {id:?} (case references compare in any letter case)"),
+                );
+                continue;
+            }
+            if id == "*" {
+                r.at(
+                    c.file,
+                    c.value.id.span(),
+                    "\"*\" is not a case id: in a principal's `cases` it means every case",
+                );
                 continue;
             }
             if !purpose_by_name.contains_key(c.value.purpose.get_ref()) {
@@ -567,7 +693,7 @@ impl Policy {
                     ),
                 );
             }
-            case_by_id.insert(id.clone(), case_names.len() as u32);
+            case_by_id.insert(normalize_case(id), case_names.len() as u32);
             case_names.push(id.clone());
             case_purposes.push(c.value.purpose.get_ref().clone());
         }
@@ -684,7 +810,34 @@ impl Policy {
                 );
             }
             let clearance = level(&v.clearance, "clearance", p.file, &mut r);
-            let accreditation = level(&v.accreditation, "accreditation", p.file, &mut r);
+            // `Some(None)`: no station ceiling; `None`: an error was reported.
+            let accreditation: Option<Option<Rank>> = match &v.accreditation {
+                None => {
+                    r.at(
+                        p.file,
+                        v.id.span(),
+                        format!(
+                            "principal {id} has no `accreditation`: give the level its station or premises is accredited to, or \"none\" for a principal that is not a station"
+                        ),
+                    );
+                    None
+                }
+                Some(a) if a.get_ref() == "none" => {
+                    if kind == Some(PrincipalKind::Station) {
+                        r.at(
+                            p.file,
+                            a.span(),
+                            format!(
+                                "principal {id} is a station: a station always has an accreditation level (\"none\" is only for desks and persons)"
+                            ),
+                        );
+                        None
+                    } else {
+                        Some(None)
+                    }
+                }
+                Some(a) => level(a, "accreditation", p.file, &mut r).map(Some),
+            };
             let mut caveat_mask: Mask = 0;
             let mut cav = BTreeSet::new();
             for c in &v.caveats {
@@ -702,14 +855,35 @@ impl Policy {
             }
             let mut case_ids = Vec::new();
             let mut case_list = BTreeSet::new();
+            let all_cases = v.cases.iter().any(|c| c.get_ref() == "*");
+            if all_cases && v.cases.len() > 1 {
+                r.at(
+                    p.file,
+                    v.cases[0].span(),
+                    format!("principal {id}: `cases = [\"*\"]` already names every case; list no other case beside it"),
+                );
+            }
             for c in &v.cases {
-                match case_by_id.get(c.get_ref()) {
+                if c.get_ref() == "*" {
+                    continue;
+                }
+                match case_by_id.get(&normalize_case(c.get_ref())) {
                     Some(&ci) => {
                         case_ids.push(ci);
-                        case_list.insert(c.get_ref().clone());
+                        case_list.insert(case_names[ci as usize].clone());
                     }
-                    None => r.at(p.file, c.span(), format!("unknown case {:?}", c.get_ref())),
+                    None => r.at(
+                        p.file,
+                        c.span(),
+                        format!(
+                            "unknown case {:?} (declare it as a [[case]], or write [\"*\"] for every case)",
+                            c.get_ref()
+                        ),
+                    ),
                 }
+            }
+            if all_cases {
+                case_list.insert("*".to_string());
             }
             case_ids.sort_unstable();
             case_ids.dedup();
@@ -741,13 +915,14 @@ impl Policy {
             principal_by_id.insert(id.as_str().to_string(), compiled_principals.len() as u32);
             compiled_principals.push(Principal {
                 clearance_level: compiled_levels[clearance as usize].id.clone(),
-                accreditation_level: compiled_levels[accreditation as usize].id.clone(),
+                accreditation_level: accreditation.map(|a| compiled_levels[a as usize].id.clone()),
                 id,
                 agency,
                 kind,
                 role: v.role.get_ref().clone(),
                 caveats: cav.into_iter().collect(),
                 cases: case_list.into_iter().collect(),
+                all_cases,
                 may_send,
                 audit,
                 agency_idx,
@@ -828,25 +1003,62 @@ impl Policy {
             }
             let max = level(&v.max_level, "max_level", c.file, &mut r);
             let mut mask = 0u8;
-            if v.handling.is_empty() {
-                r.at(
+            let mut handling_list: Vec<String> = Vec::new();
+            match (&v.handling, &v.max_handling) {
+                (None, None) => r.at(
                     c.file,
                     c.span.clone(),
-                    format!("consent {id:?} lists no handling code"),
-                );
-            }
-            for h in &v.handling {
-                match handling_bit(h.get_ref()) {
-                    Some(b) => mask |= b,
+                    format!("consent {id:?} names no handling code: list the codes released material must carry (`handling = [\"H2\"]`) or the highest one (`max_handling = \"H2\"`)"),
+                ),
+                (Some(_), Some(m)) => r.at(
+                    c.file,
+                    m.span(),
+                    format!("consent {id:?} has both `handling` and `max_handling`: give one"),
+                ),
+                (Some(hs), None) => {
+                    if hs.get_ref().is_empty() {
+                        r.at(
+                            c.file,
+                            hs.span(),
+                            format!("consent {id:?} lists no handling code"),
+                        );
+                    }
+                    for h in hs.get_ref() {
+                        match handling_bit(h.get_ref()) {
+                            Some(b) => {
+                                mask |= b;
+                                handling_list.push(h.get_ref().clone());
+                            }
+                            None => r.at(
+                                c.file,
+                                h.span(),
+                                format!(
+                                    "handling code {:?} is not one of H0, H1, H2, H3",
+                                    h.get_ref()
+                                ),
+                            ),
+                        }
+                    }
+                }
+                (None, Some(m)) => match handling_bit(m.get_ref()) {
+                    // Every code up to and including the ceiling.
+                    Some(b) => {
+                        mask = (b << 1) - 1;
+                        handling_list = HANDLING_CODES
+                            .iter()
+                            .take(b.trailing_zeros() as usize + 1)
+                            .map(|c| c.to_string())
+                            .collect();
+                    }
                     None => r.at(
                         c.file,
-                        h.span(),
+                        m.span(),
                         format!(
-                            "handling code {:?} is not one of H0, H1, H2, H3",
-                            h.get_ref()
+                            "consent {id:?}: max_handling {:?} is not one of H0, H1, H2, H3",
+                            m.get_ref()
                         ),
                     ),
-                }
+                },
             }
             let until = match &v.until {
                 None => {
@@ -879,7 +1091,8 @@ impl Policy {
                 originator: v.originator.get_ref().clone(),
                 to_agency: bindings[agency_idx as usize].agency.clone(),
                 max_level: compiled_levels[max_rank as usize].id.clone(),
-                handling: v.handling.iter().map(|h| h.get_ref().clone()).collect(),
+                handling: handling_list,
+                max_handling: v.max_handling.as_ref().map(|m| m.get_ref().clone()),
                 until_unix,
                 reference: v.reference.clone(),
                 tp_idx,
@@ -893,6 +1106,98 @@ impl Policy {
         for (i, c) in compiled_consents.iter().enumerate() {
             consents_by_tp[c.tp_idx as usize].push(i as u32);
         }
+
+        // --- answer deadlines ---------------------------------------------
+        let mut compiled_deadlines: Vec<Deadline> = Vec::new();
+        let mut deadline_keys: HashMap<String, (usize, Range<usize>)> = HashMap::default();
+        for d in &deadlines {
+            let v = &d.value;
+            let before = r.diags.len();
+            let priority = v.priority.get_ref().to_ascii_uppercase();
+            if !matches!(priority.as_str(), "FLASH" | "URGENT" | "ROUTINE") {
+                r.at(
+                    d.file,
+                    v.priority.span(),
+                    format!(
+                        "deadline: priority {:?} is not FLASH, URGENT or ROUTINE",
+                        v.priority.get_ref()
+                    ),
+                );
+            }
+            let accessibility = match &v.accessibility {
+                None => None,
+                Some(a) => match a.get_ref().parse::<Accessibility>() {
+                    Ok(x) => Some(x),
+                    Err(e) => {
+                        r.at(d.file, a.span(), format!("deadline: {e}"));
+                        None
+                    }
+                },
+            };
+            let mut purpose_mask = None;
+            let mut purpose_list = None;
+            if let Some(ps) = &v.purposes {
+                if ps.get_ref().is_empty() {
+                    r.at(d.file, ps.span(), "deadline: `purposes` is an empty list");
+                }
+                let mut m: Mask = 0;
+                let mut list = Vec::new();
+                for p in ps.get_ref() {
+                    match purpose_by_name.get(p.get_ref()) {
+                        Some(&b) => {
+                            m |= 1 << b;
+                            list.push(p.get_ref().clone());
+                        }
+                        None => r.at(
+                            d.file,
+                            p.span(),
+                            format!("deadline: unknown purpose {:?}", p.get_ref()),
+                        ),
+                    }
+                }
+                list.sort();
+                purpose_mask = Some(m);
+                purpose_list = Some(list);
+            }
+            let within = match parse_duration(v.within.get_ref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    r.at(d.file, v.within.span(), format!("deadline: {e}"));
+                    0
+                }
+            };
+            if r.diags.len() != before {
+                continue;
+            }
+            let key = format!("{priority} {accessibility:?} {purpose_list:?}");
+            if let Some((ff, fs)) = deadline_keys.get(&key) {
+                let first = r.location(*ff, fs);
+                r.at(
+                    d.file,
+                    d.span.clone(),
+                    format!("a second deadline for the same requests (first declared at {first})"),
+                );
+                continue;
+            }
+            deadline_keys.insert(key, (d.file, d.span.clone()));
+            compiled_deadlines.push(Deadline {
+                priority,
+                accessibility,
+                purposes: purpose_list,
+                within_secs: within,
+                source: "policy",
+                purpose_mask,
+            });
+        }
+        compiled_deadlines.sort_by(|a, b| {
+            (&a.priority, a.accessibility, &a.purposes, a.within_secs).cmp(&(
+                &b.priority,
+                b.accessibility,
+                &b.purposes,
+                b.within_secs,
+            ))
+        });
+        compiled_deadlines.extend(default_deadlines());
 
         // --- rules ---------------------------------------------------------
         let n = compiled_principals.len();
@@ -1125,11 +1430,93 @@ impl Policy {
                     }
                 },
             };
+            // Both readings of "for a case of the recipient" are
+            // legitimate, so the rule must say which one it means.
+            let case_match = match (&v.case_assignment, &v.case_match) {
+                (_, Some(m)) if !matches!(m.get_ref().as_str(), "all" | "any") => {
+                    r.at(
+                        f,
+                        m.span(),
+                        format!(
+                            "rule {id:?}: case_match {:?} is not all or any",
+                            m.get_ref()
+                        ),
+                    );
+                    None
+                }
+                (None, Some(m)) => {
+                    r.at(
+                        f,
+                        m.span(),
+                        format!("rule {id:?}: case_match without case_assignment says nothing; add case_assignment"),
+                    );
+                    None
+                }
+                (Some(a), None) => {
+                    r.at(
+                        f,
+                        a.span(),
+                        format!("rule {id:?}: case_assignment needs case_match = \"all\" (assigned to every case the item names) or \"any\" (to at least one of them)"),
+                    );
+                    None
+                }
+                (Some(_), Some(m)) if m.get_ref() == "any" => Some(CaseMatch::Any),
+                (Some(_), Some(_)) => Some(CaseMatch::All),
+                (None, None) => None,
+            };
+            if let Some(os) = &v.originators {
+                nonempty(os, "originators", &mut r);
+                for o in os.get_ref() {
+                    if let Some(&ai) = agency_by_name.get(o.get_ref()) {
+                        c.origin_agencies.push(ai);
+                    } else if let Some(&ti) = tp_by_id.get(o.get_ref()) {
+                        c.origin_third_parties.push(ti);
+                    } else {
+                        r.at(
+                            f,
+                            o.span(),
+                            format!(
+                                "rule {id:?}: originator {:?} is neither an agency nor a declared third party",
+                                o.get_ref()
+                            ),
+                        );
+                    }
+                }
+            }
+            if let Some(rs) = &v.rel_to {
+                nonempty(rs, "rel_to", &mut r);
+                let mut ags = Vec::new();
+                let mut none = false;
+                for a in rs.get_ref() {
+                    if a.get_ref() == "none" {
+                        none = true;
+                    } else if let Some(&ai) = agency_by_name.get(a.get_ref()) {
+                        ags.push(bindings[ai as usize].agency.clone());
+                    } else {
+                        r.at(
+                            f,
+                            a.span(),
+                            format!(
+                                "rule {id:?}: rel_to {:?} is not an agency (or \"none\": no REL TO)",
+                                a.get_ref()
+                            ),
+                        );
+                    }
+                }
+                c.rel_to = Some((ags, none));
+            }
+            if v.diffusion_restreinte == Some(true) && dr_marking.is_none() {
+                r.at(
+                    f,
+                    l.span.clone(),
+                    format!("rule {id:?} can never match: no label may carry Diffusion restreinte until the policy declares the [[marking]] {DIFFUSION_RESTREINTE:?}"),
+                );
+            }
             if let Some(cs) = &v.cases {
                 nonempty(cs, "cases", &mut r);
                 let mut ids = Vec::new();
                 for cv in cs.get_ref() {
-                    match case_by_id.get(cv.get_ref()) {
+                    match case_by_id.get(&normalize_case(cv.get_ref())) {
                         Some(&ci) => ids.push(ci),
                         None => r.at(
                             f,
@@ -1186,7 +1573,11 @@ impl Policy {
                     caveats_any: names(&v.caveats_any),
                     third_party: v.third_party,
                     case_assignment,
+                    case_match,
                     cases: names(&v.cases),
+                    originators: names(&v.originators),
+                    rel_to: names(&v.rel_to),
+                    diffusion_restreinte: v.diffusion_restreinte,
                     c,
                 },
                 recipients,
@@ -1235,7 +1626,7 @@ impl Policy {
         let mut sorted_tps = tps.clone();
         sorted_tps.sort_by(|a, b| a.id.cmp(&b.id));
         let canonical = Canonical {
-            format: "passerelle-policy/2",
+            format: "passerelle-policy/3",
             scheme: &scheme_name,
             levels: &compiled_levels,
             caveats: sorted_caveats,
@@ -1246,6 +1637,8 @@ impl Policy {
             third_parties: &sorted_tps,
             consents: &compiled_consents,
             rules: &compiled_rules,
+            markings: &compiled_markings,
+            deadlines: &compiled_deadlines,
         };
         let digest = sha256(&to_cbor(&canonical));
 
@@ -1261,6 +1654,9 @@ impl Policy {
             purpose_by_name,
             cases: case_names,
             case_by_id,
+            markings: compiled_markings,
+            diffusion_restreinte: dr_marking,
+            deadlines: compiled_deadlines,
             agencies: bindings,
             agency_by_name,
             principals: compiled_principals,

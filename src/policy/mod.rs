@@ -46,9 +46,11 @@ pub mod testing;
 pub use engine::{rule_ids, Check, Explanation, PortionExplanation, RuleTrace};
 pub use load::{load_dir, Diagnostic, Diagnostics, PolicyError};
 pub use model::{
-    AgencyBinding, AuditScope, CaseAssignment, Consent, Level, Policy, Principal, PrincipalKind,
-    Rule, RuleEffect, Selector, ThirdParty, AUDITOR_ROLE,
+    AgencyBinding, AuditScope, CaseAssignment, CaseMatch, Consent, Deadline, Level, Marking,
+    Policy, Principal, PrincipalKind, Rule, RuleEffect, Selector, ThirdParty, AUDITOR_ROLE,
+    DIFFUSION_RESTREINTE,
 };
 pub use testing::{
-    check, run_test_sources, run_tests, CheckReport, ItemSpec, TestFailure, TestReport,
+    check, compare_bindings, duration_text, run_test_sources, run_tests, BindingReport,
+    CheckReport, ConfiguredAgency, ItemSpec, TestFailure, TestReport,
 };

@@ -11,7 +11,17 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::Serialize;
 
+use crate::domain::item::{Header, Priority};
 use crate::domain::principal::{Agency, PrincipalId};
+
+/// The word for a priority in the policy files.
+pub(crate) fn priority_name(p: Priority) -> &'static str {
+    match p {
+        Priority::Flash => "FLASH",
+        Priority::Urgent => "URGENT",
+        Priority::Routine => "ROUTINE",
+    }
+}
 
 /// A fast, deterministic hasher (FxHash) for the compiled policy's lookup
 /// tables. The tables are built from the policy alone and never grow at
@@ -153,9 +163,12 @@ pub struct Principal {
     pub(crate) kind: PrincipalKind,
     pub(crate) role: String,
     pub(crate) clearance_level: String,
-    pub(crate) accreditation_level: String,
+    /// `None`: not a station, no station ceiling (`accreditation = "none"`).
+    pub(crate) accreditation_level: Option<String>,
     pub(crate) caveats: Vec<String>,
     pub(crate) cases: Vec<String>,
+    /// Assigned to every declared case (`cases = ["*"]`).
+    pub(crate) all_cases: bool,
     pub(crate) may_send: bool,
     pub(crate) audit: AuditScope,
     #[serde(skip)]
@@ -163,7 +176,7 @@ pub struct Principal {
     #[serde(skip)]
     pub(crate) clearance: Rank,
     #[serde(skip)]
-    pub(crate) accreditation: Rank,
+    pub(crate) accreditation: Option<Rank>,
     #[serde(skip)]
     pub(crate) caveat_mask: Mask,
     /// Interned case ids, sorted.
@@ -192,17 +205,25 @@ impl Principal {
     pub fn clearance(&self) -> &str {
         &self.clearance_level
     }
-    /// Level id of the station or premises accreditation.
-    pub fn accreditation(&self) -> &str {
-        &self.accreditation_level
+    /// Level id of the station or premises accreditation; `None` for a
+    /// principal that is not a station (`accreditation = "none"`): only its
+    /// clearance bounds what it may hold.
+    pub fn accreditation(&self) -> Option<&str> {
+        self.accreditation_level.as_deref()
     }
     /// Caveats and compartments held.
     pub fn caveats(&self) -> &[String] {
         &self.caveats
     }
-    /// Cases the principal is assigned to.
+    /// Cases the principal is assigned to, as written (`["*"]` for every
+    /// declared case: see [`Principal::all_cases`]).
     pub fn cases(&self) -> &[String] {
         &self.cases
+    }
+    /// Whether it is assigned to every case the policy declares
+    /// (`cases = ["*"]`).
+    pub fn all_cases(&self) -> bool {
+        self.all_cases
     }
     /// Whether it may submit items (`may_send`; by default every role but
     /// [`AUDITOR_ROLE`]).
@@ -216,7 +237,14 @@ impl Principal {
     }
     /// Rank of the effective ceiling: the lower of clearance and accreditation.
     pub(crate) fn ceiling(&self) -> Rank {
-        self.clearance.min(self.accreditation)
+        match self.accreditation {
+            Some(a) => self.clearance.min(a),
+            None => self.clearance,
+        }
+    }
+    /// Whether it is assigned to the (known) case `case`.
+    pub(crate) fn assigned_to(&self, case: u32) -> bool {
+        self.all_cases || self.case_ids.binary_search(&case).is_ok()
     }
 }
 
@@ -242,8 +270,12 @@ pub struct Consent {
     pub to_agency: Agency,
     /// Level id up to which (inclusive) the consent holds.
     pub max_level: String,
-    /// Handling codes the released material must carry (one of them).
+    /// Handling codes the released material must carry (one of them),
+    /// as listed or as implied by `max_handling`.
     pub handling: Vec<String>,
+    /// The highest handling code covered (`max_handling`), when the consent
+    /// is written as a ceiling on the order H0 < H1 < H2 < H3.
+    pub max_handling: Option<String>,
     /// Last second (Unix time, UTC) at which the consent holds.
     pub until_unix: i64,
     /// Reference of the consent record, when given.
@@ -278,6 +310,54 @@ pub enum CaseAssignment {
     Sender,
     /// Both of the above.
     Both,
+}
+
+/// How a case assignment holds over the cases an item names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseMatch {
+    /// Every case the item names (and the policy declares them all).
+    All,
+    /// At least one of the cases the item names.
+    Any,
+}
+
+/// A purpose-bound marking (`[[marking]]`), such as Diffusion restreinte /
+/// Beperkte verspreiding: not a level, a restriction on use.
+#[derive(Clone, Debug, Serialize)]
+pub struct Marking {
+    /// Its id (`diffusion-restreinte`).
+    pub id: String,
+    /// The names it is written with.
+    pub names: Vec<String>,
+    /// The purposes marked material may be released for.
+    pub purposes: Vec<String>,
+    #[serde(skip)]
+    pub(crate) purpose_mask: Mask,
+}
+
+/// The id of the marking that a label's `diffusion_restreinte` flag carries.
+pub const DIFFUSION_RESTREINTE: &str = "diffusion-restreinte";
+
+/// Whether the information a request asks for is directly accessible to
+/// the requested service (Directive (EU) 2023/977, art. 5).
+pub use crate::domain::item::Accessibility;
+
+/// How long the recipient of a request has to answer it (`[[deadline]]`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Deadline {
+    /// The request's priority (`FLASH`, `URGENT`, `ROUTINE`).
+    pub priority: String,
+    /// Directly or indirectly accessible information; `None`: both.
+    pub accessibility: Option<Accessibility>,
+    /// The request's purposes it applies to; `None`: every purpose.
+    pub purposes: Option<Vec<String>>,
+    /// Seconds from acceptance of the request to its answer deadline.
+    pub within_secs: i64,
+    /// Where the entry comes from: the policy, or the built-in default.
+    pub source: &'static str,
+    #[serde(skip)]
+    pub(crate) purpose_mask: Option<Mask>,
 }
 
 /// A selector as written, kept for the digest and for explanations.
@@ -320,8 +400,16 @@ pub struct Rule {
     pub third_party: Option<bool>,
     /// Required case assignment.
     pub case_assignment: Option<CaseAssignment>,
+    /// Over which of the item's cases the assignment must hold.
+    pub case_match: Option<CaseMatch>,
     /// The item must name one of these cases.
     pub cases: Option<Vec<String>>,
+    /// The portion originates from one of these agencies or third parties.
+    pub originators: Option<Vec<String>>,
+    /// The portion's REL TO names one of these agencies (`none`: no REL TO).
+    pub rel_to: Option<Vec<String>>,
+    /// Only portions marked Diffusion restreinte (true) or not (false).
+    pub diffusion_restreinte: Option<bool>,
     #[serde(skip)]
     pub(crate) c: CompiledRule,
 }
@@ -338,6 +426,11 @@ pub(crate) struct CompiledRule {
     pub max_rank: Option<Rank>,
     pub caveats_any: Option<Mask>,
     pub cases: Option<Vec<u32>>,
+    /// Agency indices and third-party indices of `originators`.
+    pub origin_agencies: Vec<u16>,
+    pub origin_third_parties: Vec<u16>,
+    /// `rel_to`: agency names, and whether `none` (no REL TO) is listed.
+    pub rel_to: Option<(Vec<crate::domain::principal::Agency>, bool)>,
 }
 
 /// The compiled, validated, immutable policy.
@@ -356,7 +449,13 @@ pub struct Policy {
     pub(crate) purposes: Vec<String>,
     pub(crate) purpose_by_name: FastMap<String, u8>,
     pub(crate) cases: Vec<String>,
+    /// Keyed by [`normalize_case`] of the id.
     pub(crate) case_by_id: FastMap<String, u32>,
+    pub(crate) markings: Vec<Marking>,
+    /// Index in `markings` of [`DIFFUSION_RESTREINTE`], when declared.
+    pub(crate) diffusion_restreinte: Option<usize>,
+    /// The policy's deadlines, then the built-in defaults.
+    pub(crate) deadlines: Vec<Deadline>,
     pub(crate) agencies: Vec<AgencyBinding>,
     pub(crate) agency_by_name: FastMap<String, u16>,
     pub(crate) principals: Vec<Principal>,
@@ -469,6 +568,74 @@ impl Policy {
     pub fn cases(&self) -> &[String] {
         &self.cases
     }
+    /// The declared case a reference stands for (any letter case), when
+    /// the policy declares it.
+    pub fn case(&self, reference: &str) -> Option<&str> {
+        self.case_index(reference)
+            .and_then(|i| self.cases.get(i as usize))
+            .map(String::as_str)
+    }
+    /// The declared purpose-bound markings.
+    pub fn markings(&self) -> &[Marking] {
+        &self.markings
+    }
+    /// The answer deadlines: the policy's `[[deadline]]`s, then the
+    /// built-in defaults of Directive (EU) 2023/977.
+    pub fn deadlines(&self) -> &[Deadline] {
+        &self.deadlines
+    }
+
+    /// The deadline that applies to a request of this priority and purpose
+    /// on information of this accessibility: among the policy's
+    /// `[[deadline]]`s that match, the shortest; when none matches, the
+    /// built-in default (Directive (EU) 2023/977 art. 5, FLASH within the
+    /// hour). Pure: the gateway adds [`Deadline::within_secs`] to the time
+    /// it accepted the request (see [`Policy::answer_due`]).
+    pub fn deadline_for(
+        &self,
+        priority: Priority,
+        purpose: &str,
+        accessibility: Accessibility,
+    ) -> Option<&Deadline> {
+        let prio = priority_name(priority);
+        let purpose = self.purpose_by_name.get(purpose).copied();
+        let matches = |d: &&Deadline| {
+            d.priority == prio
+                && d.accessibility.map_or(true, |a| a == accessibility)
+                && d.purpose_mask
+                    .map_or(true, |m| purpose.is_some_and(|p| m & (1 << p) != 0))
+        };
+        let policy = self
+            .deadlines
+            .iter()
+            .filter(|d| d.source == "policy")
+            .filter(matches)
+            .min_by_key(|d| d.within_secs);
+        policy.or_else(|| {
+            self.deadlines
+                .iter()
+                .filter(|d| d.source != "policy")
+                .find(matches)
+        })
+    }
+
+    /// When the answer to a request is due (Unix seconds, UTC): the time
+    /// the gateway accepted it plus the deadline for its priority, purpose
+    /// and accessibility. `None` when the item is not a request. Pure: the
+    /// caller passes the acceptance time.
+    pub fn answer_due(&self, header: &Header, accepted_at: i64) -> Option<i64> {
+        let request = header.request?;
+        let d = self.deadline_for(header.priority, &header.purpose, request.accessibility)?;
+        Some(accepted_at.saturating_add(d.within_secs))
+    }
+
+    /// Interned index of a case reference (exact spelling first).
+    pub(crate) fn case_index(&self, reference: &str) -> Option<u32> {
+        if let Some(&i) = self.case_by_id.get(reference) {
+            return Some(i);
+        }
+        self.case_by_id.get(&normalize_case(reference)).copied()
+    }
     /// Consents that have expired at `now` (Unix seconds, UTC), for
     /// `policy check` to warn about: they no longer release anything.
     pub fn expired_consents(&self, now_unix_secs: i64) -> impl Iterator<Item = &Consent> {
@@ -503,6 +670,12 @@ impl Policy {
             .map(Level::display_name)
             .unwrap_or("?")
     }
+}
+
+/// How case references are compared: trimmed, ASCII upper case (like
+/// level names, `ct-2026-014` is `CT-2026-014`).
+pub(crate) fn normalize_case(id: &str) -> String {
+    id.trim().to_ascii_uppercase()
 }
 
 /// How level names are compared: trimmed, inner blanks collapsed, upper case.

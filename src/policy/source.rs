@@ -48,6 +48,8 @@ pub(crate) struct PolicyFile {
     pub grant: Vec<S<RawRule>>,
     #[serde(default)]
     pub deny: Vec<S<RawRule>>,
+    #[serde(default)]
+    pub deadline: Vec<S<RawDeadline>>,
 }
 
 /// `[scheme]`: the name of the classification scheme.
@@ -97,6 +99,10 @@ pub(crate) struct RawHandling {
 pub(crate) struct RawMarking {
     pub id: S<String>,
     pub names: Vec<S<String>>,
+    /// The purposes the marked material may be used for; required (the
+    /// loader reports its absence with the marking's line).
+    #[serde(default)]
+    pub purposes: Option<S<Vec<S<String>>>>,
     #[serde(default)]
     pub description: Option<String>,
 }
@@ -130,9 +136,13 @@ pub(crate) struct RawPrincipal {
     pub kind: S<String>,
     pub role: S<String>,
     pub clearance: S<String>,
-    pub accreditation: S<String>,
+    /// A level, or `none` for a principal that is not a station; required
+    /// (the loader reports its absence with the principal's line).
+    #[serde(default)]
+    pub accreditation: Option<S<String>>,
     #[serde(default)]
     pub caveats: Vec<S<String>>,
+    /// Case ids, or `["*"]` for every declared case.
     #[serde(default)]
     pub cases: Vec<S<String>>,
     /// Whether it may submit items; the loader gives the default by role.
@@ -165,7 +175,13 @@ pub(crate) struct RawConsent {
     pub originator: S<String>,
     pub to_agency: S<String>,
     pub max_level: S<String>,
-    pub handling: Vec<S<String>>,
+    /// The handling codes released material must carry (one of them)…
+    #[serde(default)]
+    pub handling: Option<S<Vec<S<String>>>>,
+    /// … or the highest handling code, in the order H0 < H1 < H2 < H3
+    /// (exactly one of the two).
+    #[serde(default)]
+    pub max_handling: Option<S<String>>,
     /// Required; its absence is reported by the loader with the consent's line.
     #[serde(default)]
     pub until: Option<S<Datetime>>,
@@ -211,8 +227,37 @@ pub(crate) struct RawRule {
     pub third_party: Option<bool>,
     #[serde(default)]
     pub case_assignment: Option<S<String>>,
+    /// With `case_assignment`: `all` the item's cases or `any` of them.
+    #[serde(default)]
+    pub case_match: Option<S<String>>,
     #[serde(default)]
     pub cases: Option<S<Vec<S<String>>>>,
+    /// Agencies or third parties the portion originates from (any of).
+    #[serde(default)]
+    pub originators: Option<S<Vec<S<String>>>>,
+    /// Agencies the portion's REL TO names (any of; `none`: no REL TO).
+    #[serde(default)]
+    pub rel_to: Option<S<Vec<S<String>>>>,
+    /// Only portions marked Diffusion restreinte (true) or not (false).
+    #[serde(default)]
+    pub diffusion_restreinte: Option<bool>,
+}
+
+/// `[[deadline]]`: how long the recipient of a request has to answer it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDeadline {
+    pub priority: S<String>,
+    /// `direct` or `indirect`; absent: both.
+    #[serde(default)]
+    pub accessibility: Option<S<String>>,
+    /// The request's purpose is one of these; absent: every purpose.
+    #[serde(default)]
+    pub purposes: Option<S<Vec<S<String>>>>,
+    /// A duration: `45m`, `8h`, `3d`.
+    pub within: S<String>,
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 /// A file of test cases in `tests/`.
@@ -252,6 +297,34 @@ pub(crate) struct RawTestCase {
     pub released: Option<Vec<u32>>,
     #[serde(default)]
     pub rules: Vec<S<String>>,
+    #[serde(default)]
+    pub not_rules: Vec<S<String>>,
+    #[serde(default)]
+    pub reasons: Vec<S<String>>,
+    #[serde(default)]
+    pub sender_reasons: Vec<S<String>>,
+    /// One item, several recipients: an expectation for each (instead of
+    /// `recipient` and the expectations above).
+    #[serde(default)]
+    pub outcomes: Vec<S<RawOutcome>>,
+}
+
+/// What a test case expects for one recipient.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOutcome {
+    pub recipient: S<String>,
+    pub expect: S<String>,
+    #[serde(default)]
+    pub released: Option<Vec<u32>>,
+    #[serde(default)]
+    pub rules: Vec<S<String>>,
+    #[serde(default)]
+    pub not_rules: Vec<S<String>>,
+    #[serde(default)]
+    pub reasons: Vec<S<String>>,
+    #[serde(default)]
+    pub sender_reasons: Vec<S<String>>,
 }
 
 fn default_purpose() -> String {

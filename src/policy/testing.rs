@@ -26,6 +26,7 @@ use crate::domain::decision::{Effect, ItemFacts};
 use crate::domain::item::{Header, Manifest, Priority, MANIFEST_VERSION};
 use crate::domain::label::{HandlingCode, Originator, SecurityLabel};
 use crate::domain::principal::{Agency, PrincipalId};
+use crate::domain::receipt::RecipientOutcome;
 
 /// An item described in TOML (a test case, or the `--item` of `explain`):
 /// what the decider sees of it, without bodies.
@@ -151,7 +152,7 @@ fn item_spec(
         .map_err(|e: String| r.at(file, c.priority.span(), e))
         .ok();
     let now = match &c.now {
-        Some(n) => datetime_to_unix(n.get_ref(), false)
+        Some(n) => test_time(n.get_ref())
             .map_err(|e| r.at(file, n.span(), format!("invalid time: {e}")))
             .ok(),
         None => default_now,
@@ -179,22 +180,31 @@ fn item_spec(
     };
     let portion_labels: Vec<SecurityLabel> = portion_labels.into_iter().flatten().collect();
     let created = now.unwrap_or(0);
-    let manifest = Manifest {
-        version: MANIFEST_VERSION,
-        header: Header {
-            id: "policy-test".into(),
-            sender,
-            recipients: recipient.iter().cloned().collect(),
-            created,
-            priority,
-            purpose: c.purpose.clone(),
-            cases: c.cases.clone(),
-            language: "fr".into(),
-            expires: None,
-        },
-        label: item_label,
-        portions: portion_labels.iter().map(|_| Bytes(vec![0; 32])).collect(),
-    };
+    let manifest =
+        Manifest {
+            version: MANIFEST_VERSION,
+            header: Header {
+                id: "policy-test".into(),
+                sender,
+                recipients: recipient
+                    .iter()
+                    .cloned()
+                    .chain(c.outcomes.iter().filter_map(|o| {
+                        PrincipalId::new(o.get_ref().recipient.get_ref().clone()).ok()
+                    }))
+                    .collect(),
+                created,
+                priority,
+                purpose: c.purpose.clone(),
+                cases: c.cases.clone(),
+                language: "fr".into(),
+                expires: None,
+                request: None,
+                in_reply_to: None,
+            },
+            label: item_label,
+            portions: portion_labels.iter().map(|_| Bytes(vec![0; 32])).collect(),
+        };
     Some(ItemSpec {
         name: c.name.clone(),
         manifest,
@@ -204,15 +214,26 @@ fn item_spec(
     })
 }
 
-/// A test case whose outcome differed from the expected one.
+/// A test case whose outcome differed from the expected one, for one
+/// recipient.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TestFailure {
     /// File in `tests/`.
     pub file: String,
-    /// Line of the case.
+    /// Line of the case (of its outcome, for a case with `outcomes`).
     pub line: usize,
     /// The case's name.
     pub name: String,
+    /// The recipient the failed expectation is about.
+    pub recipient: String,
+    /// The expected effect.
+    pub expected: Effect,
+    /// The effect the policy gave.
+    pub observed: Effect,
+    /// The portions the policy released.
+    pub released: Vec<u32>,
+    /// The rules named in the decision (those that matched or refused).
+    pub rules: Vec<String>,
     /// What differed.
     pub problems: Vec<String>,
     /// The reasons the engine gave.
@@ -222,11 +243,12 @@ pub struct TestFailure {
 /// The result of running a policy's test cases.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TestReport {
-    /// Cases run.
+    /// Decisions checked: one per case, or one per outcome of a case with
+    /// several recipients.
     pub cases: usize,
-    /// Cases that passed.
+    /// Decisions that were as expected.
     pub passed: usize,
-    /// Cases that failed.
+    /// Decisions that were not.
     pub failures: Vec<TestFailure>,
     /// Flow rules and built-in rules that no case exercised.
     pub uncovered_rules: Vec<String>,
@@ -241,10 +263,29 @@ impl TestReport {
     }
 }
 
+fn effect_word(e: Effect) -> &'static str {
+    match e {
+        Effect::Allow => "allow",
+        Effect::Deny => "deny",
+    }
+}
+
 impl fmt::Display for TestReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for t in &self.failures {
-            writeln!(f, "FAIL {}:{}: {}", t.file, t.line, t.name)?;
+            writeln!(
+                f,
+                "FAIL {}:{}: {} (to {})",
+                t.file, t.line, t.name, t.recipient
+            )?;
+            writeln!(
+                f,
+                "  expected {}, observed {}: portions {:?} released; rules [{}]",
+                effect_word(t.expected),
+                effect_word(t.observed),
+                t.released,
+                t.rules.join(", ")
+            )?;
             for p in &t.problems {
                 writeln!(f, "  {p}")?;
             }
@@ -268,7 +309,7 @@ impl fmt::Display for TestReport {
 pub fn run_tests(dir: &Path) -> Result<TestReport, PolicyError> {
     let policy = load_dir(dir)?;
     let files = read_test_files(dir)?;
-    run_test_sources(&policy, &files).map_err(PolicyError::Invalid)
+    run_test_sources(&policy, &files).map_err(PolicyError::InvalidTests)
 }
 
 fn read_test_files(dir: &Path) -> Result<Vec<(String, String)>, PolicyError> {
@@ -283,15 +324,111 @@ fn read_test_files(dir: &Path) -> Result<Vec<(String, String)>, PolicyError> {
         .collect())
 }
 
-struct ParsedCase {
-    file: usize,
+/// What one case expects for one recipient.
+struct Expectation {
     line: usize,
-    spec: ItemSpec,
     recipient: PrincipalId,
-    now: i64,
     expect: Effect,
     released: Option<Vec<u32>>,
     rules: Vec<String>,
+    not_rules: Vec<String>,
+    reasons: Vec<String>,
+    sender_reasons: Vec<String>,
+}
+
+struct ParsedCase {
+    file: usize,
+    spec: ItemSpec,
+    now: i64,
+    outcomes: Vec<Expectation>,
+}
+
+/// A decision time in a test file: a date and a time of day with its
+/// offset, so that no one has to guess which moment a bare date means.
+fn test_time(dt: &toml::value::Datetime) -> Result<i64, String> {
+    if dt.date.is_none() {
+        return Err("a date is required, not a bare time".into());
+    }
+    if dt.time.is_none() {
+        return Err(format!(
+            "{dt} is a date without a time of day: write the moment, e.g. {dt}T12:00:00Z"
+        ));
+    }
+    if dt.offset.is_none() {
+        return Err(format!(
+            "{dt} has no offset: write Z for UTC (e.g. {dt}Z) or +01:00"
+        ));
+    }
+    datetime_to_unix(dt, false)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn expectation(
+    r: &mut Reporter,
+    known: &HashSet<&str>,
+    fi: usize,
+    line: usize,
+    recipient: &toml::Spanned<String>,
+    expect: Option<&toml::Spanned<String>>,
+    case_span: std::ops::Range<usize>,
+    released: &Option<Vec<u32>>,
+    rules: &[toml::Spanned<String>],
+    not_rules: &[toml::Spanned<String>],
+    reasons: &[toml::Spanned<String>],
+    sender_reasons: &[toml::Spanned<String>],
+) -> Option<Expectation> {
+    let recipient = PrincipalId::new(recipient.get_ref().clone())
+        .map_err(|e| r.at(fi, recipient.span(), e.to_string()))
+        .ok();
+    let expect = match expect.map(|e| (e.get_ref().as_str(), e.span())) {
+        Some(("allow", _)) => Some(Effect::Allow),
+        Some(("deny", _)) => Some(Effect::Deny),
+        Some((other, s)) => {
+            r.at(fi, s, format!("expect {other:?} is neither allow nor deny"));
+            None
+        }
+        None => {
+            r.at(
+                fi,
+                case_span,
+                "a test case needs `expect = \"allow\"` or `\"deny\"`",
+            );
+            None
+        }
+    };
+    for id in rules.iter().chain(not_rules) {
+        if !known.contains(id.get_ref().as_str()) {
+            r.at(fi, id.span(), format!("unknown rule id {:?}", id.get_ref()));
+        }
+    }
+    for id in not_rules {
+        if rules.iter().any(|x| x.get_ref() == id.get_ref()) {
+            r.at(
+                fi,
+                id.span(),
+                format!(
+                    "rule {:?} is both in `rules` and in `not_rules`",
+                    id.get_ref()
+                ),
+            );
+        }
+    }
+    for t in reasons.iter().chain(sender_reasons) {
+        if t.get_ref().trim().is_empty() {
+            r.at(fi, t.span(), "an expected reason must not be empty");
+        }
+    }
+    let strs = |v: &[toml::Spanned<String>]| v.iter().map(|x| x.get_ref().clone()).collect();
+    Some(Expectation {
+        line,
+        recipient: recipient?,
+        expect: expect?,
+        released: released.clone(),
+        rules: strs(rules),
+        not_rules: strs(not_rules),
+        reasons: strs(reasons),
+        sender_reasons: strs(sender_reasons),
+    })
 }
 
 fn parse_tests(
@@ -315,7 +452,7 @@ fn parse_tests(
             }
         };
         let default_now = match &tf.now {
-            Some(n) => match datetime_to_unix(n.get_ref(), false) {
+            Some(n) => match test_time(n.get_ref()) {
                 Ok(t) => Some(t),
                 Err(e) => {
                     r.at(fi, n.span(), format!("invalid time: {e}"));
@@ -331,30 +468,74 @@ fn parse_tests(
             if v.name.is_none() {
                 r.at(fi, span.clone(), "a test case needs a `name`");
             }
-            let Some(rcp) = &v.recipient else {
-                r.at(fi, span.clone(), "a test case needs a `recipient`");
-                continue;
-            };
-            let expect = match v.expect.as_ref().map(|e| (e.get_ref().as_str(), e.span())) {
-                Some(("allow", _)) => Effect::Allow,
-                Some(("deny", _)) => Effect::Deny,
-                Some((other, s)) => {
-                    r.at(fi, s, format!("expect {other:?} is neither allow nor deny"));
-                    continue;
-                }
-                None => {
+            let mut outcomes = Vec::new();
+            let single = v.recipient.is_some()
+                || v.expect.is_some()
+                || v.released.is_some()
+                || !v.rules.is_empty()
+                || !v.not_rules.is_empty()
+                || !v.reasons.is_empty()
+                || !v.sender_reasons.is_empty();
+            if !v.outcomes.is_empty() {
+                if single {
                     r.at(
                         fi,
                         span.clone(),
-                        "a test case needs `expect = \"allow\"` or `\"deny\"`",
+                        "a test case has either `recipient` with its expectations, or `outcomes` (one per recipient), not both",
                     );
                     continue;
                 }
-            };
-            for id in &v.rules {
-                if !known.contains(id.get_ref().as_str()) {
-                    r.at(fi, id.span(), format!("unknown rule id {:?}", id.get_ref()));
+                let mut seen = HashSet::new();
+                for o in &v.outcomes {
+                    let ov = o.get_ref();
+                    if !seen.insert(ov.recipient.get_ref().clone()) {
+                        r.at(
+                            fi,
+                            ov.recipient.span(),
+                            format!(
+                                "recipient {} has two outcomes in this case",
+                                ov.recipient.get_ref()
+                            ),
+                        );
+                    }
+                    outcomes.extend(expectation(
+                        &mut r,
+                        &known,
+                        fi,
+                        super::load::line_of(text, o.span().start),
+                        &ov.recipient,
+                        Some(&ov.expect),
+                        o.span(),
+                        &ov.released,
+                        &ov.rules,
+                        &ov.not_rules,
+                        &ov.reasons,
+                        &ov.sender_reasons,
+                    ));
                 }
+            } else {
+                let Some(rcp) = &v.recipient else {
+                    r.at(
+                        fi,
+                        span.clone(),
+                        "a test case needs a `recipient` (or `outcomes`, one per recipient)",
+                    );
+                    continue;
+                };
+                outcomes.extend(expectation(
+                    &mut r,
+                    &known,
+                    fi,
+                    line,
+                    rcp,
+                    v.expect.as_ref(),
+                    span.clone(),
+                    &v.released,
+                    &v.rules,
+                    &v.not_rules,
+                    &v.reasons,
+                    &v.sender_reasons,
+                ));
             }
             let Some(spec) = item_spec(&mut r, fi, span.clone(), v, default_now) else {
                 continue;
@@ -367,18 +548,11 @@ fn parse_tests(
                 );
                 continue;
             };
-            let Ok(recipient) = PrincipalId::new(rcp.get_ref().clone()) else {
-                continue;
-            };
             out.push(ParsedCase {
                 file: fi,
-                line,
                 spec,
-                recipient,
                 now,
-                expect,
-                released: v.released.clone(),
-                rules: v.rules.iter().map(|x| x.get_ref().clone()).collect(),
+                outcomes,
             });
         }
     }
@@ -397,42 +571,75 @@ pub fn run_test_sources(
     let cases = parse_tests(policy, files)?;
     let mut covered: HashSet<String> = HashSet::new();
     let mut failures = Vec::new();
+    let mut checked = 0;
     for c in &cases {
-        let d = policy.decide(&c.spec.facts(), &c.recipient, c.now);
-        covered.extend(d.rules.iter().cloned());
-        let mut problems = Vec::new();
-        let got = if d.allowed() {
-            Effect::Allow
-        } else {
-            Effect::Deny
-        };
-        if got != c.expect {
-            problems.push(format!("expected {:?}, got {:?}", c.expect, got));
-        }
-        if let Some(want) = &c.released {
-            if *want != d.portions {
+        for x in &c.outcomes {
+            checked += 1;
+            let d = policy.decide(&c.spec.facts(), &x.recipient, c.now);
+            covered.extend(d.rules.iter().cloned());
+            let mut problems = Vec::new();
+            let got = if d.allowed() {
+                Effect::Allow
+            } else {
+                Effect::Deny
+            };
+            if got != x.expect {
                 problems.push(format!(
-                    "expected portions {want:?} released, got {:?}",
-                    d.portions
+                    "expected {}, got {}",
+                    effect_word(x.expect),
+                    effect_word(got)
                 ));
             }
-        }
-        for id in &c.rules {
-            if !d.rules.contains(id) {
-                problems.push(format!(
-                    "expected rule {id} in the decision, got [{}]",
-                    d.rules.join(", ")
-                ));
+            if let Some(want) = &x.released {
+                if *want != d.portions {
+                    problems.push(format!(
+                        "expected portions {want:?} released, got {:?}",
+                        d.portions
+                    ));
+                }
             }
-        }
-        if !problems.is_empty() {
-            failures.push(TestFailure {
-                file: files.get(c.file).map(|f| f.0.clone()).unwrap_or_default(),
-                line: c.line,
-                name: c.spec.name.clone().unwrap_or_default(),
-                problems,
-                reasons: d.reasons.clone(),
-            });
+            for id in &x.rules {
+                if !d.rules.contains(id) {
+                    problems.push(format!("expected rule {id} in the decision; it is not"));
+                }
+            }
+            for id in &x.not_rules {
+                if d.rules.contains(id) {
+                    problems.push(format!(
+                        "expected rule {id} not to be in the decision; it is"
+                    ));
+                }
+            }
+            for want in &x.reasons {
+                if !d.reasons.iter().any(|r| r.contains(want.as_str())) {
+                    problems.push(format!("expected a reason containing {want:?}"));
+                }
+            }
+            if !x.sender_reasons.is_empty() {
+                let seen = RecipientOutcome::for_sender(&d).reasons;
+                for want in &x.sender_reasons {
+                    if !seen.iter().any(|r| r.contains(want.as_str())) {
+                        problems.push(format!(
+                            "expected a reason shown to the sender containing {want:?}; the sender is shown: {}",
+                            if seen.is_empty() { "nothing".to_string() } else { seen.join(" | ") }
+                        ));
+                    }
+                }
+            }
+            if !problems.is_empty() {
+                failures.push(TestFailure {
+                    file: files.get(c.file).map(|f| f.0.clone()).unwrap_or_default(),
+                    line: x.line,
+                    name: c.spec.name.clone().unwrap_or_default(),
+                    recipient: x.recipient.to_string(),
+                    expected: x.expect,
+                    observed: got,
+                    released: d.portions.clone(),
+                    rules: d.rules.clone(),
+                    problems,
+                    reasons: d.reasons.clone(),
+                });
+            }
         }
     }
     let mut uncovered: Vec<String> = policy
@@ -444,8 +651,8 @@ pub fn run_test_sources(
         .collect();
     uncovered.sort();
     Ok(TestReport {
-        cases: cases.len(),
-        passed: cases.len() - failures.len(),
+        cases: checked,
+        passed: checked - failures.len(),
         failures,
         uncovered_rules: uncovered,
         policy_digest: policy.digest_hex().to_string(),
@@ -475,6 +682,20 @@ pub struct CheckReport {
     pub may_not_send: Vec<String>,
     /// Principals that read every audit proof (`audit = "all"`).
     pub read_whole_log: Vec<String>,
+    /// The answer deadlines in force, one line each (the policy's, then
+    /// the defaults).
+    pub deadlines: Vec<String>,
+}
+
+/// Writes a number of seconds as the policy files do (`45m`, `8h`, `3d`).
+pub fn duration_text(secs: i64) -> String {
+    if secs % 86_400 == 0 {
+        format!("{}d", secs / 86_400)
+    } else if secs % 3_600 == 0 {
+        format!("{}h", secs / 3_600)
+    } else {
+        format!("{}m", secs / 60)
+    }
 }
 
 impl fmt::Display for CheckReport {
@@ -496,8 +717,76 @@ impl fmt::Display for CheckReport {
             "\nmay not send: {}\nread every audit proof: {}",
             list(&self.may_not_send),
             list(&self.read_whole_log)
-        )
+        )?;
+        for d in &self.deadlines {
+            write!(f, "\nanswer deadline: {d}")?;
+        }
+        Ok(())
     }
+}
+
+/// One agency as the gateway configuration binds it.
+#[derive(Clone, Debug)]
+pub struct ConfiguredAgency<'a> {
+    /// The agency.
+    pub agency: &'a str,
+    /// The SPIFFE trust domain the configuration gives it.
+    pub trust_domain: &'a str,
+}
+
+/// How the policy's agencies and the gateway configuration's bindings
+/// differ.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BindingReport {
+    /// Differences that make the gateway refuse the policy at start or
+    /// reload.
+    pub errors: Vec<String>,
+    /// Differences the gateway accepts, but that a security officer should
+    /// know of: principals that cannot connect.
+    pub warnings: Vec<String>,
+}
+
+/// Compares the policy's `[[agency]]` bindings with the gateway
+/// configuration's, as the gateway does when it starts or reloads (the
+/// same refusals: an agency the policy does not declare, or binds to
+/// another trust domain), and says which agencies of the policy the
+/// configuration leaves out. The gateway trusts the CA files its
+/// configuration names. Pure.
+pub fn compare_bindings(policy: &Policy, configured: &[ConfiguredAgency<'_>]) -> BindingReport {
+    let mut report = BindingReport::default();
+    for c in configured {
+        let Some(b) = policy
+            .agency_bindings()
+            .iter()
+            .find(|b| b.agency.as_str() == c.agency)
+        else {
+            report.errors.push(format!(
+                "agency {} of the gateway config is not declared in the policy: the gateway refuses this policy",
+                c.agency
+            ));
+            continue;
+        };
+        if b.trust_domain != c.trust_domain {
+            report.errors.push(format!(
+                "the policy binds agency {} to trust domain {}, the gateway config to {}: the gateway refuses this policy",
+                c.agency, b.trust_domain, c.trust_domain
+            ));
+        }
+    }
+    for b in policy.agency_bindings() {
+        if !configured.iter().any(|c| c.agency == b.agency.as_str()) {
+            let n = policy
+                .principals()
+                .iter()
+                .filter(|p| p.agency() == &b.agency)
+                .count();
+            report.warnings.push(format!(
+                "agency {} of the policy has no [[agency]] in the gateway config: its {n} principal(s) cannot connect",
+                b.agency
+            ));
+        }
+    }
+    report
 }
 
 /// Validates the policy in `dir` and the syntax and references of its test
@@ -505,7 +794,7 @@ impl fmt::Display for CheckReport {
 pub fn check(dir: &Path) -> Result<CheckReport, PolicyError> {
     let policy = load_dir(dir)?;
     let files = read_test_files(dir)?;
-    let cases = parse_tests(&policy, &files).map_err(PolicyError::Invalid)?;
+    let cases = parse_tests(&policy, &files).map_err(PolicyError::InvalidTests)?;
     Ok(CheckReport {
         policy_digest: policy.digest_hex().to_string(),
         levels: policy.levels().len(),
@@ -514,7 +803,7 @@ pub fn check(dir: &Path) -> Result<CheckReport, PolicyError> {
         third_parties: policy.third_parties().len(),
         consents: policy.consents().len(),
         rules: policy.rules().len(),
-        test_cases: cases.len(),
+        test_cases: cases.iter().map(|c| c.outcomes.len()).sum(),
         may_not_send: policy
             .principals()
             .iter()
@@ -526,6 +815,25 @@ pub fn check(dir: &Path) -> Result<CheckReport, PolicyError> {
             .iter()
             .filter(|p| p.audit() == AuditScope::All)
             .map(|p| p.id().to_string())
+            .collect(),
+        deadlines: policy
+            .deadlines()
+            .iter()
+            .map(|d| {
+                let mut who = vec![d.priority.clone()];
+                if let Some(a) = d.accessibility {
+                    who.push(format!("{a:?}").to_lowercase());
+                }
+                if let Some(p) = &d.purposes {
+                    who.push(format!("for {}", p.join(", ")));
+                }
+                format!(
+                    "{} within {} ({})",
+                    who.join(" "),
+                    duration_text(d.within_secs),
+                    d.source
+                )
+            })
             .collect(),
     })
 }
