@@ -59,7 +59,7 @@ pub struct AgencyConfig {
     pub crl: Option<PathBuf>,
 }
 
-/// TLS files of the gateway itself.
+/// TLS files of the gateway itself, and its key exchange policy.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFiles {
@@ -67,6 +67,27 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// PEM PKCS#8 private key of the gateway.
     pub key: PathBuf,
+    /// Which TLS 1.3 key exchange groups the gateway accepts (`kx`).
+    #[serde(default)]
+    pub kx: KeyExchange,
+}
+
+/// `[tls] kx`: whether the handshake's key exchange must resist a future
+/// quantum computer. The hybrid group is X25519MLKEM768: X25519 and
+/// ML-KEM-768 together, so the session keys stay secret unless both break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyExchange {
+    /// X25519MLKEM768 first, classical X25519 and P-256/P-384 for clients
+    /// that cannot do it (curl on OpenSSL 3.0, older stations).
+    #[default]
+    HybridPreferred,
+    /// X25519MLKEM768 only: a client that does not offer it is refused at
+    /// the handshake, and the refusal is audited (`handshake-kx`).
+    HybridRequired,
+    /// Classical groups only (X25519, P-256, P-384), as before the hybrid
+    /// group existed; for diagnosing a peer that chokes on the larger hello.
+    Classical,
 }
 
 fn default_origin() -> String {

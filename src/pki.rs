@@ -441,7 +441,9 @@ pub fn write_example(
          lease_seconds = 60\n\n\
          # Admission control (README, Configuration): these are the defaults.\n\
          [limits]\nmax_body_bytes = 4194304\nmax_connections = 512\nmax_wait_seconds = 60\n\n\
-         [tls]\ncert = \"gateway/cert.pem\"\nkey = \"gateway/key.pem\"\n\n\
+         # kx: \"hybrid-preferred\" (X25519MLKEM768 first, classical groups for\n\
+         # clients without it), \"hybrid-required\" (refuse those clients) or \"classical\".\n\
+         [tls]\ncert = \"gateway/cert.pem\"\nkey = \"gateway/key.pem\"\nkx = \"hybrid-preferred\"\n\n\
          # The audit log: the gateway's signing key (must be mode 0600) and checkpoints.\n\
          # A new log's first start makes the key if the file is missing. Beside it,\n\
          # audit-key.head keeps the last head the gateway published: keep them together.\n\

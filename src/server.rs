@@ -12,7 +12,9 @@
 //! item); an `mpsc` channel whose senders the connections hold tells when
 //! they are all gone. A refused connection is logged with the peer address
 //! and never stops the loop, and the loop itself never waits for a slot.
-//! This module never looks inside requests.
+//! The key exchange group each handshake agreed on is logged and handed to
+//! the connection's requests ([`KeyExchangeGroup`]). This module never
+//! looks inside requests.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -35,7 +37,7 @@ use crate::keys::GatewayKey;
 use crate::limits::{Activity, Admission, BodyPace, Session, Tracked, Verdict};
 use crate::policy::{self, Policy};
 use crate::store::sqlite::SqliteStore;
-use crate::tls::{self, Identities, VerifiedPeer};
+use crate::tls::{self, Identities, KeyExchangeGroup, VerifiedPeer};
 
 /// How long shutdown waits for requests in progress.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -161,7 +163,12 @@ pub async fn start_with(
 ) -> Result<Running, StartError> {
     let decider: Arc<dyn Decider> = load_policy(config)?;
     let identities = Arc::new(Identities::new(&config.agencies)?);
-    let tls_config = tls::server_config(identities.clone(), &config.tls.cert, &config.tls.key)?;
+    let tls_config = tls::server_config(
+        identities.clone(),
+        &config.tls.cert,
+        &config.tls.key,
+        config.tls.kx,
+    )?;
     // A new key only for a new log: no head file (the key never signed a
     // head) and nothing in the store.
     let head = HeadFile::beside(&config.audit.key);
@@ -344,7 +351,15 @@ async fn connection(
             // The error text comes from the peer's bytes: it goes to the
             // operator's log only; the audit log gets a fixed cause.
             tracing::warn!(%peer_addr, error = %e, "TLS handshake refused");
-            refused(&shared.gateway, peer_addr, "handshake-failed");
+            // Under kx = "hybrid-required", a client without the hybrid
+            // group: counted apart, so the operator sees who still needs
+            // upgrading before it becomes the rule.
+            let cause = if tls::is_key_exchange_refusal(&e) {
+                "handshake-kx"
+            } else {
+                "handshake-failed"
+            };
+            refused(&shared.gateway, peer_addr, cause);
             return;
         }
         Err(_) => {
@@ -354,6 +369,13 @@ async fn connection(
         }
     };
     drop(slot);
+    // Always known once a TLS 1.3 handshake is complete.
+    let kx = tls
+        .get_ref()
+        .1
+        .negotiated_key_exchange_group()
+        .map(|g| KeyExchangeGroup(g.name()));
+    let kx_name = kx.map_or_else(|| "none".to_string(), |g| g.to_string());
     let chain = tls.get_ref().1.peer_certificates().unwrap_or_default();
     let identified = shared.identities.identify(chain);
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -365,17 +387,17 @@ async fn connection(
     let service = match identified {
         Ok(peer) => match shared.admission.session(&peer.principal) {
             Ok(session) => {
-                tracing::debug!(%peer_addr, principal = %peer.principal, "authenticated");
+                tracing::debug!(%peer_addr, principal = %peer.principal, kx = %kx_name, "authenticated");
                 Ok((peer, session))
             }
             Err(refusal) => {
-                tracing::info!(%peer_addr, principal = %peer.principal, cause = refusal.cause(), "connection over the principal's budget");
+                tracing::info!(%peer_addr, principal = %peer.principal, kx = %kx_name, cause = refusal.cause(), "connection over the principal's budget");
                 refused(&shared.gateway, peer_addr, refusal.cause());
                 Err(axum::Router::new().fallback(move || async move { refusal.into_response() }))
             }
         },
         Err(e) => {
-            tracing::warn!(%peer_addr, error = %e, "identity refused");
+            tracing::warn!(%peer_addr, kx = %kx_name, error = %e, "identity refused");
             refused(&shared.gateway, peer_addr, "identity-refused");
             Err(api::refusal_router(Problem::from(&e)))
         }
@@ -389,6 +411,7 @@ async fn connection(
                 PerConnection {
                     peer,
                     session,
+                    kx,
                     activity: activity.clone(),
                     admission: shared.admission.clone(),
                 },
@@ -456,6 +479,7 @@ async fn connection(
 struct PerConnection {
     peer: VerifiedPeer,
     session: Arc<Session>,
+    kx: Option<KeyExchangeGroup>,
     activity: Arc<Activity>,
     admission: Arc<Admission>,
 }
@@ -474,6 +498,9 @@ async fn admit_request(
     }
     request.extensions_mut().insert(conn.peer);
     request.extensions_mut().insert(conn.session);
+    if let Some(kx) = conn.kx {
+        request.extensions_mut().insert(kx);
+    }
     next.run(request).await
 }
 

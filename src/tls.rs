@@ -20,7 +20,7 @@ use rustls_pki_types::pem::PemObject;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::AgencyConfig;
+use crate::config::{AgencyConfig, KeyExchange};
 use crate::domain::cose::PublicKey;
 use crate::domain::principal::{Agency, PrincipalId};
 
@@ -88,9 +88,73 @@ pub struct VerifiedPeer {
     pub public_key: PublicKey,
 }
 
-/// The ring crypto provider: the one the whole crate uses.
+/// The hybrid post-quantum key exchange group, X25519 with ML-KEM-768
+/// (draft-ietf-tls-ecdhe-mlkem): what the gateway and its stations prefer.
+pub const HYBRID_GROUP: rustls::NamedGroup = rustls::NamedGroup::X25519MLKEM768;
+
+/// ring's crypto provider with the key exchange groups `kx` asks for.
+///
+/// Everything else stays ring's: cipher suites, handshake signatures,
+/// certificate verification, randomness. Only X25519MLKEM768 comes from
+/// aws-lc-rs, because ring has no ML-KEM; the classical groups are ring's.
+pub fn provider_for(kx: KeyExchange) -> Arc<CryptoProvider> {
+    let ring = rustls::crypto::ring::default_provider();
+    let hybrid = rustls::crypto::aws_lc_rs::kx_group::X25519MLKEM768;
+    let kx_groups = match kx {
+        KeyExchange::HybridPreferred => std::iter::once(hybrid)
+            .chain(ring.kx_groups.iter().copied())
+            .collect(),
+        KeyExchange::HybridRequired => vec![hybrid],
+        KeyExchange::Classical => ring.kx_groups.clone(),
+    };
+    Arc::new(CryptoProvider { kx_groups, ..ring })
+}
+
+/// The crypto provider stations use, and the gateway by default: ring's,
+/// offering and preferring the hybrid group, with X25519, P-256 and P-384
+/// after it.
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    provider_for(KeyExchange::HybridPreferred)
+}
+
+/// Whether a failed handshake failed because the client offered no key
+/// exchange group the gateway accepts (under `kx = "hybrid-required"`, a
+/// client without X25519MLKEM768).
+pub fn is_key_exchange_refusal(error: &std::io::Error) -> bool {
+    matches!(
+        error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::NoKxGroupsInCommon
+        ))
+    )
+}
+
+/// The key exchange group a connection's handshake agreed on, as the
+/// server attaches it to each of the connection's requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyExchangeGroup(pub rustls::NamedGroup);
+
+impl KeyExchangeGroup {
+    /// Whether the group resists a quantum computer (a hybrid with ML-KEM).
+    pub fn is_post_quantum(&self) -> bool {
+        matches!(
+            self.0,
+            rustls::NamedGroup::X25519MLKEM768
+                | rustls::NamedGroup::secp256r1MLKEM768
+                | rustls::NamedGroup::MLKEM768
+                | rustls::NamedGroup::MLKEM1024
+        )
+    }
+}
+
+impl std::fmt::Display for KeyExchangeGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // rustls's names are the IANA registry's ("X25519MLKEM768",
+        // "secp256r1"); an unknown code point shows as its number.
+        write!(f, "{:?}", self.0)
+    }
 }
 
 fn pem_error(path: &Path, message: impl ToString) -> TlsError {
@@ -367,15 +431,16 @@ enum UsageProblem {
 }
 
 /// The gateway's TLS server configuration: TLS 1.3 only, client
-/// certificate required, HTTP/1.1.
+/// certificate required, HTTP/1.1, the key exchange groups `kx` allows.
 pub fn server_config(
     identities: Arc<Identities>,
     cert: &Path,
     key: &Path,
+    kx: KeyExchange,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let chain = load_certs(cert)?;
     let key = load_key(key)?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+    let mut config = rustls::ServerConfig::builder_with_provider(provider_for(kx))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError::Rustls(e.to_string()))?
         .with_client_cert_verifier(Arc::new(AgencyVerifier(identities)))
@@ -385,8 +450,10 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// A station's TLS client configuration: TLS 1.3, its own certificate, and
-/// the CA that issued the gateway's certificate.
+/// A station's TLS client configuration: TLS 1.3, its own certificate, the
+/// CA that issued the gateway's certificate, and X25519MLKEM768 offered
+/// first (with a classical share beside it, so a classical gateway costs
+/// no extra round trip).
 pub fn client_config(
     cert: &Path,
     key: &Path,

@@ -398,6 +398,8 @@ fn the_cddl_refuses_what_the_docs_forbid() {
             (text("status"), text("ok")),
             (text("principal"), text(principal)),
             (text("agency"), text("police")),
+            (text("key_exchange"), text("X25519MLKEM768")),
+            (text("post_quantum"), ciborium::Value::Bool(true)),
         ])
     };
     assert!(ok("health", &health("police/lo/rabat")));

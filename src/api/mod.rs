@@ -20,7 +20,7 @@
 //! | `GET /v1/audit/checkpoint` | the latest signed checkpoint (a C2SP signed note, `text/plain`), issued now if the log grew |
 //! | `GET /v1/audit/inclusion?index=I[&size=S]` | inclusion proof of entry `I` against the signed checkpoint of size `S` (default: the latest), with the entry and that checkpoint; principals with `audit = "all"`, or principals the entry concerns |
 //! | `GET /v1/audit/consistency?old=A&new=B` | consistency proof between two sizes |
-//! | `GET /healthz` | liveness, and who the gateway thinks you are (answers any verified certificate) |
+//! | `GET /healthz` | liveness, who the gateway thinks you are, and the TLS key exchange group of your connection (answers any verified certificate) |
 
 pub mod problem;
 
@@ -40,7 +40,7 @@ use crate::domain::receipt::ItemRef;
 use crate::gateway::{Gateway, GatewayError, Submitted};
 use crate::limits::{BodyError, Session};
 use crate::store::{AckOutcome, InboxEntry};
-use crate::tls::VerifiedPeer;
+use crate::tls::{KeyExchangeGroup, VerifiedPeer};
 use problem::Problem;
 
 /// Slug of a body cut short by the client (it closed the connection).
@@ -265,13 +265,21 @@ struct Health<'a> {
     status: &'a str,
     principal: &'a str,
     agency: &'a str,
+    key_exchange: String,
+    post_quantum: bool,
 }
 
-async fn healthz(Extension(peer): Extension<VerifiedPeer>, headers: HeaderMap) -> Response {
+async fn healthz(
+    Extension(peer): Extension<VerifiedPeer>,
+    kx: Option<Extension<KeyExchangeGroup>>,
+    headers: HeaderMap,
+) -> Response {
     let health = Health {
         status: "ok",
         principal: peer.principal.as_str(),
         agency: peer.agency.as_str(),
+        key_exchange: kx.map_or_else(|| "none".to_string(), |Extension(g)| g.to_string()),
+        post_quantum: kx.is_some_and(|Extension(g)| g.is_post_quantum()),
     };
     reply(&headers, StatusCode::OK, &health)
 }
