@@ -127,4 +127,21 @@ async fn curl_reads_inbox_item_and_receipt_as_json() {
         ],
     );
     assert!(meta.starts_with("400 application/problem+json"), "{meta}");
+
+    // Under the default kx = "hybrid-preferred", curl is served whatever
+    // its OpenSSL offers: a classical group on OpenSSL 3.0 (no ML-KEM),
+    // X25519MLKEM768 on OpenSSL 3.5 and later; /healthz says which.
+    let (body, meta) = curl(
+        &h,
+        "police/lo/rabat",
+        &["--resolve", &resolve, &format!("{base}/healthz")],
+    );
+    assert!(meta.starts_with("200 application/json"), "{meta}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let group = health["key_exchange"].as_str().unwrap_or_default();
+    assert!(
+        ["X25519MLKEM768", "X25519", "secp256r1", "secp384r1"].contains(&group),
+        "{health}"
+    );
+    assert_eq!(health["post_quantum"], group == "X25519MLKEM768");
 }
