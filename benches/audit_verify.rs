@@ -62,6 +62,7 @@ fn entry(i: u64) -> BoundedEntry {
                     portions_released: 1,
                     reasons: vec![],
                 }],
+                priority: Some(passerelle::domain::item::Priority::Routine),
                 policy_digest,
             }
         }

@@ -500,6 +500,7 @@ impl Gateway {
                 label: item.manifest.label.clone(),
                 portion_labels: item.portions.iter().map(|p| p.label.clone()).collect(),
                 outcomes,
+                priority: Some(header.priority),
                 policy_digest: policy_digest.clone(),
             },
         )?);

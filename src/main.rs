@@ -150,6 +150,39 @@ enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Decide every acceptance on an exported audit log again under a
+    /// candidate policy, and print what would change, per recipient and
+    /// portion (allow → deny, deny → allow), grouped by the rules that
+    /// decided before and after, with counts and example item references.
+    /// The export is verified first.
+    ///
+    /// Exit codes: 0 nothing would change, 1 something would change, 2
+    /// could not run (including an export that does not verify).
+    ///
+    /// Example: passerelle policy replay policies-next/ --export /tmp/audit-export --key gateway/audit.vkey
+    #[command(verbatim_doc_comment)]
+    Replay {
+        /// The candidate policy directory.
+        dir: PathBuf,
+        /// The audit export directory (`passerelle audit export`).
+        #[arg(long)]
+        export: PathBuf,
+        /// The gateway's verifier key (or file).
+        #[arg(long)]
+        key: String,
+        /// Acceptances of this case only.
+        #[arg(long)]
+        case: Option<String>,
+        /// Acceptances at or after this time: RFC 3339, a UTC date or Unix seconds.
+        #[arg(long, value_parser = passerelle::auditor::show::parse_time)]
+        since: Option<i64>,
+        /// Acceptances before this time: RFC 3339, a UTC date or Unix seconds.
+        #[arg(long, value_parser = passerelle::auditor::show::parse_time)]
+        until: Option<i64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the running gateway's policy directory, then ask the gateway
     /// to reload it (SIGHUP to the pid in its store directory). An invalid
     /// policy is refused by the gateway too, and the old one stays.
@@ -852,6 +885,46 @@ fn policy_command(cmd: PolicyCommand) -> Result<std::process::ExitCode> {
                 println!("{explanation}");
             }
             Ok(std::process::ExitCode::SUCCESS)
+        }
+        PolicyCommand::Replay {
+            dir,
+            export,
+            key,
+            case,
+            since,
+            until,
+            json,
+        } => {
+            use passerelle::auditor::{replay, show, verify};
+            let cannot_run = |e: &dyn std::fmt::Display| {
+                eprintln!("error: {e}");
+                std::process::ExitCode::from(verify::EXIT_CANNOT_RUN)
+            };
+            let key = match verify::load_verifier_key(&key) {
+                Ok(k) => k,
+                Err(e) => return Ok(cannot_run(&e)),
+            };
+            let candidate = match policy::load_dir(&dir) {
+                Ok(p) => p,
+                Err(e) => return Ok(cannot_run(&e)),
+            };
+            let filter = show::Filter {
+                case,
+                since,
+                until,
+                ..show::Filter::default()
+            };
+            match replay::replay(&export, &key, &candidate, &filter) {
+                Ok(report) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        print!("{report}");
+                    }
+                    Ok(std::process::ExitCode::from(report.exit_code()))
+                }
+                Err(e) => Ok(cannot_run(&format!("{}: {e}", export.display()))),
+            }
         }
         PolicyCommand::Reload { config } => {
             let c = GatewayConfig::load(&config)?;

@@ -46,6 +46,7 @@ fn every_command_has_help() {
         vec!["policy", "test"],
         vec!["policy", "explain"],
         vec!["policy", "reload"],
+        vec!["policy", "replay"],
         vec!["audit", "export"],
     ] {
         let out = passerelle().args(&cmd).arg("--help").output().unwrap();
@@ -284,4 +285,112 @@ expect = "deny"
     assert_eq!(f["observed"], "allow");
     assert_eq!(f["released"], serde_json::json!([0]));
     assert_eq!(f["rules"], serde_json::json!(["vsse.context-to-lo"]));
+}
+
+/// `policy replay` over the demo's own exported log: the policy in force
+/// changes nothing (exit 0); a candidate that withdraws the grant the demo's
+/// VSSE → liaison officer item used turns that release into a denial, named
+/// by recipient, portion, item and rule (exit 1); an export that does not
+/// verify is not replayed (exit 2).
+#[test]
+fn policy_replay_over_the_demos_log_names_what_a_withdrawn_grant_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let out = passerelle()
+        .arg("demo")
+        .arg("--keep")
+        .arg(&demo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let export = demo.join("audit-export");
+    let key = demo.join("gateway/audit.vkey");
+    let replay = |policy: &std::path::Path, extra: &[&str]| {
+        let out = passerelle()
+            .args(["policy", "replay"])
+            .arg(policy)
+            .arg("--export")
+            .arg(&export)
+            .arg("--key")
+            .arg(&key)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+
+    let (code, text) = replay(&demo.join("policies"), &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("replayed 3 acceptances"), "{text}");
+    assert!(text.contains("no change"), "{text}");
+
+    // The candidate: the same policy without one grant.
+    let candidate = dir.path().join("candidate");
+    std::fs::create_dir(&candidate).unwrap();
+    for f in std::fs::read_dir(demo.join("policies")).unwrap() {
+        let f = f.unwrap();
+        if f.file_type().unwrap().is_file() {
+            std::fs::copy(f.path(), candidate.join(f.file_name())).unwrap();
+        }
+    }
+    let flows = std::fs::read_to_string(candidate.join("flows.toml")).unwrap();
+    let start = flows
+        .find("[[grant]]\nid = \"vsse.context-to-lo\"")
+        .expect("the demo's policy grants vsse.context-to-lo");
+    let end = start + 9 + flows[start + 9..].find("[[").unwrap();
+    std::fs::write(
+        candidate.join("flows.toml"),
+        format!("{}{}", &flows[..start], &flows[end..]),
+    )
+    .unwrap();
+
+    let (code, text) = replay(&candidate, &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("1 allow → deny, 0 deny → allow"), "{text}");
+    assert!(
+        text.contains("recorded: mandatory.accreditation, vsse.context-to-lo"),
+        "{text}"
+    );
+    assert!(
+        text.contains("candidate: mandatory.accreditation, default.deny"),
+        "{text}"
+    );
+    assert!(
+        text.contains("police/lo/rabat portion 1: allow → deny"),
+        "{text}"
+    );
+
+    let (code, json) = replay(&candidate, &["--json"]);
+    assert_eq!(code, Some(1), "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["not_replayed"], 0, "{json}");
+    assert_eq!(v["changes"].as_array().unwrap().len(), 1, "{json}");
+    let change = &v["changes"][0];
+    assert_eq!(change["direction"], "allow-to-deny");
+    assert_eq!(change["recipient"], "police/lo/rabat");
+    assert_eq!(v["groups"][0]["examples"][0], change["item_ref"]);
+
+    // Filters: nothing of a case the log does not hold, nothing before the
+    // log began.
+    let (code, text) = replay(&candidate, &["--case", "NO-SUCH-CASE"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("replayed 0 acceptances"), "{text}");
+    let (code, text) = replay(&candidate, &["--until", "2000-01-01"]);
+    assert_eq!(code, Some(0), "{text}");
+
+    // An export that does not verify is not replayed.
+    let checkpoint = export.join("checkpoint");
+    let mut note = std::fs::read(&checkpoint).unwrap();
+    note[0] ^= 1;
+    std::fs::write(&checkpoint, note).unwrap();
+    let (code, text) = replay(&candidate, &[]);
+    assert_eq!(code, Some(2), "{text}");
 }

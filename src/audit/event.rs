@@ -24,12 +24,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::bytes::{from_cbor, to_cbor, CborError};
 use crate::domain::decision::Effect;
+use crate::domain::item::Priority;
 use crate::domain::label::SecurityLabel;
 use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::RecipientOutcome;
 
-/// Version of the entry format.
-pub const ENTRY_VERSION: u32 = 1;
+/// Version of the entry format the gateway writes. Version 1 entries
+/// (before refusals were counted, `decided` entries and the item's
+/// priority) are still read: see [`super::legacy`].
+pub const ENTRY_VERSION: u32 = 2;
 
 /// The decision for one recipient, as recorded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +132,12 @@ pub enum AuditEvent {
         item_ref: String,
         /// One outcome per recipient, as in the sender's receipt.
         outcomes: Vec<RecipientOutcome>,
+        /// The header's priority, which policy rules may match on: with
+        /// the sender, purpose, cases and labels, every fact a decision
+        /// reads, so `policy replay` can decide again. Absent only from
+        /// entries mapped from version 1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        priority: Option<Priority>,
         /// Hex SHA-256 of the policy that decided.
         policy_digest: String,
         /// Portion labels, in order.
@@ -224,7 +233,7 @@ pub enum AuditEvent {
 /// One entry of the audit log, decoded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
-    /// Always [`ENTRY_VERSION`].
+    /// [`ENTRY_VERSION`] for entries the gateway writes; 1 for older ones.
     pub v: u32,
     /// Seconds since the Unix epoch.
     pub time: i64,
@@ -309,9 +318,25 @@ impl AuditEntry {
         to_cbor(self)
     }
 
-    /// Decodes leaf data.
+    /// Decodes leaf data of the current format, or of version 1 mapped to
+    /// the current events (see [`super::legacy`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, CborError> {
-        from_cbor(bytes)
+        Self::decode_any(bytes).map(|m| m.entry)
+    }
+
+    /// Like [`AuditEntry::decode`], keeping what a version 1 entry said
+    /// that its current form does not (the full decisions of a version 1
+    /// `item-accepted`).
+    pub fn decode_any(bytes: &[u8]) -> Result<super::legacy::Mapped, CborError> {
+        // The current shape first: it is what the gateway writes, and most
+        // of what an auditor's verification spends is spent here.
+        match from_cbor::<AuditEntry>(bytes) {
+            Ok(entry) => Ok(super::legacy::Mapped {
+                entry,
+                decisions: Vec::new(),
+            }),
+            Err(current) => super::legacy::decode_v1(bytes).map_err(|_| current),
+        }
     }
 
     /// Principals this entry is about, for an auditor's search.
@@ -464,6 +489,7 @@ mod tests {
                     portions_released: 0,
                     reasons: vec!["no grant".into()],
                 }],
+                priority: Some(crate::domain::item::Priority::Flash),
                 policy_digest: "ab".into(),
             },
             AuditEvent::Decided {

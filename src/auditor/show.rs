@@ -442,6 +442,7 @@ mod tests {
             ),
             portion_labels: vec![],
             outcomes: vec![],
+            priority: None,
             policy_digest: "p".into(),
         };
         let ack = |r: &str| AuditEvent::Acknowledged {
