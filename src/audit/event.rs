@@ -113,6 +113,10 @@ pub enum AuditEvent {
     /// gives it. The full decision for each recipient follows in its own
     /// `decided` entry, which only auditors read.
     ItemAccepted {
+        /// For a request: when its answer is due (Unix seconds), as the
+        /// policy in force computed it at acceptance. Absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due: Option<i64>,
         /// Case references.
         cases: Vec<String>,
         /// Item label.
@@ -121,6 +125,12 @@ pub enum AuditEvent {
         digest: String,
         /// Sender.
         sender: PrincipalId,
+        /// For an answer: the gateway reference of the request it answers
+        /// (its sender was a recipient of the request, and the request's
+        /// sender receives it). The request is closed by the first entry
+        /// that answers it. Absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answers: Option<String>,
         /// Sender's id.
         item_id: String,
         /// Purpose.
@@ -450,6 +460,8 @@ mod tests {
                 samples: vec![],
             },
             AuditEvent::ItemAccepted {
+                due: Some(1_790_003_600),
+                answers: Some("11".repeat(16)),
                 item_ref: "00".repeat(16),
                 item_id: "id".into(),
                 sender: p("vsse/analysis/ct"),
