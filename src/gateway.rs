@@ -44,8 +44,7 @@ use crate::domain::receipt::{
 use crate::integrity::{HeadFile, LostItems};
 use crate::keys::GatewayKey;
 use crate::store::{
-    AckOutcome, CommitOutcome, InboxEntry, NewItem, OpenRequest, Store, StoreError, Swept,
-    TreeHead,
+    AckOutcome, CommitOutcome, InboxEntry, NewItem, OpenRequest, Store, StoreError, Swept, TreeHead,
 };
 use crate::tls::VerifiedPeer;
 

@@ -607,7 +607,9 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
                         e.item_ref,
                         format!("{:?}", e.priority).to_uppercase(),
                         e.sender,
-                        e.due.map(|d| due_text(d, now)).unwrap_or_else(|| "-".into()),
+                        e.due
+                            .map(|d| due_text(d, now))
+                            .unwrap_or_else(|| "-".into()),
                         e.item_id
                     );
                 }
@@ -629,13 +631,18 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
                 return Ok(std::process::ExitCode::SUCCESS);
             }
             if listing.requests.is_empty() {
-                println!("no open request is past due{}", if within > 0 { " or due soon" } else { "" });
+                println!(
+                    "no open request is past due{}",
+                    if within > 0 { " or due soon" } else { "" }
+                );
                 return Ok(std::process::ExitCode::SUCCESS);
             }
             // Per desk: each recipient that has to answer, its requests by
             // due time.
-            let mut desks: std::collections::BTreeMap<String, Vec<&passerelle::store::OpenRequest>> =
-                std::collections::BTreeMap::new();
+            let mut desks: std::collections::BTreeMap<
+                String,
+                Vec<&passerelle::store::OpenRequest>,
+            > = std::collections::BTreeMap::new();
             for r in &listing.requests {
                 for desk in &r.recipients {
                     desks.entry(desk.to_string()).or_default().push(r);
@@ -1021,6 +1028,9 @@ fn due_text(due: i64, now: i64) -> String {
             passerelle::policy::duration_text((now - due).max(60))
         )
     } else {
-        format!("{at} (in {})", passerelle::policy::duration_text((due - now).max(60)))
+        format!(
+            "{at} (in {})",
+            passerelle::policy::duration_text((due - now).max(60))
+        )
     }
 }
