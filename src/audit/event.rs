@@ -530,6 +530,39 @@ mod tests {
     }
 
     #[test]
+    fn an_item_that_is_neither_request_nor_answer_is_recorded_as_before() {
+        // `due` and `answers` are left out when absent, so entries of items
+        // that ask and answer nothing keep the bytes they had before the
+        // fields existed, and such older entries still decode.
+        let accepted = every_event()
+            .into_iter()
+            .find(|e| matches!(e, AuditEvent::ItemAccepted { .. }))
+            .unwrap();
+        let AuditEvent::ItemAccepted {
+            due, ref answers, ..
+        } = accepted
+        else {
+            unreachable!()
+        };
+        assert!(due.is_some() && answers.is_some());
+        let entry = AuditEntry::new(1, accepted.clone());
+        assert_eq!(AuditEntry::decode(&entry.encode()).unwrap(), entry);
+        let mut plain = accepted;
+        if let AuditEvent::ItemAccepted { due, answers, .. } = &mut plain {
+            *due = None;
+            *answers = None;
+        }
+        let bytes = AuditEntry::new(1, plain.clone()).encode();
+        let has = |key: &str| {
+            let mut text = vec![0x60 | key.len() as u8];
+            text.extend_from_slice(key.as_bytes());
+            bytes.windows(text.len()).any(|w| w == text)
+        };
+        assert!(!has("due") && !has("answers") && has("cases"));
+        assert_eq!(AuditEntry::decode(&bytes).unwrap().event, plain);
+    }
+
+    #[test]
     fn clip_cuts_on_a_character_boundary() {
         assert_eq!(clip("abc", 3), "abc");
         let c = clip("ééééé", 6);
