@@ -1034,3 +1034,15 @@ fn due_text(due: i64, now: i64) -> String {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::due_text;
+
+    #[test]
+    fn a_due_time_in_the_past_is_marked_overdue() {
+        assert_eq!(due_text(0, 7_200), "1970-01-01T00:00:00Z OVERDUE by 2h");
+        assert_eq!(due_text(3_600, 60), "1970-01-01T01:00:00Z (in 59m)");
+        assert!(!due_text(100, 100).contains("OVERDUE"));
+    }
+}
