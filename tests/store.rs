@@ -259,10 +259,10 @@ fn requests_keep_their_due_time_until_the_first_answer_closes_them() {
             .map(|r| r.item_ref)
             .collect()
     };
-    assert_eq!(due_by(99), [routine.clone()]);
+    assert_eq!(due_by(99), vec![routine.clone()]);
     assert_eq!(due_by(1_000), [routine.clone(), soon.clone(), late.clone()]);
     let listed = &store.open_requests(1_000).unwrap()[1];
-    assert_eq!(listed.recipients, [spoc.clone()]);
+    assert_eq!(listed.recipients, vec![spoc.clone()]);
     assert_eq!((listed.accepted_at, listed.due), (12, 100));
 
     // The first answer closes the request at its own acceptance time; a
