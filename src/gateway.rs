@@ -153,6 +153,9 @@ pub struct Gateway {
     lost: LostItems,
 }
 
+/// Most requests one overdue listing returns, soonest due first.
+pub const OVERDUE_LIMIT: u32 = 1_000;
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -591,8 +594,9 @@ impl Gateway {
     }
 
     /// Requests without an answer due by `now + within` (so past due, or
-    /// due within that time), as of the gateway's clock, which is
-    /// returned with them. Need to know: an auditor (`audit = "all"`)
+    /// due within that time), soonest first and at most
+    /// [`OVERDUE_LIMIT`], as of the gateway's clock, which is returned
+    /// with them. Need to know: an auditor (`audit = "all"`)
     /// sees every request; a principal sees the requests it sent, with
     /// every desk they went to, and those it received, with itself as the
     /// only desk (who else was asked is the sender's to know).
@@ -604,8 +608,11 @@ impl Gateway {
         let now = unix_now();
         let due_by = now.saturating_add(i64::try_from(within.as_secs()).unwrap_or(i64::MAX));
         let store = self.store.clone();
-        let open = blocking(move || store.open_requests(due_by)).await?;
-        if self.may_audit(peer) {
+        let auditor = self.may_audit(peer);
+        let who = (!auditor).then(|| peer.principal.clone());
+        let open =
+            blocking(move || store.open_requests(due_by, who.as_ref(), OVERDUE_LIMIT)).await?;
+        if auditor {
             return Ok((now, open));
         }
         let me = &peer.principal;

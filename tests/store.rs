@@ -253,7 +253,7 @@ fn requests_keep_their_due_time_until_the_first_answer_closes_them() {
     // is simply a smaller number.
     let due_by = |t| -> Vec<String> {
         store
-            .open_requests(t)
+            .open_requests(t, None, 100)
             .unwrap()
             .into_iter()
             .map(|r| r.item_ref)
@@ -261,7 +261,16 @@ fn requests_keep_their_due_time_until_the_first_answer_closes_them() {
     };
     assert_eq!(due_by(99), vec![routine.clone()]);
     assert_eq!(due_by(1_000), [routine.clone(), soon.clone(), late.clone()]);
-    let listed = &store.open_requests(1_000).unwrap()[1];
+    // Only what a principal sent or was released, and at most `limit`.
+    let vsse_id = PrincipalId::new(vsse).unwrap();
+    let rabat = PrincipalId::new("police/lo/rabat").unwrap();
+    let count =
+        |who: Option<&PrincipalId>, limit| store.open_requests(1_000, who, limit).unwrap().len();
+    assert_eq!(count(Some(&spoc), 100), 3);
+    assert_eq!(count(Some(&vsse_id), 100), 3);
+    assert_eq!(count(Some(&rabat), 100), 0);
+    assert_eq!(count(None, 2), 2);
+    let listed = &store.open_requests(1_000, None, 100).unwrap()[1];
     assert_eq!(listed.recipients, vec![spoc.clone()]);
     assert_eq!((listed.accepted_at, listed.due), (12, 100));
 
@@ -307,7 +316,7 @@ fn requests_keep_their_due_time_until_the_first_answer_closes_them() {
     assert_eq!(store.request(&soon).unwrap().unwrap().answered_at, Some(60));
     assert_eq!(
         store
-            .open_requests(1_000)
+            .open_requests(1_000, None, 100)
             .unwrap()
             .into_iter()
             .map(|r| r.item_ref)

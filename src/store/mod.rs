@@ -389,9 +389,17 @@ pub trait Store: Send + Sync + 'static {
     fn request(&self, item_ref: &str) -> Result<Option<RequestState>, StoreError>;
 
     /// Requests without an answer whose due time is at or before
-    /// `due_by`, by due time (then acceptance order). MUST NOT list a
-    /// request once an answer closed it.
-    fn open_requests(&self, due_by: i64) -> Result<Vec<OpenRequest>, StoreError>;
+    /// `due_by`, by due time (then acceptance order), at most `limit`.
+    /// With `concerning`, only the requests that principal sent or was
+    /// released (an inbox entry), so that the cost of the listing follows
+    /// what the caller may see. MUST NOT list a request once an answer
+    /// closed it.
+    fn open_requests(
+        &self,
+        due_by: i64,
+        concerning: Option<&PrincipalId>,
+        limit: u32,
+    ) -> Result<Vec<OpenRequest>, StoreError>;
 
     /// The receipt of an item, for its sender only.
     fn receipt(&self, sender: &PrincipalId, item_ref: &str) -> Result<Option<Receipt>, StoreError>;

@@ -860,7 +860,12 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn open_requests(&self, due_by: i64) -> Result<Vec<OpenRequest>, StoreError> {
+    fn open_requests(
+        &self,
+        due_by: i64,
+        concerning: Option<&PrincipalId>,
+        limit: u32,
+    ) -> Result<Vec<OpenRequest>, StoreError> {
         let guard = self.lock();
         let mut stmt = guard
             .conn
@@ -868,21 +873,27 @@ impl Store for SqliteStore {
                 "SELECT i.seq, i.item_ref, i.sender, i.item_id, i.priority, i.accepted_at, q.due
                  FROM requests q JOIN items i ON i.seq = q.item_seq
                  WHERE q.answered_at IS NULL AND q.due <= ?1
-                 ORDER BY q.due, i.seq",
+                   AND (?2 IS NULL OR i.sender = ?2
+                        OR EXISTS (SELECT 1 FROM inbox b WHERE b.item_seq = i.seq AND b.recipient = ?2))
+                 ORDER BY q.due, i.seq
+                 LIMIT ?3",
             )
             .map_err(backend)?;
         let rows = stmt
-            .query_map(params![due_by], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, i64>(6)?,
-                ))
-            })
+            .query_map(
+                params![due_by, concerning.map(|p| p.as_str()), limit],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, i64>(6)?,
+                    ))
+                },
+            )
             .map_err(backend)?;
         let mut out = Vec::new();
         for row in rows {
