@@ -338,3 +338,57 @@ async fn overdue_shows_each_principal_only_what_it_sent_or_received() {
     let listed = auditor.overdue(two_hours).await.unwrap();
     assert_eq!(listed.requests[0].due, asked.receipt.accepted_at + 3_600);
 }
+
+/// A request past due: the gateway is stopped, the request's stored due
+/// time is moved two hours back (standing for two hours passing: the
+/// gateway has no clock to wind), and the gateway started again on the
+/// same store.
+#[tokio::test]
+async fn a_request_past_due_is_listed_until_a_late_answer_closes_it() {
+    let mut h = Harness::start().await;
+    let request = send(
+        &h.station("police/spoc"),
+        "late-req",
+        &["vsse/analysis/ct"],
+        "FLASH",
+        DIRECT,
+    )
+    .await;
+    h.running.take().unwrap().shutdown().await;
+    let conn = rusqlite::Connection::open(&h.config.store).unwrap();
+    let moved = conn
+        .execute("UPDATE requests SET due = due - 7200", [])
+        .unwrap();
+    assert_eq!(moved, 1);
+    drop(conn);
+    h.running = Some(passerelle::server::start(&h.config).await.unwrap());
+    let vsse = h.station("vsse/analysis/ct");
+    let spoc = h.station("police/spoc");
+
+    let due = request.receipt.accepted_at + 3_600 - 7_200;
+    let past = spoc.overdue(Duration::ZERO).await.unwrap();
+    assert_eq!(past.requests.len(), 1);
+    assert_eq!(past.requests[0].item_ref, request.receipt.item_ref);
+    assert!(past.requests[0].due == due && due < past.now);
+    let inbox = vsse.inbox(Duration::ZERO).await.unwrap();
+    assert_eq!(inbox[0].due, Some(due));
+
+    // A late answer still closes it.
+    send(
+        &vsse,
+        "late-answer",
+        &["police/spoc"],
+        "URGENT",
+        &reply_to(&request),
+    )
+    .await;
+    assert!(spoc
+        .overdue(Duration::ZERO)
+        .await
+        .unwrap()
+        .requests
+        .is_empty());
+    let store = h.running.as_ref().unwrap().gateway.store().clone();
+    let state = store.request(&request.receipt.item_ref).unwrap().unwrap();
+    assert!(state.answered_at.is_some_and(|at| at > state.due));
+}
