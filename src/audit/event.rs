@@ -116,6 +116,10 @@ pub enum AuditEvent {
     /// gives it. The full decision for each recipient follows in its own
     /// `decided` entry, which only auditors read.
     ItemAccepted {
+        /// For a request: when its answer is due (Unix seconds), as the
+        /// policy in force computed it at acceptance. Absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due: Option<i64>,
         /// Case references.
         cases: Vec<String>,
         /// Item label.
@@ -124,6 +128,12 @@ pub enum AuditEvent {
         digest: String,
         /// Sender.
         sender: PrincipalId,
+        /// For an answer: the gateway reference of the request it answers
+        /// (its sender was a recipient of the request, and the request's
+        /// sender receives it). The request is closed by the first entry
+        /// that answers it. Absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answers: Option<String>,
         /// Sender's id.
         item_id: String,
         /// Purpose.
@@ -475,6 +485,8 @@ mod tests {
                 samples: vec![],
             },
             AuditEvent::ItemAccepted {
+                due: Some(1_790_003_600),
+                answers: Some("11".repeat(16)),
                 item_ref: "00".repeat(16),
                 item_id: "id".into(),
                 sender: p("vsse/analysis/ct"),
@@ -541,6 +553,39 @@ mod tests {
             let bytes = BoundedEntry::new(1_790_000_000, event).unwrap();
             crate::domain::bytes::assert_core_deterministic(bytes.bytes());
         }
+    }
+
+    #[test]
+    fn an_item_that_is_neither_request_nor_answer_is_recorded_as_before() {
+        // `due` and `answers` are left out when absent, so entries of items
+        // that ask and answer nothing keep the bytes they had before the
+        // fields existed, and such older entries still decode.
+        let accepted = every_event()
+            .into_iter()
+            .find(|e| matches!(e, AuditEvent::ItemAccepted { .. }))
+            .unwrap();
+        let AuditEvent::ItemAccepted {
+            due, ref answers, ..
+        } = accepted
+        else {
+            unreachable!()
+        };
+        assert!(due.is_some() && answers.is_some());
+        let entry = AuditEntry::new(1, accepted.clone());
+        assert_eq!(AuditEntry::decode(&entry.encode()).unwrap(), entry);
+        let mut plain = accepted;
+        if let AuditEvent::ItemAccepted { due, answers, .. } = &mut plain {
+            *due = None;
+            *answers = None;
+        }
+        let bytes = AuditEntry::new(1, plain.clone()).encode();
+        let has = |key: &str| {
+            let mut text = vec![0x60 | key.len() as u8];
+            text.extend_from_slice(key.as_bytes());
+            bytes.windows(text.len()).any(|w| w == text)
+        };
+        assert!(!has("due") && !has("answers") && has("cases"));
+        assert_eq!(AuditEntry::decode(&bytes).unwrap().event, plain);
     }
 
     #[test]

@@ -148,6 +148,8 @@ pub fn decode_v1(bytes: &[u8]) -> Result<Mapped, CborError> {
                 item_ref,
                 outcomes,
                 priority: None,
+                due: None,
+                answers: None,
                 policy_digest,
                 portion_labels,
             }
