@@ -48,6 +48,8 @@ fn entry(i: u64) -> BoundedEntry {
             let police = Agency::new("police").unwrap_or_else(|e| panic!("{e}"));
             let label = SecurityLabel::new("RESTREINT", police);
             AuditEvent::ItemAccepted {
+                due: None,
+                answers: None,
                 item_ref,
                 item_id: format!("req-{i}"),
                 sender,
@@ -62,6 +64,7 @@ fn entry(i: u64) -> BoundedEntry {
                     portions_released: 1,
                     reasons: vec![],
                 }],
+                priority: Some(passerelle::domain::item::Priority::Routine),
                 policy_digest,
             }
         }

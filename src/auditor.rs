@@ -29,8 +29,11 @@
 //! - [`prove`]: `passerelle audit prove` (an inclusion proof from an export)
 //!   and `passerelle audit check-receipt` (a receipt a sender kept).
 //! - [`show`]: `passerelle audit show`, the filtered listing.
+//! - [`replay`]: `passerelle policy replay`, a candidate policy decided
+//!   again over every audited acceptance.
 
 pub mod prove;
+pub mod replay;
 pub mod show;
 pub mod verify;
 

@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::api::problem::Problem;
-use crate::api::{Acknowledged, Inbox, CBOR};
+use crate::api::{Acknowledged, Inbox, Overdue, CBOR};
 use crate::audit::receipts::{check_attestation, check_receipt};
 use crate::audit::signed_note::VerifierKey;
 use crate::config::ClientConfig;
@@ -340,6 +340,16 @@ impl Station {
         let path = format!("/v1/inbox?wait={}&limit=1000", wait.as_secs());
         let (_, inbox): (_, Inbox) = self.call(Method::GET, &path, None, wait).await?;
         Ok(inbox.items)
+    }
+
+    /// Requests without an answer that are past due, or due within
+    /// `within`, that this station sent or received (all of them for an
+    /// auditor), with the gateway's time.
+    pub async fn overdue(&self, within: Duration) -> Result<Overdue, ClientError> {
+        let path = format!("/v1/overdue?within={}", within.as_secs());
+        let (_, overdue): (_, Overdue) =
+            self.call(Method::GET, &path, None, Duration::ZERO).await?;
+        Ok(overdue)
     }
 
     /// Fetches an item as released to this station (not yet verified).

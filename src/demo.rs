@@ -3,7 +3,9 @@
 //! In a fresh directory it makes the example PKI and config, starts the
 //! gateway on loopback, and plays the exchange of the cooperation protocol:
 //! a liaison station abroad sends a request to VSSE, VSSE answers with
-//! context and a tearline, the station fetches, verifies and acknowledges.
+//! context and a tearline within the request's deadline (which closes it),
+//! the station fetches, verifies and acknowledges; a second request left
+//! unanswered is what the oversight body's overdue listing shows.
 //! Each step states what should happen and what did; the demo succeeds only
 //! if every step behaved as expected. It uses the same public pieces as the
 //! CLI and the tests, nothing demo-only.
@@ -118,6 +120,7 @@ purpose = "terrorism"
 cases = ["CT-2026-014"]
 priority = "FLASH"
 language = "fr"
+request = { accessibility = "direct" }
 [label]
 level = "CONFIDENTIEL"
 [[portion]]
@@ -126,6 +129,7 @@ text = "Demande de contexte: individu signalé à Rabat, possible lien avec la c
 level = "CONFIDENTIEL"
 "#;
 
+/// The answer; `in_reply_to` names the request (filled in at run time).
 const ANSWER: &str = r#"
 id = "vsse-ctx-0001"
 to = ["police/lo/rabat"]
@@ -133,6 +137,7 @@ purpose = "terrorism"
 cases = ["CT-2026-014"]
 priority = "URGENT"
 language = "fr"
+in_reply_to = "REQUEST_REF"
 [label]
 level = "SECRET"
 [[portion]]
@@ -143,6 +148,24 @@ level = "SECRET"
 text = "Tearline: individu d'intérêt pour la cellule CT-2026-014, prudence recommandée lors de tout contact."
 [portion.label]
 level = "CONFIDENTIEL"
+"#;
+
+/// A routine request on indirectly accessible information, left
+/// unanswered: 7 days by default (Directive (EU) 2023/977, art. 5(1)).
+const OPEN_REQUEST: &str = r#"
+id = "rabat-req-0002"
+to = ["vsse/analysis/ct"]
+purpose = "terrorism"
+cases = ["CT-2026-014"]
+priority = "ROUTINE"
+language = "fr"
+request = { accessibility = "indirect" }
+[label]
+level = "RESTREINT"
+[[portion]]
+text = "Demande: antécédents d'un second individu, sans urgence."
+[portion.label]
+level = "RESTREINT"
 "#;
 
 /// A partner report whose originator (the Turkish service) has no
@@ -203,7 +226,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
         .all(|o| o.outcome == Outcome::Queued);
     report.record(
         "police/lo/rabat",
-        "sends a FLASH request to vsse/analysis/ct",
+        "sends a FLASH request (direct information) to vsse/analysis/ct",
         "accepted, queued for VSSE",
         format!(
             "receipt {} ({})",
@@ -230,12 +253,23 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
     // 3. VSSE long-polls its inbox, fetches, verifies and acknowledges.
     let inbox = vsse.inbox(Duration::from_secs(5)).await?;
     let listed = inbox.iter().any(|e| e.item_ref == receipt.item_ref);
+    let due = inbox
+        .iter()
+        .find(|e| e.item_ref == receipt.item_ref)
+        .and_then(|e| e.due);
     report.record(
         "vsse/analysis/ct",
         "long-polls its inbox",
-        "the request is there",
-        format!("{} item(s)", inbox.len()),
-        listed && inbox.len() == 1,
+        "the request is there, answer due within the hour (FLASH)",
+        format!(
+            "{} item(s), answer due {}",
+            inbox.len(),
+            match due {
+                Some(d) => format!("{} min after acceptance", (d - receipt.accepted_at) / 60),
+                None => "never".into(),
+            }
+        ),
+        listed && inbox.len() == 1 && due == Some(receipt.accepted_at + 3_600),
     );
     let delivered = vsse.fetch(&receipt.item_ref).await?;
     let opened = vsse.open(&delivered);
@@ -266,8 +300,11 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
 
     // 4. VSSE answers with a SECRET analysis and a CONFIDENTIEL tearline.
     // Rabat's post is accredited CONFIDENTIEL: only the tearline may go.
-    let answer =
-        ItemSpec::parse(ANSWER)?.sign(vsse.signing_key(), &vsse.config().principal, unix_now());
+    let answer = ItemSpec::parse(&ANSWER.replace("REQUEST_REF", &receipt.item_ref))?.sign(
+        vsse.signing_key(),
+        &vsse.config().principal,
+        unix_now(),
+    );
     let answer_receipt = vsse.submit(&answer).await?.receipt;
     let outcome = &answer_receipt.outcomes[0];
     report.record(
@@ -321,6 +358,57 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
         "empty",
         format!("{} item(s)", inbox.len()),
         inbox.is_empty(),
+    );
+
+    // 5a. The answer closed the request within its deadline; a second
+    // request, left unanswered, is what the overdue listing shows the
+    // oversight body (the demo does not wait days: it asks what will be
+    // due within 8 days).
+    let closed = running
+        .gateway
+        .store()
+        .request(&receipt.item_ref)?
+        .and_then(|r| r.answered_at.map(|at| (at, r.due)));
+    report.record(
+        "gateway",
+        "closes the request when the answer is accepted",
+        "answered within its deadline",
+        match closed {
+            Some((at, due)) if at <= due => {
+                format!("answered {} min before it was due", (due - at) / 60)
+            }
+            Some(_) => "answered late".into(),
+            None => "still open".into(),
+        },
+        closed.is_some_and(|(at, due)| at <= due),
+    );
+    let open = ItemSpec::parse(OPEN_REQUEST)?.sign(
+        rabat.signing_key(),
+        &rabat.config().principal,
+        unix_now(),
+    );
+    let open_receipt = rabat.submit(&open).await?.receipt;
+    let auditor = station(dir, "oversight/comite-r", addr)?;
+    let past_due = auditor.overdue(Duration::ZERO).await?;
+    let week = auditor.overdue(Duration::from_secs(8 * 86_400)).await?;
+    let listed: Vec<&str> = week.requests.iter().map(|r| r.item_id.as_str()).collect();
+    report.record(
+        "oversight/comite-r",
+        "lists requests past due, then due within 8 days",
+        "none past due; only the unanswered ROUTINE request, due in 7 days",
+        format!(
+            "{} past due; within 8 days: {}",
+            past_due.requests.len(),
+            if listed.is_empty() {
+                "none".to_string()
+            } else {
+                listed.join(", ")
+            }
+        ),
+        past_due.requests.is_empty()
+            && week.requests.len() == 1
+            && week.requests[0].item_ref == open_receipt.item_ref
+            && week.requests[0].due == open_receipt.accepted_at + 7 * 86_400,
     );
 
     // 5b. Third-party material without a valid consent of its originator.

@@ -44,7 +44,7 @@ use crate::domain::receipt::{
 use crate::integrity::{HeadFile, LostItems};
 use crate::keys::GatewayKey;
 use crate::store::{
-    AckOutcome, CommitOutcome, InboxEntry, NewItem, Store, StoreError, Swept, TreeHead,
+    AckOutcome, CommitOutcome, InboxEntry, NewItem, OpenRequest, Store, StoreError, Swept, TreeHead,
 };
 use crate::tls::VerifiedPeer;
 
@@ -152,6 +152,9 @@ pub struct Gateway {
     /// Accepted items whose rows vanished, found at start.
     lost: LostItems,
 }
+
+/// Most requests one overdue listing returns, soonest due first.
+pub const OVERDUE_LIMIT: u32 = 1_000;
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
@@ -473,6 +476,11 @@ impl Gateway {
         let reference = item_ref(&header.sender, &header.id);
         let digest = hex::encode(item.digest);
         let policy_digest = decider.digest();
+        let due = decider.answer_due(&facts, now);
+        let answers = match &header.in_reply_to {
+            Some(request) => self.answered(request, &header.sender, &decisions).await?,
+            None => None,
+        };
         let outcomes: Vec<RecipientOutcome> =
             decisions.iter().map(RecipientOutcome::for_sender).collect();
         let receipt = Receipt {
@@ -491,6 +499,8 @@ impl Gateway {
         entries.push(BoundedEntry::new(
             now,
             AuditEvent::ItemAccepted {
+                due,
+                answers: answers.clone(),
                 item_ref: reference.clone(),
                 item_id: header.id.clone(),
                 sender: header.sender.clone(),
@@ -500,6 +510,7 @@ impl Gateway {
                 label: item.manifest.label.clone(),
                 portion_labels: item.portions.iter().map(|p| p.label.clone()).collect(),
                 outcomes,
+                priority: Some(header.priority),
                 policy_digest: policy_digest.clone(),
             },
         )?);
@@ -524,6 +535,8 @@ impl Gateway {
             .map(|days| now.saturating_add(i64::from(days) * 86_400));
         let new = NewItem {
             purge_after,
+            answer_due: due,
+            answers,
             item_ref: reference,
             sender: header.sender.clone(),
             item_id: header.id.clone(),
@@ -553,6 +566,71 @@ impl Gateway {
             CommitOutcome::Duplicate(r) => Ok(Submitted::AlreadyAccepted(self.sign_receipt(r))),
             CommitOutcome::Conflict => Err(GatewayError::Conflict(id)),
         }
+    }
+
+    /// Whether an item from `sender` with `decisions` answers the stored
+    /// request `request` (its `in_reply_to`): the request exists, `sender`
+    /// is one of the recipients it was released to, and the answer is
+    /// released to the request's sender. Returns the request's reference
+    /// when it does. An item that names something else (an unknown item,
+    /// an item that is not a request, a request not addressed to the
+    /// sender) is still accepted and closes nothing: refusing it would
+    /// tell the sender which references exist.
+    async fn answered(
+        &self,
+        request: &str,
+        sender: &PrincipalId,
+        decisions: &[Decision],
+    ) -> Result<Option<String>, GatewayError> {
+        let store = self.store.clone();
+        let r = request.to_string();
+        let Some(state) = blocking(move || store.request(&r)).await? else {
+            return Ok(None);
+        };
+        let asked_of_sender = state.recipients.contains(sender);
+        let reaches_asker = decisions
+            .iter()
+            .any(|d| d.recipient == state.sender && d.allowed());
+        Ok((asked_of_sender && reaches_asker).then(|| request.to_string()))
+    }
+
+    /// Requests without an answer due by `now + within` (so past due, or
+    /// due within that time), soonest first and at most
+    /// [`OVERDUE_LIMIT`], as of the gateway's clock, which is returned
+    /// with them. Need to know: an auditor (`audit = "all"`)
+    /// sees every request; a principal sees the requests it sent, with
+    /// every desk they went to, and those it received, with itself as the
+    /// only desk (who else was asked is the sender's to know).
+    pub async fn overdue(
+        &self,
+        peer: &VerifiedPeer,
+        within: Duration,
+    ) -> Result<(i64, Vec<OpenRequest>), GatewayError> {
+        let now = unix_now();
+        let due_by = now.saturating_add(i64::try_from(within.as_secs()).unwrap_or(i64::MAX));
+        let store = self.store.clone();
+        let auditor = self.may_audit(peer);
+        let who = (!auditor).then(|| peer.principal.clone());
+        let open =
+            blocking(move || store.open_requests(due_by, who.as_ref(), OVERDUE_LIMIT)).await?;
+        if auditor {
+            return Ok((now, open));
+        }
+        let me = &peer.principal;
+        let mine = open
+            .into_iter()
+            .filter_map(|mut r| {
+                if &r.sender == me {
+                    Some(r)
+                } else if r.recipients.contains(me) {
+                    r.recipients = vec![me.clone()];
+                    Some(r)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        Ok((now, mine))
     }
 
     /// The caller's deliverable items, waiting up to `wait` for one to arrive.

@@ -86,6 +86,16 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         wait: u64,
     },
+    /// List requests without an answer that are past due, or due within
+    /// `--within`, per desk (station; an auditor sees every request, a
+    /// station the requests it sent or received).
+    Overdue {
+        #[command(flatten)]
+        station: StationArgs,
+        /// Also list requests due within this time, e.g. 45m, 8h or 3d.
+        #[arg(long)]
+        within: Option<String>,
+    },
     /// Fetch an item, check its signatures, and show it (station).
     Fetch {
         #[command(flatten)]
@@ -147,6 +157,39 @@ enum PolicyCommand {
         #[arg(long)]
         to: PrincipalId,
         /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decide every acceptance on an exported audit log again under a
+    /// candidate policy, and print what would change, per recipient and
+    /// portion (allow → deny, deny → allow), grouped by the rules that
+    /// decided before and after, with counts and example item references.
+    /// The export is verified first.
+    ///
+    /// Exit codes: 0 nothing would change, 1 something would change, 2
+    /// could not run (including an export that does not verify).
+    ///
+    /// Example: passerelle policy replay policies-next/ --export /tmp/audit-export --key gateway/audit.vkey
+    #[command(verbatim_doc_comment)]
+    Replay {
+        /// The candidate policy directory.
+        dir: PathBuf,
+        /// The audit export directory (`passerelle audit export`).
+        #[arg(long)]
+        export: PathBuf,
+        /// The gateway's verifier key (or file).
+        #[arg(long)]
+        key: String,
+        /// Acceptances of this case only.
+        #[arg(long)]
+        case: Option<String>,
+        /// Acceptances at or after this time: RFC 3339, a UTC date or Unix seconds.
+        #[arg(long, value_parser = passerelle::auditor::show::parse_time)]
+        since: Option<i64>,
+        /// Acceptances before this time: RFC 3339, a UTC date or Unix seconds.
+        #[arg(long, value_parser = passerelle::auditor::show::parse_time)]
+        until: Option<i64>,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -586,14 +629,68 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
             } else if items.is_empty() {
                 println!("no items");
             } else {
-                println!("{:<32}  {:<8}  {:<24}  id", "reference", "priority", "from");
+                let now = passerelle::gateway::unix_now();
+                println!(
+                    "{:<32}  {:<8}  {:<24}  {:<32}  id",
+                    "reference", "priority", "from", "answer due"
+                );
                 for e in items {
                     println!(
-                        "{:<32}  {:<8}  {:<24}  {}",
+                        "{:<32}  {:<8}  {:<24}  {:<32}  {}",
                         e.item_ref,
                         format!("{:?}", e.priority).to_uppercase(),
                         e.sender,
+                        e.due
+                            .map(|d| due_text(d, now))
+                            .unwrap_or_else(|| "-".into()),
                         e.item_id
+                    );
+                }
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Overdue { station, within } => {
+            let within = match within {
+                None => 0,
+                Some(w) => passerelle::policy::parse_duration(&w)
+                    .map_err(|e| anyhow::anyhow!("--within: {e}"))?,
+            };
+            let s = open_station(&station.config)?;
+            let listing = s
+                .overdue(Duration::from_secs(u64::try_from(within).unwrap_or(0)))
+                .await?;
+            if station.json {
+                println!("{}", serde_json::to_string_pretty(&listing)?);
+                return Ok(std::process::ExitCode::SUCCESS);
+            }
+            if listing.requests.is_empty() {
+                println!(
+                    "no open request is past due{}",
+                    if within > 0 { " or due soon" } else { "" }
+                );
+                return Ok(std::process::ExitCode::SUCCESS);
+            }
+            // Per desk: each recipient that has to answer, its requests by
+            // due time.
+            let mut desks: std::collections::BTreeMap<
+                String,
+                Vec<&passerelle::store::OpenRequest>,
+            > = std::collections::BTreeMap::new();
+            for r in &listing.requests {
+                for desk in &r.recipients {
+                    desks.entry(desk.to_string()).or_default().push(r);
+                }
+            }
+            for (desk, requests) in desks {
+                println!("desk {desk}");
+                for r in requests {
+                    println!(
+                        "  {:<32}  {:<8}  from {:<24}  {}  {}",
+                        r.item_ref,
+                        format!("{:?}", r.priority).to_uppercase(),
+                        r.sender,
+                        due_text(r.due, listing.now),
+                        r.item_id
                     );
                 }
             }
@@ -853,6 +950,46 @@ fn policy_command(cmd: PolicyCommand) -> Result<std::process::ExitCode> {
             }
             Ok(std::process::ExitCode::SUCCESS)
         }
+        PolicyCommand::Replay {
+            dir,
+            export,
+            key,
+            case,
+            since,
+            until,
+            json,
+        } => {
+            use passerelle::auditor::{replay, show, verify};
+            let cannot_run = |e: &dyn std::fmt::Display| {
+                eprintln!("error: {e}");
+                std::process::ExitCode::from(verify::EXIT_CANNOT_RUN)
+            };
+            let key = match verify::load_verifier_key(&key) {
+                Ok(k) => k,
+                Err(e) => return Ok(cannot_run(&e)),
+            };
+            let candidate = match policy::load_dir(&dir) {
+                Ok(p) => p,
+                Err(e) => return Ok(cannot_run(&e)),
+            };
+            let filter = show::Filter {
+                case,
+                since,
+                until,
+                ..show::Filter::default()
+            };
+            match replay::replay(&export, &key, &candidate, &filter) {
+                Ok(report) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        print!("{report}");
+                    }
+                    Ok(std::process::ExitCode::from(report.exit_code()))
+                }
+                Err(e) => Ok(cannot_run(&format!("{}: {e}", export.display()))),
+            }
+        }
         PolicyCommand::Reload { config } => {
             let c = GatewayConfig::load(&config)?;
             let p = server::load_policy(&c)?;
@@ -951,5 +1088,34 @@ async fn run_demo(keep: Option<PathBuf>) -> Result<std::process::ExitCode> {
     } else {
         println!("\nSOME STEPS DID NOT BEHAVE AS EXPECTED");
         Ok(std::process::ExitCode::FAILURE)
+    }
+}
+
+/// A due time as a person reads it: the UTC time, and how late or how
+/// soon relative to `now` (`OVERDUE by 2h` marks what is past due).
+fn due_text(due: i64, now: i64) -> String {
+    let at = passerelle::auditor::show::rfc3339(due);
+    if due < now {
+        format!(
+            "{at} OVERDUE by {}",
+            passerelle::policy::duration_text((now - due).max(60))
+        )
+    } else {
+        format!(
+            "{at} (in {})",
+            passerelle::policy::duration_text((due - now).max(60))
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::due_text;
+
+    #[test]
+    fn a_due_time_in_the_past_is_marked_overdue() {
+        assert_eq!(due_text(0, 7_200), "1970-01-01T00:00:00Z OVERDUE by 2h");
+        assert_eq!(due_text(3_600, 60), "1970-01-01T01:00:00Z (in 59m)");
+        assert!(!due_text(100, 100).contains("OVERDUE"));
     }
 }

@@ -971,3 +971,121 @@ fn an_export_serves_the_partial_tiles_of_every_checkpoint() {
     }
     verify::verify(&export, &key).unwrap();
 }
+
+/// An entry of format version 1, encoded as version 1 wrote it (fields in
+/// declaration order, an event map with one key).
+fn v1_entry(time: i64, name: &str, fields: Vec<(&str, ciborium::Value)>) -> Vec<u8> {
+    use ciborium::Value;
+    let map = |fields: Vec<(&str, Value)>| {
+        Value::Map(
+            fields
+                .into_iter()
+                .map(|(k, v)| (Value::Text(k.into()), v))
+                .collect(),
+        )
+    };
+    let entry = map(vec![
+        ("v", Value::Integer(1.into())),
+        ("time", Value::Integer(time.into())),
+        ("event", map(vec![(name, map(fields))])),
+    ]);
+    let mut out = Vec::new();
+    ciborium::into_writer(&entry, &mut out).unwrap();
+    out
+}
+
+/// A log begun under entry format version 1 and continued under the
+/// current version verifies, and its old entries are listed, not called
+/// undecodable.
+#[test]
+fn a_log_with_version_1_entries_verifies_and_shows() {
+    use ciborium::Value;
+    let t = |s: &str| Value::Text(s.into());
+    let label = || {
+        Value::Map(vec![
+            (t("level"), t("SECRET")),
+            (t("originator"), Value::Map(vec![(t("agency"), t("vsse"))])),
+        ])
+    };
+    let mut entries = vec![
+        v1_entry(
+            1_700_000_000,
+            "gateway-started",
+            vec![("version", t("0.1.0")), ("policy_digest", t("ab"))],
+        ),
+        v1_entry(
+            1_700_000_001,
+            "connection-refused",
+            vec![("peer", t("192.0.2.1:4000")), ("reason", t("handshake"))],
+        ),
+        v1_entry(
+            1_700_000_002,
+            "item-accepted",
+            vec![
+                ("item_ref", t(&"ab".repeat(16))),
+                ("item_id", t("id-1")),
+                ("sender", t("vsse/analysis/ct")),
+                ("digest", t("dd")),
+                ("purpose", t("terrorism")),
+                ("cases", Value::Array(vec![t("CT-2026-014")])),
+                ("label", label()),
+                ("portion_labels", Value::Array(vec![label()])),
+                (
+                    "decisions",
+                    Value::Array(vec![Value::Map(vec![
+                        (t("recipient"), t("police/lo/rabat")),
+                        (t("effect"), t("deny")),
+                        (t("portions"), Value::Array(vec![])),
+                        (t("rules"), Value::Array(vec![t("default.deny")])),
+                        (t("reasons"), Value::Array(vec![t("no grant")])),
+                    ])]),
+                ),
+                ("policy_digest", t("ab")),
+            ],
+        ),
+    ];
+    // Then the current version.
+    entries.push(ack_entry(3).encode());
+    let log = Synthetic::new(&[1]);
+    let export = log.export();
+    rewrite_all(&export, &entries);
+    std::fs::remove_dir_all(export.join("checkpoints")).unwrap();
+    std::fs::create_dir_all(export.join("checkpoints")).unwrap();
+    let tree = Tree::from_leaf_hashes(entries.iter().map(|e| leaf_hash(e)));
+    let size = entries.len() as u64;
+    let note = Checkpoint::new(log.vkey().name(), size, tree.root())
+        .sign(&[&log.key.note])
+        .unwrap();
+    std::fs::write(export.join(format!("checkpoints/{size}")), &note).unwrap();
+    std::fs::write(export.join("checkpoint"), &note).unwrap();
+
+    let key = log.vkey().to_string();
+    let out = passerelle()
+        .args(["audit", "verify"])
+        .arg(&export)
+        .args(["--key", &key])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let out = passerelle()
+        .args(["audit", "show"])
+        .arg(&export)
+        .args(["--key", &key, "--case", "CT-2026-014"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("item-accepted"), "{text}");
+    assert!(!text.contains("not an audit entry"), "{text}");
+    let out = passerelle()
+        .args(["audit", "show"])
+        .arg(&export)
+        .args(["--key", &key])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("192.0.2.1:4000: handshake"), "{text}");
+    assert!(text.contains("acknowledged"), "{text}");
+}

@@ -75,15 +75,10 @@ async fn receipt_is_proved_against_a_later_checkpoint() {
 /// The `refused` entries on the log after the counted refusals were
 /// written: (subject, cause, count, samples).
 async fn refused_entries(h: &Harness) -> Vec<(RefusedSubject, String, u64, Vec<String>)> {
-    let gateway = &h.running.as_ref().unwrap().gateway;
-    gateway.flush_refusals().await.unwrap();
-    let store = gateway.store().clone();
-    let size = store.tree_head().size;
-    store
-        .audit_entries(0, size)
-        .unwrap()
-        .iter()
-        .filter_map(|e| match AuditEntry::decode(e).unwrap().event {
+    h.audit_events()
+        .await
+        .into_iter()
+        .filter_map(|e| match e {
             AuditEvent::Refused {
                 subject,
                 cause,
@@ -94,6 +89,11 @@ async fn refused_entries(h: &Harness) -> Vec<(RefusedSubject, String, u64, Vec<S
             _ => None,
         })
         .collect()
+}
+
+fn signed_checkpoints(h: &Harness) -> usize {
+    let gateway = &h.running.as_ref().unwrap().gateway;
+    gateway.store().checkpoints().unwrap().len()
 }
 
 fn principal(p: &str) -> RefusedSubject {
@@ -182,15 +182,7 @@ async fn refusals_alone_never_cause_a_checkpoint() {
     .await;
     let rabat = h.station("police/lo/rabat");
     let first = get(&rabat, "/v1/audit/checkpoint").await;
-    let signed_before = h
-        .running
-        .as_ref()
-        .unwrap()
-        .gateway
-        .store()
-        .checkpoints()
-        .unwrap()
-        .len();
+    let signed_before = signed_checkpoints(&h);
     for n in 0..300 {
         let path = format!("/v1/audit/inclusion?index={}", n % 3);
         assert_eq!(get(&rabat, &path).await.0, StatusCode::BAD_REQUEST);
@@ -200,15 +192,7 @@ async fn refusals_alone_never_cause_a_checkpoint() {
     }
     refused_entries(&h).await;
     assert_eq!(get(&rabat, "/v1/audit/checkpoint").await, first);
-    let signed_after = h
-        .running
-        .as_ref()
-        .unwrap()
-        .gateway
-        .store()
-        .checkpoints()
-        .unwrap()
-        .len();
+    let signed_after = signed_checkpoints(&h);
     assert_eq!(
         signed_before, signed_after,
         "no signature spent on refusals"

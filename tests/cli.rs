@@ -37,6 +37,7 @@ fn every_command_has_help() {
         vec!["pki", "init"],
         vec!["send"],
         vec!["inbox"],
+        vec!["overdue"],
         vec!["fetch"],
         vec!["ack"],
         vec!["receipt"],
@@ -46,6 +47,7 @@ fn every_command_has_help() {
         vec!["policy", "test"],
         vec!["policy", "explain"],
         vec!["policy", "reload"],
+        vec!["policy", "replay"],
         vec!["audit", "export"],
     ] {
         let out = passerelle().args(&cmd).arg("--help").output().unwrap();
@@ -130,6 +132,82 @@ async fn station_commands_send_inbox_fetch_ack_with_json() {
     assert_eq!(inbox.as_array().unwrap().len(), 0);
     let again = run(&["receipt", &reference], "police/lo/rabat");
     assert_eq!(again["receipt"]["item_id"], "cli-1");
+}
+
+// The CLI blocks its thread, so the gateway needs another one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_shows_due_times_and_overdue_lists_per_desk() {
+    let h = common::Harness::start().await;
+    for principal in ["police/spoc", "vsse/analysis/ct", "police/lo/rabat"] {
+        let path = h
+            .path()
+            .join(passerelle::pki::station_dir(principal))
+            .join("client.toml");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("127.0.0.1:0", &h.addr().to_string());
+        std::fs::write(&path, text).unwrap();
+    }
+    let run = |args: &[&str], station: &str| {
+        let out = passerelle()
+            .args(args)
+            .arg("--config")
+            .arg(
+                h.path()
+                    .join(passerelle::pki::station_dir(station))
+                    .join("client.toml"),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let item = h.path().join("request.toml");
+    std::fs::write(
+        &item,
+        r#"
+id = "cli-request"
+to = ["vsse/analysis/ct"]
+purpose = "terrorism"
+cases = ["CT-2026-014"]
+priority = "FLASH"
+request = { accessibility = "direct" }
+[label]
+level = "RESTREINT"
+[[portion]]
+text = "What do you hold on subject X?"
+[portion.label]
+level = "RESTREINT"
+"#,
+    )
+    .unwrap();
+    let sent = run(&["send", "--item", item.to_str().unwrap()], "police/spoc");
+    let reference = sent
+        .split_whitespace()
+        .find(|w| w.len() == 32 && w.chars().all(|c| c.is_ascii_hexdigit()))
+        .unwrap_or_else(|| panic!("no reference in {sent}"))
+        .to_string();
+    // FLASH: due within the hour, shown with the time left.
+    let inbox = run(&["inbox"], "vsse/analysis/ct");
+    let line = inbox.lines().find(|l| l.contains(&reference)).unwrap();
+    assert!(
+        line.contains("(in ") && line.contains("cli-request"),
+        "{inbox}"
+    );
+    assert!(inbox.contains("answer due"), "{inbox}");
+    // Nothing is past due; within two hours, listed under the asked desk.
+    let none = run(&["overdue"], "vsse/analysis/ct");
+    assert!(none.contains("no open request is past due"), "{none}");
+    let soon = run(&["overdue", "--within", "2h"], "police/spoc");
+    assert!(soon.contains("desk vsse/analysis/ct"), "{soon}");
+    assert!(soon.contains(&reference), "{soon}");
+    // Someone who neither sent nor received it sees nothing of it.
+    let other = run(&["overdue", "--within", "2h"], "police/lo/rabat");
+    assert!(!other.contains(&reference), "{other}");
 }
 
 #[test]
@@ -284,4 +362,115 @@ expect = "deny"
     assert_eq!(f["observed"], "allow");
     assert_eq!(f["released"], serde_json::json!([0]));
     assert_eq!(f["rules"], serde_json::json!(["vsse.context-to-lo"]));
+}
+
+/// `policy replay` over the demo's own exported log: the policy in force
+/// changes nothing (exit 0); a candidate that withdraws the grant the demo's
+/// VSSE → liaison officer item used turns that release into a denial, named
+/// by recipient, portion, item and rule (exit 1); an export that does not
+/// verify is not replayed (exit 2).
+#[test]
+fn policy_replay_over_the_demos_log_names_what_a_withdrawn_grant_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let out = passerelle()
+        .arg("demo")
+        .arg("--keep")
+        .arg(&demo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let export = demo.join("audit-export");
+    let key = demo.join("gateway/audit.vkey");
+    let replay = |policy: &std::path::Path, extra: &[&str]| {
+        let out = passerelle()
+            .args(["policy", "replay"])
+            .arg(policy)
+            .arg("--export")
+            .arg(&export)
+            .arg("--key")
+            .arg(&key)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+
+    let (code, text) = replay(&demo.join("policies"), &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("replayed ") && text.contains(" acceptances"),
+        "{text}"
+    );
+    assert!(text.contains("no change"), "{text}");
+
+    // The candidate: the same policy without one grant.
+    let candidate = dir.path().join("candidate");
+    std::fs::create_dir(&candidate).unwrap();
+    for f in std::fs::read_dir(demo.join("policies")).unwrap() {
+        let f = f.unwrap();
+        if f.file_type().unwrap().is_file() {
+            std::fs::copy(f.path(), candidate.join(f.file_name())).unwrap();
+        }
+    }
+    let flows = std::fs::read_to_string(candidate.join("flows.toml")).unwrap();
+    let start = flows
+        .find("[[grant]]\nid = \"vsse.context-to-lo\"")
+        .expect("the demo's policy grants vsse.context-to-lo");
+    let end = start + 9 + flows[start + 9..].find("[[").unwrap();
+    std::fs::write(
+        candidate.join("flows.toml"),
+        format!("{}{}", &flows[..start], &flows[end..]),
+    )
+    .unwrap();
+
+    let (code, text) = replay(&candidate, &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("1 allow → deny, 0 deny → allow"), "{text}");
+    assert!(
+        text.contains("recorded: mandatory.accreditation, vsse.context-to-lo"),
+        "{text}"
+    );
+    assert!(
+        text.contains("candidate: mandatory.accreditation, default.deny"),
+        "{text}"
+    );
+    assert!(
+        text.contains("police/lo/rabat portion 1: allow → deny"),
+        "{text}"
+    );
+
+    let (code, json) = replay(&candidate, &["--json"]);
+    assert_eq!(code, Some(1), "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["not_replayed"], 0, "{json}");
+    assert_eq!(v["changes"].as_array().unwrap().len(), 1, "{json}");
+    let change = &v["changes"][0];
+    assert_eq!(change["direction"], "allow-to-deny");
+    assert_eq!(change["recipient"], "police/lo/rabat");
+    assert_eq!(v["groups"][0]["examples"][0], change["item_ref"]);
+
+    // Filters: nothing of a case the log does not hold, nothing before the
+    // log began.
+    let (code, text) = replay(&candidate, &["--case", "NO-SUCH-CASE"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("replayed 0 acceptances"), "{text}");
+    let (code, text) = replay(&candidate, &["--until", "2000-01-01"]);
+    assert_eq!(code, Some(0), "{text}");
+
+    // An export that does not verify is not replayed.
+    let checkpoint = export.join("checkpoint");
+    let mut note = std::fs::read(&checkpoint).unwrap();
+    note[0] ^= 1;
+    std::fs::write(&checkpoint, note).unwrap();
+    let (code, text) = replay(&candidate, &[]);
+    assert_eq!(code, Some(2), "{text}");
 }

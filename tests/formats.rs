@@ -234,6 +234,60 @@ async fn the_cddl_of_docs_formats_matches_what_the_gateway_sends_and_accepts() {
     .await;
     schema.check("ack-answer", &ack);
 
+    // A request (its inbox entry has a due time), the overdue listing, and
+    // an answer that closes the request (item-accepted with `due`, then
+    // with `answers`).
+    let spoc = h.station("police/spoc");
+    let request = ItemSpec::parse(
+        r#"
+id = "formats-request"
+to = ["vsse/analysis/ct"]
+purpose = "terrorism"
+cases = ["CT-2026-014"]
+priority = "FLASH"
+request = { accessibility = "direct" }
+[label]
+level = "RESTREINT"
+[[portion]]
+text = "What do you hold on subject X?"
+[portion.label]
+level = "RESTREINT"
+"#,
+    )
+    .unwrap()
+    .sign(spoc.signing_key(), &spoc.config().principal, unix_now());
+    let asked = spoc.submit(&request).await.unwrap().receipt.item_ref;
+    let inbox = get(&vsse, Method::GET, "/v1/inbox", None).await;
+    schema.check("inbox", &inbox);
+    assert!(
+        String::from_utf8_lossy(&inbox).contains("due"),
+        "the inbox should show the request's due time"
+    );
+    for who in [&auditor, &vsse, &spoc] {
+        let overdue = get(who, Method::GET, "/v1/overdue?within=7200", None).await;
+        schema.check("overdue", &overdue);
+    }
+    let answer = ItemSpec::parse(&format!(
+        r#"
+id = "formats-answer"
+to = ["police/spoc"]
+purpose = "terrorism"
+cases = ["CT-2026-014"]
+in_reply_to = "{asked}"
+[label]
+level = "RESTREINT"
+[[portion]]
+text = "Nothing held."
+[portion.label]
+level = "RESTREINT"
+"#
+    ))
+    .unwrap()
+    .sign(vsse.signing_key(), &vsse.config().principal, unix_now());
+    vsse.submit(&answer).await.unwrap();
+    let overdue = get(&auditor, Method::GET, "/v1/overdue?within=7200", None).await;
+    schema.check("overdue", &overdue);
+
     // Proofs and health.
     let size = h.running.as_ref().unwrap().gateway.store().tree_head().size;
     let proof = get(

@@ -1,6 +1,8 @@
 //! The store contract under concurrency: group commit answers every
 //! submitter with its own outcome, audit indices are dense and never
-//! reused, and duplicates within one group are still duplicates.
+//! reused, and duplicates within one group are still duplicates; requests
+//! keep their due time until the first answer closes them, and a database
+//! made before requests existed still opens.
 
 use passerelle::audit::event::{AuditEntry, AuditEvent, BoundedEntry};
 use passerelle::domain::item::Priority;
@@ -39,6 +41,8 @@ fn new_item(sender: &str, id: &str, content: u8) -> (NewItem, Vec<BoundedEntry>)
         deliveries: vec![(PrincipalId::new("vsse/analysis/ct").unwrap(), vec![0])],
         receipt,
         purge_after: None,
+        answer_due: None,
+        answers: None,
     };
     let entries = vec![
         BoundedEntry::new(
@@ -173,4 +177,190 @@ fn duplicates_and_conflicts_within_a_group() {
         .count();
     assert_eq!(dupes + conflicts, 7);
     assert!(dupes == 3 || conflicts == 3, "the three other same-content submissions are duplicates, or the four are conflicts: {outcomes:?}");
+}
+
+/// An item of `priority` from `sender` to `police/spoc`, accepted at `at`,
+/// that is a request due at `due`, or answers `answers`.
+fn request_item(
+    sender: &str,
+    id: &str,
+    priority: Priority,
+    at: i64,
+    due: Option<i64>,
+    answers: Option<&str>,
+) -> (NewItem, Vec<BoundedEntry>) {
+    let (mut item, entries) = new_item(sender, id, 1);
+    item.priority = priority;
+    item.accepted_at = at;
+    item.answer_due = due;
+    item.answers = answers.map(str::to_string);
+    item.deliveries = vec![(PrincipalId::new("police/spoc").unwrap(), vec![0])];
+    (item, entries)
+}
+
+fn commit(store: &SqliteStore, (item, entries): (NewItem, Vec<BoundedEntry>)) -> String {
+    match store.commit_item(item, entries).unwrap() {
+        CommitOutcome::Committed(r) => r.item_ref,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn requests_keep_their_due_time_until_the_first_answer_closes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let spoc = PrincipalId::new("police/spoc").unwrap();
+    let vsse = "vsse/analysis/ct";
+    // Accepted in this order; due times chosen so that inbox order differs
+    // from acceptance order.
+    let plain = commit(
+        &store,
+        request_item(vsse, "plain", Priority::Urgent, 10, None, None),
+    );
+    let late = commit(
+        &store,
+        request_item(vsse, "late", Priority::Urgent, 11, Some(500), None),
+    );
+    let soon = commit(
+        &store,
+        request_item(vsse, "soon", Priority::Urgent, 12, Some(100), None),
+    );
+    let routine = commit(
+        &store,
+        request_item(vsse, "routine", Priority::Routine, 13, Some(50), None),
+    );
+    let flash = commit(
+        &store,
+        request_item(vsse, "flash", Priority::Flash, 14, None, None),
+    );
+
+    // Within a priority, open requests by due time, then the rest.
+    let inbox = store.pending(&spoc, 20, 100).unwrap();
+    let order: Vec<(&str, Option<i64>)> =
+        inbox.iter().map(|e| (e.item_ref.as_str(), e.due)).collect();
+    assert_eq!(
+        order,
+        [
+            (flash.as_str(), None),
+            (soon.as_str(), Some(100)),
+            (late.as_str(), Some(500)),
+            (plain.as_str(), None),
+            (routine.as_str(), Some(50)),
+        ]
+    );
+
+    // Open requests due by a time, soonest first; a due time in the past
+    // is simply a smaller number.
+    let due_by = |t| -> Vec<String> {
+        store
+            .open_requests(t, None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.item_ref)
+            .collect()
+    };
+    assert_eq!(due_by(99), vec![routine.clone()]);
+    assert_eq!(due_by(1_000), [routine.clone(), soon.clone(), late.clone()]);
+    // Only what a principal sent or was released, and at most `limit`.
+    let vsse_id = PrincipalId::new(vsse).unwrap();
+    let rabat = PrincipalId::new("police/lo/rabat").unwrap();
+    let count =
+        |who: Option<&PrincipalId>, limit| store.open_requests(1_000, who, limit).unwrap().len();
+    assert_eq!(count(Some(&spoc), 100), 3);
+    assert_eq!(count(Some(&vsse_id), 100), 3);
+    assert_eq!(count(Some(&rabat), 100), 0);
+    assert_eq!(count(None, 2), 2);
+    let listed = &store.open_requests(1_000, None, 100).unwrap()[1];
+    assert_eq!(listed.recipients, vec![spoc.clone()]);
+    assert_eq!((listed.accepted_at, listed.due), (12, 100));
+
+    // The first answer closes the request at its own acceptance time; a
+    // second changes nothing; an answer to what is not a request is
+    // harmless.
+    let state = store.request(&soon).unwrap().unwrap();
+    assert_eq!(state.sender.as_str(), vsse);
+    assert_eq!((state.due, state.answered_at), (100, None));
+    commit(
+        &store,
+        request_item("police/spoc", "a1", Priority::Urgent, 60, None, Some(&soon)),
+    );
+    commit(
+        &store,
+        request_item("police/spoc", "a2", Priority::Urgent, 70, None, Some(&soon)),
+    );
+    commit(
+        &store,
+        request_item(
+            "police/spoc",
+            "a3",
+            Priority::Urgent,
+            80,
+            None,
+            Some(&plain),
+        ),
+    );
+    assert_eq!(store.request(&soon).unwrap().unwrap().answered_at, Some(60));
+    assert_eq!(store.request(&plain).unwrap(), None);
+    assert_eq!(due_by(1_000), [routine.clone(), late.clone()]);
+    // Still pending for its recipient (not acknowledged), without a due
+    // time now, so after the open request of its priority.
+    let inbox = store.pending(&spoc, 20, 100).unwrap();
+    let soon_entry = inbox.iter().find(|e| e.item_ref == soon).unwrap();
+    assert_eq!(soon_entry.due, None);
+    let position = |r: &str| inbox.iter().position(|e| e.item_ref == r).unwrap();
+    assert!(position(&late) < position(&soon));
+
+    // Durable: the same after reopening.
+    drop(store);
+    let store = open_store_again(dir.path());
+    assert_eq!(store.request(&soon).unwrap().unwrap().answered_at, Some(60));
+    assert_eq!(
+        store
+            .open_requests(1_000, None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.item_ref)
+            .collect::<Vec<_>>(),
+        [routine, late]
+    );
+}
+
+/// The store in `dir` opened again with the key `open_store` made.
+fn open_store_again(dir: &std::path::Path) -> Arc<SqliteStore> {
+    let key =
+        passerelle::keys::GatewayKey::load(&dir.join("key.pem"), "test.example/audit").unwrap();
+    Arc::new(SqliteStore::open(&dir.join("s.sqlite3"), Arc::new(key)).unwrap())
+}
+
+#[test]
+fn a_database_made_before_requests_existed_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let before = commit(&store, new_item("police/lo/rabat", "old", 1));
+    drop(store);
+    // What a database of the previous version holds: no requests table.
+    let conn = rusqlite::Connection::open(dir.path().join("s.sqlite3")).unwrap();
+    conn.execute_batch("DROP INDEX requests_open; DROP TABLE requests;")
+        .unwrap();
+    drop(conn);
+    let store = open_store_again(dir.path());
+    let ct = PrincipalId::new("vsse/analysis/ct").unwrap();
+    let inbox = store.pending(&ct, 10, 10).unwrap();
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(
+        (inbox[0].item_ref.as_str(), inbox[0].due),
+        (before.as_str(), None)
+    );
+    let asked = commit(
+        &store,
+        request_item(
+            "police/lo/rabat",
+            "new",
+            Priority::Routine,
+            5,
+            Some(9),
+            None,
+        ),
+    );
+    assert_eq!(store.request(&asked).unwrap().unwrap().due, 9);
 }

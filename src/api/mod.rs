@@ -14,6 +14,7 @@
 //! | --- | --- |
 //! | `POST /v1/items` | submit a signed item (principals the policy lets send); `201` with a receipt, `200` with the original receipt on an identical resubmit |
 //! | `GET /v1/inbox?wait=S&limit=N` | the caller's deliverable items, long-polling up to `S` seconds |
+//! | `GET /v1/overdue?within=S` | requests without an answer due within `S` seconds (default 0: past due); auditors see all, others the requests they sent or received |
 //! | `GET /v1/items/{ref}` | the item as released to the caller; leases it |
 //! | `POST /v1/items/{ref}/ack` | confirms delivery |
 //! | `GET /v1/receipts/{ref}` | the receipt of one of the caller's own items |
@@ -39,7 +40,7 @@ use crate::domain::item::SignedItem;
 use crate::domain::receipt::ItemRef;
 use crate::gateway::{Gateway, GatewayError, Submitted};
 use crate::limits::{BodyError, Session};
-use crate::store::{AckOutcome, InboxEntry};
+use crate::store::{AckOutcome, InboxEntry, OpenRequest};
 use crate::tls::{KeyExchangeGroup, VerifiedPeer};
 use problem::Problem;
 
@@ -70,6 +71,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/items", post(submit))
         .route("/v1/inbox", get(inbox))
+        .route("/v1/overdue", get(overdue))
         .route("/v1/items/{item_ref}", get(fetch))
         .route("/v1/items/{item_ref}/ack", post(ack))
         .route("/v1/receipts/{item_ref}", get(receipt))
@@ -353,6 +355,36 @@ async fn inbox(
         .inbox(&peer, Duration::from_secs(q.wait), limit, &mut shutdown)
         .await?;
     Ok(reply(&headers, StatusCode::OK, &Inbox { items }))
+}
+
+#[derive(Deserialize)]
+struct OverdueQuery {
+    #[serde(default)]
+    within: u64,
+}
+
+/// What `GET /v1/overdue` returns.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Overdue {
+    /// The gateway's time when it looked (Unix seconds): a request whose
+    /// `due` is before it is past due.
+    pub now: i64,
+    /// Requests without an answer due by `now + within`, soonest first.
+    pub requests: Vec<OpenRequest>,
+}
+
+async fn overdue(
+    State(state): State<ApiState>,
+    Extension(peer): Extension<VerifiedPeer>,
+    q: Result<Query<OverdueQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let q = query_of(q)?;
+    let (now, requests) = state
+        .gateway
+        .overdue(&peer, Duration::from_secs(q.within))
+        .await?;
+    Ok(reply(&headers, StatusCode::OK, &Overdue { now, requests }))
 }
 
 async fn fetch(

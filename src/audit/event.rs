@@ -24,12 +24,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::bytes::{from_cbor, to_cbor, CborError};
 use crate::domain::decision::Effect;
+use crate::domain::item::Priority;
 use crate::domain::label::SecurityLabel;
 use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::RecipientOutcome;
 
-/// Version of the entry format.
-pub const ENTRY_VERSION: u32 = 1;
+/// Version of the entry format the gateway writes. Version 1 entries
+/// (before refusals were counted, `decided` entries and the item's
+/// priority) are still read: see [`super::legacy`].
+pub const ENTRY_VERSION: u32 = 2;
 
 /// The decision for one recipient, as recorded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +116,10 @@ pub enum AuditEvent {
     /// gives it. The full decision for each recipient follows in its own
     /// `decided` entry, which only auditors read.
     ItemAccepted {
+        /// For a request: when its answer is due (Unix seconds), as the
+        /// policy in force computed it at acceptance. Absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due: Option<i64>,
         /// Case references.
         cases: Vec<String>,
         /// Item label.
@@ -121,6 +128,12 @@ pub enum AuditEvent {
         digest: String,
         /// Sender.
         sender: PrincipalId,
+        /// For an answer: the gateway reference of the request it answers
+        /// (its sender was a recipient of the request, and the request's
+        /// sender receives it). The request is closed by the first entry
+        /// that answers it. Absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answers: Option<String>,
         /// Sender's id.
         item_id: String,
         /// Purpose.
@@ -129,6 +142,12 @@ pub enum AuditEvent {
         item_ref: String,
         /// One outcome per recipient, as in the sender's receipt.
         outcomes: Vec<RecipientOutcome>,
+        /// The header's priority, which policy rules may match on: with
+        /// the sender, purpose, cases and labels, every fact a decision
+        /// reads, so `policy replay` can decide again. Absent only from
+        /// entries mapped from version 1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        priority: Option<Priority>,
         /// Hex SHA-256 of the policy that decided.
         policy_digest: String,
         /// Portion labels, in order.
@@ -224,7 +243,7 @@ pub enum AuditEvent {
 /// One entry of the audit log, decoded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
-    /// Always [`ENTRY_VERSION`].
+    /// [`ENTRY_VERSION`] for entries the gateway writes; 1 for older ones.
     pub v: u32,
     /// Seconds since the Unix epoch.
     pub time: i64,
@@ -309,9 +328,25 @@ impl AuditEntry {
         to_cbor(self)
     }
 
-    /// Decodes leaf data.
+    /// Decodes leaf data of the current format, or of version 1 mapped to
+    /// the current events (see [`super::legacy`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, CborError> {
-        from_cbor(bytes)
+        Self::decode_any(bytes).map(|m| m.entry)
+    }
+
+    /// Like [`AuditEntry::decode`], keeping what a version 1 entry said
+    /// that its current form does not (the full decisions of a version 1
+    /// `item-accepted`).
+    pub fn decode_any(bytes: &[u8]) -> Result<super::legacy::Mapped, CborError> {
+        // The current shape first: it is what the gateway writes, and most
+        // of what an auditor's verification spends is spent here.
+        match from_cbor::<AuditEntry>(bytes) {
+            Ok(entry) => Ok(super::legacy::Mapped {
+                entry,
+                decisions: Vec::new(),
+            }),
+            Err(current) => super::legacy::decode_v1(bytes).map_err(|_| current),
+        }
     }
 
     /// Principals this entry is about, for an auditor's search.
@@ -450,6 +485,8 @@ mod tests {
                 samples: vec![],
             },
             AuditEvent::ItemAccepted {
+                due: Some(1_790_003_600),
+                answers: Some("11".repeat(16)),
                 item_ref: "00".repeat(16),
                 item_id: "id".into(),
                 sender: p("vsse/analysis/ct"),
@@ -464,6 +501,7 @@ mod tests {
                     portions_released: 0,
                     reasons: vec!["no grant".into()],
                 }],
+                priority: Some(crate::domain::item::Priority::Flash),
                 policy_digest: "ab".into(),
             },
             AuditEvent::Decided {
@@ -515,6 +553,39 @@ mod tests {
             let bytes = BoundedEntry::new(1_790_000_000, event).unwrap();
             crate::domain::bytes::assert_core_deterministic(bytes.bytes());
         }
+    }
+
+    #[test]
+    fn an_item_that_is_neither_request_nor_answer_is_recorded_as_before() {
+        // `due` and `answers` are left out when absent, so entries of items
+        // that ask and answer nothing keep the bytes they had before the
+        // fields existed, and such older entries still decode.
+        let accepted = every_event()
+            .into_iter()
+            .find(|e| matches!(e, AuditEvent::ItemAccepted { .. }))
+            .unwrap();
+        let AuditEvent::ItemAccepted {
+            due, ref answers, ..
+        } = accepted
+        else {
+            unreachable!()
+        };
+        assert!(due.is_some() && answers.is_some());
+        let entry = AuditEntry::new(1, accepted.clone());
+        assert_eq!(AuditEntry::decode(&entry.encode()).unwrap(), entry);
+        let mut plain = accepted;
+        if let AuditEvent::ItemAccepted { due, answers, .. } = &mut plain {
+            *due = None;
+            *answers = None;
+        }
+        let bytes = AuditEntry::new(1, plain.clone()).encode();
+        let has = |key: &str| {
+            let mut text = vec![0x60 | key.len() as u8];
+            text.extend_from_slice(key.as_bytes());
+            bytes.windows(text.len()).any(|w| w == text)
+        };
+        assert!(!has("due") && !has("answers") && has("cases"));
+        assert_eq!(AuditEntry::decode(&bytes).unwrap().event, plain);
     }
 
     #[test]

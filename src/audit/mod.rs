@@ -18,6 +18,7 @@
 //!   their signing and opening through [`signed_note`].
 //! - [`event`]: what an entry says, and [`event::BoundedEntry`], the only
 //!   form a store appends.
+//! - [`legacy`]: version 1 entries, read and mapped to the current events.
 //! - [`refusals`]: refusals counted per subject and cause, written once
 //!   per interval.
 //! - [`tiles`]: C2SP tlog-tiles paths, hash tiles and entry bundles, and the
@@ -25,6 +26,7 @@
 
 pub mod checkpoint;
 pub mod event;
+pub mod legacy;
 pub mod receipts;
 pub mod refusals;
 pub mod rfc9162;

@@ -430,6 +430,8 @@ mod tests {
     fn a_case_filter_follows_the_items_of_the_case() {
         let p = |s: &str| PrincipalId::new(s).unwrap();
         let accepted = |r: &str, case: &str| AuditEvent::ItemAccepted {
+            due: None,
+            answers: None,
             item_ref: r.into(),
             item_id: "i".into(),
             sender: p("police/lo/rabat"),
@@ -442,6 +444,7 @@ mod tests {
             ),
             portion_labels: vec![],
             outcomes: vec![],
+            priority: None,
             policy_digest: "p".into(),
         };
         let ack = |r: &str| AuditEvent::Acknowledged {

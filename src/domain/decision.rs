@@ -111,4 +111,10 @@ pub trait Decider: Send + Sync + 'static {
     /// The gateway refuses such an item at submission, before storing
     /// anything; [`Decider::decide`] denies it all the same.
     fn check_labels(&self, item: &ItemFacts<'_>) -> Result<(), FieldError>;
+    /// When the answer to the item is due (Unix seconds, UTC), if the item
+    /// is a request (`header.request`): `accepted_at`, the time the gateway
+    /// accepted it, plus the deadline the rules in force give its priority,
+    /// purpose and accessibility. `None` for an item that asks nothing.
+    /// Pure: the gateway passes the acceptance time.
+    fn answer_due(&self, item: &ItemFacts<'_>, accepted_at: i64) -> Option<i64>;
 }

@@ -278,6 +278,9 @@ impl Decider for Policy {
     fn check_labels(&self, item: &ItemFacts<'_>) -> Result<(), FieldError> {
         Policy::check_labels(self, item)
     }
+    fn answer_due(&self, item: &ItemFacts<'_>, accepted_at: i64) -> Option<i64> {
+        Policy::answer_due(self, &item.manifest.header, accepted_at)
+    }
 }
 
 fn priority_bit(p: Priority) -> u8 {

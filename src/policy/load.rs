@@ -225,7 +225,7 @@ pub(crate) fn datetime_to_unix(dt: &Datetime, end_of_day: bool) -> Result<i64, S
 
 /// Parses a duration written `45m`, `8h` or `3d` into seconds: at least a
 /// minute, at most a year.
-pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
+pub fn parse_duration(s: &str) -> Result<i64, String> {
     let bad = || format!("{s:?} is not a duration such as 45m, 8h or 3d");
     let s = s.trim();
     let (num, unit) = s.split_at(s.len().saturating_sub(1));

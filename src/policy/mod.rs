@@ -44,7 +44,7 @@ mod source;
 pub mod testing;
 
 pub use engine::{rule_ids, Check, Explanation, PortionExplanation, RuleTrace};
-pub use load::{load_dir, Diagnostic, Diagnostics, PolicyError};
+pub use load::{load_dir, parse_duration, Diagnostic, Diagnostics, PolicyError};
 pub use model::{
     AgencyBinding, AuditScope, CaseAssignment, CaseMatch, Consent, Deadline, Level, Marking,
     Policy, Principal, PrincipalKind, Rule, RuleEffect, Selector, ThirdParty, AUDITOR_ROLE,

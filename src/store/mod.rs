@@ -170,6 +170,48 @@ pub struct NewItem {
     pub receipt: Receipt,
     /// When the content is to be purged (end of retention), if ever.
     pub purge_after: Option<i64>,
+    /// For a request: when its answer is due (Unix seconds). The request
+    /// stays open until an answer closes it.
+    pub answer_due: Option<i64>,
+    /// For an answer that the gateway found to answer a stored request
+    /// (see [`Store::request`]): that request's gateway reference, closed
+    /// by this item unless an earlier answer closed it.
+    pub answers: Option<String>,
+}
+
+/// A stored request, as [`Store::request`] gives it: what the gateway
+/// needs to tell whether an item answers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestState {
+    /// Who asked.
+    pub sender: PrincipalId,
+    /// The recipients it was released to at submission (those with an
+    /// inbox entry, whatever its state now).
+    pub recipients: Vec<PrincipalId>,
+    /// When its answer is due.
+    pub due: i64,
+    /// When an answer closed it, if one did.
+    pub answered_at: Option<i64>,
+}
+
+/// A request without an answer, as [`Store::open_requests`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OpenRequest {
+    /// Gateway reference.
+    pub item_ref: String,
+    /// Who asked.
+    pub sender: PrincipalId,
+    /// Sender's id.
+    pub item_id: String,
+    /// Priority.
+    pub priority: Priority,
+    /// When the gateway accepted it.
+    pub accepted_at: i64,
+    /// When its answer is due.
+    pub due: i64,
+    /// The desks it was released to (recipients with an inbox entry),
+    /// sorted.
+    pub recipients: Vec<PrincipalId>,
 }
 
 /// What a sweep found: each needs its audit entry.
@@ -218,6 +260,10 @@ pub struct InboxEntry {
     pub accepted_at: i64,
     /// How many times it was fetched before.
     pub deliveries: u32,
+    /// For a request not yet answered: when its answer is due (Unix
+    /// seconds). Absent for other items and for answered requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<i64>,
 }
 
 /// An item leased to a recipient for delivery.
@@ -271,7 +317,10 @@ pub trait Store: Send + Sync + 'static {
     /// (one transaction, fsynced): after a crash either all are there or
     /// none. The returned receipt carries the first entry's audit index.
     /// MUST return `Duplicate`/`Conflict` without writing when the sender
-    /// already stored this item id.
+    /// already stored this item id. In the same transaction, MUST record a
+    /// request's `answer_due` (open), and MUST close the request named by
+    /// `answers` at this item's `accepted_at` unless it is already closed
+    /// (the first answer closes it; a later one changes nothing).
     fn commit_item(
         &self,
         item: NewItem,
@@ -280,7 +329,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deliverable items of `recipient` at `now`: not acknowledged, not
     /// refused, not under a lease that runs past `now`, not expired; FLASH
-    /// first, then in acceptance order. At most `limit` entries.
+    /// first; within a priority, open requests first by due time, then
+    /// the rest in acceptance order. Each open request carries its due
+    /// time. At most `limit` entries.
     fn pending(
         &self,
         recipient: &PrincipalId,
@@ -333,6 +384,22 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         entry_for: &dyn Fn(&Swept) -> Result<BoundedEntry, EntryTooLarge>,
     ) -> Result<Vec<Swept>, StoreError>;
+
+    /// The request stored under `item_ref`, if that item is a request.
+    fn request(&self, item_ref: &str) -> Result<Option<RequestState>, StoreError>;
+
+    /// Requests without an answer whose due time is at or before
+    /// `due_by`, by due time (then acceptance order), at most `limit`.
+    /// With `concerning`, only the requests that principal sent or was
+    /// released (an inbox entry), so that the cost of the listing follows
+    /// what the caller may see. MUST NOT list a request once an answer
+    /// closed it.
+    fn open_requests(
+        &self,
+        due_by: i64,
+        concerning: Option<&PrincipalId>,
+        limit: u32,
+    ) -> Result<Vec<OpenRequest>, StoreError>;
 
     /// The receipt of an item, for its sender only.
     fn receipt(&self, sender: &PrincipalId, item_ref: &str) -> Result<Option<Receipt>, StoreError>;

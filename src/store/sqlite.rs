@@ -34,8 +34,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::{
-    AckOutcome, CommitOutcome, InboxEntry, Leased, NewItem, Sealer, Store, StoreError, Swept,
-    Tamper, TreeHead,
+    AckOutcome, CommitOutcome, InboxEntry, Leased, NewItem, OpenRequest, RequestState, Sealer,
+    Store, StoreError, Swept, Tamper, TreeHead,
 };
 use crate::audit::event::{BoundedEntry, EntryTooLarge};
 use crate::audit::rfc9162::{leaf_hash, Hash, Tree};
@@ -83,6 +83,16 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     note         TEXT NOT NULL,
     issued_at    INTEGER NOT NULL
 );
+-- Requests and their answer deadlines. A table of its own rather than
+-- columns of `items`, so that a database made before deadlines existed
+-- gains it at open (CREATE TABLE IF NOT EXISTS) with nothing to migrate.
+CREATE TABLE IF NOT EXISTS requests (
+    item_seq     INTEGER PRIMARY KEY REFERENCES items(seq),
+    due          INTEGER NOT NULL,
+    answered_at  INTEGER,
+    answer_ref   TEXT
+);
+CREATE INDEX IF NOT EXISTS requests_open ON requests (answered_at, due);
 CREATE TABLE IF NOT EXISTS seal (
     id           INTEGER PRIMARY KEY CHECK (id = 0),
     size         INTEGER NOT NULL,
@@ -288,6 +298,24 @@ fn insert_item(
     )
     .map_err(backend)?;
     let seq = tx.last_insert_rowid();
+    if let Some(due) = item.answer_due {
+        tx.execute(
+            "INSERT INTO requests (item_seq, due) VALUES (?1, ?2)",
+            params![seq, due],
+        )
+        .map_err(backend)?;
+    }
+    if let Some(request) = &item.answers {
+        // The first answer closes the request; a later one finds it
+        // closed and changes nothing.
+        tx.execute(
+            "UPDATE requests SET answered_at = ?1, answer_ref = ?2
+             WHERE answered_at IS NULL
+               AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3)",
+            params![item.accepted_at, item.item_ref, request],
+        )
+        .map_err(backend)?;
+    }
     for (recipient, released) in &item.deliveries {
         tx.execute(
             "INSERT INTO inbox (recipient, item_seq, released) VALUES (?1, ?2, ?3)",
@@ -296,6 +324,22 @@ fn insert_item(
         .map_err(backend)?;
     }
     Ok(CommitOutcome::Committed(item.receipt.clone()))
+}
+
+/// The recipients an item was released to at submission (its inbox
+/// entries, in any state), sorted.
+fn recipients_of(conn: &Connection, seq: i64) -> Result<Vec<PrincipalId>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT recipient FROM inbox WHERE item_seq = ?1 ORDER BY recipient")
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(params![seq], |r| r.get::<_, String>(0))
+        .map_err(backend)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(principal(row.map_err(backend)?)?);
+    }
+    Ok(out)
 }
 
 /// What a write transaction returns: its result, and the audit entries to
@@ -575,12 +619,13 @@ impl Store for SqliteStore {
         let mut stmt = guard
             .conn
             .prepare_cached(
-                "SELECT i.item_ref, i.sender, i.item_id, i.priority, i.accepted_at, b.deliveries
+                "SELECT i.item_ref, i.sender, i.item_id, i.priority, i.accepted_at, b.deliveries, q.due
                  FROM inbox b JOIN items i ON i.seq = b.item_seq
+                 LEFT JOIN requests q ON q.item_seq = i.seq AND q.answered_at IS NULL
                  WHERE b.recipient = ?1 AND b.acked_at IS NULL AND b.refused_at IS NULL
                    AND b.expired_at IS NULL AND i.purged_at IS NULL
                    AND b.lease_until <= ?2 AND (i.expires_at IS NULL OR i.expires_at > ?2)
-                 ORDER BY i.priority, i.seq
+                 ORDER BY i.priority, q.due IS NULL, q.due, i.seq
                  LIMIT ?3",
             )
             .map_err(backend)?;
@@ -593,12 +638,13 @@ impl Store for SqliteStore {
                     r.get::<_, i64>(3)?,
                     r.get::<_, i64>(4)?,
                     r.get::<_, u32>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
                 ))
             })
             .map_err(backend)?;
         let mut out = Vec::new();
         for row in rows {
-            let (item_ref, sender, item_id, priority, accepted_at, deliveries) =
+            let (item_ref, sender, item_id, priority, accepted_at, deliveries, due) =
                 row.map_err(backend)?;
             out.push(InboxEntry {
                 item_ref,
@@ -607,6 +653,7 @@ impl Store for SqliteStore {
                 priority: priority_from_rank(priority)?,
                 accepted_at,
                 deliveries,
+                due,
             });
         }
         Ok(out)
@@ -787,6 +834,82 @@ impl Store for SqliteStore {
             .collect::<Result<_, _>>()?;
         Ok((swept, entries))
         })
+    }
+
+    fn request(&self, item_ref: &str) -> Result<Option<RequestState>, StoreError> {
+        let guard = self.lock();
+        let row: Option<(i64, String, i64, Option<i64>)> = guard
+            .conn
+            .query_row(
+                "SELECT i.seq, i.sender, q.due, q.answered_at
+                 FROM requests q JOIN items i ON i.seq = q.item_seq WHERE i.item_ref = ?1",
+                params![item_ref],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()
+            .map_err(backend)?;
+        let Some((seq, sender, due, answered_at)) = row else {
+            return Ok(None);
+        };
+        let recipients = recipients_of(&guard.conn, seq)?;
+        Ok(Some(RequestState {
+            sender: principal(sender)?,
+            recipients,
+            due,
+            answered_at,
+        }))
+    }
+
+    fn open_requests(
+        &self,
+        due_by: i64,
+        concerning: Option<&PrincipalId>,
+        limit: u32,
+    ) -> Result<Vec<OpenRequest>, StoreError> {
+        let guard = self.lock();
+        let mut stmt = guard
+            .conn
+            .prepare_cached(
+                "SELECT i.seq, i.item_ref, i.sender, i.item_id, i.priority, i.accepted_at, q.due
+                 FROM requests q JOIN items i ON i.seq = q.item_seq
+                 WHERE q.answered_at IS NULL AND q.due <= ?1
+                   AND (?2 IS NULL OR i.sender = ?2
+                        OR EXISTS (SELECT 1 FROM inbox b WHERE b.item_seq = i.seq AND b.recipient = ?2))
+                 ORDER BY q.due, i.seq
+                 LIMIT ?3",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(
+                params![due_by, concerning.map(|p| p.as_str()), limit],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, i64>(6)?,
+                    ))
+                },
+            )
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, item_ref, sender, item_id, priority, accepted_at, due) =
+                row.map_err(backend)?;
+            out.push(OpenRequest {
+                item_ref,
+                sender: principal(sender)?,
+                item_id,
+                priority: priority_from_rank(priority)?,
+                accepted_at,
+                due,
+                recipients: recipients_of(&guard.conn, seq)?,
+            });
+        }
+        Ok(out)
     }
 
     fn receipt(&self, sender: &PrincipalId, item_ref: &str) -> Result<Option<Receipt>, StoreError> {
