@@ -5,10 +5,12 @@
 //! a liaison station abroad sends a request to VSSE, VSSE answers with
 //! context and a tearline within the request's deadline (which closes it),
 //! the station fetches, verifies and acknowledges; a second request left
-//! unanswered is what the oversight body's overdue listing shows.
-//! Each step states what should happen and what did; the demo succeeds only
-//! if every step behaved as expected. It uses the same public pieces as the
-//! CLI and the tests, nothing demo-only.
+//! unanswered is what the oversight body's listing of requests due soon
+//! shows, and a drill request (the demo adds to the example policy an
+//! `exercise` purpose whose requests are due within 2 seconds) is listed
+//! overdue. Each step states what should happen and what did; the demo
+//! succeeds only if every step behaved as expected. Apart from that drill,
+//! it uses the same public pieces and policy as the CLI and the tests.
 
 use std::path::Path;
 use std::time::Duration;
@@ -197,11 +199,66 @@ fn station(dir: &Path, principal: &str, addr: std::net::SocketAddr) -> anyhow::R
     Ok(Station::new(config)?)
 }
 
+/// What the demo adds to the example policy: a drill. Requests for the
+/// purpose `exercise` are due within 2 seconds, so that the demo can show
+/// a request going overdue without waiting days (or moving a clock).
+const EXERCISE_PURPOSE: &str = "
+[[purpose]]
+id = \"exercise\"
+description = \"Drills of the exchange; never operational material.\"
+
+[[deadline]]
+priority = \"ROUTINE\"
+purposes = [\"exercise\"]
+within = \"2s\"
+";
+
+const EXERCISE_GRANT: &str = "
+[[grant]]
+id = \"drill.lo-to-vsse\"
+description = \"Liaison stations drill the exchange with VSSE.\"
+from = { roles = [\"liaison-officer\"] }
+to = { agencies = [\"vsse\"] }
+purposes = [\"exercise\"]
+max_level = \"RESTREINT\"
+";
+
+/// A drill request: due 2 seconds after acceptance, never answered.
+const DRILL_REQUEST: &str = r#"
+id = "rabat-drill-0001"
+to = ["vsse/analysis/ct"]
+purpose = "exercise"
+priority = "ROUTINE"
+language = "fr"
+request = { accessibility = "direct" }
+[label]
+level = "RESTREINT"
+[[portion]]
+text = "Exercice: demande fictive, sans réponse attendue."
+[portion.label]
+level = "RESTREINT"
+"#;
+
+fn add_exercise_to_policy(policies: &Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    for (file, text) in [
+        ("purposes.toml", EXERCISE_PURPOSE),
+        ("flows.toml", EXERCISE_GRANT),
+    ] {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(policies.join(file))?
+            .write_all(text.as_bytes())?;
+    }
+    Ok(())
+}
+
 /// Runs the demo in `dir` (which should be empty) and returns its report.
 pub async fn run(dir: &Path) -> anyhow::Result<Report> {
     let mut report = Report::default();
     let example = pki::generate()?;
     pki::write_example(dir, &example, "127.0.0.1:0", None)?;
+    add_exercise_to_policy(&dir.join("policies"))?;
     let config = GatewayConfig::load(&dir.join("gateway.toml"))?;
     let running = server::start(&config).await?;
     let addr = running.addr;
@@ -389,26 +446,46 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
     );
     let open_receipt = rabat.submit(&open).await?.receipt;
     let auditor = station(dir, "oversight/comite-r", addr)?;
-    let past_due = auditor.overdue(Duration::ZERO).await?;
     let week = auditor.overdue(Duration::from_secs(8 * 86_400)).await?;
     let listed: Vec<&str> = week.requests.iter().map(|r| r.item_id.as_str()).collect();
     report.record(
         "oversight/comite-r",
-        "lists requests past due, then due within 8 days",
-        "none past due; only the unanswered ROUTINE request, due in 7 days",
-        format!(
-            "{} past due; within 8 days: {}",
-            past_due.requests.len(),
-            if listed.is_empty() {
-                "none".to_string()
-            } else {
-                listed.join(", ")
-            }
-        ),
-        past_due.requests.is_empty()
-            && week.requests.len() == 1
+        "lists requests due within 8 days",
+        "only the unanswered ROUTINE request, due in 7 days",
+        if listed.is_empty() {
+            "none".to_string()
+        } else {
+            listed.join(", ")
+        },
+        week.requests.len() == 1
             && week.requests[0].item_ref == open_receipt.item_ref
             && week.requests[0].due == open_receipt.accepted_at + 7 * 86_400,
+    );
+    // A drill request, due 2 seconds after acceptance under the demo's
+    // exercise deadline, goes unanswered: the listing shows it overdue.
+    let drill = ItemSpec::parse(DRILL_REQUEST)?.sign(
+        rabat.signing_key(),
+        &rabat.config().principal,
+        unix_now(),
+    );
+    let drill_receipt = rabat.submit(&drill).await?.receipt;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let past_due = auditor.overdue(Duration::ZERO).await?;
+    report.record(
+        "oversight/comite-r",
+        "lists requests past due, after the drill's 2-second deadline",
+        "the unanswered drill request, overdue",
+        match past_due.requests.as_slice() {
+            [r] => format!(
+                "{} overdue by {} s",
+                r.item_id,
+                unix_now().saturating_sub(r.due)
+            ),
+            other => format!("{} past due", other.len()),
+        },
+        past_due.requests.len() == 1
+            && past_due.requests[0].item_ref == drill_receipt.item_ref
+            && past_due.requests[0].due == drill_receipt.accepted_at + 2,
     );
 
     // 5b. Third-party material without a valid consent of its originator.

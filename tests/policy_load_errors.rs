@@ -1020,7 +1020,7 @@ within = "2h"
         &diags,
         "purposes.toml",
         at("within = \"0m\"", 0),
-        "not between one minute and one year",
+        "not between one second and one year",
     );
     assert_reported(
         &diags,
