@@ -107,6 +107,24 @@ pub enum GatewayError {
     Internal(String),
 }
 
+/// What [`Gateway::readiness`] found.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    /// The store took a write lock, or why not.
+    pub store: Result<(), String>,
+    /// The signing key signed a probe its verifier key opened, or why not.
+    pub key: Result<(), String>,
+    /// The digest of the policy in force.
+    pub policy_digest: String,
+}
+
+impl Readiness {
+    /// Whether every check passed.
+    pub fn is_ready(&self) -> bool {
+        self.store.is_ok() && self.key.is_ok() && !self.policy_digest.is_empty()
+    }
+}
+
 /// What a submission returns.
 #[derive(Debug, Clone)]
 pub enum Submitted {
@@ -1002,6 +1020,38 @@ impl Gateway {
         let store = self.store.clone();
         let hashes = blocking(move || store.consistency_proof(old_size, new_size)).await?;
         Ok(hashes.iter().map(|h| Bytes(h.to_vec())).collect())
+    }
+
+    /// Whether the gateway can do its work now: the store takes a write,
+    /// a policy is in force, and the signing key signs what its verifier
+    /// key opens. Each check's outcome, in words for the operator.
+    pub async fn readiness(&self) -> Readiness {
+        let store = self.store.clone();
+        let store = match blocking(move || store.check_writable()).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(format!("store not writable: {e}")),
+        };
+        let policy_digest = self.decider().digest();
+        let probe = Checkpoint::new(self.key.note.name(), 0, crate::audit::rfc9162::empty_root());
+        let verifier = self.key.verifier_key();
+        let key = probe
+            .sign(&[&self.key.note])
+            .map_err(|e| e.to_string())
+            .and_then(|note| {
+                Checkpoint::open(
+                    note.as_bytes(),
+                    verifier.name(),
+                    std::slice::from_ref(&verifier),
+                )
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+            })
+            .map_err(|e| format!("signing key unusable: {e}"));
+        Readiness {
+            store,
+            key,
+            policy_digest,
+        }
     }
 
     /// All stored checkpoints and entries, for export by an auditor tool.

@@ -89,6 +89,7 @@ pub fn router(state: ApiState) -> Router {
         // Added after the layer, so it answers any verified certificate:
         // it tells the caller who the gateway thinks it is.
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .with_state(state)
 }
 
@@ -284,6 +285,46 @@ async fn healthz(
         post_quantum: kx.is_some_and(|Extension(g)| g.is_post_quantum()),
     };
     reply(&headers, StatusCode::OK, &health)
+}
+
+#[derive(Serialize)]
+struct Ready {
+    status: &'static str,
+    policy_digest: String,
+}
+
+/// Readiness, distinct from liveness: `200` when the store takes a write,
+/// a policy is in force and the signing key works; otherwise `503
+/// not-ready` naming what failed (the operator's problem, never an item's).
+async fn readyz(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    let ready = state.gateway.readiness().await;
+    if ready.is_ready() {
+        return reply(
+            &headers,
+            StatusCode::OK,
+            &Ready {
+                status: "ready",
+                policy_digest: ready.policy_digest,
+            },
+        );
+    }
+    // The causes go to the operator's log; the caller learns only which
+    // check failed, never a store error.
+    tracing::error!(store = ?ready.store, key = ?ready.key, "not ready");
+    let failed: Vec<&str> = [
+        ready.store.is_err().then_some("the store is not writable"),
+        ready.key.is_err().then_some("the signing key is unusable"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not-ready",
+        "The gateway is not ready",
+        failed.join("; "),
+    )
+    .into_response()
 }
 
 async fn submit(

@@ -404,6 +404,11 @@ pub trait Store: Send + Sync + 'static {
     /// The receipt of an item, for its sender only.
     fn receipt(&self, sender: &PrincipalId, item_ref: &str) -> Result<Option<Receipt>, StoreError>;
 
+    /// Whether a write could be made now: MUST succeed only if a write
+    /// transaction can be started at this moment, and MUST change nothing.
+    /// For readiness checks.
+    fn check_writable(&self) -> Result<(), StoreError>;
+
     /// Appends entries that record events outside the exchange (start,
     /// stop, policy, refused connections). Returns the first index.
     fn append_audit(&self, entries: &[BoundedEntry]) -> Result<u64, StoreError>;

@@ -926,6 +926,16 @@ impl Store for SqliteStore {
         bytes.map(|b| decode(&b)).transpose()
     }
 
+    fn check_writable(&self) -> Result<(), StoreError> {
+        // Takes SQLite's write lock and lets it go: fails when the file is
+        // read-only, the disk refuses, or another writer holds the lock
+        // past the busy timeout.
+        self.lock()
+            .conn
+            .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+            .map_err(backend)
+    }
+
     fn append_audit(&self, entries: &[BoundedEntry]) -> Result<u64, StoreError> {
         self.write(|_, next| Ok((next, entries.iter().map(Cow::Borrowed).collect())))
     }
