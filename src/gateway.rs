@@ -380,8 +380,14 @@ impl Gateway {
     /// or without a port: the port is dropped, it changes with every
     /// connection). `cause` is a short fixed text chosen by the gateway.
     pub async fn record_refused_connection(&self, peer: String, cause: String) {
+        // Counted as admission control counts addresses: an IPv6 host
+        // usually holds a whole /64, and must not spread its refusals over
+        // many subjects.
         let address = match peer.parse::<std::net::SocketAddr>() {
-            Ok(a) => a.ip().to_string(),
+            Ok(a) => match crate::limits::address_key(a.ip()) {
+                std::net::IpAddr::V4(v4) => v4.to_string(),
+                std::net::IpAddr::V6(v6) => format!("{v6}/64"),
+            },
             Err(_) => clip(&peer, 64),
         };
         self.count_refusal(RefusedSubject::Address(address), &cause, None);
@@ -967,7 +973,7 @@ impl Gateway {
             // the size asked for, or the latest.
             let found = match size {
                 None => store.latest_checkpoint_above(None)?,
-                Some(size) => store.checkpoints()?.into_iter().find(|(s, _)| *s == size),
+                Some(size) => store.checkpoint_of_size(size)?.map(|note| (size, note)),
             };
             match found {
                 Some((size, note)) if index < size => {
@@ -984,7 +990,13 @@ impl Gateway {
         // what, and the refusal is counted for oversight.
         let visible = proof.filter(|p| {
             self.may_audit(peer)
-                || AuditEntry::decode(&p.entry.0).is_ok_and(|e| e.reader() == Some(&peer.principal))
+                // Only entries of the current version: the gateway hands out
+                // the stored bytes, and a version 1 acceptance or delivery
+                // holds reasons that are not the reader's to see.
+                || AuditEntry::decode(&p.entry.0).is_ok_and(|e| {
+                    e.v == crate::audit::event::ENTRY_VERSION
+                        && e.reader() == Some(&peer.principal)
+                })
         });
         match visible {
             Some(proof) => Ok(proof),

@@ -115,7 +115,7 @@ impl IntoResponse for Refusal {
 /// The key an address is counted under: an IPv6 host usually holds a whole
 /// /64, so it counts as one address; an IPv4-mapped IPv6 address counts as
 /// its IPv4 address.
-fn address_key(ip: IpAddr) -> IpAddr {
+pub fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -525,6 +525,11 @@ async fn housekeeping(
             Ok(n) => tracing::info!(count = n, "expired or purged"),
             Err(e) => tracing::error!(error = %e, "could not expire or purge"),
         }
+        // The interval's counted refusals reach the log at each tick (a
+        // crash loses at most one interval's counts).
+        if let Err(e) = gateway.flush_refusals().await {
+            tracing::error!(error = %e, "could not record the counted refusals");
+        }
         if let Err(e) = gateway.checkpoint().await {
             tracing::error!(error = %e, "could not issue a checkpoint");
         }

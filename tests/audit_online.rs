@@ -475,3 +475,28 @@ async fn inclusion_proofs_come_with_the_checkpoint_they_are_for() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// Counted refusals reach the log at each housekeeping tick, without
+/// anyone asking: a crash loses at most one interval's counts.
+#[tokio::test]
+async fn counted_refusals_are_written_every_interval() {
+    let h = Harness::start_with(|c| c.audit.checkpoint_seconds = 1).await;
+    let ankara = h.station("police/lo/ankara");
+    assert!(ankara.fetch(&format!("{:032x}", 7)).await.is_err());
+    let store = h.running.as_ref().unwrap().gateway.store().clone();
+    let mut written = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let size = store.tree_head().size;
+        written = store.audit_entries(0, size).unwrap().iter().any(|e| {
+            matches!(
+                AuditEntry::decode(e).unwrap().event,
+                AuditEvent::Refused { ref cause, .. } if cause == "not-yours-to-fetch"
+            )
+        });
+        if written {
+            break;
+        }
+    }
+    assert!(written, "the refusal must reach the log within a few ticks");
+}

@@ -1002,7 +1002,7 @@ within = "2h"
         &diags,
         "purposes.toml",
         at("within = \"8 hours\"", 0),
-        "is not a duration such as 45m, 8h or 3d",
+        "is not a duration such as 30s, 45m, 8h or 3d",
     );
     assert_reported(
         &diags,

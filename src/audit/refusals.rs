@@ -18,8 +18,14 @@ use std::collections::BTreeMap;
 
 use super::event::{clip, AuditEvent, RefusedSubject, MAX_SAMPLES, MAX_SAMPLE_LEN};
 
-/// Most distinct (subject, cause) pairs counted apart in one interval.
+/// Most distinct (address, cause) pairs counted apart in one interval.
 pub const MAX_SUBJECTS: usize = 256;
+
+/// Most distinct (principal, cause) pairs counted apart in one interval:
+/// principals hold certificates of an agency CA, so there are far fewer of
+/// them than addresses, and a flood of addresses must not hide which
+/// station probed what.
+pub const MAX_PRINCIPALS: usize = 4096;
 
 /// Longest cause kept.
 const MAX_CAUSE_LEN: usize = 64;
@@ -36,6 +42,10 @@ struct Count {
 #[derive(Debug, Default)]
 pub struct RefusalTally {
     counts: BTreeMap<(RefusedSubject, String), Count>,
+    /// Distinct (principal, cause) pairs counted apart so far.
+    principals: usize,
+    /// Distinct (address, cause) pairs counted apart so far.
+    addresses: usize,
 }
 
 impl RefusalTally {
@@ -48,12 +58,18 @@ impl RefusalTally {
     /// `sample` (clipped) if there is room for it.
     pub fn note(&mut self, subject: RefusedSubject, cause: &str, sample: Option<&str>, now: i64) {
         let cause = clip(cause, MAX_CAUSE_LEN);
-        let key = if self.counts.len() >= MAX_SUBJECTS
-            && !self.counts.contains_key(&(subject.clone(), cause.clone()))
-        {
-            (RefusedSubject::Others, cause)
+        let (cap, counted) = match subject {
+            RefusedSubject::Principal(_) => (MAX_PRINCIPALS, &mut self.principals),
+            _ => (MAX_SUBJECTS, &mut self.addresses),
+        };
+        let key = (subject, cause);
+        let key = if self.counts.contains_key(&key) {
+            key
+        } else if *counted >= cap {
+            (RefusedSubject::Others, key.1)
         } else {
-            (subject, cause)
+            *counted += 1;
+            key
         };
         let count = self.counts.entry(key).or_insert(Count {
             count: 0,
@@ -80,6 +96,8 @@ impl RefusalTally {
     /// The interval's `refused` events, one per subject and cause, in a
     /// stable order; the tally starts again empty.
     pub fn drain(&mut self) -> Vec<AuditEvent> {
+        self.principals = 0;
+        self.addresses = 0;
         std::mem::take(&mut self.counts)
             .into_iter()
             .map(|((subject, cause), c)| AuditEvent::Refused {
@@ -145,6 +163,25 @@ mod tests {
             })
             .sum();
         assert_eq!(total, 5_000);
+    }
+
+    #[test]
+    fn a_flood_of_addresses_does_not_hide_which_principal_probed() {
+        let mut t = RefusalTally::new();
+        for i in 0..5_000 {
+            t.note(
+                RefusedSubject::Address(format!("10.{}.{}.1", i / 256, i % 256)),
+                "handshake",
+                None,
+                1,
+            );
+        }
+        let rabat = RefusedSubject::Principal(PrincipalId::new("police/lo/rabat").unwrap());
+        t.note(rabat.clone(), "proof-refused", Some("7"), 2);
+        let events = t.drain();
+        assert!(events.iter().any(
+            |e| matches!(e, AuditEvent::Refused { subject, cause, .. } if *subject == rabat && cause == "proof-refused")
+        ));
     }
 
     #[test]

@@ -451,6 +451,10 @@ pub trait Store: Send + Sync + 'static {
     /// below the latest stored checkpoint's.
     fn save_checkpoint(&self, size: u64, note: &str, now: i64) -> Result<(), StoreError>;
 
+    /// The stored checkpoint of exactly `size`, if there is one. MUST read
+    /// that one row, not every checkpoint: any principal may ask.
+    fn checkpoint_of_size(&self, size: u64) -> Result<Option<String>, StoreError>;
+
     /// Every stored checkpoint, by increasing size.
     fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError>;
 

@@ -74,6 +74,10 @@ CREATE TABLE IF NOT EXISTS inbox (
     PRIMARY KEY (recipient, item_seq)
 );
 CREATE INDEX IF NOT EXISTS inbox_pending ON inbox (recipient, acked_at, lease_until);
+-- An item's recipients: without it, looking them up scans the whole inbox
+-- under the store lock (and its timing would tell a sender which item
+-- references are requests).
+CREATE INDEX IF NOT EXISTS inbox_item ON inbox (item_seq, recipient);
 CREATE TABLE IF NOT EXISTS audit (
     idx          INTEGER PRIMARY KEY,
     entry        BLOB NOT NULL
@@ -874,7 +878,8 @@ impl Store for SqliteStore {
                  FROM requests q JOIN items i ON i.seq = q.item_seq
                  WHERE q.answered_at IS NULL AND q.due <= ?1
                    AND (?2 IS NULL OR i.sender = ?2
-                        OR EXISTS (SELECT 1 FROM inbox b WHERE b.item_seq = i.seq AND b.recipient = ?2))
+                        OR EXISTS (SELECT 1 FROM inbox b WHERE b.item_seq = i.seq AND b.recipient = ?2
+                                   AND b.refused_at IS NULL AND b.expired_at IS NULL))
                  ORDER BY q.due, i.seq
                  LIMIT ?3",
             )
@@ -1100,6 +1105,18 @@ impl Store for SqliteStore {
                 "SELECT size, note FROM checkpoints WHERE size > ?1 ORDER BY size DESC LIMIT 1",
                 params![above],
                 |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    fn checkpoint_of_size(&self, size: u64) -> Result<Option<String>, StoreError> {
+        self.lock()
+            .conn
+            .query_row(
+                "SELECT note FROM checkpoints WHERE size = ?1",
+                params![size],
+                |r| r.get(0),
             )
             .optional()
             .map_err(backend)
