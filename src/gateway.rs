@@ -393,6 +393,13 @@ impl Gateway {
         self.count_refusal(RefusedSubject::Address(address), &cause, None);
     }
 
+    /// Counts a request or connection of `principal` refused by admission
+    /// control (over its rate or one of its budgets): a station that
+    /// hammers the gateway is on the log under its own name.
+    pub fn record_refused_admission(&self, principal: &PrincipalId, cause: &str) {
+        self.count_refusal(RefusedSubject::Principal(principal.clone()), cause, None);
+    }
+
     /// Counts that `peer` asked for an item that is not (or no longer)
     /// theirs to `action`, and returns the error to answer with.
     async fn not_yours(&self, peer: &VerifiedPeer, item_ref: &str, action: &str) -> GatewayError {

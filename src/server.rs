@@ -392,7 +392,9 @@ async fn connection(
             }
             Err(refusal) => {
                 tracing::info!(%peer_addr, principal = %peer.principal, kx = %kx_name, cause = refusal.cause(), "connection over the principal's budget");
-                refused(&shared.gateway, peer_addr, refusal.cause());
+                shared
+                    .gateway
+                    .record_refused_admission(&peer.principal, refusal.cause());
                 Err(axum::Router::new().fallback(move || async move { refusal.into_response() }))
             }
         },
@@ -414,6 +416,7 @@ async fn connection(
                     kx,
                     activity: activity.clone(),
                     admission: shared.admission.clone(),
+                    gateway: shared.gateway.clone(),
                 },
                 admit_request,
             )),
@@ -482,6 +485,7 @@ struct PerConnection {
     kx: Option<KeyExchangeGroup>,
     activity: Arc<Activity>,
     admission: Arc<Admission>,
+    gateway: Arc<Gateway>,
 }
 
 /// Before each request: mark it in progress (it is not idle time), check
@@ -494,6 +498,8 @@ async fn admit_request(
     let _in_progress = conn.activity.request();
     if let Err(refusal) = conn.admission.request(&conn.peer.principal) {
         tracing::debug!(principal = %conn.peer.principal, "request over the principal's rate");
+        conn.gateway
+            .record_refused_admission(&conn.peer.principal, refusal.cause());
         return refusal.into_response();
     }
     request.extensions_mut().insert(conn.peer);

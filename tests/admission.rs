@@ -329,6 +329,15 @@ async fn a_principal_over_its_rate_gets_429_with_retry_after() {
         last.contains("urn:passerelle:problem:rate-limited"),
         "{last}"
     );
+    // The refusal is on the audit log, under the principal's name.
+    let counted = h.audit_events().await.into_iter().any(|e| {
+        matches!(e, passerelle::audit::event::AuditEvent::Refused {
+            subject: passerelle::audit::event::RefusedSubject::Principal(p),
+            cause,
+            ..
+        } if p.as_str() == FLOODER && cause == "request-rate")
+    });
+    assert!(counted, "a 429 is counted for oversight");
     // Another principal is not affected.
     let other = h.station(HONEST);
     other

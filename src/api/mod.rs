@@ -384,7 +384,12 @@ async fn inbox(
     let _waiting = if q.wait > 0 {
         match session.long_poll() {
             Ok(slot) => Some(slot),
-            Err(refusal) => return Ok(refusal.into_response()),
+            Err(refusal) => {
+                state
+                    .gateway
+                    .record_refused_admission(&peer.principal, refusal.cause());
+                return Ok(refusal.into_response());
+            }
         }
     } else {
         None
