@@ -20,6 +20,11 @@
 //!
 //! The decider is swapped whole ([`Gateway::set_decider`]): a request keeps
 //! the snapshot it started with, and no request ever sees half a policy.
+//!
+//! This file is long because it still holds the whole exchange (submit,
+//! deliver, receipts) and log serving (checkpoints, proofs, counted
+//! refusals); the re-cut of issue 9 splits it along those lines into
+//! `exchange/{submit,deliver}`, `receipts` and `log_service`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

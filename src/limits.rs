@@ -12,6 +12,10 @@
 //! memory, before any work it protects; this module never reads a request's
 //! content, never writes to the store, and never waits for a slot: over a
 //! limit, the answer is no, at once.
+//!
+//! It is one file because every limit shares the same bookkeeping (a slot
+//! released on drop, a keyed rate, a refusal with its cause and
+//! `Retry-After`); about a third of it is the tests of those limits.
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
