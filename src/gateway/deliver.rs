@@ -1,0 +1,315 @@
+//! Delivery: inboxes, long-polls, fetch with an attestation, ack, and the
+//! sweep of expired and purged items.
+//!
+//! A fetch decides again with the policy in force now and never releases
+//! more than was released at submission; every delivery, refused delivery,
+//! acknowledgement, expiry and purge is on the audit log in the same store
+//! transaction as the change itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{blocking, recorded, unix_now, Gateway, GatewayError, OVERDUE_LIMIT};
+use crate::audit::event::{AuditEvent, BoundedEntry};
+use crate::domain::attestation::Attestation;
+use crate::domain::bytes::Bytes;
+use crate::domain::cose::PublicKey;
+use crate::domain::decision::ItemFacts;
+use crate::domain::item::{DeliveredItem, DeliveredPortion, SignedItem};
+use crate::domain::principal::PrincipalId;
+use crate::store::{AckOutcome, InboxEntry, OpenRequest, Swept};
+use crate::tls::VerifiedPeer;
+
+impl Gateway {
+    /// Requests without an answer due by `now + within` (so past due, or
+    /// due within that time), soonest first and at most
+    /// [`OVERDUE_LIMIT`], as of the gateway's clock, which is returned
+    /// with them. Need to know: an auditor (`audit = "all"`)
+    /// sees every request; a principal sees the requests it sent, with
+    /// every desk they went to, and those it received, with itself as the
+    /// only desk (who else was asked is the sender's to know).
+    pub async fn overdue(
+        &self,
+        peer: &VerifiedPeer,
+        within: Duration,
+    ) -> Result<(i64, Vec<OpenRequest>), GatewayError> {
+        let now = unix_now();
+        let due_by = now.saturating_add(i64::try_from(within.as_secs()).unwrap_or(i64::MAX));
+        let store = self.store.clone();
+        let auditor = self.may_audit(peer);
+        let who = (!auditor).then(|| peer.principal.clone());
+        let open =
+            blocking(move || store.open_requests(due_by, who.as_ref(), OVERDUE_LIMIT)).await?;
+        if auditor {
+            return Ok((now, open));
+        }
+        let me = &peer.principal;
+        let mine = open
+            .into_iter()
+            .filter_map(|mut r| {
+                if &r.sender == me {
+                    Some(r)
+                } else if r.recipients.contains(me) {
+                    r.recipients = vec![me.clone()];
+                    Some(r)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        Ok((now, mine))
+    }
+
+    /// The caller's deliverable items, waiting up to `wait` for one to arrive.
+    pub async fn inbox(
+        &self,
+        peer: &VerifiedPeer,
+        wait: Duration,
+        limit: u32,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Vec<InboxEntry>, GatewayError> {
+        let deadline = tokio::time::Instant::now() + wait.min(self.settings.max_wait);
+        let waiting = Waiting::new(self, &peer.principal);
+        // Leases expire with time, not with an event: look again now and
+        // then. A quarter of the lease, so a waiting long-poll costs one
+        // store query per that interval, not one per second.
+        let recheck =
+            (self.settings.lease / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
+        loop {
+            // Register for arrivals before looking, so that an item committed
+            // between the look and the wait still wakes us.
+            let arrived = waiting.notify.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let store = self.store.clone();
+            let who = peer.principal.clone();
+            let now = unix_now();
+            let entries = blocking(move || store.pending(&who, now, limit)).await?;
+            let now_instant = tokio::time::Instant::now();
+            if !entries.is_empty() || now_instant >= deadline || *shutdown.borrow() {
+                return Ok(entries);
+            }
+            let tick = (deadline - now_instant).min(recheck);
+            tokio::select! {
+                _ = &mut arrived => {}
+                _ = tokio::time::sleep(tick) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Wakes the long-polls of `recipients`.
+    pub(super) fn wake(&self, recipients: &[PrincipalId]) {
+        let arrivals = self.arrivals.lock().unwrap_or_else(|p| p.into_inner());
+        for r in recipients {
+            if let Some(n) = arrivals.get(r) {
+                n.notify_waiters();
+            }
+        }
+    }
+
+    /// Fetches an item for the caller, leasing it until acknowledged or the
+    /// lease expires. Decides again with the policy in force now; a refusal
+    /// takes the item out of the caller's inbox. Both are audited.
+    pub async fn fetch(
+        &self,
+        peer: &VerifiedPeer,
+        reference: &str,
+    ) -> Result<DeliveredItem, GatewayError> {
+        let store = self.store.clone();
+        let who = peer.principal.clone();
+        let r = reference.to_string();
+        let Some(stored) = blocking(move || store.peek(&who, &r)).await? else {
+            return Err(self.not_yours(peer, reference, "fetch").await);
+        };
+        // Verify again from what was stored: the store is not trusted to
+        // have kept the bytes intact.
+        let sender_key = PublicKey::from_certificate_der(&stored.sender_certificate)
+            .map_err(|e| GatewayError::Internal(format!("stored sender certificate: {e}")))?;
+        let item = SignedItem {
+            envelope: Bytes(stored.envelope),
+            portions: stored.portions,
+        }
+        .verify(&sender_key)
+        .map_err(|e| GatewayError::Internal(format!("stored item no longer verifies: {e}")))?;
+        let decider = self.decider();
+        let policy_digest = decider.digest();
+        let now = unix_now();
+        let decision = decider.decide(&ItemFacts::from(&item), &peer.principal, now);
+        // Never more than was released at submission, whatever the policy
+        // says now.
+        let released: Vec<u32> = if decision.allowed() {
+            stored
+                .released
+                .iter()
+                .copied()
+                .filter(|i| decision.portions.contains(i))
+                .collect()
+        } else {
+            vec![]
+        };
+        let digest = hex::encode(item.digest);
+        let store = self.store.clone();
+        let who = peer.principal.clone();
+        let r = reference.to_string();
+        if released.is_empty() {
+            let entry = BoundedEntry::new(
+                now,
+                AuditEvent::DeliveryRefused {
+                    item_ref: reference.to_string(),
+                    sender: stored.sender.clone(),
+                    decision: recorded(&decision, vec![]),
+                    policy_digest,
+                },
+            )
+            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+            blocking(move || store.refuse_delivery(&who, &r, now, &entry)).await?;
+            self.mark_unsigned();
+            return Err(GatewayError::DeliveryRefused);
+        }
+        let mut record = recorded(&decision, released.clone());
+        // The recipient may read this entry: the reasons name the levels of
+        // the portions it was not given, so they stay out of it.
+        record.reasons.clear();
+        let entry = BoundedEntry::new(
+            now,
+            AuditEvent::Delivered {
+                item_ref: reference.to_string(),
+                digest: digest.clone(),
+                sender: stored.sender.clone(),
+                decision: record.clone(),
+                policy_digest: policy_digest.clone(),
+            },
+        )
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let until = now + self.settings.lease.as_secs() as i64;
+        let audit_index = blocking(move || store.deliver(&who, &r, until, &entry))
+            .await?
+            .ok_or(GatewayError::NotFound)?;
+        self.mark_unsigned();
+        let attestation = Attestation {
+            item_ref: reference.to_string(),
+            item_digest: digest,
+            sender: stored.sender,
+            recipient: peer.principal.clone(),
+            portions: released.clone(),
+            effect: record.effect,
+            rules: record.rules,
+            policy_digest,
+            accepted_at: stored.accepted_at,
+            time: now,
+            audit_index,
+        };
+        let portions = released
+            .iter()
+            .filter_map(|&i| {
+                item.portions.get(i as usize).map(|p| DeliveredPortion {
+                    index: i,
+                    portion: p.clone(),
+                })
+            })
+            .collect();
+        Ok(DeliveredItem {
+            envelope: Bytes(item.envelope),
+            sender_certificate: Bytes(stored.sender_certificate),
+            portions,
+            attestation: self.sign_attestation(&attestation),
+        })
+    }
+
+    /// Records the caller's acknowledgement of an item.
+    pub async fn ack(
+        &self,
+        peer: &VerifiedPeer,
+        reference: &str,
+    ) -> Result<AckOutcome, GatewayError> {
+        let store = self.store.clone();
+        let who = peer.principal.clone();
+        let r = reference.to_string();
+        let now = unix_now();
+        let entry = BoundedEntry::new(
+            now,
+            AuditEvent::Acknowledged {
+                item_ref: reference.to_string(),
+                recipient: peer.principal.clone(),
+            },
+        )
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        match blocking(move || store.ack(&who, &r, now, &entry)).await? {
+            AckOutcome::NotFound => Err(self.not_yours(peer, reference, "ack").await),
+            other => {
+                if matches!(other, AckOutcome::Acked(_)) {
+                    self.mark_unsigned();
+                }
+                Ok(other)
+            }
+        }
+    }
+
+    /// Expires unacknowledged entries of items past their expiry and purges
+    /// the content of items past their retention, each on the audit log.
+    pub async fn sweep(&self) -> Result<usize, GatewayError> {
+        let store = self.store.clone();
+        let now = unix_now();
+        let swept = blocking(move || {
+            store.sweep(now, &|s| {
+                BoundedEntry::new(
+                    now,
+                    match s {
+                        Swept::Expired {
+                            item_ref,
+                            recipient,
+                        } => AuditEvent::Expired {
+                            item_ref: item_ref.clone(),
+                            recipient: recipient.clone(),
+                        },
+                        Swept::Purged { item_ref, digest } => AuditEvent::Purged {
+                            item_ref: item_ref.clone(),
+                            digest: hex::encode(digest),
+                        },
+                    },
+                )
+            })
+        })
+        .await?;
+        if !swept.is_empty() {
+            self.mark_unsigned();
+        }
+        Ok(swept.len())
+    }
+}
+
+/// A long-poll's registration for its principal's arrivals; the entry is
+/// removed when the last long-poll of that principal ends.
+struct Waiting<'a> {
+    gateway: &'a Gateway,
+    principal: PrincipalId,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(gateway: &'a Gateway, principal: &PrincipalId) -> Self {
+        let mut arrivals = gateway.arrivals.lock().unwrap_or_else(|p| p.into_inner());
+        let notify = arrivals.entry(principal.clone()).or_default().clone();
+        Waiting {
+            gateway,
+            principal: principal.clone(),
+            notify,
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut arrivals = self
+            .gateway
+            .arrivals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // Clones are made only under this lock, so two references (the
+        // map's and ours) mean no other long-poll of this principal waits.
+        if Arc::strong_count(&self.notify) == 2 {
+            arrivals.remove(&self.principal);
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! The exchange: what happens to an item between the API and the store.
+//!
+//! [`Gateway`] takes a [`VerifiedPeer`] and a submitted item, checks that
+//! the policy in force lets the caller send (before any expensive work),
+//! checks the sender's signature with the key of the certificate the
+//! connection presented, refuses an item whose declared sender is not the caller, asks
+//! the decider for each recipient, and commits item, inbox entries and
+//! receipt in one durable transaction before answering. At delivery it
+//! decides again with the policy in force then, so a clearance withdrawn
+//! after submission stops delivery. It reads the clock (it is an edge) but
+//! knows nothing of HTTP or TLS.
+//!
+//! Every event is written to the audit log in the same store transaction as
+//! the event itself, and the gateway signs what it vouches for with its own
+//! key: receipts, delivery attestations and checkpoints of the log.
+//!
+//! Authority comes from the decider in force: [`Gateway::authorise`] (asked
+//! by the API on every request but `/healthz`) admits only its principals,
+//! and it says who may send and who reads every audit proof.
+//!
+//! The decider is swapped whole ([`Gateway::set_decider`]): a request keeps
+//! the snapshot it started with, and no request ever sees half a policy.
+//!
+//! One file per step: [`refusals`](self) (who may use the exchange, and
+//! refusals counted for oversight), `submit`, `deliver`, `receipts`
+//! (receipts and attestations, signed in one place) and `log` (checkpoints
+//! and proofs). This file holds the shared state and the audit appends.
+
+mod deliver;
+mod log;
+mod receipts;
+mod refusals;
+mod submit;
+
+pub use log::sign_checkpoint;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::audit::checkpoint::Checkpoint;
+use crate::audit::event::{AuditEvent, BoundedEntry, EntryTooLarge, RecordedDecision};
+use crate::audit::refusals::RefusalTally;
+use crate::domain::decision::{Decider, Decision, Effect};
+use crate::domain::item::ItemError;
+use crate::domain::principal::PrincipalId;
+use crate::domain::receipt::SignedReceipt;
+use crate::integrity::{HeadFile, LostItems};
+use crate::keys::GatewayKey;
+use crate::store::{Store, StoreError};
+
+/// Why the gateway refused a request. Each variant says whose fault it is.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The sender's item is malformed or its signature does not verify.
+    #[error(transparent)]
+    Item(#[from] ItemError),
+    /// The item declares a sender other than the authenticated caller.
+    #[error("the item's declared sender {declared} is not the authenticated caller {caller}")]
+    SenderMismatch {
+        /// Sender in the header.
+        declared: PrincipalId,
+        /// Principal of the connection.
+        caller: PrincipalId,
+    },
+    /// The authenticated caller is not a principal of the policy in force
+    /// (its certificate is valid, but no one declared it).
+    #[error("{0} is not a principal of the policy in force and may not send")]
+    UnknownSender(PrincipalId),
+    /// The caller's certificate is valid but the policy in force does not
+    /// know it: it may use no endpoint but `/healthz`.
+    #[error("{0} is not a principal of the policy in force")]
+    UnknownPrincipal(PrincipalId),
+    /// The policy does not let the caller submit items (an auditor, by
+    /// default).
+    #[error("the policy does not let {0} send items")]
+    MayNotSend(PrincipalId),
+    /// A recipient is not a known principal.
+    #[error("unknown recipient {0}")]
+    UnknownRecipient(PrincipalId),
+    /// The sender reused an item id for different content.
+    #[error("item id {0:?} was already submitted with different content")]
+    Conflict(String),
+    /// No such item for this caller.
+    #[error("no such item for this caller")]
+    NotFound,
+    /// The item was accepted and concerns the caller, but its row vanished
+    /// from the store (found at start and on the audit log): the
+    /// operator's problem, never a plain not-found.
+    #[error("item {0} was accepted but the gateway's store no longer holds it; the operator has been alerted")]
+    ItemLost(String),
+    /// Policy no longer allows delivery to this caller.
+    #[error("delivery of this item to you is no longer permitted")]
+    DeliveryRefused,
+    /// A proof was asked for sizes or indices outside the log.
+    #[error("{0}")]
+    BadProofRequest(String),
+    /// What the item's header and labels would write to the audit log is
+    /// larger than an audit entry may be: the sender's fault.
+    #[error("the item's header and labels are too large to record: {0}")]
+    TooLargeToRecord(#[from] EntryTooLarge),
+    /// The store failed: the operator's problem, never the caller's.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blocking task failed: a bug.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What [`Gateway::readiness`] found.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    /// The store took a write lock, or why not.
+    pub store: Result<(), String>,
+    /// The signing key signed a probe its verifier key opened, or why not.
+    pub key: Result<(), String>,
+    /// The digest of the policy in force.
+    pub policy_digest: String,
+}
+
+impl Readiness {
+    /// Whether every check passed.
+    pub fn is_ready(&self) -> bool {
+        self.store.is_ok() && self.key.is_ok() && !self.policy_digest.is_empty()
+    }
+}
+
+/// What a submission returns.
+#[derive(Debug, Clone)]
+pub enum Submitted {
+    /// Newly accepted.
+    Accepted(SignedReceipt),
+    /// Already accepted earlier with the same content.
+    AlreadyAccepted(SignedReceipt),
+}
+
+/// Gateway tunables.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a fetched item stays hidden from the inbox before it is
+    /// offered again.
+    pub lease: Duration,
+    /// Longest long-poll.
+    pub max_wait: Duration,
+}
+
+/// The exchange logic, shared by all connections.
+pub struct Gateway {
+    store: Arc<dyn Store>,
+    decider: RwLock<Arc<dyn Decider>>,
+    settings: Settings,
+    key: Arc<GatewayKey>,
+    /// One wake-up per principal with a long-poll waiting, so that an
+    /// arrival wakes only its recipients' long-polls. A principal is in the
+    /// map only while one of its long-polls waits.
+    arrivals: std::sync::Mutex<HashMap<PrincipalId, Arc<tokio::sync::Notify>>>,
+    /// Serialises checkpoint signing so two never race to store.
+    checkpointing: tokio::sync::Mutex<()>,
+    /// Refusals of the current interval, written as counts by
+    /// [`Gateway::flush_refusals`]. A `std` mutex: it is held for a map
+    /// update, never across an await.
+    refusals: std::sync::Mutex<RefusalTally>,
+    /// Whether an entry other than counted refusals was appended since the
+    /// last checkpoint: refusals alone never cause a checkpoint to be
+    /// signed, so provoking them costs the gateway no signature.
+    unsigned_events: std::sync::atomic::AtomicBool,
+    /// Where each published checkpoint is also written (see
+    /// [`crate::integrity`]); none in tests that build a gateway by hand.
+    head: Option<Arc<HeadFile>>,
+    /// Accepted items whose rows vanished, found at start.
+    lost: LostItems,
+}
+
+/// Most requests one overdue listing returns, soonest due first.
+pub const OVERDUE_LIMIT: u32 = 1_000;
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, GatewayError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))?
+        .map_err(GatewayError::from)
+}
+
+fn recorded(d: &Decision, portions: Vec<u32>) -> RecordedDecision {
+    RecordedDecision {
+        recipient: d.recipient.clone(),
+        effect: if portions.is_empty() {
+            Effect::Deny
+        } else {
+            d.effect
+        },
+        portions,
+        rules: d.rules.clone(),
+        reasons: d.reasons.clone(),
+    }
+}
+
+impl Gateway {
+    /// A gateway over `store`, deciding with `decider`, signing with `key`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        decider: Arc<dyn Decider>,
+        settings: Settings,
+        key: impl Into<Arc<GatewayKey>>,
+    ) -> Self {
+        Gateway {
+            store,
+            decider: RwLock::new(decider),
+            settings,
+            key: key.into(),
+            arrivals: std::sync::Mutex::default(),
+            checkpointing: tokio::sync::Mutex::new(()),
+            refusals: std::sync::Mutex::new(RefusalTally::new()),
+            // A crash may have left entries after the last checkpoint: the
+            // first checkpoint after start covers them.
+            unsigned_events: std::sync::atomic::AtomicBool::new(true),
+            head: None,
+            lost: LostItems::default(),
+        }
+    }
+
+    /// The same gateway, writing each published checkpoint to `head` and
+    /// answering requests for the `lost` items with
+    /// [`GatewayError::ItemLost`].
+    pub fn with_integrity(mut self, head: HeadFile, lost: LostItems) -> Self {
+        self.head = Some(Arc::new(head));
+        self.lost = lost;
+        self
+    }
+
+    /// The decider in force now.
+    pub fn decider(&self) -> Arc<dyn Decider> {
+        self.decider
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the decider atomically and records the new policy's digest
+    /// on the audit log; requests under way keep the decider they started
+    /// with.
+    pub async fn set_decider(&self, decider: Arc<dyn Decider>) -> Result<(), GatewayError> {
+        let digest = decider.digest();
+        *self.decider.write().unwrap_or_else(|p| p.into_inner()) = decider;
+        self.record(vec![AuditEvent::PolicyLoaded {
+            policy_digest: digest,
+        }])
+        .await
+    }
+
+    /// The gateway's public signing key.
+    pub fn key(&self) -> &GatewayKey {
+        &self.key
+    }
+
+    /// Notes that an event worth a checkpoint was appended.
+    fn mark_unsigned(&self) {
+        self.unsigned_events
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    async fn append(&self, entries: Vec<BoundedEntry>) -> Result<(), GatewayError> {
+        let store = self.store.clone();
+        blocking(move || store.append_audit(&entries))
+            .await
+            .map(|_| ())
+    }
+
+    async fn record(&self, events: Vec<AuditEvent>) -> Result<(), GatewayError> {
+        let now = unix_now();
+        let entries = events
+            .into_iter()
+            .map(|e| BoundedEntry::new(now, e))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.append(entries).await?;
+        self.mark_unsigned();
+        Ok(())
+    }
+
+    /// Records that the gateway started, with the policy in force.
+    pub async fn record_start(&self) -> Result<(), GatewayError> {
+        self.record(vec![AuditEvent::GatewayStarted {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            policy_digest: self.decider().digest(),
+        }])
+        .await
+    }
+
+    /// Writes the counted refusals, records a clean stop and issues a final
+    /// checkpoint.
+    pub async fn record_stop(&self) -> Result<String, GatewayError> {
+        self.flush_refusals().await?;
+        self.record(vec![AuditEvent::GatewayStopped]).await?;
+        self.checkpoint().await
+    }
+
+    /// Whether the gateway can do its work now: the store takes a write,
+    /// a policy is in force, and the signing key signs what its verifier
+    /// key opens. Each check's outcome, in words for the operator.
+    pub async fn readiness(&self) -> Readiness {
+        let store = self.store.clone();
+        let store = match blocking(move || store.check_writable()).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(format!("store not writable: {e}")),
+        };
+        let policy_digest = self.decider().digest();
+        let probe = Checkpoint::new(self.key.note.name(), 0, crate::audit::rfc9162::empty_root());
+        let verifier = self.key.verifier_key();
+        let key = probe
+            .sign(&[&self.key.note])
+            .map_err(|e| e.to_string())
+            .and_then(|note| {
+                Checkpoint::open(
+                    note.as_bytes(),
+                    verifier.name(),
+                    std::slice::from_ref(&verifier),
+                )
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+            })
+            .map_err(|e| format!("signing key unusable: {e}"));
+        Readiness {
+            store,
+            key,
+            policy_digest,
+        }
+    }
+
+    /// All stored checkpoints and entries, for export by an auditor tool.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}

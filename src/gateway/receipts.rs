@@ -1,0 +1,53 @@
+//! What the gateway vouches for to stations: signed receipts and delivery
+//! attestations, built and signed in one place with the gateway's key.
+//!
+//! Ed25519 is deterministic, so a receipt signed again gives the same
+//! bytes and stored receipts need no stored signature.
+
+use super::{blocking, Gateway, GatewayError};
+use crate::domain::attestation::{Attestation, ATTESTATION_CONTENT_TYPE};
+use crate::domain::bytes::{to_cbor, Bytes};
+use crate::domain::receipt::{Receipt, SignedReceipt, RECEIPT_CONTENT_TYPE};
+use crate::tls::VerifiedPeer;
+
+impl Gateway {
+    pub(super) fn sign_receipt(&self, receipt: Receipt) -> SignedReceipt {
+        // Ed25519 is deterministic: signing the same receipt again gives the
+        // same bytes, so stored receipts need no stored signature.
+        let cose = self.key.cose.sign1(to_cbor(&receipt), RECEIPT_CONTENT_TYPE);
+        SignedReceipt {
+            receipt,
+            cose: Bytes(cose),
+            inclusion: None,
+        }
+    }
+
+    /// The COSE_Sign1 of a delivery attestation, as handed to the
+    /// recipient with the item.
+    pub(super) fn sign_attestation(&self, attestation: &Attestation) -> Bytes {
+        Bytes(
+            self.key
+                .cose
+                .sign1(to_cbor(attestation), ATTESTATION_CONTENT_TYPE),
+        )
+    }
+
+    /// The signed receipt of one of the caller's own items, with an
+    /// inclusion proof when a checkpoint covers its audit entry.
+    pub async fn receipt(
+        &self,
+        peer: &VerifiedPeer,
+        reference: &str,
+    ) -> Result<SignedReceipt, GatewayError> {
+        let store = self.store.clone();
+        let who = peer.principal.clone();
+        let r = reference.to_string();
+        let Some(receipt) = blocking(move || store.receipt(&who, &r)).await? else {
+            return Err(self.not_yours(peer, reference, "receipt").await);
+        };
+        let index = receipt.audit_index;
+        let mut signed = self.sign_receipt(receipt);
+        signed.inclusion = self.inclusion_under_latest(index).await?;
+        Ok(signed)
+    }
+}

@@ -1,0 +1,190 @@
+//! Submission: from a verified peer's signed item to a durable receipt.
+//!
+//! Settles who may send before any expensive work, verifies the sender's
+//! signature with the connection's certificate key, decides for each
+//! recipient, and commits item, inbox entries and audit entries in one
+//! store transaction before the receipt is signed. It never answers
+//! before the commit returns.
+
+use super::refusals::sending_right;
+use super::{blocking, recorded, unix_now, Gateway, GatewayError, Submitted};
+use crate::audit::event::{AuditEvent, BoundedEntry};
+use crate::domain::decision::{Decision, ItemFacts};
+use crate::domain::item::{ItemError, SignedItem};
+use crate::domain::principal::PrincipalId;
+use crate::domain::receipt::{item_ref, Receipt, RecipientOutcome};
+use crate::store::{CommitOutcome, NewItem};
+use crate::tls::VerifiedPeer;
+
+impl Gateway {
+    /// Submits an item from `peer`. A refusal (anything but a store
+    /// failure) is counted on the audit log with the digest of the refused
+    /// envelope.
+    pub async fn submit(
+        &self,
+        peer: &VerifiedPeer,
+        item: SignedItem,
+    ) -> Result<Submitted, GatewayError> {
+        let refused_digest = hex::encode(crate::domain::bytes::sha256(&item.envelope.0));
+        let outcome = self.accept(peer, item).await;
+        if let Err(e) = &outcome {
+            if !matches!(e, GatewayError::Store(_) | GatewayError::Internal(_)) {
+                let slug = crate::api::problem::Problem::from(e).slug().to_string();
+                self.record_refused_submission(&peer.principal, &slug, Some(&refused_digest))
+                    .await;
+            }
+        }
+        outcome
+    }
+
+    async fn accept(
+        &self,
+        peer: &VerifiedPeer,
+        item: SignedItem,
+    ) -> Result<Submitted, GatewayError> {
+        // Who may send is settled before the signature is checked: a
+        // refusal costs the gateway less than the caller spent.
+        let decider = self.decider();
+        sending_right(decider.as_ref(), &peer.principal)?;
+        let item = item.verify(&peer.public_key)?;
+        let header = &item.manifest.header;
+        if header.sender != peer.principal {
+            return Err(GatewayError::SenderMismatch {
+                declared: header.sender.clone(),
+                caller: peer.principal.clone(),
+            });
+        }
+        if let Some(unknown) = header.recipients.iter().find(|r| !decider.knows(r)) {
+            return Err(GatewayError::UnknownRecipient(unknown.clone()));
+        }
+        // A label that does not fit the scheme is the sender's to fix:
+        // refused here, before anything is stored.
+        let facts = ItemFacts::from(&item);
+        decider.check_labels(&facts).map_err(ItemError::from)?;
+        let now = unix_now();
+        let decisions: Vec<Decision> = header
+            .recipients
+            .iter()
+            .map(|r| decider.decide(&facts, r, now))
+            .collect();
+        let reference = item_ref(&header.sender, &header.id);
+        let digest = hex::encode(item.digest);
+        let policy_digest = decider.digest();
+        let due = decider.answer_due(&facts, now);
+        let answers = match &header.in_reply_to {
+            Some(request) => self.answered(request, &header.sender, &decisions).await?,
+            None => None,
+        };
+        let outcomes: Vec<RecipientOutcome> =
+            decisions.iter().map(RecipientOutcome::for_sender).collect();
+        let receipt = Receipt {
+            item_ref: reference.clone(),
+            item_id: header.id.clone(),
+            sender: header.sender.clone(),
+            digest: digest.clone(),
+            accepted_at: now,
+            policy_digest: policy_digest.clone(),
+            outcomes: outcomes.clone(),
+            audit_index: 0, // set by the store in the commit
+        };
+        // What the sender may read first; then each recipient's full
+        // decision, for auditors only (see `AuditEntry::reader`).
+        let mut entries = Vec::with_capacity(1 + decisions.len());
+        entries.push(BoundedEntry::new(
+            now,
+            AuditEvent::ItemAccepted {
+                due,
+                answers: answers.clone(),
+                item_ref: reference.clone(),
+                item_id: header.id.clone(),
+                sender: header.sender.clone(),
+                digest: digest.clone(),
+                purpose: header.purpose.clone(),
+                cases: header.cases.clone(),
+                label: item.manifest.label.clone(),
+                portion_labels: item.portions.iter().map(|p| p.label.clone()).collect(),
+                outcomes,
+                priority: Some(header.priority),
+                policy_digest: policy_digest.clone(),
+            },
+        )?);
+        for d in &decisions {
+            let released = if d.allowed() {
+                d.portions.clone()
+            } else {
+                vec![]
+            };
+            entries.push(BoundedEntry::new(
+                now,
+                AuditEvent::Decided {
+                    item_ref: reference.clone(),
+                    digest: digest.clone(),
+                    decision: recorded(d, released),
+                    policy_digest: policy_digest.clone(),
+                },
+            )?);
+        }
+        let purge_after = decider
+            .retention_days(&item.manifest.label.level)
+            .map(|days| now.saturating_add(i64::from(days) * 86_400));
+        let new = NewItem {
+            purge_after,
+            answer_due: due,
+            answers,
+            item_ref: reference,
+            sender: header.sender.clone(),
+            item_id: header.id.clone(),
+            digest: item.digest,
+            priority: header.priority,
+            accepted_at: now,
+            expires_at: header.expires,
+            deliveries: decisions
+                .iter()
+                .filter(|d| d.allowed())
+                .map(|d| (d.recipient.clone(), d.portions.clone()))
+                .collect(),
+            envelope: item.envelope,
+            sender_certificate: peer.certificate.clone(),
+            portions: item.portions,
+            receipt,
+        };
+        let id = new.item_id.clone();
+        let recipients: Vec<PrincipalId> = new.deliveries.iter().map(|(r, _)| r.clone()).collect();
+        let store = self.store.clone();
+        match blocking(move || store.commit_item(new, entries)).await? {
+            CommitOutcome::Committed(r) => {
+                self.mark_unsigned();
+                self.wake(&recipients);
+                Ok(Submitted::Accepted(self.sign_receipt(r)))
+            }
+            CommitOutcome::Duplicate(r) => Ok(Submitted::AlreadyAccepted(self.sign_receipt(r))),
+            CommitOutcome::Conflict => Err(GatewayError::Conflict(id)),
+        }
+    }
+
+    /// Whether an item from `sender` with `decisions` answers the stored
+    /// request `request` (its `in_reply_to`): the request exists, `sender`
+    /// is one of the recipients it was released to, and the answer is
+    /// released to the request's sender. Returns the request's reference
+    /// when it does. An item that names something else (an unknown item,
+    /// an item that is not a request, a request not addressed to the
+    /// sender) is still accepted and closes nothing: refusing it would
+    /// tell the sender which references exist.
+    async fn answered(
+        &self,
+        request: &str,
+        sender: &PrincipalId,
+        decisions: &[Decision],
+    ) -> Result<Option<String>, GatewayError> {
+        let store = self.store.clone();
+        let r = request.to_string();
+        let Some(state) = blocking(move || store.request(&r)).await? else {
+            return Ok(None);
+        };
+        let asked_of_sender = state.recipients.contains(sender);
+        let reaches_asker = decisions
+            .iter()
+            .any(|d| d.recipient == state.sender && d.allowed());
+        Ok((asked_of_sender && reaches_asker).then(|| request.to_string()))
+    }
+}
