@@ -42,19 +42,20 @@
 #![warn(missing_docs)]
 
 pub mod api;
-pub mod audit;
 pub mod auditor;
 pub mod client;
 pub mod config;
 pub mod demo;
-pub mod domain;
 pub mod gateway;
 pub mod integrity;
 pub mod keys;
 pub mod limits;
 pub mod pki;
-pub mod policy;
 pub mod server;
 pub mod spec;
 pub mod store;
 pub mod tls;
+
+// The core crate's modules, under the names the rest of the code and the
+// integration tests have always used.
+pub use passerelle_core::{audit, domain, policy};

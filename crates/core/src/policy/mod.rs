@@ -26,10 +26,10 @@
 //! # Example
 //!
 //! ```no_run
-//! use passerelle::policy;
-//! # fn facts() -> passerelle::domain::decision::ItemFacts<'static> { unimplemented!() }
+//! use passerelle_core::policy;
+//! # fn facts() -> passerelle_core::domain::decision::ItemFacts<'static> { unimplemented!() }
 //! let policy = policy::load_dir(std::path::Path::new("policies"))?;
-//! let to = passerelle::domain::principal::PrincipalId::new("police/spoc")?;
+//! let to = passerelle_core::domain::principal::PrincipalId::new("police/spoc")?;
 //! let decision = policy.decide(&facts(), &to, 1_790_000_000);
 //! println!("{:?} {:?} under policy {}", decision.effect, decision.portions, policy.digest_hex());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
