@@ -553,7 +553,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
     let key = crate::keys::GatewayKey::load(&config.audit.key, &config.audit.origin)?;
     let store = crate::store::sqlite::SqliteStore::open(&config.store, std::sync::Arc::new(key))?;
     let export_dir = dir.join("audit-export");
-    let exported = crate::auditor::export(&store, &export_dir)?;
+    let exported = crate::export::export(&store, &export_dir)?;
     report.record(
         "operator",
         "exports the audit log (tlog-tiles)",

@@ -35,8 +35,10 @@
 //!   housekeeping, graceful shutdown.
 //! - [`client`], [`spec`]: the station side: an HTTP client over mTLS, and
 //!   item files.
-//! - [`auditor`]: offline tools on an exported log: export, verify, prove,
-//!   show.
+//! - [`export`]: the audit log written from the store to a directory in
+//!   the C2SP tlog-tiles layout.
+//! - [`auditor`]: offline tools on an exported log: verify, prove, show,
+//!   replay; they never open the store.
 //! - [`config`], [`pki`], [`demo`]: operator files, the example PKI, the demo.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -48,6 +50,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod export;
 pub mod gateway;
 pub mod integrity;
 pub mod keys;

@@ -184,10 +184,10 @@ enum PolicyCommand {
         #[arg(long)]
         case: Option<String>,
         /// Acceptances at or after this time: RFC 3339, a UTC date or Unix seconds.
-        #[arg(long, value_parser = passerelle::auditor::show::parse_time)]
+        #[arg(long, value_parser = passerelle::auditor::time::parse_time)]
         since: Option<i64>,
         /// Acceptances before this time: RFC 3339, a UTC date or Unix seconds.
-        #[arg(long, value_parser = passerelle::auditor::show::parse_time)]
+        #[arg(long, value_parser = passerelle::auditor::time::parse_time)]
         until: Option<i64>,
         /// Print the report as JSON.
         #[arg(long)]
@@ -308,10 +308,10 @@ enum AuditCommand {
         #[arg(long, value_parser = passerelle::auditor::show::parse_effect)]
         decision: Option<passerelle::domain::decision::Effect>,
         /// Entries at or after this time: RFC 3339, a UTC date or Unix seconds.
-        #[arg(long, value_parser = passerelle::auditor::show::parse_time)]
+        #[arg(long, value_parser = passerelle::auditor::time::parse_time)]
         since: Option<i64>,
         /// Entries before this time: RFC 3339, a UTC date or Unix seconds.
-        #[arg(long, value_parser = passerelle::auditor::show::parse_time)]
+        #[arg(long, value_parser = passerelle::auditor::time::parse_time)]
         until: Option<i64>,
         /// One JSON object per line per entry.
         #[arg(long)]
@@ -479,7 +479,7 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
             let store = passerelle::store::sqlite::SqliteStore::open(&c.store, key.clone())
                 .with_context(|| format!("opening the store {}", c.store.display()))?;
             passerelle::gateway::sign_checkpoint(&store, &key.note, unix_now())?;
-            let summary = passerelle::auditor::export(&store, &dir)?;
+            let summary = passerelle::export::export(&store, &dir)?;
             println!(
                 "exported {} entries, {} checkpoints, {} hash tiles, {} entry bundles to {}",
                 summary.size,
@@ -1094,7 +1094,7 @@ async fn run_demo(keep: Option<PathBuf>) -> Result<std::process::ExitCode> {
 /// A due time as a person reads it: the UTC time, and how late or how
 /// soon relative to `now` (`OVERDUE by 2h` marks what is past due).
 fn due_text(due: i64, now: i64) -> String {
-    let at = passerelle::auditor::show::rfc3339(due);
+    let at = passerelle::auditor::time::rfc3339(due);
     if due < now {
         format!(
             "{at} OVERDUE by {}",
