@@ -16,12 +16,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::client::{ClientError, Station};
-use crate::config::{ClientConfig, GatewayConfig};
+use crate::config::GatewayConfig;
 use crate::domain::receipt::Outcome;
 use crate::gateway::unix_now;
 use crate::pki;
 use crate::server;
 use crate::spec::ItemSpec;
+use crate::station_config::ClientConfig;
 
 /// One line of the demo's table.
 #[derive(Debug, Clone)]

@@ -33,8 +33,8 @@
 //!   explicit start of a new log, items whose rows vanished.
 //! - [`server`]: accept loop (asking [`limits`] at each step),
 //!   housekeeping, graceful shutdown.
-//! - [`client`], [`spec`]: the station side: an HTTP client over mTLS, and
-//!   item files.
+//! - [`client`], [`station_config`], [`spec`]: the station side: an HTTP
+//!   client over mTLS, its `client.toml`, and item files.
 //! - [`export`]: the audit log written from the store to a directory in
 //!   the C2SP tlog-tiles layout.
 //! - [`auditor`]: offline tools on an exported log: verify, prove, show,
@@ -59,5 +59,6 @@ pub mod pki;
 pub mod policy;
 pub mod server;
 pub mod spec;
+pub mod station_config;
 pub mod store;
 pub mod tls;

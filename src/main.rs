@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use passerelle::audit::signed_note::VerifierKey;
 use passerelle::client::Station;
-use passerelle::config::{ClientConfig, GatewayConfig};
+use passerelle::config::GatewayConfig;
 use passerelle::domain::item::Priority;
 use passerelle::domain::principal::PrincipalId;
 use passerelle::gateway::unix_now;
 use passerelle::spec::{ItemSpec, LabelSpec, PortionSpec};
+use passerelle::station_config::ClientConfig;
 use passerelle::{demo, pki, server};
 
 /// passerelle: a mutual-TLS exchange gateway for classified items between
@@ -674,7 +675,7 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
             // due time.
             let mut desks: std::collections::BTreeMap<
                 String,
-                Vec<&passerelle::store::OpenRequest>,
+                Vec<&passerelle::domain::wire::OpenRequest>,
             > = std::collections::BTreeMap::new();
             for r in &listing.requests {
                 for desk in &r.recipients {
