@@ -11,7 +11,8 @@
 //! Modules follow the path an item travels:
 //!
 //! - [`domain`]: the core without I/O: principals, labels, items, COSE
-//!   signatures, decisions, receipts, attestations.
+//!   signatures, decisions, receipts, attestations, and the other shapes
+//!   station and gateway exchange (`domain::wire`).
 //! - [`tls`]: mTLS server and client configuration; turns a handshake into a
 //!   [`tls::VerifiedPeer`] bound to one agency.
 //! - [`limits`]: admission control before any expensive work: handshake
