@@ -112,7 +112,7 @@ fn export() -> (PathBuf, VerifierKey) {
         passerelle::gateway::sign_checkpoint(&store, &key.note, 1_790_000_000 + size as i64)
             .unwrap_or_else(|e| panic!("{e}"));
     }
-    passerelle::auditor::export(&store, &export).unwrap_or_else(|e| panic!("{e}"));
+    passerelle::export::export(&store, &export).unwrap_or_else(|e| panic!("{e}"));
     drop(store);
     for file in ["store.db", "store.db-wal", "store.db-shm"] {
         let _ = std::fs::remove_file(root.join(file));

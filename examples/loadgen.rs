@@ -19,10 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use passerelle::client::Station;
-use passerelle::config::{ClientConfig, GatewayConfig};
+use passerelle::config::GatewayConfig;
 use passerelle::gateway::unix_now;
 use passerelle::pki;
 use passerelle::spec::ItemSpec;
+use passerelle::station_config::ClientConfig;
 
 #[derive(Parser)]
 struct Args {

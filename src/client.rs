@@ -21,17 +21,15 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::api::problem::Problem;
-use crate::api::{Acknowledged, Inbox, Overdue, CBOR};
 use crate::audit::receipts::{check_attestation, check_receipt};
 use crate::audit::signed_note::VerifierKey;
-use crate::config::ClientConfig;
 use crate::domain::attestation::Attestation;
 use crate::domain::bytes::{from_cbor, to_cbor};
 use crate::domain::cose::SigningKey;
 use crate::domain::item::{DeliveredItem, ItemError, Manifest, SignedItem};
 use crate::domain::receipt::{item_ref, SignedReceipt};
-use crate::store::InboxEntry;
+use crate::domain::wire::{Acknowledged, Inbox, InboxEntry, Overdue, Problem, CBOR};
+use crate::station_config::ClientConfig;
 use crate::tls::{self, Identities, TlsError};
 
 /// Why a station request failed.

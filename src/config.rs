@@ -1,4 +1,6 @@
-//! Operator files: the gateway's `gateway.toml` and a station's `client.toml`.
+//! Operator files: the gateway's `gateway.toml`, and what a station's
+//! `client.toml` (read by `crate::station_config`) shares with it: the
+//! agency CAs, the errors and the reading of a TOML file.
 //!
 //! Paths inside a config file are relative to the file's own directory, so a
 //! directory such as `certs-example/` can be moved as a whole. This module
@@ -8,7 +10,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::domain::principal::{Agency, PrincipalId};
+use crate::domain::principal::Agency;
 
 /// Why a config file could not be used. The operator's fault.
 #[derive(Debug, thiserror::Error)]
@@ -285,48 +287,9 @@ impl LimitsConfig {
     }
 }
 
-/// `client.toml`: how a station reaches the gateway.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientConfig {
-    /// The station's own principal id, e.g. `police/lo/rabat`.
-    pub principal: PrincipalId,
-    /// Gateway address, `host:port`.
-    pub gateway: String,
-    /// Name the gateway's certificate must carry.
-    pub server_name: String,
-    /// The station's PEM certificate.
-    pub cert: PathBuf,
-    /// The station's PEM PKCS#8 key (also used to sign items).
-    pub key: PathBuf,
-    /// PEM CA certificate(s) that issued the gateway's certificate.
-    pub ca: PathBuf,
-    /// The gateway's signed-note verifier key (`origin+keyid+base64`), or
-    /// the path of a file holding it, to check receipts, attestations and
-    /// checkpoints. After loading, always the key itself.
-    pub gateway_key: String,
-    /// Agency CAs, to check the certificate a sender signed with.
-    #[serde(rename = "agency")]
-    pub agencies: Vec<AgencyConfig>,
-    /// How many times `send` tries again after a network failure (a
-    /// resubmit is idempotent, so retrying never duplicates an item).
-    #[serde(default = "default_retries")]
-    pub retries: u32,
-    /// Where `send` keeps each signed item until the gateway has answered
-    /// with a receipt, so that a dropped link never loses one.
-    #[serde(default = "default_outbox")]
-    pub outbox: PathBuf,
-}
-
-fn default_outbox() -> PathBuf {
-    PathBuf::from("outbox")
-}
-
-fn default_retries() -> u32 {
-    5
-}
-
-fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
+/// Reads a TOML config file into `T`; the station's `client.toml` is read
+/// with it too.
+pub fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -337,7 +300,8 @@ fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError
     })
 }
 
-fn base_dir(path: &Path) -> PathBuf {
+/// The directory a config file's relative paths are resolved against.
+pub fn base_dir(path: &Path) -> PathBuf {
     path.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
@@ -400,36 +364,6 @@ impl GatewayConfig {
             return Err(invalid("lease_seconds must be at least 1".into()));
         }
         c.limits.check().map_err(invalid)?;
-        Ok(c)
-    }
-}
-
-impl ClientConfig {
-    /// Reads `client.toml`, resolving paths against its directory.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let mut c: ClientConfig = read_toml(path)?;
-        let base = base_dir(path);
-        c.cert = base.join(&c.cert);
-        c.key = base.join(&c.key);
-        c.ca = base.join(&c.ca);
-        c.outbox = base.join(&c.outbox);
-        if c.gateway_key
-            .parse::<crate::audit::signed_note::VerifierKey>()
-            .is_err()
-        {
-            let file = base.join(&c.gateway_key);
-            c.gateway_key = std::fs::read_to_string(&file)
-                .map_err(|source| ConfigError::Read {
-                    path: file.clone(),
-                    source,
-                })?
-                .trim()
-                .to_string();
-        }
-        for a in &mut c.agencies {
-            a.ca = base.join(&a.ca);
-            a.crl = a.crl.as_ref().map(|p| base.join(p));
-        }
         Ok(c)
     }
 }

@@ -16,12 +16,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::client::{ClientError, Station};
-use crate::config::{ClientConfig, GatewayConfig};
+use crate::config::GatewayConfig;
 use crate::domain::receipt::Outcome;
 use crate::gateway::unix_now;
 use crate::pki;
 use crate::server;
 use crate::spec::ItemSpec;
+use crate::station_config::ClientConfig;
 
 /// One line of the demo's table.
 #[derive(Debug, Clone)]
@@ -553,7 +554,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
     let key = crate::keys::GatewayKey::load(&config.audit.key, &config.audit.origin)?;
     let store = crate::store::sqlite::SqliteStore::open(&config.store, std::sync::Arc::new(key))?;
     let export_dir = dir.join("audit-export");
-    let exported = crate::auditor::export(&store, &export_dir)?;
+    let exported = crate::export::export(&store, &export_dir)?;
     report.record(
         "operator",
         "exports the audit log (tlog-tiles)",

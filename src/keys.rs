@@ -46,6 +46,19 @@ pub enum KeyFileError {
     },
 }
 
+/// PEM of a PKCS#8 key without the optional public key (v1, RFC 5208).
+///
+/// ring writes Ed25519 keys as PKCS#8 v2 (RFC 5958), which OpenSSL 3.0 and
+/// so curl refuse; every reader, ring included, takes v1. The example PKI
+/// writes its station and gateway keys with it too.
+pub fn pkcs8_v1_pem(der: &[u8]) -> Result<String, pkcs8::Error> {
+    let info = pkcs8::PrivateKeyInfo::try_from(der)?;
+    let v1 = pkcs8::PrivateKeyInfo::new(info.algorithm, info.private_key);
+    let doc = pkcs8::SecretDocument::try_from(v1)?;
+    let pem = doc.to_pem("PRIVATE KEY", pkcs8::LineEnding::LF)?;
+    Ok(pem.to_string())
+}
+
 /// The gateway's key, in the two forms it signs with.
 pub struct GatewayKey {
     /// For COSE_Sign1 receipts and attestations.
@@ -104,7 +117,7 @@ impl GatewayKey {
         let rng = ring::rand::SystemRandom::new();
         let v2 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
             .map_err(|_| format("no randomness".into()))?;
-        let pem = crate::pki::pkcs8_v1_pem(v2.as_ref()).map_err(|e| format(e.to_string()))?;
+        let pem = pkcs8_v1_pem(v2.as_ref()).map_err(|e| format(e.to_string()))?;
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(io)?;

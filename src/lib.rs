@@ -11,7 +11,8 @@
 //! Modules follow the path an item travels:
 //!
 //! - [`domain`]: the core without I/O: principals, labels, items, COSE
-//!   signatures, decisions, receipts, attestations.
+//!   signatures, decisions, receipts, attestations, and the other shapes
+//!   station and gateway exchange (`domain::wire`).
 //! - [`tls`]: mTLS server and client configuration; turns a handshake into a
 //!   [`tls::VerifiedPeer`] bound to one agency.
 //! - [`limits`]: admission control before any expensive work: handshake
@@ -33,10 +34,12 @@
 //!   explicit start of a new log, items whose rows vanished.
 //! - [`server`]: accept loop (asking [`limits`] at each step),
 //!   housekeeping, graceful shutdown.
-//! - [`client`], [`spec`]: the station side: an HTTP client over mTLS, and
-//!   item files.
-//! - [`auditor`]: offline tools on an exported log: export, verify, prove,
-//!   show.
+//! - [`client`], [`station_config`], [`spec`]: the station side: an HTTP
+//!   client over mTLS, its `client.toml`, and item files.
+//! - [`export`]: the audit log written from the store to a directory in
+//!   the C2SP tlog-tiles layout.
+//! - [`auditor`]: offline tools on an exported log: verify, prove, show,
+//!   replay; they never open the store.
 //! - [`config`], [`pki`], [`demo`]: operator files, the example PKI, the demo.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -46,6 +49,7 @@ pub mod auditor;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod export;
 pub mod gateway;
 pub mod integrity;
 pub mod keys;
@@ -53,6 +57,7 @@ pub mod limits;
 pub mod pki;
 pub mod server;
 pub mod spec;
+pub mod station_config;
 pub mod store;
 pub mod tls;
 

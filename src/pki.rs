@@ -67,21 +67,6 @@ pub struct Issued {
     pub serial: Vec<u8>,
 }
 
-/// PEM of a PKCS#8 key without the optional public key (v1, RFC 5208).
-///
-/// ring writes Ed25519 keys as PKCS#8 v2 (RFC 5958), which OpenSSL 3.0 and
-/// so curl refuse; every reader, ring included, takes v1.
-pub(crate) fn pkcs8_v1_pem(der: &[u8]) -> Result<String, PkiError> {
-    let bad = |e: pkcs8::Error| PkiError::Key(e.to_string());
-    let info = pkcs8::PrivateKeyInfo::try_from(der).map_err(bad)?;
-    let v1 = pkcs8::PrivateKeyInfo::new(info.algorithm, info.private_key);
-    let doc = pkcs8::SecretDocument::try_from(v1).map_err(bad)?;
-    let pem = doc
-        .to_pem("PRIVATE KEY", pkcs8::LineEnding::LF)
-        .map_err(|e| PkiError::Key(e.to_string()))?;
-    Ok(pem.to_string())
-}
-
 /// A certificate authority held in memory.
 pub struct Authority {
     /// Agency (or `gateway`) this CA belongs to.
@@ -217,7 +202,8 @@ impl Authority {
         let cert = params.signed_by(&key, &self.cert, &self.key)?;
         Ok(Issued {
             cert_pem: cert.pem(),
-            key_pem: pkcs8_v1_pem(&key.serialize_der())?,
+            key_pem: crate::keys::pkcs8_v1_pem(&key.serialize_der())
+                .map_err(|e| PkiError::Key(e.to_string()))?,
             der: cert.der().to_vec(),
             serial: serial.to_bytes(),
         })

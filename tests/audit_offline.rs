@@ -156,7 +156,7 @@ impl Synthetic {
             passerelle::gateway::sign_checkpoint(&store, &key.note, 1_790_000_000 + size as i64)
                 .unwrap();
         }
-        passerelle::auditor::export(&store, &dir.path().join("export")).unwrap();
+        passerelle::export::export(&store, &dir.path().join("export")).unwrap();
         Synthetic { dir, key }
     }
 
@@ -643,7 +643,7 @@ async fn exchange_and_export() -> Exchanged {
     h.running.take().unwrap().shutdown().await;
     let store = SqliteStore::open(&h.config.store, std::sync::Arc::new(gateway_key(&h))).unwrap();
     let export = tempfile::tempdir().unwrap();
-    passerelle::auditor::export(&store, export.path()).unwrap();
+    passerelle::export::export(&store, export.path()).unwrap();
     Exchanged {
         h,
         export,

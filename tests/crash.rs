@@ -6,8 +6,8 @@
 mod common;
 
 use passerelle::client::Station;
-use passerelle::config::ClientConfig;
 use passerelle::domain::receipt::item_ref;
+use passerelle::station_config::ClientConfig;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -272,7 +272,7 @@ async fn oversized_input_is_refused_and_the_log_stays_exportable() {
     let gateway = h.running.as_ref().unwrap().gateway.clone();
     gateway.checkpoint().await.unwrap();
     let out = tempfile::tempdir().unwrap();
-    let summary = passerelle::auditor::export(gateway.store().as_ref(), &out.path().join("x"))
+    let summary = passerelle::export::export(gateway.store().as_ref(), &out.path().join("x"))
         .expect("the audit log exports after hostile input");
     assert!(summary.size > 0);
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The station's certificate, key and the gateway's CA, as its client.toml names them.
-fn station_files(h: &Harness, principal: &str) -> passerelle::config::ClientConfig {
+fn station_files(h: &Harness, principal: &str) -> passerelle::station_config::ClientConfig {
     h.client_config(principal)
 }
 

@@ -284,7 +284,7 @@ async fn the_committed_example_runs_as_it_is() {
         let path = root
             .join(passerelle::pki::station_dir(principal))
             .join("client.toml");
-        let mut c = passerelle::config::ClientConfig::load(&path).unwrap();
+        let mut c = passerelle::station_config::ClientConfig::load(&path).unwrap();
         c.gateway = running.addr.to_string();
         let station = passerelle::client::Station::new(c).unwrap();
         station

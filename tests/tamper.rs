@@ -91,7 +91,7 @@ fn an_entry_written_after_the_last_checkpoint_then_changed_refuses_to_start() {
             .path()
             .join(passerelle::pki::station_dir("police/lo/rabat"))
             .join("client.toml");
-        let mut c = passerelle::config::ClientConfig::load(&path).unwrap();
+        let mut c = passerelle::station_config::ClientConfig::load(&path).unwrap();
         c.gateway = running.addr.to_string();
         c.retries = 0;
         let rabat = passerelle::client::Station::new(c).unwrap();

@@ -40,7 +40,7 @@ use crate::domain::item::SignedItem;
 use crate::domain::receipt::ItemRef;
 use crate::gateway::{Gateway, GatewayError, Submitted};
 use crate::limits::{BodyError, Session};
-use crate::store::{AckOutcome, InboxEntry, OpenRequest};
+use crate::store::AckOutcome;
 use crate::tls::{KeyExchangeGroup, VerifiedPeer};
 use problem::Problem;
 
@@ -49,10 +49,7 @@ const BODY_INCOMPLETE: &str = "body-incomplete";
 /// Slug of a body that arrived slower than the minimum rate.
 const BODY_TOO_SLOW: &str = "body-too-slow";
 
-/// CBOR media type.
-pub const CBOR: &str = "application/cbor";
-/// JSON media type.
-pub const JSON: &str = "application/json";
+pub use crate::domain::wire::{Acknowledged, Inbox, Overdue, CBOR, JSON};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -365,13 +362,6 @@ struct InboxQuery {
     limit: Option<u32>,
 }
 
-/// What `GET /v1/inbox` returns.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Inbox {
-    /// Deliverable items, FLASH first.
-    pub items: Vec<InboxEntry>,
-}
-
 async fn inbox(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
@@ -409,16 +399,6 @@ struct OverdueQuery {
     within: u64,
 }
 
-/// What `GET /v1/overdue` returns.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Overdue {
-    /// The gateway's time when it looked (Unix seconds): a request whose
-    /// `due` is before it is past due.
-    pub now: i64,
-    /// Requests without an answer due by `now + within`, soonest first.
-    pub requests: Vec<OpenRequest>,
-}
-
 async fn overdue(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
@@ -442,15 +422,6 @@ async fn fetch(
     let item_ref = item_ref_of(item_ref)?;
     let item = state.gateway.fetch(&peer, item_ref.as_str()).await?;
     Ok(reply(&headers, StatusCode::OK, &item))
-}
-
-/// What `POST /v1/items/{ref}/ack` returns.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Acknowledged {
-    /// The item.
-    pub item_ref: String,
-    /// `acked`, or `already-acked` when this repeats an earlier ack.
-    pub status: String,
 }
 
 async fn ack(

@@ -1,4 +1,6 @@
-//! RFC 9457 problem details: the only shape errors take on the wire.
+//! RFC 9457 problem details: the only shape errors take on the wire (the
+//! wire form is [`crate::domain::wire::Problem`]; this module makes it a
+//! response and maps the gateway's errors to it).
 //!
 //! Each refusal has a stable machine-readable `type`
 //! (`urn:passerelle:problem:<slug>`), a short title, the HTTP status and a
@@ -12,51 +14,45 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::bounds;
+use crate::domain::wire;
 use crate::gateway::GatewayError;
 use crate::tls::IdentityError;
 
-/// Media type of problem documents (RFC 9457 §3).
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub use crate::domain::wire::PROBLEM_JSON;
 
-/// A problem details document.
+/// A problem details document as the gateway answers it: the wire form
+/// ([`wire::Problem`], which stations read) made an HTTP response here, on
+/// the server side, so the wire form needs no HTTP server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Problem {
-    /// Stable problem type URI.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Short summary of the problem type.
-    pub title: String,
-    /// HTTP status code.
-    pub status: u16,
-    /// What happened, for the caller.
-    pub detail: String,
-}
+#[serde(transparent)]
+pub struct Problem(pub wire::Problem);
 
 impl Problem {
-    /// A problem of type `urn:passerelle:problem:{slug}`. The detail is cut
-    /// to [`bounds::DETAIL`] bytes: details are written by the gateway and
-    /// quote only bounded input, and this keeps it so whatever a caller
-    /// sends, since refusals are also written to the audit log.
+    /// A problem of type `urn:passerelle:problem:{slug}`, its detail cut
+    /// short as [`wire::Problem::new`] does.
     pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
-        Problem {
-            kind: format!("urn:passerelle:problem:{slug}"),
-            title: title.to_string(),
-            status: status.as_u16(),
-            detail: bounds::truncate(detail.into(), bounds::DETAIL),
-        }
+        Problem(wire::Problem::new(status.as_u16(), slug, title, detail))
     }
+}
 
-    /// The slug at the end of the type URI.
-    pub fn slug(&self) -> &str {
-        self.kind.rsplit(':').next().unwrap_or_default()
+impl std::ops::Deref for Problem {
+    type Target = wire::Problem;
+
+    fn deref(&self) -> &wire::Problem {
+        &self.0
+    }
+}
+
+impl From<Problem> for wire::Problem {
+    fn from(p: Problem) -> Self {
+        p.0
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let body = serde_json::to_vec(&self.0).unwrap_or_default();
         (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response()
     }
 }

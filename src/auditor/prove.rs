@@ -248,7 +248,7 @@ impl fmt::Display for ReceiptReport {
         writeln!(
             f,
             "  accepted   {} under policy {}",
-            super::show::rfc3339(r.accepted_at),
+            super::time::rfc3339(r.accepted_at),
             r.policy_digest
         )?;
         for o in &r.outcomes {

@@ -20,7 +20,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::show::{self, rfc3339, Filter, ShowError};
+use super::show::{self, Filter, ShowError};
+use super::time::rfc3339;
 use crate::audit::event::AuditEvent;
 use crate::audit::signed_note::VerifierKey;
 use crate::domain::bytes::Bytes;

@@ -556,8 +556,8 @@ impl fmt::Display for VerifyReport {
             writeln!(
                 f,
                 "  entries      from {} to {}",
-                super::show::rfc3339(first),
-                super::show::rfc3339(last)
+                super::time::rfc3339(first),
+                super::time::rfc3339(last)
             )?;
         }
         for path in &self.ignored {

@@ -15,6 +15,9 @@ use crate::audit::rfc9162::Hash;
 use crate::domain::item::{Portion, Priority};
 use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::Receipt;
+/// Rows of the inbox and of the open requests are handed out in their wire
+/// form: the store adds nothing a station may not see.
+pub use crate::domain::wire::{InboxEntry, OpenRequest};
 
 /// Why the store failed. Operator's fault (disk, permissions) or a bug.
 #[derive(Debug, thiserror::Error)]
@@ -194,26 +197,6 @@ pub struct RequestState {
     pub answered_at: Option<i64>,
 }
 
-/// A request without an answer, as [`Store::open_requests`] lists it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct OpenRequest {
-    /// Gateway reference.
-    pub item_ref: String,
-    /// Who asked.
-    pub sender: PrincipalId,
-    /// Sender's id.
-    pub item_id: String,
-    /// Priority.
-    pub priority: Priority,
-    /// When the gateway accepted it.
-    pub accepted_at: i64,
-    /// When its answer is due.
-    pub due: i64,
-    /// The desks it was released to (recipients with an inbox entry),
-    /// sorted.
-    pub recipients: Vec<PrincipalId>,
-}
-
 /// What a sweep found: each needs its audit entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Swept {
@@ -243,27 +226,6 @@ pub enum CommitOutcome {
     Duplicate(Receipt),
     /// The same sender already submitted this id with other content.
     Conflict,
-}
-
-/// One deliverable item in a recipient's inbox.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct InboxEntry {
-    /// Gateway reference, for fetch and ack.
-    pub item_ref: String,
-    /// Sender.
-    pub sender: PrincipalId,
-    /// Sender's id.
-    pub item_id: String,
-    /// Priority.
-    pub priority: Priority,
-    /// Acceptance time.
-    pub accepted_at: i64,
-    /// How many times it was fetched before.
-    pub deliveries: u32,
-    /// For a request not yet answered: when its answer is due (Unix
-    /// seconds). Absent for other items and for answered requests.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub due: Option<i64>,
 }
 
 /// An item leased to a recipient for delivery.

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use passerelle::client::Station;
-use passerelle::config::{ClientConfig, GatewayConfig};
+use passerelle::config::GatewayConfig;
 use passerelle::domain::item::SignedItem;
 use passerelle::gateway::unix_now;
 use passerelle::pki::{self, ExamplePki, Issued};
 use passerelle::server::{self, Running};
 use passerelle::spec::ItemSpec;
+use passerelle::station_config::ClientConfig;
 
 pub struct Harness {
     pub dir: tempfile::TempDir,

@@ -1,5 +1,5 @@
-//! The domain core: principals, security labels, items, their signatures and
-//! the decision's result type.
+//! The domain core: principals, security labels, items, their signatures,
+//! the decision's result type, and the other shapes on the wire.
 //!
 //! Nothing in here does I/O, reads the clock, or knows about HTTP, TLS or the
 //! database: callers pass the time and the bytes in. That keeps every rule
@@ -16,3 +16,4 @@ pub mod item;
 pub mod label;
 pub mod principal;
 pub mod receipt;
+pub mod wire;

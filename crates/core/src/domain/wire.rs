@@ -1,0 +1,137 @@
+//! The shapes the gateway and a station exchange over HTTP that are not
+//! items, receipts or attestations: the media types, the inbox listing and
+//! its entries, the overdue listing, the answer to an acknowledgement, and
+//! RFC 9457 problem details, the only shape a refusal takes.
+//!
+//! Both sides build on these same types, so a field renamed on one side is
+//! renamed on the other; docs/formats.md and the CDDL schemas describe them
+//! for other clients. Plain serde data: this module never does I/O and
+//! knows nothing of HTTP servers, TLS or the database (the gateway turns a
+//! [`Problem`] into a response, the store its rows into entries).
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::bounds;
+use crate::domain::item::Priority;
+use crate::domain::principal::PrincipalId;
+
+/// CBOR media type: bodies are CBOR unless JSON is asked for.
+pub const CBOR: &str = "application/cbor";
+/// JSON media type.
+pub const JSON: &str = "application/json";
+/// Media type of problem documents (RFC 9457 §3).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// A problem details document (RFC 9457): what a refusal says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// Stable problem type URI.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// What happened, for the caller.
+    pub detail: String,
+}
+
+impl Problem {
+    /// A problem of type `urn:passerelle:problem:{slug}`. The detail is cut
+    /// to [`bounds::DETAIL`] bytes: details are written by the gateway and
+    /// quote only bounded input, and this keeps it so whatever a caller
+    /// sends, since refusals are also written to the audit log.
+    pub fn new(status: u16, slug: &str, title: &str, detail: impl Into<String>) -> Self {
+        Problem {
+            kind: format!("urn:passerelle:problem:{slug}"),
+            title: title.to_string(),
+            status,
+            detail: bounds::truncate(detail.into(), bounds::DETAIL),
+        }
+    }
+
+    /// The slug at the end of the type URI.
+    pub fn slug(&self) -> &str {
+        self.kind.rsplit(':').next().unwrap_or_default()
+    }
+}
+
+/// One deliverable item in a recipient's inbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxEntry {
+    /// Gateway reference, for fetch and ack.
+    pub item_ref: String,
+    /// Sender.
+    pub sender: PrincipalId,
+    /// Sender's id.
+    pub item_id: String,
+    /// Priority.
+    pub priority: Priority,
+    /// Acceptance time.
+    pub accepted_at: i64,
+    /// How many times it was fetched before.
+    pub deliveries: u32,
+    /// For a request not yet answered: when its answer is due (Unix
+    /// seconds). Absent for other items and for answered requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<i64>,
+}
+
+/// What `GET /v1/inbox` returns.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Inbox {
+    /// Deliverable items, FLASH first.
+    pub items: Vec<InboxEntry>,
+}
+
+/// A request without an answer, as `GET /v1/overdue` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenRequest {
+    /// Gateway reference.
+    pub item_ref: String,
+    /// Who asked.
+    pub sender: PrincipalId,
+    /// Sender's id.
+    pub item_id: String,
+    /// Priority.
+    pub priority: Priority,
+    /// When the gateway accepted it.
+    pub accepted_at: i64,
+    /// When its answer is due.
+    pub due: i64,
+    /// The desks it was released to (recipients with an inbox entry),
+    /// sorted.
+    pub recipients: Vec<PrincipalId>,
+}
+
+/// What `GET /v1/overdue` returns.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Overdue {
+    /// The gateway's time when it looked (Unix seconds): a request whose
+    /// `due` is before it is past due.
+    pub now: i64,
+    /// Requests without an answer due by `now + within`, soonest first.
+    pub requests: Vec<OpenRequest>,
+}
+
+/// What `POST /v1/items/{ref}/ack` returns.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Acknowledged {
+    /// The item.
+    pub item_ref: String,
+    /// `acked`, or `already-acked` when this repeats an earlier ack.
+    pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_names_its_slug_and_keeps_its_detail_short() {
+        let p = Problem::new(404, "not-found", "No such item", "x".repeat(10_000));
+        assert_eq!(p.kind, "urn:passerelle:problem:not-found");
+        assert_eq!(p.slug(), "not-found");
+        assert!(p.detail.len() <= bounds::DETAIL);
+    }
+}

@@ -1,0 +1,329 @@
+//! `passerelle audit`: the auditor's commands. `export` is the one that
+//! opens the gateway's store (read-only use, after signing a fresh
+//! checkpoint); `verify`, `prove`, `check-receipt` and `show` work offline
+//! on an export with nothing but the gateway's verifier key (the library's
+//! [`passerelle::auditor`]). Their exit codes are stable: 0 verified, 1 the
+//! export or receipt does not verify, 2 could not run.
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::ensure_empty;
+use passerelle::audit::signed_note::VerifierKey;
+use passerelle::auditor::{prove, show, time, verify};
+use passerelle::config::GatewayConfig;
+use passerelle::domain::decision::Effect;
+use passerelle::domain::principal::{Agency, PrincipalId};
+use passerelle::gateway::unix_now;
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Export the audit log, up to its latest signed checkpoint (signing a
+    /// fresh one first if the log grew), into DIR in the C2SP tlog-tiles
+    /// layout.
+    Export {
+        /// Directory to write into; must not exist or be empty.
+        dir: PathBuf,
+        /// The gateway configuration (for the store and the signing key).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Verify an exported log offline with the gateway's public key: every
+    /// checkpoint's signature, the tree recomputed from the entries, each
+    /// later checkpoint consistent with the earlier ones, the hash tiles.
+    ///
+    /// On any change, deletion, insertion or reordering, an entry appended
+    /// without a checkpoint, a checkpoint signed by another key or
+    /// inconsistent with another, it names the first entry (index) or the
+    /// checkpoint (size and file) at fault.
+    ///
+    /// Exit codes: 0 verified, 1 verification failed (the export does not
+    /// prove the log: tampering, damage or the wrong key), 2 could not run
+    /// (usage, unreadable directory or key).
+    ///
+    /// Example: passerelle audit verify /tmp/audit-export --key gateway/audit.vkey
+    #[command(verbatim_doc_comment)]
+    Verify {
+        /// The export directory, as `passerelle audit export` wrote it.
+        dir: PathBuf,
+        /// The gateway's verifier key: the string name+keyid+base64 that
+        /// `passerelle keygen` printed, or a file holding it (gateway/audit.vkey).
+        #[arg(long)]
+        key: String,
+    },
+    /// Print the inclusion proof of one entry against the export's latest
+    /// signed checkpoint, as JSON (the shape receipts carry). The proof is
+    /// checked with the key before it is printed.
+    ///
+    /// Exit codes: 0 proof printed, 1 the export cannot prove the entry
+    /// (tampered or damaged), 2 could not run (usage, no such entry,
+    /// unreadable input).
+    ///
+    /// Example: passerelle audit prove /tmp/audit-export --index 3 --key gateway/audit.vkey
+    #[command(verbatim_doc_comment)]
+    Prove {
+        /// The export directory.
+        dir: PathBuf,
+        /// The entry's index in the log (a receipt's audit_index).
+        #[arg(long)]
+        index: u64,
+        /// The gateway's verifier key, or a file holding it.
+        #[arg(long)]
+        key: String,
+    },
+    /// Check a signed receipt a sender kept (the JSON that `passerelle send
+    /// --json` or `passerelle receipt --json` print): the gateway's signature
+    /// and, if it carries one, the inclusion proof of its audit entry against
+    /// a signed checkpoint. Prints what it proves.
+    ///
+    /// Exit codes: 0 valid, 1 not valid (altered, or from another log),
+    /// 2 could not run (usage, unreadable file, not a receipt).
+    ///
+    /// Example: passerelle audit check-receipt receipt.json --key gateway/audit.vkey
+    #[command(verbatim_doc_comment)]
+    CheckReceipt {
+        /// The receipt file (JSON).
+        receipt: PathBuf,
+        /// The gateway's verifier key, or a file holding it.
+        #[arg(long)]
+        key: String,
+    },
+    /// List the entries of an exported log: index, time (RFC 3339, UTC),
+    /// event, principals, item reference, decisions and rules.
+    ///
+    /// With --key the export is verified first and nothing is listed unless
+    /// it verifies; without --key the listing is marked UNVERIFIED.
+    /// Filters combine: an entry is listed only if it passes every one.
+    ///
+    /// Exit codes: 0 listed, 1 verification failed (with --key), 2 could not
+    /// run.
+    ///
+    /// Example: passerelle audit show /tmp/audit-export --case CT-2026-17 --key gateway/audit.vkey
+    #[command(verbatim_doc_comment)]
+    Show {
+        /// The export directory.
+        dir: PathBuf,
+        /// Verify the export with this verifier key (or file) first.
+        #[arg(long)]
+        key: Option<String>,
+        /// Entries about this principal (sender, recipient or caller), e.g.
+        /// police/lo/rabat.
+        #[arg(long)]
+        principal: Option<PrincipalId>,
+        /// Entries about a principal of this agency, e.g. vsse.
+        #[arg(long)]
+        agency: Option<String>,
+        /// Entries about items of this case: their acceptance, deliveries,
+        /// refusals and acknowledgements.
+        #[arg(long)]
+        case: Option<String>,
+        /// Entries recording a policy decision with this effect.
+        #[arg(long, value_parser = show::parse_effect)]
+        decision: Option<Effect>,
+        /// Entries at or after this time: RFC 3339, a UTC date or Unix seconds.
+        #[arg(long, value_parser = time::parse_time)]
+        since: Option<i64>,
+        /// Entries before this time: RFC 3339, a UTC date or Unix seconds.
+        #[arg(long, value_parser = time::parse_time)]
+        until: Option<i64>,
+        /// One JSON object per line per entry.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
+    match cmd {
+        AuditCommand::Export { dir, config } => export(&dir, &config),
+        AuditCommand::Verify { dir, key } => Ok(verify_export(&dir, &key)),
+        AuditCommand::Prove { dir, index, key } => prove_entry(&dir, index, &key),
+        AuditCommand::CheckReceipt { receipt, key } => Ok(check_receipt(&receipt, &key)),
+        AuditCommand::Show {
+            dir,
+            key,
+            principal,
+            agency,
+            case,
+            decision,
+            since,
+            until,
+            json,
+        } => {
+            // The key is read before the agency is checked: a wrong key is
+            // the first thing said.
+            let key = match key.as_deref().map(verify::load_verifier_key).transpose() {
+                Ok(k) => k,
+                Err(e) => return Ok(cannot_run(&e)),
+            };
+            let agency = match agency.map(Agency::new).transpose() {
+                Ok(a) => a,
+                Err(e) => return Ok(cannot_run(&e)),
+            };
+            let filter = show::Filter {
+                principal,
+                agency,
+                case,
+                decision,
+                since,
+                until,
+            };
+            list(&dir, key.as_ref(), &filter, json)
+        }
+    }
+}
+
+/// Says why an auditor command could not run, and gives its exit code
+/// ("could not run", 2), shared by every command that verifies an export.
+pub fn cannot_run(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(verify::EXIT_CANNOT_RUN)
+}
+
+/// The gateway's verifier key from `--key` (the key string or a file
+/// holding it), or the exit code "could not run" after saying why.
+pub fn auditor_key(arg: &str) -> std::result::Result<VerifierKey, ExitCode> {
+    verify::load_verifier_key(arg).map_err(|e| cannot_run(&e))
+}
+
+fn export(dir: &Path, config: &Path) -> Result<ExitCode> {
+    ensure_empty(dir)?;
+    let c = GatewayConfig::load(config)?;
+    let key = std::sync::Arc::new(passerelle::keys::GatewayKey::load(
+        &c.audit.key,
+        &c.audit.origin,
+    )?);
+    // Opening checks the store against its seal and checkpoints: a
+    // store edited behind the gateway's back is not exported (and
+    // not signed over).
+    let store = passerelle::store::sqlite::SqliteStore::open(&c.store, key.clone())
+        .with_context(|| format!("opening the store {}", c.store.display()))?;
+    passerelle::gateway::sign_checkpoint(&store, &key.note, unix_now())?;
+    let summary = passerelle::export::export(&store, dir)?;
+    println!(
+        "exported {} entries, {} checkpoints, {} hash tiles, {} entry bundles to {}",
+        summary.size,
+        summary.checkpoints,
+        summary.hash_tiles,
+        summary.bundles,
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_export(dir: &Path, key: &str) -> ExitCode {
+    let key = match auditor_key(key) {
+        Ok(k) => k,
+        Err(code) => return code,
+    };
+    match verify::verify(dir, &key) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::from(verify::EXIT_VERIFIED)
+        }
+        Err(failure) => {
+            eprintln!("{}: {failure}", dir.display());
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+fn prove_entry(dir: &Path, index: u64, key: &str) -> Result<ExitCode> {
+    let key = match auditor_key(key) {
+        Ok(k) => k,
+        Err(code) => return Ok(code),
+    };
+    match prove::prove(dir, index, &key) {
+        Ok(proved) => {
+            println!("{}", serde_json::to_string_pretty(&proved.proof)?);
+            eprintln!(
+                "entry {index} ({}) is included in the signed checkpoint of size {} (proof verified)",
+                show::event_name(&proved.entry.event),
+                proved.proof.size
+            );
+            Ok(ExitCode::from(verify::EXIT_VERIFIED))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(e.exit_code()))
+        }
+    }
+}
+
+fn check_receipt(receipt: &Path, key: &str) -> ExitCode {
+    let key = match auditor_key(key) {
+        Ok(k) => k,
+        Err(code) => return code,
+    };
+    match prove::check_receipt_file(receipt, &key) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::from(verify::EXIT_VERIFIED)
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", receipt.display());
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `audit show`: verified first when a key is given, then listed, one line
+/// (or one JSON object) per entry on stdout, the verdict on stderr.
+fn list(
+    dir: &Path,
+    key: Option<&VerifierKey>,
+    filter: &show::Filter,
+    json: bool,
+) -> Result<ExitCode> {
+    let listing = match show::show(dir, filter, key) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{}: {e}", dir.display());
+            return Ok(ExitCode::from(e.exit_code()));
+        }
+    };
+    let verified = listing.verified.is_some();
+    match &listing.verified {
+        Some(r) => eprintln!(
+            "verified: {} entries under {} signed checkpoints",
+            r.size,
+            r.checkpoints.len()
+        ),
+        None => eprintln!("UNVERIFIED listing: pass --key to verify the export before listing it"),
+    }
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        for shown in &listing.entries {
+            let written = if json {
+                writeln!(out, "{}", serde_json::to_string(&shown.to_json(verified))?)
+            } else {
+                writeln!(out, "{shown}")
+            };
+            // A closed pipe (`| head`) ends the listing, quietly.
+            if written.is_err() {
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+    }
+    eprintln!(
+        "{} of {} entries listed",
+        listing.entries.len(),
+        listing.total
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_that_does_not_load_means_could_not_run() {
+        assert_eq!(
+            auditor_key("not a verifier key").unwrap_err(),
+            ExitCode::from(verify::EXIT_CANNOT_RUN)
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! The command tree of `passerelle`: one module per command (or command
+//! group), each with its clap arguments, its handler and its tests, as the
+//! help shows them: the demo, the gateway's own commands (`serve`,
+//! `keygen`), `pki`, `policy`, `audit`, and the station commands (`send`,
+//! `outbox`, `inbox`, `overdue`, `fetch`, `ack`, `receipt`, sharing
+//! [`station`]).
+//!
+//! This is the edge where arguments are checked and errors get context for
+//! the person at the terminal (anyhow); the library below keeps typed
+//! errors. A handler returns the process's exit code; it never decides,
+//! signs or stores anything itself beyond calling the library.
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use std::path::Path;
+use std::process::ExitCode;
+
+mod ack;
+mod audit;
+mod demo;
+mod fetch;
+mod gateway;
+mod inbox;
+mod outbox;
+mod overdue;
+mod pki;
+mod policy;
+mod receipt;
+mod send;
+mod station;
+
+/// passerelle: a mutual-TLS exchange gateway for classified items between
+/// the Federal Police and VSSE.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+// The variants' doc comments are the commands' help; their argument
+// structs carry no doc comment of their own, so clap takes the variant's.
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scripted exchange over real mTLS in a temporary directory and
+    /// print what happened. Exits 0 only if every step behaved as expected.
+    Demo(demo::DemoArgs),
+    /// Run the gateway.
+    Serve(gateway::ServeArgs),
+    /// Example PKI (for examples and tests only).
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
+    /// Make the gateway's Ed25519 signing key (mode 0600) and print its
+    /// public key, raw and as a C2SP signed-note verifier key for auditors.
+    Keygen(gateway::KeygenArgs),
+    /// Security officers' tools for the classification and need-to-know
+    /// policy.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Auditor tools for the tamper-evident log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Sign and send an item (station).
+    Send(send::SendArgs),
+    /// Send again every signed item left in the station's outbox by a
+    /// `send` that got no answer (station). Safe to repeat: the gateway
+    /// recognises an item it already has and returns its receipt.
+    Outbox(outbox::OutboxArgs),
+    /// List deliverable items (station).
+    Inbox(inbox::InboxArgs),
+    /// List requests without an answer that are past due, or due within
+    /// `--within`, per desk (station; an auditor sees every request, a
+    /// station the requests it sent or received).
+    Overdue(overdue::OverdueArgs),
+    /// Fetch an item, check its signatures, and show it (station).
+    Fetch(fetch::FetchArgs),
+    /// Acknowledge an item (station).
+    Ack(ack::AckArgs),
+    /// Show the receipt of one of your items (station).
+    Receipt(receipt::ReceiptArgs),
+}
+
+impl Cli {
+    /// The log filter when `RUST_LOG` names none: the demo prints its own
+    /// table, and the gateway's log would only interleave with it.
+    pub fn default_log_filter(&self) -> &'static str {
+        if matches!(self.command, Command::Demo(_)) {
+            "error"
+        } else {
+            "passerelle=info,warn"
+        }
+    }
+
+    /// Runs the command; its exit code, or an error for `main` to print.
+    pub async fn run(self) -> Result<ExitCode> {
+        match self.command {
+            Command::Demo(args) => demo::run(args).await,
+            Command::Serve(args) => gateway::serve(args).await,
+            Command::Pki(cmd) => pki::run(cmd),
+            Command::Keygen(args) => gateway::keygen(args),
+            Command::Policy(cmd) => policy::run(cmd),
+            Command::Audit(cmd) => audit::run(cmd),
+            Command::Send(args) => send::run(args).await,
+            Command::Outbox(args) => outbox::run(args).await,
+            Command::Inbox(args) => inbox::run(args).await,
+            Command::Overdue(args) => overdue::run(args).await,
+            Command::Fetch(args) => fetch::run(args).await,
+            Command::Ack(args) => ack::run(args).await,
+            Command::Receipt(args) => receipt::run(args).await,
+        }
+    }
+}
+
+/// Refuses a directory that exists and holds anything: commands that write
+/// a tree of files (`pki init`, `audit export`, `demo --keep`) never mix
+/// theirs with what is there.
+fn ensure_empty(dir: &Path) -> Result<()> {
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        bail!("{} is not empty; choose a new directory", dir.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn only_the_demo_quiets_the_log() {
+        let demo = Cli::try_parse_from(["passerelle", "demo"]).unwrap();
+        assert_eq!(demo.default_log_filter(), "error");
+        let serve = Cli::try_parse_from(["passerelle", "serve", "--config", "g.toml"]).unwrap();
+        assert_eq!(serve.default_log_filter(), "passerelle=info,warn");
+    }
+
+    #[test]
+    fn an_empty_or_missing_directory_is_accepted_and_a_full_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(ensure_empty(&dir.path().join("new")).is_ok());
+        assert!(ensure_empty(dir.path()).is_ok());
+        std::fs::write(dir.path().join("f"), b"x").unwrap();
+        assert!(ensure_empty(dir.path()).is_err());
+    }
+}
