@@ -385,16 +385,16 @@ async fn connection(
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(None);
     let service = match identified {
-        Ok(peer) => match shared.admission.session(&peer.principal) {
+        Ok(peer) => match shared.admission.session(peer.principal()) {
             Ok(session) => {
-                tracing::debug!(%peer_addr, principal = %peer.principal, kx = %kx_name, "authenticated");
+                tracing::debug!(%peer_addr, principal = %peer.principal(), kx = %kx_name, "authenticated");
                 Ok((peer, session))
             }
             Err(refusal) => {
-                tracing::info!(%peer_addr, principal = %peer.principal, kx = %kx_name, cause = refusal.cause(), "connection over the principal's budget");
+                tracing::info!(%peer_addr, principal = %peer.principal(), kx = %kx_name, cause = refusal.cause(), "connection over the principal's budget");
                 shared
                     .gateway
-                    .record_refused_admission(&peer.principal, refusal.cause());
+                    .record_refused_admission(peer.principal(), refusal.cause());
                 Err(axum::Router::new().fallback(move || async move { refusal.into_response() }))
             }
         },
@@ -496,10 +496,10 @@ async fn admit_request(
     next: Next,
 ) -> Response {
     let _in_progress = conn.activity.request();
-    if let Err(refusal) = conn.admission.request(&conn.peer.principal) {
-        tracing::debug!(principal = %conn.peer.principal, "request over the principal's rate");
+    if let Err(refusal) = conn.admission.request(conn.peer.principal()) {
+        tracing::debug!(principal = %conn.peer.principal(), "request over the principal's rate");
         conn.gateway
-            .record_refused_admission(&conn.peer.principal, refusal.cause());
+            .record_refused_admission(conn.peer.principal(), refusal.cause());
         return refusal.into_response();
     }
     request.extensions_mut().insert(conn.peer);

@@ -75,17 +75,49 @@ pub enum IdentityError {
 
 /// A principal that completed the mutual-TLS handshake and whose identity
 /// was checked against its agency's binding. Only [`Identities::identify`]
-/// makes one.
+/// (and [`Identities::identify_at`]) makes one, from a certificate chain
+/// an agency's CA verifies; its fields are private, so a value of this type
+/// is the proof that the identity step ran. The gateway's handlers and
+/// every exchange step take one, so a handler without a verified peer does
+/// not compile, and outside code cannot build one by hand:
+///
+/// ```compile_fail
+/// use passerelle::tls::VerifiedPeer;
+/// let forged = VerifiedPeer {
+///     principal: "police/lo/rabat".parse().unwrap(),
+///     agency: "police".parse().unwrap(),
+///     certificate: vec![],
+///     public_key: unimplemented!(),
+/// };
+/// ```
 #[derive(Clone, Debug)]
 pub struct VerifiedPeer {
+    principal: PrincipalId,
+    agency: Agency,
+    certificate: Vec<u8>,
+    public_key: PublicKey,
+}
+
+impl VerifiedPeer {
     /// The principal, e.g. `police/lo/rabat`.
-    pub principal: PrincipalId,
+    pub fn principal(&self) -> &PrincipalId {
+        &self.principal
+    }
+
     /// Its agency, bound to the CA that issued its certificate.
-    pub agency: Agency,
+    pub fn agency(&self) -> &Agency {
+        &self.agency
+    }
+
     /// DER of the end-entity certificate presented.
-    pub certificate: Vec<u8>,
+    pub fn certificate(&self) -> &[u8] {
+        &self.certificate
+    }
+
     /// Its public key, with which the principal signs items.
-    pub public_key: PublicKey,
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public_key
+    }
 }
 
 /// The hybrid post-quantum key exchange group, X25519 with ML-KEM-768

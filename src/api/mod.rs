@@ -279,8 +279,8 @@ async fn healthz(
 ) -> Response {
     let health = Health {
         status: "ok",
-        principal: peer.principal.as_str(),
-        agency: peer.agency.as_str(),
+        principal: peer.principal().as_str(),
+        agency: peer.agency().as_str(),
         key_exchange: kx.map_or_else(|| "none".to_string(), |Extension(g)| g.to_string()),
         post_quantum: kx.is_some_and(|Extension(g)| g.is_post_quantum()),
     };
@@ -345,7 +345,7 @@ async fn submit(
             if ![BODY_INCOMPLETE, BODY_TOO_SLOW].contains(&problem.slug()) {
                 state
                     .gateway
-                    .record_refused_submission(&peer.principal, problem.slug(), None)
+                    .record_refused_submission(peer.principal(), problem.slug(), None)
                     .await;
             }
             return Err(problem);
@@ -387,7 +387,7 @@ async fn inbox(
             Err(refusal) => {
                 state
                     .gateway
-                    .record_refused_admission(&peer.principal, refusal.cause());
+                    .record_refused_admission(peer.principal(), refusal.cause());
                 return Ok(refusal.into_response());
             }
         }

@@ -72,7 +72,7 @@ impl Gateway {
     }
 
     pub(super) fn may_audit(&self, peer: &VerifiedPeer) -> bool {
-        self.decider().reads_whole_log(&peer.principal)
+        self.decider().reads_whole_log(peer.principal())
     }
 
     /// An inclusion proof of entry `index` in the tree of `size`, with the
@@ -113,7 +113,7 @@ impl Gateway {
                 // holds reasons that are not the reader's to see.
                 || AuditEntry::decode(&p.entry.0).is_ok_and(|e| {
                     e.v == crate::audit::event::ENTRY_VERSION
-                        && e.reader() == Some(&peer.principal)
+                        && e.reader() == Some(peer.principal())
                 })
         });
         match visible {
@@ -121,7 +121,7 @@ impl Gateway {
             None => {
                 if !self.may_audit(peer) {
                     self.count_refusal(
-                        RefusedSubject::Principal(peer.principal.clone()),
+                        RefusedSubject::Principal(peer.principal().clone()),
                         "proof-refused",
                         Some(&index.to_string()),
                     );

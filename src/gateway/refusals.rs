@@ -30,25 +30,25 @@ impl Gateway {
     /// reload removed is refused on a connection it opened before. A
     /// refusal is counted under the caller's principal id.
     pub async fn authorise(&self, peer: &VerifiedPeer) -> Result<(), GatewayError> {
-        if self.decider().knows(&peer.principal) {
+        if self.decider().knows(peer.principal()) {
             return Ok(());
         }
         self.count_refusal(
-            RefusedSubject::Principal(peer.principal.clone()),
+            RefusedSubject::Principal(peer.principal().clone()),
             "unknown-principal",
             None,
         );
-        Err(GatewayError::UnknownPrincipal(peer.principal.clone()))
+        Err(GatewayError::UnknownPrincipal(peer.principal().clone()))
     }
 
     /// Whether the policy in force lets the caller submit items: checked
     /// before the body is read, and again by [`Gateway::submit`]. A refusal
     /// is counted as a refused submission.
     pub async fn may_send(&self, peer: &VerifiedPeer) -> Result<(), GatewayError> {
-        let right = sending_right(self.decider().as_ref(), &peer.principal);
+        let right = sending_right(self.decider().as_ref(), peer.principal());
         if let Err(e) = &right {
             let slug = crate::api::problem::Problem::from(e).slug().to_string();
-            self.record_refused_submission(&peer.principal, &slug, None)
+            self.record_refused_submission(peer.principal(), &slug, None)
                 .await;
         }
         right
@@ -118,11 +118,11 @@ impl Gateway {
         item_ref: &str,
         action: &str,
     ) -> GatewayError {
-        if self.lost.concerns(item_ref, &peer.principal) {
+        if self.lost.concerns(item_ref, peer.principal()) {
             return GatewayError::ItemLost(item_ref.to_string());
         }
         self.count_refusal(
-            RefusedSubject::Principal(peer.principal.clone()),
+            RefusedSubject::Principal(peer.principal().clone()),
             &format!("not-yours-to-{action}"),
             Some(item_ref),
         );
