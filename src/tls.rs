@@ -82,13 +82,13 @@ pub enum IdentityError {
 /// not compile, and outside code cannot build one by hand:
 ///
 /// ```compile_fail
+/// use passerelle::domain::cose::PublicKey;
+/// use passerelle::domain::principal::{Agency, PrincipalId};
 /// use passerelle::tls::VerifiedPeer;
-/// let forged = VerifiedPeer {
-///     principal: "police/lo/rabat".parse().unwrap(),
-///     agency: "police".parse().unwrap(),
-///     certificate: vec![],
-///     public_key: unimplemented!(),
-/// };
+///
+/// fn forge(principal: PrincipalId, agency: Agency, public_key: PublicKey) -> VerifiedPeer {
+///     VerifiedPeer { principal, agency, certificate: vec![], public_key }
+/// }
 /// ```
 #[derive(Clone, Debug)]
 pub struct VerifiedPeer {

@@ -227,13 +227,11 @@ pub enum ItemError {
 /// nothing can build one by hand:
 ///
 /// ```compile_fail
-/// use passerelle::domain::item::VerifiedItem;
-/// let forged = VerifiedItem {
-///     manifest: unimplemented!(),
-///     digest: [0; 32],
-///     envelope: vec![],
-///     portions: vec![],
-/// };
+/// use passerelle::domain::item::{Manifest, Portion, VerifiedItem};
+///
+/// fn forge(manifest: Manifest, portions: Vec<Portion>) -> VerifiedItem {
+///     VerifiedItem { manifest, digest: [0; 32], envelope: vec![], portions }
+/// }
 /// ```
 #[derive(Clone, Debug)]
 pub struct VerifiedItem {
