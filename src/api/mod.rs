@@ -7,8 +7,11 @@
 //! after the handshake; no handler can run without one, and every request
 //! but `/healthz` is refused (`403 unknown-principal`) unless the policy in
 //! force at that moment names the caller. Errors are RFC 9457
-//! problem details ([`problem`]). This module maps HTTP to [`Gateway`] calls
-//! and back; it holds no exchange logic of its own.
+//! problem details ([`problem`]), whose slug is the refusal's own cause
+//! ([`GatewayError::cause`]). This module maps HTTP to [`Gateway`] calls
+//! and back; it holds no exchange logic of its own, and never decides what
+//! is audited: a body that never became an item is handed to
+//! [`Gateway::refuse_body`], which says whether it counts.
 //!
 //! | method and path | what |
 //! | --- | --- |
@@ -38,16 +41,11 @@ use std::time::Duration;
 
 use crate::domain::item::SignedItem;
 use crate::domain::receipt::ItemRef;
-use crate::gateway::{Gateway, GatewayError, Submitted};
-use crate::limits::{BodyError, Session};
+use crate::gateway::{BodyRefused, Gateway, GatewayError, Submitted};
+use crate::limits::Session;
 use crate::store::{AckOutcome, InboxEntry, OpenRequest};
 use crate::tls::{KeyExchangeGroup, VerifiedPeer};
 use problem::Problem;
-
-/// Slug of a body cut short by the client (it closed the connection).
-const BODY_INCOMPLETE: &str = "body-incomplete";
-/// Slug of a body that arrived slower than the minimum rate.
-const BODY_TOO_SLOW: &str = "body-too-slow";
 
 /// CBOR media type.
 pub const CBOR: &str = "application/cbor";
@@ -178,80 +176,44 @@ enum BodyType {
 /// absent) or `application/json`, exactly, in any letter case, parameters
 /// allowed. Anything else, `application/cbor-seq` included, is refused
 /// without repeating the header.
-fn body_type(headers: &HeaderMap) -> Result<BodyType, Problem> {
+fn body_type(headers: &HeaderMap) -> Result<BodyType, BodyRefused> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(BodyType::Cbor);
     };
-    let unsupported = || {
-        Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Unsupported body type",
-            format!("send {CBOR} or {JSON} (parameters are allowed)"),
-        )
-    };
     if value.len() > crate::domain::bounds::HEADER_VALUE {
-        return Err(unsupported());
+        return Err(BodyRefused::MediaType);
     }
     let media: mime::Mime = value
         .to_str()
         .ok()
         .and_then(|v| v.parse().ok())
-        .ok_or_else(unsupported)?;
+        .ok_or(BodyRefused::MediaType)?;
     if media.type_() != mime::APPLICATION || media.suffix().is_some() {
-        return Err(unsupported());
+        return Err(BodyRefused::MediaType);
     }
     if media.subtype() == "cbor" {
         Ok(BodyType::Cbor)
     } else if media.subtype() == mime::JSON {
         Ok(BodyType::Json)
     } else {
-        Err(unsupported())
+        Err(BodyRefused::MediaType)
     }
 }
 
-/// Reads a bounded body and decodes it by its content type.
+/// Reads a bounded body and decodes it by its content type. Decode errors
+/// name the field and what was expected, never the input.
 async fn read_body<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
     pace: crate::limits::BodyPace,
-) -> Result<T, Problem> {
+) -> Result<T, BodyRefused> {
     let body_type = body_type(headers)?;
-    let bytes = crate::limits::collect_body(body, pace)
-        .await
-        .map_err(|e| match e {
-            BodyError::TooLarge(_) => Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                "The body is too large",
-                e.to_string(),
-            ),
-            BodyError::TooSlow(_) => Problem::new(
-                StatusCode::REQUEST_TIMEOUT,
-                BODY_TOO_SLOW,
-                "The body arrived too slowly",
-                e.to_string(),
-            ),
-            _ => Problem::new(
-                StatusCode::BAD_REQUEST,
-                BODY_INCOMPLETE,
-                "The body is incomplete",
-                e.to_string(),
-            ),
-        })?;
-    // Decode errors name the field and what was expected, never the input.
+    let bytes = crate::limits::collect_body(body, pace).await?;
     let decoded = match body_type {
         BodyType::Json => crate::domain::decode::json(&bytes),
         BodyType::Cbor => crate::domain::decode::cbor(&bytes),
     };
-    decoded.map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-body",
-            "The body is not a valid item",
-            e.to_string(),
-        )
-    })
+    Ok(decoded?)
 }
 
 /// The item reference of a path, or the answer to a reference that does not
@@ -337,19 +299,8 @@ async fn submit(
     state.gateway.may_send(&peer).await.map_err(Problem::from)?;
     let item = match read_body::<SignedItem>(&headers, body, state.body).await {
         Ok(item) => item,
-        Err(problem) => {
-            // A body that never became an item is counted as a refused
-            // submission; refusals after decoding are the gateway's to count.
-            // A body the client cut short or trickled is not counted: there
-            // was no submission to refuse.
-            if ![BODY_INCOMPLETE, BODY_TOO_SLOW].contains(&problem.slug()) {
-                state
-                    .gateway
-                    .record_refused_submission(peer.principal(), problem.slug(), None)
-                    .await;
-            }
-            return Err(problem);
-        }
+        // Whether the refusal is counted is the gateway's to say.
+        Err(why) => return Err(state.gateway.refuse_body(&peer, why).await.into()),
     };
     match state.gateway.submit(&peer, item).await? {
         Submitted::Accepted(r) => Ok(reply(&headers, StatusCode::CREATED, &r)),

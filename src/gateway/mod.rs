@@ -33,6 +33,7 @@ mod refusals;
 mod submit;
 
 pub use log::sign_checkpoint;
+pub use refusals::BodyRefused;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -100,12 +101,47 @@ pub enum GatewayError {
     /// larger than an audit entry may be: the sender's fault.
     #[error("the item's header and labels are too large to record: {0}")]
     TooLargeToRecord(#[from] EntryTooLarge),
+    /// A submitted body never became an item (its media type, size, pace
+    /// or encoding): the sender's doing.
+    #[error(transparent)]
+    Body(#[from] BodyRefused),
     /// The store failed: the operator's problem, never the caller's.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A blocking task failed: a bug.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl GatewayError {
+    /// The refusal's stable name: the cause under which it is counted on
+    /// the audit log (`submission:<cause>`), and the slug of the problem
+    /// type the API answers with (`urn:passerelle:problem:<cause>`). These
+    /// names are a format (docs/formats.md): they never change.
+    pub fn cause(&self) -> &'static str {
+        use crate::limits::BodyError;
+        match self {
+            GatewayError::Item(ItemError::Signature(_)) => "bad-signature",
+            GatewayError::Item(ItemError::Cbor(_)) => "malformed-body",
+            GatewayError::Item(_) | GatewayError::TooLargeToRecord(_) => "invalid-item",
+            GatewayError::SenderMismatch { .. } => "sender-mismatch",
+            GatewayError::UnknownSender(_) => "unknown-sender",
+            GatewayError::UnknownPrincipal(_) => "unknown-principal",
+            GatewayError::MayNotSend(_) => "may-not-send",
+            GatewayError::UnknownRecipient(_) => "unknown-recipient",
+            GatewayError::Conflict(_) => "id-conflict",
+            GatewayError::NotFound => "not-found",
+            GatewayError::ItemLost(_) => "item-lost",
+            GatewayError::DeliveryRefused => "delivery-refused",
+            GatewayError::BadProofRequest(_) => "bad-proof-request",
+            GatewayError::Body(BodyRefused::MediaType) => "unsupported-media-type",
+            GatewayError::Body(BodyRefused::Read(BodyError::TooLarge(_))) => "body-too-large",
+            GatewayError::Body(BodyRefused::Read(BodyError::TooSlow(_))) => "body-too-slow",
+            GatewayError::Body(BodyRefused::Read(_)) => "body-incomplete",
+            GatewayError::Body(BodyRefused::Malformed(_)) => "malformed-body",
+            GatewayError::Store(_) | GatewayError::Internal(_) => "internal",
+        }
+    }
 }
 
 /// What [`Gateway::readiness`] found.

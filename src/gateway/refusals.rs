@@ -10,8 +10,28 @@
 use super::{unix_now, Gateway, GatewayError};
 use crate::audit::event::{clip, AuditEvent, BoundedEntry, RefusedSubject, MAX_TEXT};
 use crate::domain::decision::Decider;
+use crate::domain::decode::DecodeError;
 use crate::domain::principal::PrincipalId;
+use crate::limits::BodyError;
 use crate::tls::VerifiedPeer;
+
+/// Why a submitted body never became an item, as the API found while
+/// reading it. The API reads bodies; whether the refusal is counted is
+/// decided here ([`Gateway::refuse_body`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BodyRefused {
+    /// A media type other than CBOR or JSON.
+    #[error("the body's media type is neither CBOR nor JSON")]
+    MediaType,
+    /// Not read whole: too large, too slow, or cut short.
+    #[error(transparent)]
+    Read(#[from] BodyError),
+    /// Read whole, but not an item: the error names the field, never the
+    /// input.
+    #[error(transparent)]
+    Malformed(#[from] DecodeError),
+}
 
 /// Whether `decider` lets `who` submit items.
 pub(super) fn sending_right(decider: &dyn Decider, who: &PrincipalId) -> Result<(), GatewayError> {
@@ -33,12 +53,13 @@ impl Gateway {
         if self.decider().knows(peer.principal()) {
             return Ok(());
         }
+        let refusal = GatewayError::UnknownPrincipal(peer.principal().clone());
         self.count_refusal(
             RefusedSubject::Principal(peer.principal().clone()),
-            "unknown-principal",
+            refusal.cause(),
             None,
         );
-        Err(GatewayError::UnknownPrincipal(peer.principal().clone()))
+        Err(refusal)
     }
 
     /// Whether the policy in force lets the caller submit items: checked
@@ -47,11 +68,26 @@ impl Gateway {
     pub async fn may_send(&self, peer: &VerifiedPeer) -> Result<(), GatewayError> {
         let right = sending_right(self.decider().as_ref(), peer.principal());
         if let Err(e) = &right {
-            let slug = crate::api::problem::Problem::from(e).slug().to_string();
-            self.record_refused_submission(peer.principal(), &slug, None)
+            self.record_refused_submission(peer.principal(), e.cause(), None)
                 .await;
         }
         right
+    }
+
+    /// Counts a body that never became an item as a refused submission,
+    /// and returns the error to answer with. A body the client cut short
+    /// or trickled is not counted: there was no submission to refuse.
+    pub async fn refuse_body(&self, peer: &VerifiedPeer, why: BodyRefused) -> GatewayError {
+        let submitted = !matches!(
+            why,
+            BodyRefused::Read(BodyError::Incomplete | BodyError::TooSlow(_))
+        );
+        let refusal = GatewayError::Body(why);
+        if submitted {
+            self.record_refused_submission(peer.principal(), refusal.cause(), None)
+                .await;
+        }
+        refusal
     }
 
     /// Counts one refusal of `subject` for `cause`; the count reaches the

@@ -29,8 +29,7 @@ impl Gateway {
         let outcome = self.accept(peer, item).await;
         if let Err(e) = &outcome {
             if !matches!(e, GatewayError::Store(_) | GatewayError::Internal(_)) {
-                let slug = crate::api::problem::Problem::from(e).slug().to_string();
-                self.record_refused_submission(peer.principal(), &slug, Some(&refused_digest))
+                self.record_refused_submission(peer.principal(), e.cause(), Some(&refused_digest))
                     .await;
             }
         }
