@@ -31,6 +31,8 @@
 //! - [`integrity`]: noticing a store edited behind the gateway's back: the
 //!   seal signer, the head file beside the key, the checks at start, the
 //!   explicit start of a new log, items whose rows vanished.
+//! - [`snapshot`]: one validated snapshot of the configuration (policy,
+//!   TLS identities, limits), checked as a whole and swapped whole.
 //! - [`server`]: accept loop (asking [`limits`] at each step),
 //!   housekeeping, graceful shutdown.
 //! - [`client`], [`spec`]: the station side: an HTTP client over mTLS, and
@@ -55,6 +57,7 @@ pub mod limits;
 pub mod pki;
 pub mod policy;
 pub mod server;
+pub mod snapshot;
 pub mod spec;
 pub mod store;
 pub mod tls;

@@ -992,7 +992,10 @@ fn policy_command(cmd: PolicyCommand) -> Result<std::process::ExitCode> {
         }
         PolicyCommand::Reload { config } => {
             let c = GatewayConfig::load(&config)?;
-            let p = server::load_policy(&c)?;
+            // The same check as the gateway's reload: policy, CAs, CRLs,
+            // certificate and key, so a refusal is said here, not only in
+            // the gateway's log.
+            let p = passerelle::snapshot::check(&c)?;
             let pid_file = pid_file(&c);
             let pid = std::fs::read_to_string(&pid_file).with_context(|| {
                 format!("no running gateway: cannot read {}", pid_file.display())
@@ -1006,7 +1009,7 @@ fn policy_command(cmd: PolicyCommand) -> Result<std::process::ExitCode> {
             }
             println!(
                 "policy {} is valid; gateway {pid} asked to reload it",
-                p.digest_hex()
+                p.policy_digest()
             );
             Ok(std::process::ExitCode::SUCCESS)
         }

@@ -6,7 +6,9 @@
 //! [`VerifiedPeer`] of its connection as an extension set by the server
 //! after the handshake; no handler can run without one, and every request
 //! but `/healthz` is refused (`403 unknown-principal`) unless the policy in
-//! force at that moment names the caller. Errors are RFC 9457
+//! force at that moment names the caller. Each request also carries the
+//! configuration [`Snapshot`] in force when it started, and every step of
+//! it decides with that one: a reload never changes a request under way. Errors are RFC 9457
 //! problem details ([`problem`]), whose slug is the refusal's own cause
 //! ([`GatewayError::cause`]). This module maps HTTP to [`Gateway`] calls
 //! and back; it holds no exchange logic of its own, and never decides what
@@ -44,6 +46,7 @@ use crate::domain::receipt::ItemRef;
 use crate::gateway::{BodyRefused, Gateway, GatewayError, Submitted};
 use crate::limits::Session;
 use crate::store::{AckOutcome, InboxEntry, OpenRequest};
+use crate::snapshot::Snapshot;
 use crate::tls::{KeyExchangeGroup, VerifiedPeer};
 use problem::Problem;
 
@@ -57,14 +60,12 @@ pub const JSON: &str = "application/json";
 pub struct ApiState {
     /// The exchange.
     pub gateway: Arc<Gateway>,
-    /// How large a request body may be and how fast it must arrive.
-    pub body: crate::limits::BodyPace,
     /// Flips to `true` when the gateway shuts down, ending long polls.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
-/// The API's router. The server adds the caller's [`VerifiedPeer`] as an
-/// extension on each connection.
+/// The API's router. The server adds the caller's [`VerifiedPeer`] and the
+/// request's [`Snapshot`] as extensions of each request.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/items", post(submit))
@@ -96,10 +97,11 @@ pub fn router(state: ApiState) -> Router {
 async fn principals_only(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
+    Extension(snapshot): Extension<Arc<Snapshot>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match state.gateway.authorise(&peer).await {
+    match state.gateway.authorise(&peer, snapshot.decider()).await {
         Ok(()) => next.run(request).await,
         Err(e) => Problem::from(e).into_response(),
     }
@@ -258,8 +260,12 @@ struct Ready {
 /// Readiness, distinct from liveness: `200` when the store takes a write,
 /// a policy is in force and the signing key works; otherwise `503
 /// not-ready` naming what failed (the operator's problem, never an item's).
-async fn readyz(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    let ready = state.gateway.readiness().await;
+async fn readyz(
+    State(state): State<ApiState>,
+    Extension(snapshot): Extension<Arc<Snapshot>>,
+    headers: HeaderMap,
+) -> Response {
+    let ready = state.gateway.readiness(snapshot.decider()).await;
     if ready.is_ready() {
         return reply(
             &headers,
@@ -292,17 +298,20 @@ async fn readyz(State(state): State<ApiState>, headers: HeaderMap) -> Response {
 async fn submit(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
+    Extension(snapshot): Extension<Arc<Snapshot>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
+    let policy = snapshot.decider();
     // Who may send is settled before the body is read.
-    state.gateway.may_send(&peer).await.map_err(Problem::from)?;
-    let item = match read_body::<SignedItem>(&headers, body, state.body).await {
+    state.gateway.may_send(&peer, policy).await?;
+    let pace = crate::limits::BodyPace::from_limits(snapshot.limits());
+    let item = match read_body::<SignedItem>(&headers, body, pace).await {
         Ok(item) => item,
         // Whether the refusal is counted is the gateway's to say.
         Err(why) => return Err(state.gateway.refuse_body(&peer, why).await.into()),
     };
-    match state.gateway.submit(&peer, item).await? {
+    match state.gateway.submit(&peer, policy, item).await? {
         Submitted::Accepted(r) => Ok(reply(&headers, StatusCode::CREATED, &r)),
         Submitted::AlreadyAccepted(r) => Ok(reply(&headers, StatusCode::OK, &r)),
     }
@@ -373,13 +382,14 @@ pub struct Overdue {
 async fn overdue(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
+    Extension(snapshot): Extension<Arc<Snapshot>>,
     q: Result<Query<OverdueQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let q = query_of(q)?;
     let (now, requests) = state
         .gateway
-        .overdue(&peer, Duration::from_secs(q.within))
+        .overdue(&peer, snapshot.decider(), Duration::from_secs(q.within))
         .await?;
     Ok(reply(&headers, StatusCode::OK, &Overdue { now, requests }))
 }
@@ -387,11 +397,15 @@ async fn overdue(
 async fn fetch(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
+    Extension(snapshot): Extension<Arc<Snapshot>>,
     item_ref: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let item_ref = item_ref_of(item_ref)?;
-    let item = state.gateway.fetch(&peer, item_ref.as_str()).await?;
+    let item = state
+        .gateway
+        .fetch(&peer, snapshot.decider(), item_ref.as_str())
+        .await?;
     Ok(reply(&headers, StatusCode::OK, &item))
 }
 
@@ -456,11 +470,15 @@ struct InclusionQuery {
 async fn inclusion(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
+    Extension(snapshot): Extension<Arc<Snapshot>>,
     q: Result<Query<InclusionQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let q = query_of(q)?;
-    let proof = state.gateway.inclusion(&peer, q.index, q.size).await?;
+    let proof = state
+        .gateway
+        .inclusion(&peer, snapshot.decider(), q.index, q.size)
+        .await?;
     Ok(reply(&headers, StatusCode::OK, &proof))
 }
 

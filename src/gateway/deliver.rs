@@ -9,12 +9,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::refusals::may_audit;
 use super::{blocking, recorded, unix_now, Gateway, GatewayError, OVERDUE_LIMIT};
 use crate::audit::event::{AuditEvent, BoundedEntry};
 use crate::domain::attestation::Attestation;
 use crate::domain::bytes::Bytes;
 use crate::domain::cose::PublicKey;
-use crate::domain::decision::ItemFacts;
+use crate::domain::decision::{Decider, ItemFacts};
 use crate::domain::item::{DeliveredItem, DeliveredPortion, SignedItem};
 use crate::domain::principal::PrincipalId;
 use crate::store::{AckOutcome, InboxEntry, OpenRequest, Swept};
@@ -31,12 +32,13 @@ impl Gateway {
     pub async fn overdue(
         &self,
         peer: &VerifiedPeer,
+        policy: &dyn Decider,
         within: Duration,
     ) -> Result<(i64, Vec<OpenRequest>), GatewayError> {
         let now = unix_now();
         let due_by = now.saturating_add(i64::try_from(within.as_secs()).unwrap_or(i64::MAX));
         let store = self.store.clone();
-        let auditor = self.may_audit(peer);
+        let auditor = may_audit(policy, peer);
         let who = (!auditor).then(|| peer.principal().clone());
         let open =
             blocking(move || store.open_requests(due_by, who.as_ref(), OVERDUE_LIMIT)).await?;
@@ -109,11 +111,13 @@ impl Gateway {
     }
 
     /// Fetches an item for the caller, leasing it until acknowledged or the
-    /// lease expires. Decides again with the policy in force now; a refusal
-    /// takes the item out of the caller's inbox. Both are audited.
+    /// lease expires. Decides again with `policy`, the one in force when the
+    /// request started; a refusal takes the item out of the caller's inbox.
+    /// Both are audited.
     pub async fn fetch(
         &self,
         peer: &VerifiedPeer,
+        policy: &dyn Decider,
         reference: &str,
     ) -> Result<DeliveredItem, GatewayError> {
         let store = self.store.clone();
@@ -132,10 +136,9 @@ impl Gateway {
         }
         .verify(&sender_key)
         .map_err(|e| GatewayError::Internal(format!("stored item no longer verifies: {e}")))?;
-        let decider = self.decider();
-        let policy_digest = decider.digest();
+        let policy_digest = policy.digest();
         let now = unix_now();
-        let decision = decider.decide(&ItemFacts::from(&item), peer.principal(), now);
+        let decision = policy.decide(&ItemFacts::from(&item), peer.principal(), now);
         // Never more than was released at submission, whatever the policy
         // says now.
         let released: Vec<u32> = if decision.allowed() {

@@ -1,6 +1,7 @@
 //! Who may use the exchange, and refusals counted for oversight.
 //!
-//! Authority comes from the decider in force: [`Gateway::authorise`] admits
+//! Authority comes from the policy a request started with (its
+//! configuration snapshot): [`Gateway::authorise`] admits
 //! only its principals and [`Gateway::may_send`] only those it lets send.
 //! Every refusal is counted here, per subject and cause, and reaches the
 //! audit log as one `refused` entry per interval
@@ -44,13 +45,23 @@ pub(super) fn sending_right(decider: &dyn Decider, who: &PrincipalId) -> Result<
     }
 }
 
+/// Whether `policy` lets the caller read every audit entry and proof.
+pub(super) fn may_audit(policy: &dyn Decider, peer: &VerifiedPeer) -> bool {
+    policy.reads_whole_log(peer.principal())
+}
+
 impl Gateway {
-    /// Whether the caller is a principal of the policy in force now. The
-    /// API asks on every request but `/healthz`, so a principal that a
-    /// reload removed is refused on a connection it opened before. A
-    /// refusal is counted under the caller's principal id.
-    pub async fn authorise(&self, peer: &VerifiedPeer) -> Result<(), GatewayError> {
-        if self.decider().knows(peer.principal()) {
+    /// Whether the caller is a principal of `policy`, the one in force
+    /// when the request started. The API asks on every request but
+    /// `/healthz`, so a principal that a reload removed is refused on a
+    /// connection it opened before. A refusal is counted under the
+    /// caller's principal id.
+    pub async fn authorise(
+        &self,
+        peer: &VerifiedPeer,
+        policy: &dyn Decider,
+    ) -> Result<(), GatewayError> {
+        if policy.knows(peer.principal()) {
             return Ok(());
         }
         let refusal = GatewayError::UnknownPrincipal(peer.principal().clone());
@@ -62,11 +73,15 @@ impl Gateway {
         Err(refusal)
     }
 
-    /// Whether the policy in force lets the caller submit items: checked
-    /// before the body is read, and again by [`Gateway::submit`]. A refusal
-    /// is counted as a refused submission.
-    pub async fn may_send(&self, peer: &VerifiedPeer) -> Result<(), GatewayError> {
-        let right = sending_right(self.decider().as_ref(), peer.principal());
+    /// Whether `policy` lets the caller submit items: checked before the
+    /// body is read, and again by [`Gateway::submit`]. A refusal is counted
+    /// as a refused submission.
+    pub async fn may_send(
+        &self,
+        peer: &VerifiedPeer,
+        policy: &dyn Decider,
+    ) -> Result<(), GatewayError> {
+        let right = sending_right(policy, peer.principal());
         if let Err(e) = &right {
             self.record_refused_submission(peer.principal(), e.cause(), None)
                 .await;

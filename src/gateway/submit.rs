@@ -9,7 +9,7 @@
 use super::refusals::sending_right;
 use super::{blocking, recorded, unix_now, Gateway, GatewayError, Submitted};
 use crate::audit::event::{AuditEvent, BoundedEntry};
-use crate::domain::decision::{Decision, ItemFacts};
+use crate::domain::decision::{Decider, Decision, ItemFacts};
 use crate::domain::item::{ItemError, SignedItem};
 use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::{item_ref, Receipt, RecipientOutcome};
@@ -17,16 +17,17 @@ use crate::store::{CommitOutcome, NewItem};
 use crate::tls::VerifiedPeer;
 
 impl Gateway {
-    /// Submits an item from `peer`. A refusal (anything but a store
-    /// failure) is counted on the audit log with the digest of the refused
-    /// envelope.
+    /// Submits an item from `peer`, deciding with `policy` (the one the
+    /// request started with). A refusal (anything but a store failure) is
+    /// counted on the audit log with the digest of the refused envelope.
     pub async fn submit(
         &self,
         peer: &VerifiedPeer,
+        policy: &dyn Decider,
         item: SignedItem,
     ) -> Result<Submitted, GatewayError> {
         let refused_digest = hex::encode(crate::domain::bytes::sha256(&item.envelope.0));
-        let outcome = self.accept(peer, item).await;
+        let outcome = self.accept(peer, policy, item).await;
         if let Err(e) = &outcome {
             if !matches!(e, GatewayError::Store(_) | GatewayError::Internal(_)) {
                 self.record_refused_submission(peer.principal(), e.cause(), Some(&refused_digest))
@@ -39,12 +40,12 @@ impl Gateway {
     async fn accept(
         &self,
         peer: &VerifiedPeer,
+        decider: &dyn Decider,
         item: SignedItem,
     ) -> Result<Submitted, GatewayError> {
         // Who may send is settled before the signature is checked: a
         // refusal costs the gateway less than the caller spent.
-        let decider = self.decider();
-        sending_right(decider.as_ref(), peer.principal())?;
+        sending_right(decider, peer.principal())?;
         let item = item.verify(peer.public_key())?;
         let header = &item.manifest().header.clone();
         if header.sender != *peer.principal() {
