@@ -213,11 +213,18 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error(path, e))
 }
 
+/// Loads every CRL in a PEM file (at least one: a configured CRL file
+/// with none in it, say one cut short while it was copied, would silently
+/// un-revoke every certificate it revoked).
 fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
-    CertificateRevocationListDer::pem_file_iter(path)
+    let crls = CertificateRevocationListDer::pem_file_iter(path)
         .map_err(|e| pem_error(path, e))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_error(path, e))
+        .map_err(|e| pem_error(path, e))?;
+    if crls.is_empty() {
+        return Err(pem_error(path, "no X509 CRL in the file"));
+    }
+    Ok(crls)
 }
 
 struct AgencyTrust {

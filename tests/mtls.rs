@@ -316,3 +316,76 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[tokio::test]
+async fn a_reload_puts_new_crls_in_force_for_new_connections_as_one_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = passerelle::pki::generate().unwrap();
+    passerelle::pki::write_example(dir.path(), &pki, "127.0.0.1:0", None).unwrap();
+    let police = pki.agency("police").unwrap();
+    let second = police
+        .issue_client(
+            "spiffe://police.example/lo/rabat",
+            &ClientCertOptions::default(),
+        )
+        .unwrap();
+    let crl = dir.path().join("police/crl.pem");
+    // At start, the police CA's CRL revokes nothing.
+    std::fs::write(&crl, police.crl(&[]).unwrap()).unwrap();
+    let mut config =
+        passerelle::config::GatewayConfig::load(&dir.path().join("gateway.toml")).unwrap();
+    for a in &mut config.agencies {
+        if a.name.as_str() == "police" {
+            a.crl = Some(crl.clone());
+        }
+    }
+    let running = passerelle::server::start(&config).await.unwrap();
+    let ca = dir.path().join("gateway/ca.pem");
+    std::fs::write(dir.path().join("second.pem"), &second.cert_pem).unwrap();
+    std::fs::write(dir.path().join("second.key"), &second.key_pem).unwrap();
+    let second_healthz = || {
+        raw_healthz(
+            running.addr,
+            raw_client(
+                &ca,
+                Some((
+                    &dir.path().join("second.pem"),
+                    &dir.path().join("second.key"),
+                )),
+                &[&rustls::version::TLS13],
+            ),
+        )
+    };
+    let ok = second_healthz().await.unwrap();
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+
+    // A CRL file cut short holds no CRL: the reload is refused whole, and
+    // the snapshot in force (with its CRL) stays.
+    let revoking = police.crl(std::slice::from_ref(&second.serial)).unwrap();
+    std::fs::write(&crl, "").unwrap();
+    assert!(running.reload_policy().await.is_err(), "an empty CRL file");
+    let ok = second_healthz().await.unwrap();
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+
+    // A CRL revoking the certificate, reloaded: new connections presenting
+    // it are refused at the handshake; the station's other certificate and
+    // other agencies are still served.
+    std::fs::write(&crl, revoking).unwrap();
+    running.reload_policy().await.unwrap();
+    assert!(second_healthz().await.is_err(), "a certificate revoked by the reloaded CRL");
+    for station in ["police/lo/rabat", "vsse/analysis/ct"] {
+        let sdir = dir.path().join(passerelle::pki::station_dir(station));
+        let ok = raw_healthz(
+            running.addr,
+            raw_client(
+                &ca,
+                Some((&sdir.join("cert.pem"), &sdir.join("key.pem"))),
+                &[&rustls::version::TLS13],
+            ),
+        )
+        .await
+        .unwrap();
+        assert!(ok.starts_with("HTTP/1.1 200"), "{station}: {ok}");
+    }
+    running.shutdown().await;
+}
