@@ -409,7 +409,8 @@ impl Station {
         if manifest.header.sender != *signer.principal() {
             return Err(ClientError::Unverified(format!(
                 "the item claims sender {} but was signed by {}",
-                manifest.header.sender, signer.principal()
+                manifest.header.sender,
+                signer.principal()
             )));
         }
         let delivered: Vec<u32> = item.portions.iter().map(|p| p.index).collect();

@@ -183,9 +183,8 @@ pub async fn start_with(
         lease: Duration::from_secs(config.lease_seconds),
         max_wait: Duration::from_secs(config.limits.max_wait_seconds),
     };
-    let gateway = Arc::new(
-        Gateway::new(store, settings, key).with_integrity(checked.head, checked.lost),
-    );
+    let gateway =
+        Arc::new(Gateway::new(store, settings, key).with_integrity(checked.head, checked.lost));
     gateway.record_start(first.decider()).await?;
     // A crash may have left entries after the last checkpoint: cover them
     // now, so the next checkpoint an auditor sees extends the earlier ones.

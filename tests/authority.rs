@@ -397,7 +397,12 @@ async fn a_request_keeps_the_policy_it_started_with_across_a_reload() {
     // (rightly) refused as unknown-principal: try again, a bounded number
     // of times, waiting longer each time.
     for attempt in 1..=5u64 {
-        let signed = to_cbor(&item(&ankara, &format!("late-{attempt}"), &["vsse/analysis/ct"], "x"));
+        let signed = to_cbor(&item(
+            &ankara,
+            &format!("late-{attempt}"),
+            &["vsse/analysis/ct"],
+            "x",
+        ));
         let before = h.running.as_ref().unwrap().live.current().policy_digest();
         let answer = submit_in_two_halves(&h, "police/lo/ankara", &signed, async {
             tokio::time::sleep(Duration::from_millis(200 * attempt)).await;

@@ -372,7 +372,10 @@ async fn a_reload_puts_new_crls_in_force_for_new_connections_as_one_snapshot() {
     // other agencies are still served.
     std::fs::write(&crl, revoking).unwrap();
     running.reload_policy().await.unwrap();
-    assert!(second_healthz().await.is_err(), "a certificate revoked by the reloaded CRL");
+    assert!(
+        second_healthz().await.is_err(),
+        "a certificate revoked by the reloaded CRL"
+    );
     for station in ["police/lo/rabat", "vsse/analysis/ct"] {
         let sdir = dir.path().join(passerelle::pki::station_dir(station));
         let ok = raw_healthz(

@@ -45,8 +45,8 @@ use crate::domain::item::SignedItem;
 use crate::domain::receipt::ItemRef;
 use crate::gateway::{BodyRefused, Gateway, GatewayError, Submitted};
 use crate::limits::Session;
-use crate::store::{AckOutcome, InboxEntry, OpenRequest};
 use crate::snapshot::Snapshot;
+use crate::store::{AckOutcome, InboxEntry, OpenRequest};
 use crate::tls::{KeyExchangeGroup, VerifiedPeer};
 use problem::Problem;
 

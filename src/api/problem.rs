@@ -78,7 +78,8 @@ impl From<&GatewayError> for Problem {
                     "{e}; items must be signed with the key of the certificate used to connect"
                 ),
             ),
-            GatewayError::Item(ItemError::Cbor(_)) | GatewayError::Body(BodyRefused::Malformed(_)) => (
+            GatewayError::Item(ItemError::Cbor(_))
+            | GatewayError::Body(BodyRefused::Malformed(_)) => (
                 StatusCode::BAD_REQUEST,
                 "The body is not a valid item",
                 e.to_string(),
@@ -142,7 +143,11 @@ impl From<&GatewayError> for Problem {
             GatewayError::Body(BodyRefused::MediaType) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "Unsupported body type",
-                format!("send {} or {} (parameters are allowed)", super::CBOR, super::JSON),
+                format!(
+                    "send {} or {} (parameters are allowed)",
+                    super::CBOR,
+                    super::JSON
+                ),
             ),
             GatewayError::Body(BodyRefused::Read(BodyError::TooLarge(_))) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
