@@ -129,9 +129,10 @@ enum PolicyCommand {
     Check {
         /// The policy directory, e.g. policies/.
         dir: PathBuf,
-        /// Also compare the policy's agencies with this gateway
-        /// configuration's CA bindings, as a start or reload would: a
-        /// mismatch the gateway would refuse exits non-zero.
+        /// Also check the policy with this gateway configuration, as a
+        /// start or reload would: its CA bindings, and the CA, CRL,
+        /// certificate and key files it names. Anything the gateway would
+        /// refuse exits non-zero.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -907,14 +908,26 @@ fn policy_command(cmd: PolicyCommand) -> Result<std::process::ExitCode> {
             for e in &b.errors {
                 println!("error: {e}");
             }
-            if b.errors.is_empty() {
-                println!(
-                    "the agencies and trust domains of {} match the policy's",
-                    config.display()
-                );
-                Ok(std::process::ExitCode::SUCCESS)
-            } else {
-                Ok(std::process::ExitCode::FAILURE)
+            if !b.errors.is_empty() {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+            println!(
+                "the agencies and trust domains of {} match the policy's",
+                config.display()
+            );
+            // The check a start or a reload makes, on this policy: the CA,
+            // CRL, certificate and key files the config names load too.
+            let mut c = c;
+            c.policy = dir;
+            match passerelle::snapshot::check(&c) {
+                Ok(_) => {
+                    println!("its CA, CRL, certificate and key files load");
+                    Ok(std::process::ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    println!("error: {e}");
+                    Ok(std::process::ExitCode::FAILURE)
+                }
             }
         }
         PolicyCommand::Test { dir, json } => {

@@ -290,6 +290,10 @@ fn policy_check_compares_the_gateway_config_and_test_speaks_json() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("match the policy's"), "{text}");
     assert!(
+        text.contains("its CA, CRL, certificate and key files load"),
+        "{text}"
+    );
+    assert!(
         text.contains("answer deadline: URGENT direct within 8h"),
         "{text}"
     );
@@ -316,6 +320,24 @@ fn policy_check_compares_the_gateway_config_and_test_speaks_json() {
         text.contains("error: the policy binds agency vsse to trust domain vsse.example, the gateway config to vsse.exemple"),
         "{text}"
     );
+
+    // Bindings that match, but certificate files that are not there: the
+    // same check as a start or a reload refuses it.
+    let gw = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("policy = \"../policies\"", "policy = \"policies\"");
+    std::fs::write(&gw_path, gw).unwrap();
+    let out = passerelle()
+        .args(["policy", "check"])
+        .arg(&policies)
+        .arg("--config")
+        .arg(&gw_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("match the policy's"), "{text}");
+    assert!(text.contains("error: ") && text.contains(".pem"), "{text}");
 
     let out = passerelle()
         .args(["policy", "test", "--json"])
