@@ -132,6 +132,26 @@ async fn a_principal_the_policy_does_not_know_reaches_no_endpoint_but_healthz() 
     assert!(refusals >= 1, "the refusals are on the audit log");
 }
 
+/// A TLS connection to the gateway presenting `principal`'s certificate
+/// from the example PKI.
+async fn connect_as(
+    h: &Harness,
+    principal: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let dir = h.path().join(passerelle::pki::station_dir(principal));
+    let config = raw_client(
+        &h.ca_path(),
+        Some((&dir.join("cert.pem"), &dir.join("key.pem"))),
+        &[&rustls::version::TLS13],
+    );
+    let tcp = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
 /// One HTTP/1.1 connection kept open across requests.
 struct OpenConnection {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
@@ -140,18 +160,7 @@ struct OpenConnection {
 
 impl OpenConnection {
     async fn open(h: &Harness, principal: &str) -> OpenConnection {
-        let dir = h.path().join(passerelle::pki::station_dir(principal));
-        let config = raw_client(
-            &h.ca_path(),
-            Some((&dir.join("cert.pem"), &dir.join("key.pem"))),
-            &[&rustls::version::TLS13],
-        );
-        let tcp = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .unwrap();
+        let tls = connect_as(h, principal).await;
         let (sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
                 .await
@@ -355,18 +364,7 @@ async fn submit_in_two_halves(
     between: impl std::future::Future<Output = ()>,
 ) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = h.path().join(passerelle::pki::station_dir(principal));
-    let config = raw_client(
-        &h.ca_path(),
-        Some((&dir.join("cert.pem"), &dir.join("key.pem"))),
-        &[&rustls::version::TLS13],
-    );
-    let tcp = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let mut tls = connect_as(h, principal).await;
     let head = format!(
         "POST /v1/items HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/cbor\r\naccept: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
         body.len()
