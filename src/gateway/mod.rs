@@ -8,7 +8,9 @@
 //! receipt in one durable transaction before answering. At delivery it
 //! decides again with the policy in force then, so a clearance withdrawn
 //! after submission stops delivery. It reads the clock (it is an edge) but
-//! knows nothing of HTTP or TLS.
+//! knows nothing of HTTP or TLS beyond the [`VerifiedPeer`] it is handed;
+//! it decides what is counted on the audit log, and names each refusal
+//! ([`GatewayError::cause`]) for the API to answer with.
 //!
 //! Every event is written to the audit log in the same store transaction as
 //! the event itself, and the gateway signs what it vouches for with its own
