@@ -175,3 +175,55 @@ impl Live {
         self.current.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example PKI and policy in a temporary directory, and its config.
+    fn example() -> (tempfile::TempDir, GatewayConfig) {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = crate::pki::generate().unwrap();
+        crate::pki::write_example(dir.path(), &pki, "127.0.0.1:0", None).unwrap();
+        let config = GatewayConfig::load(&dir.path().join("gateway.toml")).unwrap();
+        (dir, config)
+    }
+
+    #[test]
+    fn a_holder_keeps_its_snapshot_across_a_replacement() {
+        let (_dir, config) = example();
+        let live = Live::new(check(&config).unwrap());
+        let held = live.current();
+        let mut seen = live.subscribe();
+        let next = live.replace(check(&config).unwrap());
+        assert!(!Arc::ptr_eq(&held, &next));
+        assert!(Arc::ptr_eq(&live.current(), &next));
+        assert!(seen.has_changed().unwrap());
+        // What was held is still whole and usable.
+        assert_eq!(held.policy_digest(), next.policy_digest());
+    }
+
+    #[test]
+    fn a_file_that_does_not_load_refuses_the_whole_snapshot() {
+        let (dir, config) = example();
+        // The gateway's certificate with a station's key.
+        let mut wrong_key = config.clone();
+        wrong_key.tls.key = dir
+            .path()
+            .join(crate::pki::station_dir("police/lo/rabat"))
+            .join("key.pem");
+        assert!(matches!(check(&wrong_key), Err(SnapshotError::Tls(_))));
+        // A CA file that is not there.
+        let mut no_ca = config.clone();
+        no_ca.agencies[0].ca = dir.path().join("nowhere.pem");
+        assert!(matches!(check(&no_ca), Err(SnapshotError::Tls(_))));
+        // A policy directory that is not there.
+        let mut no_policy = config.clone();
+        no_policy.policy = dir.path().join("nowhere");
+        assert!(matches!(check(&no_policy), Err(SnapshotError::Policy(_))));
+        // Limits out of bounds.
+        let mut no_limits = config;
+        no_limits.limits.max_connections = 0;
+        assert!(matches!(check(&no_limits), Err(SnapshotError::Limits(_))));
+    }
+}
