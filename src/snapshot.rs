@@ -194,7 +194,7 @@ mod tests {
         let (_dir, config) = example();
         let live = Live::new(check(&config).unwrap());
         let held = live.current();
-        let mut seen = live.subscribe();
+        let seen = live.subscribe();
         let next = live.replace(check(&config).unwrap());
         assert!(!Arc::ptr_eq(&held, &next));
         assert!(Arc::ptr_eq(&live.current(), &next));
