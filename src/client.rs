@@ -402,12 +402,13 @@ impl Station {
             .identify_at(&[item.sender_certificate.0.clone().into()], accepted)
             .map_err(|e| ClientError::Unverified(format!("sender certificate: {e}")))?;
         let (manifest, digest) = item
-            .verify(&signer.public_key)
+            .verify(signer.public_key())
             .map_err(|e: ItemError| ClientError::Unverified(e.to_string()))?;
-        if manifest.header.sender != signer.principal {
+        if manifest.header.sender != *signer.principal() {
             return Err(ClientError::Unverified(format!(
                 "the item claims sender {} but was signed by {}",
-                manifest.header.sender, signer.principal
+                manifest.header.sender,
+                signer.principal()
             )));
         }
         let delivered: Vec<u32> = item.portions.iter().map(|p| p.index).collect();

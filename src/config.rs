@@ -232,7 +232,7 @@ impl Default for LimitsConfig {
 
 impl LimitsConfig {
     /// What is out of bounds, if anything.
-    fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), String> {
         let at_least_one = [
             ("max_wait_seconds", self.max_wait_seconds as u128),
             ("handshakes_pending", self.handshakes_pending as u128),

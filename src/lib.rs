@@ -32,6 +32,8 @@
 //! - [`integrity`]: noticing a store edited behind the gateway's back: the
 //!   seal signer, the head file beside the key, the checks at start, the
 //!   explicit start of a new log, items whose rows vanished.
+//! - [`snapshot`]: one validated snapshot of the configuration (policy,
+//!   TLS identities, limits), checked as a whole and swapped whole.
 //! - [`server`]: accept loop (asking [`limits`] at each step),
 //!   housekeeping, graceful shutdown.
 //! - [`client`], [`station_config`], [`spec`]: the station side: an HTTP
@@ -56,6 +58,7 @@ pub mod keys;
 pub mod limits;
 pub mod pki;
 pub mod server;
+pub mod snapshot;
 pub mod spec;
 pub mod station_config;
 pub mod store;

@@ -13,8 +13,14 @@
 //! they are all gone. A refused connection is logged with the peer address
 //! and never stops the loop, and the loop itself never waits for a slot.
 //! The key exchange group each handshake agreed on is logged and handed to
-//! the connection's requests ([`KeyExchangeGroup`]). This module never
-//! looks inside requests.
+//! the connection's requests ([`KeyExchangeGroup`]).
+//!
+//! The configuration in force is one [`Snapshot`](snapshot::Snapshot) held
+//! in a [`Live`] cell:
+//! each connection's handshake and identity use the snapshot in force when
+//! it was accepted, each request carries the one in force when it started,
+//! and [`Running::reload_policy`] checks a new one whole before swapping it
+//! in. This module never looks inside requests.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -30,14 +36,13 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, problem::Problem, ApiState};
 use crate::config::GatewayConfig;
-use crate::domain::decision::Decider;
 use crate::gateway::{Gateway, Settings};
 use crate::integrity::{self, HeadFile};
 use crate::keys::GatewayKey;
-use crate::limits::{Activity, Admission, BodyPace, Session, Tracked, Verdict};
-use crate::policy::{self, Policy};
+use crate::limits::{Activity, Admission, Session, Tracked, Verdict};
+use crate::snapshot::{self, Live, SnapshotError};
 use crate::store::sqlite::SqliteStore;
-use crate::tls::{self, Identities, KeyExchangeGroup, VerifiedPeer};
+use crate::tls::{self, KeyExchangeGroup, VerifiedPeer};
 
 /// How long shutdown waits for requests in progress.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,6 +70,9 @@ pub enum StartError {
     /// The policy directory is invalid or disagrees with the CA bindings.
     #[error("policy refused: {0}")]
     Policy(String),
+    /// A limit is out of bounds.
+    #[error("{0}")]
+    Limits(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -75,30 +83,46 @@ pub enum StartError {
     },
 }
 
+impl From<SnapshotError> for StartError {
+    fn from(e: SnapshotError) -> Self {
+        match e {
+            SnapshotError::Policy(reason) => StartError::Policy(reason),
+            SnapshotError::Tls(e) => StartError::Tls(e),
+            SnapshotError::Limits(reason) => StartError::Limits(reason),
+        }
+    }
+}
+
 /// A gateway that is running.
 pub struct Running {
     /// The address it listens on (useful when the config asked for port 0).
     pub addr: SocketAddr,
-    /// The exchange, e.g. to swap the decider.
+    /// The exchange.
     pub gateway: Arc<Gateway>,
     /// Admission control, e.g. to read how many slots are taken.
     pub admission: Arc<Admission>,
+    /// The configuration snapshot in force.
+    pub live: Arc<Live>,
     config: GatewayConfig,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
-    /// Loads the policy directory again and, if it is valid, puts it in
-    /// force for every request that starts from now on; returns its digest.
-    /// An invalid policy is refused, recorded on the audit log, and the
-    /// policy in force stays.
+    /// Reads the files of the configuration again (the policy directory,
+    /// the agencies' CAs and CRLs, the gateway's certificate and key) and,
+    /// if [`snapshot::check`] accepts them all, puts them in force as one
+    /// snapshot for every connection and request that starts from now on;
+    /// returns the policy's digest. Anything invalid refuses the whole
+    /// snapshot: the refusal is recorded on the audit log and the snapshot
+    /// in force stays.
     pub async fn reload_policy(&self) -> Result<String, StartError> {
-        match load_policy(&self.config) {
-            Ok(policy) => {
-                let digest = policy.digest_hex().to_string();
-                self.gateway.set_decider(policy).await?;
-                tracing::info!(policy = %digest, "policy reloaded");
+        match snapshot::check(&self.config).map_err(StartError::from) {
+            Ok(next) => {
+                let next = self.live.replace(next);
+                self.gateway.record_policy_loaded(next.decider()).await?;
+                let digest = next.policy_digest();
+                tracing::info!(policy = %digest, "configuration reloaded");
                 Ok(digest)
             }
             Err(e) => {
@@ -114,32 +138,6 @@ impl Running {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
     }
-}
-
-/// Loads and checks the policy directory, and checks that it binds each
-/// agency to the same SPIFFE trust domain as the gateway's CA bindings: the
-/// two must never disagree about who an agency's certificates can name.
-pub fn load_policy(config: &GatewayConfig) -> Result<Arc<Policy>, StartError> {
-    let policy = policy::load_dir(&config.policy)
-        .map_err(|e| StartError::Policy(format!("{}: {e}", config.policy.display())))?;
-    for agency in &config.agencies {
-        match policy.agency_binding(&agency.name) {
-            Some(b) if b.trust_domain == agency.trust_domain => {}
-            Some(b) => {
-                return Err(StartError::Policy(format!(
-                    "the policy binds agency {} to trust domain {}, the gateway config to {}",
-                    agency.name, b.trust_domain, agency.trust_domain
-                )))
-            }
-            None => {
-                return Err(StartError::Policy(format!(
-                    "agency {} of the gateway config is not declared in the policy",
-                    agency.name
-                )))
-            }
-        }
-    }
-    Ok(Arc::new(policy))
 }
 
 /// How to start, beyond the config file.
@@ -161,14 +159,8 @@ pub async fn start_with(
     config: &GatewayConfig,
     options: StartOptions,
 ) -> Result<Running, StartError> {
-    let decider: Arc<dyn Decider> = load_policy(config)?;
-    let identities = Arc::new(Identities::new(&config.agencies)?);
-    let tls_config = tls::server_config(
-        identities.clone(),
-        &config.tls.cert,
-        &config.tls.key,
-        config.tls.kx,
-    )?;
+    let live = Arc::new(Live::new(snapshot::check(config)?));
+    let first = live.current();
     // A new key only for a new log: no head file (the key never signed a
     // head) and nothing in the store.
     let head = HeadFile::beside(&config.audit.key);
@@ -191,10 +183,9 @@ pub async fn start_with(
         lease: Duration::from_secs(config.lease_seconds),
         max_wait: Duration::from_secs(config.limits.max_wait_seconds),
     };
-    let gateway = Arc::new(
-        Gateway::new(store, decider, settings, key).with_integrity(checked.head, checked.lost),
-    );
-    gateway.record_start().await?;
+    let gateway =
+        Arc::new(Gateway::new(store, settings, key).with_integrity(checked.head, checked.lost));
+    gateway.record_start(first.decider()).await?;
     // A crash may have left entries after the last checkpoint: cover them
     // now, so the next checkpoint an auditor sees extends the earlier ones.
     gateway.checkpoint().await?;
@@ -211,17 +202,18 @@ pub async fn start_with(
     let (shutdown, shutdown_rx) = watch::channel(false);
     let state = ApiState {
         gateway: gateway.clone(),
-        body: BodyPace::from_limits(&config.limits),
         shutdown: shutdown_rx.clone(),
     };
     let accept = AcceptLoop {
         gateway: gateway.clone(),
         checkpoint_every: Duration::from_secs(config.audit.checkpoint_seconds),
         listener,
-        acceptor: TlsAcceptor::from(tls_config),
-        identities,
+        live: live.clone(),
         router: api::router(state),
-        admission: Admission::new(&config.limits),
+        // Admission keeps counters and rates per address and principal:
+        // it is built once, from the limits of the first snapshot (a
+        // reload reads the same gateway.toml, so the limits stay).
+        admission: Admission::new(first.limits()),
     };
     let admission = accept.admission.clone();
     let task = tokio::spawn(accept.run(shutdown_rx));
@@ -231,6 +223,7 @@ pub async fn start_with(
         addr,
         gateway,
         admission,
+        live,
         shutdown,
         task,
     })
@@ -240,8 +233,7 @@ struct AcceptLoop {
     gateway: Arc<Gateway>,
     checkpoint_every: Duration,
     listener: TcpListener,
-    acceptor: TlsAcceptor,
-    identities: Arc<Identities>,
+    live: Arc<Live>,
     router: axum::Router,
     admission: Arc<Admission>,
 }
@@ -250,8 +242,7 @@ struct AcceptLoop {
 #[derive(Clone)]
 struct Shared {
     gateway: Arc<Gateway>,
-    acceptor: TlsAcceptor,
-    identities: Arc<Identities>,
+    live: Arc<Live>,
     router: axum::Router,
     admission: Arc<Admission>,
     shutdown: watch::Receiver<bool>,
@@ -271,8 +262,7 @@ impl AcceptLoop {
         let (drained, mut all_drained) = mpsc::channel::<()>(1);
         let shared = Shared {
             gateway: self.gateway.clone(),
-            acceptor: self.acceptor.clone(),
-            identities: self.identities.clone(),
+            live: self.live.clone(),
             router: self.router.clone(),
             admission: self.admission.clone(),
             shutdown: shutdown.clone(),
@@ -345,7 +335,11 @@ async fn connection(
     let _ = tcp.set_nodelay(true);
     let limits = shared.admission.limits().clone();
     let deadline = Duration::from_secs(limits.handshake_timeout_seconds);
-    let tls = match tokio::time::timeout(deadline, shared.acceptor.accept(tcp)).await {
+    // The handshake and the identity read from it use the same snapshot:
+    // the one in force when the connection was accepted.
+    let snapshot = shared.live.current();
+    let acceptor = TlsAcceptor::from(snapshot.tls());
+    let tls = match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             // The error text comes from the peer's bytes: it goes to the
@@ -377,7 +371,7 @@ async fn connection(
         .map(|g| KeyExchangeGroup(g.name()));
     let kx_name = kx.map_or_else(|| "none".to_string(), |g| g.to_string());
     let chain = tls.get_ref().1.peer_certificates().unwrap_or_default();
-    let identified = shared.identities.identify(chain);
+    let identified = snapshot.identities().identify(chain);
     let mut builder = hyper::server::conn::http1::Builder::new();
     // The header timeout is ours ([`Activity`]): hyper's would also run
     // while the connection idles between requests.
@@ -385,16 +379,16 @@ async fn connection(
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(None);
     let service = match identified {
-        Ok(peer) => match shared.admission.session(&peer.principal) {
+        Ok(peer) => match shared.admission.session(peer.principal()) {
             Ok(session) => {
-                tracing::debug!(%peer_addr, principal = %peer.principal, kx = %kx_name, "authenticated");
+                tracing::debug!(%peer_addr, principal = %peer.principal(), kx = %kx_name, "authenticated");
                 Ok((peer, session))
             }
             Err(refusal) => {
-                tracing::info!(%peer_addr, principal = %peer.principal, kx = %kx_name, cause = refusal.cause(), "connection over the principal's budget");
+                tracing::info!(%peer_addr, principal = %peer.principal(), kx = %kx_name, cause = refusal.cause(), "connection over the principal's budget");
                 shared
                     .gateway
-                    .record_refused_admission(&peer.principal, refusal.cause());
+                    .record_refused_admission(peer.principal(), refusal.cause());
                 Err(axum::Router::new().fallback(move || async move { refusal.into_response() }))
             }
         },
@@ -417,6 +411,7 @@ async fn connection(
                     activity: activity.clone(),
                     admission: shared.admission.clone(),
                     gateway: shared.gateway.clone(),
+                    live: shared.live.clone(),
                 },
                 admit_request,
             )),
@@ -486,23 +481,26 @@ struct PerConnection {
     activity: Arc<Activity>,
     admission: Arc<Admission>,
     gateway: Arc<Gateway>,
+    live: Arc<Live>,
 }
 
 /// Before each request: mark it in progress (it is not idle time), check
-/// the principal's rate, and hand the handlers who is calling.
+/// the principal's rate, and hand the handlers who is calling and the
+/// configuration snapshot in force now, which the request keeps to its end.
 async fn admit_request(
     State(conn): State<PerConnection>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let _in_progress = conn.activity.request();
-    if let Err(refusal) = conn.admission.request(&conn.peer.principal) {
-        tracing::debug!(principal = %conn.peer.principal, "request over the principal's rate");
+    if let Err(refusal) = conn.admission.request(conn.peer.principal()) {
+        tracing::debug!(principal = %conn.peer.principal(), "request over the principal's rate");
         conn.gateway
-            .record_refused_admission(&conn.peer.principal, refusal.cause());
+            .record_refused_admission(conn.peer.principal(), refusal.cause());
         return refusal.into_response();
     }
     request.extensions_mut().insert(conn.peer);
+    request.extensions_mut().insert(conn.live.current());
     request.extensions_mut().insert(conn.session);
     if let Some(kx) = conn.kx {
         request.extensions_mut().insert(kx);

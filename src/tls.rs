@@ -75,17 +75,49 @@ pub enum IdentityError {
 
 /// A principal that completed the mutual-TLS handshake and whose identity
 /// was checked against its agency's binding. Only [`Identities::identify`]
-/// makes one.
+/// (and [`Identities::identify_at`]) makes one, from a certificate chain
+/// an agency's CA verifies; its fields are private, so a value of this type
+/// is the proof that the identity step ran. The gateway's handlers and
+/// every exchange step take one, so a handler without a verified peer does
+/// not compile, and outside code cannot build one by hand:
+///
+/// ```compile_fail
+/// use passerelle::domain::cose::PublicKey;
+/// use passerelle::domain::principal::{Agency, PrincipalId};
+/// use passerelle::tls::VerifiedPeer;
+///
+/// fn forge(principal: PrincipalId, agency: Agency, public_key: PublicKey) -> VerifiedPeer {
+///     VerifiedPeer { principal, agency, certificate: vec![], public_key }
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct VerifiedPeer {
+    principal: PrincipalId,
+    agency: Agency,
+    certificate: Vec<u8>,
+    public_key: PublicKey,
+}
+
+impl VerifiedPeer {
     /// The principal, e.g. `police/lo/rabat`.
-    pub principal: PrincipalId,
+    pub fn principal(&self) -> &PrincipalId {
+        &self.principal
+    }
+
     /// Its agency, bound to the CA that issued its certificate.
-    pub agency: Agency,
+    pub fn agency(&self) -> &Agency {
+        &self.agency
+    }
+
     /// DER of the end-entity certificate presented.
-    pub certificate: Vec<u8>,
+    pub fn certificate(&self) -> &[u8] {
+        &self.certificate
+    }
+
     /// Its public key, with which the principal signs items.
-    pub public_key: PublicKey,
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public_key
+    }
 }
 
 /// The hybrid post-quantum key exchange group, X25519 with ML-KEM-768
@@ -181,11 +213,18 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error(path, e))
 }
 
+/// Loads every CRL in a PEM file (at least one: a configured CRL file
+/// with none in it, say one cut short while it was copied, would silently
+/// un-revoke every certificate it revoked).
 fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
-    CertificateRevocationListDer::pem_file_iter(path)
+    let crls = CertificateRevocationListDer::pem_file_iter(path)
         .map_err(|e| pem_error(path, e))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_error(path, e))
+        .map_err(|e| pem_error(path, e))?;
+    if crls.is_empty() {
+        return Err(pem_error(path, "no X509 CRL in the file"));
+    }
+    Ok(crls)
 }
 
 struct AgencyTrust {

@@ -132,6 +132,26 @@ async fn a_principal_the_policy_does_not_know_reaches_no_endpoint_but_healthz() 
     assert!(refusals >= 1, "the refusals are on the audit log");
 }
 
+/// A TLS connection to the gateway presenting `principal`'s certificate
+/// from the example PKI.
+async fn connect_as(
+    h: &Harness,
+    principal: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let dir = h.path().join(passerelle::pki::station_dir(principal));
+    let config = raw_client(
+        &h.ca_path(),
+        Some((&dir.join("cert.pem"), &dir.join("key.pem"))),
+        &[&rustls::version::TLS13],
+    );
+    let tcp = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
 /// One HTTP/1.1 connection kept open across requests.
 struct OpenConnection {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
@@ -140,18 +160,7 @@ struct OpenConnection {
 
 impl OpenConnection {
     async fn open(h: &Harness, principal: &str) -> OpenConnection {
-        let dir = h.path().join(passerelle::pki::station_dir(principal));
-        let config = raw_client(
-            &h.ca_path(),
-            Some((&dir.join("cert.pem"), &dir.join("key.pem"))),
-            &[&rustls::version::TLS13],
-        );
-        let tcp = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .unwrap();
+        let tls = connect_as(h, principal).await;
         let (sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
                 .await
@@ -344,4 +353,77 @@ async fn gateway_toml_no_longer_says_who_audits() {
         err.contains("auditor_agencies is no longer read") && err.contains("audit = \"all\""),
         "{err}"
     );
+}
+
+/// Submits `body` as `principal` in two halves, calling `between` once the
+/// first half is sent; returns the status line and the body of the answer.
+async fn submit_in_two_halves(
+    h: &Harness,
+    principal: &str,
+    body: &[u8],
+    between: impl std::future::Future<Output = ()>,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = connect_as(h, principal).await;
+    let head = format!(
+        "POST /v1/items HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/cbor\r\naccept: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let (first, rest) = body.split_at(body.len() / 2);
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(first).await.unwrap();
+    tls.flush().await.unwrap();
+    between.await;
+    tls.write_all(rest).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), tls.read_to_end(&mut out))
+        .await
+        .expect("an answer")
+        .unwrap();
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[tokio::test]
+async fn a_request_keeps_the_policy_it_started_with_across_a_reload() {
+    let h = Harness::start().await;
+    let ankara = h.station("police/lo/ankara");
+    let present = "id = \"police/lo/ankara\"";
+    let closed = "id = \"police/lo/istanbul\"";
+    // The reload must land while the submission's body is on its way; if
+    // it lands before the gateway read the request's head, the request is
+    // (rightly) refused as unknown-principal: try again, a bounded number
+    // of times, waiting longer each time.
+    for attempt in 1..=5u64 {
+        let signed = to_cbor(&item(
+            &ankara,
+            &format!("late-{attempt}"),
+            &["vsse/analysis/ct"],
+            "x",
+        ));
+        let before = h.running.as_ref().unwrap().live.current().policy_digest();
+        let answer = submit_in_two_halves(&h, "police/lo/ankara", &signed, async {
+            tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            h.edit_policy("principals.toml", present, closed);
+            reload(&h).await;
+        })
+        .await;
+        let after = h.running.as_ref().unwrap().live.current().policy_digest();
+        assert_ne!(before, after, "the reload took effect");
+        if answer.starts_with("HTTP/1.1 403") && answer.contains("unknown-principal") {
+            h.edit_policy("principals.toml", closed, present);
+            reload(&h).await;
+            continue;
+        }
+        // Accepted under the policy in force when the request started, and
+        // the receipt says which.
+        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+        assert!(answer.contains(&before), "{answer}");
+        // A new request is refused under the new policy.
+        let again = to_cbor(&item(&ankara, "later", &["vsse/analysis/ct"], "x"));
+        let (status, problem) = call(&ankara, Method::POST, "/v1/items", Some(again)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{problem:?}");
+        return;
+    }
+    panic!("the reload never landed while a body was on its way");
 }

@@ -279,16 +279,27 @@ fn policy_check_compares_the_gateway_config_and_test_speaks_json() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let policies = root.join("policies");
     let config = root.join("certs-example/gateway.toml");
-    let out = passerelle()
-        .args(["policy", "check"])
-        .arg(&policies)
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    // `policy check policies --config FILE`: whether it passed, and its output.
+    let check_with = |config: &std::path::Path| {
+        let out = passerelle()
+            .args(["policy", "check"])
+            .arg(&policies)
+            .arg("--config")
+            .arg(config)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (passed, text) = check_with(&config);
+    assert!(passed, "{text}");
     assert!(text.contains("match the policy's"), "{text}");
+    assert!(
+        text.contains("its CA, CRL, certificate and key files load"),
+        "{text}"
+    );
     assert!(
         text.contains("answer deadline: URGENT direct within 8h"),
         "{text}"
@@ -303,19 +314,23 @@ fn policy_check_compares_the_gateway_config_and_test_speaks_json() {
         .replace("policy = \"../policies\"", "policy = \"policies\"");
     let gw_path = dir.path().join("gateway.toml");
     std::fs::write(&gw_path, gw).unwrap();
-    let out = passerelle()
-        .args(["policy", "check"])
-        .arg(&policies)
-        .arg("--config")
-        .arg(&gw_path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{text}");
+    let (passed, text) = check_with(&gw_path);
+    assert!(!passed, "{text}");
     assert!(
         text.contains("error: the policy binds agency vsse to trust domain vsse.example, the gateway config to vsse.exemple"),
         "{text}"
     );
+
+    // Bindings that match, but certificate files that are not there: the
+    // same check as a start or a reload refuses it.
+    let gw = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("policy = \"../policies\"", "policy = \"policies\"");
+    std::fs::write(&gw_path, gw).unwrap();
+    let (passed, text) = check_with(&gw_path);
+    assert!(!passed, "{text}");
+    assert!(text.contains("match the policy's"), "{text}");
+    assert!(text.contains("error: ") && text.contains(".pem"), "{text}");
 
     let out = passerelle()
         .args(["policy", "test", "--json"])

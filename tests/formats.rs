@@ -555,8 +555,8 @@ fn the_worked_example_is_true() {
         portions.clone(),
     );
     let verified = item.clone().verify(&sender.public_key()).unwrap();
-    let manifest = to_cbor(&verified.manifest);
-    let digest = hex::encode(verified.digest);
+    let manifest = to_cbor(verified.manifest());
+    let digest = hex::encode(verified.digest());
     let envelope = item.envelope.0.clone();
     let tbs = signature_input(&envelope);
     let sender_public = match sender.public_key() {

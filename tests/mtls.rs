@@ -195,65 +195,102 @@ async fn police_certificate_claiming_a_vsse_identity_is_forbidden() {
     good_station_still_served(&h).await;
 }
 
-#[tokio::test]
-async fn revoked_certificate_is_refused_when_a_crl_is_configured() {
-    // Issue a second Rabat certificate, revoke it, and configure the CRL.
-    let dir = tempfile::tempdir().unwrap();
-    let pki = passerelle::pki::generate().unwrap();
-    passerelle::pki::write_example(dir.path(), &pki, "127.0.0.1:0", None).unwrap();
-    let police = pki.agency("police").unwrap();
-    let revoked = police
-        .issue_client(
-            "spiffe://police.example/lo/rabat",
-            &ClientCertOptions::default(),
-        )
-        .unwrap();
-    std::fs::write(
-        dir.path().join("police/crl.pem"),
-        police.crl(std::slice::from_ref(&revoked.serial)).unwrap(),
-    )
-    .unwrap();
-    let mut config =
-        passerelle::config::GatewayConfig::load(&dir.path().join("gateway.toml")).unwrap();
-    for a in &mut config.agencies {
-        if a.name.as_str() == "police" {
-            a.crl = Some(dir.path().join("police/crl.pem"));
+/// A gateway over a fresh example PKI whose police CA has a CRL file, and
+/// a second certificate for `police/lo/rabat` beside the station's own.
+struct WithCrl {
+    dir: tempfile::TempDir,
+    pki: passerelle::pki::ExamplePki,
+    second: passerelle::pki::Issued,
+    running: passerelle::server::Running,
+}
+
+impl WithCrl {
+    /// Starts it, the CRL revoking the second certificate or nothing.
+    async fn start(revoke_second: bool) -> WithCrl {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = passerelle::pki::generate().unwrap();
+        passerelle::pki::write_example(dir.path(), &pki, "127.0.0.1:0", None).unwrap();
+        let second = pki
+            .agency("police")
+            .unwrap()
+            .issue_client(
+                "spiffe://police.example/lo/rabat",
+                &ClientCertOptions::default(),
+            )
+            .unwrap();
+        std::fs::write(dir.path().join("second.pem"), &second.cert_pem).unwrap();
+        std::fs::write(dir.path().join("second.key"), &second.key_pem).unwrap();
+        let crl = dir.path().join("police/crl.pem");
+        let revoked = if revoke_second {
+            vec![second.serial.clone()]
+        } else {
+            vec![]
+        };
+        std::fs::write(&crl, pki.agency("police").unwrap().crl(&revoked).unwrap()).unwrap();
+        let mut config =
+            passerelle::config::GatewayConfig::load(&dir.path().join("gateway.toml")).unwrap();
+        for a in &mut config.agencies {
+            if a.name.as_str() == "police" {
+                a.crl = Some(crl.clone());
+            }
+        }
+        let running = passerelle::server::start(&config).await.unwrap();
+        WithCrl {
+            dir,
+            pki,
+            second,
+            running,
         }
     }
-    let running = passerelle::server::start(&config).await.unwrap();
-    let ca = dir.path().join("gateway/ca.pem");
-    std::fs::write(dir.path().join("revoked.pem"), &revoked.cert_pem).unwrap();
-    std::fs::write(dir.path().join("revoked.key"), &revoked.key_pem).unwrap();
-    let r = raw_healthz(
-        running.addr,
-        raw_client(
-            &ca,
-            Some((
-                &dir.path().join("revoked.pem"),
-                &dir.path().join("revoked.key"),
-            )),
-            &[&rustls::version::TLS13],
-        ),
-    )
-    .await;
-    assert!(r.is_err(), "a revoked certificate");
-    // The station's own (unrevoked) certificate still works, and so do
-    // other agencies, whose CAs have no CRL configured.
-    for station in ["police/lo/rabat", "vsse/analysis/ct"] {
-        let sdir = dir.path().join(passerelle::pki::station_dir(station));
-        let ok = raw_healthz(
-            running.addr,
+
+    fn crl(&self) -> std::path::PathBuf {
+        self.dir.path().join("police/crl.pem")
+    }
+
+    /// `/healthz` over a connection presenting the second certificate.
+    async fn second_healthz(&self) -> Result<String, String> {
+        let dir = self.dir.path();
+        raw_healthz(
+            self.running.addr,
             raw_client(
-                &ca,
-                Some((&sdir.join("cert.pem"), &sdir.join("key.pem"))),
+                &dir.join("gateway/ca.pem"),
+                Some((&dir.join("second.pem"), &dir.join("second.key"))),
                 &[&rustls::version::TLS13],
             ),
         )
         .await
-        .unwrap();
-        assert!(ok.starts_with("HTTP/1.1 200"), "{station}: {ok}");
     }
-    running.shutdown().await;
+
+    /// Asserts that the station's own certificate still works, and so do
+    /// other agencies'.
+    async fn others_are_served(&self) {
+        let dir = self.dir.path();
+        for station in ["police/lo/rabat", "vsse/analysis/ct"] {
+            let sdir = dir.join(passerelle::pki::station_dir(station));
+            let ok = raw_healthz(
+                self.running.addr,
+                raw_client(
+                    &dir.join("gateway/ca.pem"),
+                    Some((&sdir.join("cert.pem"), &sdir.join("key.pem"))),
+                    &[&rustls::version::TLS13],
+                ),
+            )
+            .await
+            .unwrap();
+            assert!(ok.starts_with("HTTP/1.1 200"), "{station}: {ok}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn revoked_certificate_is_refused_when_a_crl_is_configured() {
+    // A second Rabat certificate, revoked by the police CA's CRL.
+    let g = WithCrl::start(true).await;
+    assert!(g.second_healthz().await.is_err(), "a revoked certificate");
+    // The station's own (unrevoked) certificate still works, and so do
+    // other agencies, whose CAs have no CRL configured.
+    g.others_are_served().await;
+    g.running.shutdown().await;
 }
 
 #[tokio::test]
@@ -315,4 +352,36 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
+}
+
+#[tokio::test]
+async fn a_reload_puts_new_crls_in_force_for_new_connections_as_one_snapshot() {
+    // At start, the police CA's CRL revokes nothing.
+    let g = WithCrl::start(false).await;
+    let ok = g.second_healthz().await.unwrap();
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+
+    // A CRL file cut short holds no CRL: the reload is refused whole, and
+    // the snapshot in force (with its CRL) stays.
+    let police = g.pki.agency("police").unwrap();
+    let revoking = police.crl(std::slice::from_ref(&g.second.serial)).unwrap();
+    std::fs::write(g.crl(), "").unwrap();
+    assert!(
+        g.running.reload_policy().await.is_err(),
+        "an empty CRL file"
+    );
+    let ok = g.second_healthz().await.unwrap();
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+
+    // A CRL revoking the certificate, reloaded: new connections presenting
+    // it are refused at the handshake; the station's other certificate and
+    // other agencies are still served.
+    std::fs::write(g.crl(), revoking).unwrap();
+    g.running.reload_policy().await.unwrap();
+    assert!(
+        g.second_healthz().await.is_err(),
+        "a certificate revoked by the reloaded CRL"
+    );
+    g.others_are_served().await;
+    g.running.shutdown().await;
 }

@@ -6,9 +6,14 @@
 //! [`VerifiedPeer`] of its connection as an extension set by the server
 //! after the handshake; no handler can run without one, and every request
 //! but `/healthz` is refused (`403 unknown-principal`) unless the policy in
-//! force at that moment names the caller. Errors are RFC 9457
-//! problem details ([`problem`]). This module maps HTTP to [`Gateway`] calls
-//! and back; it holds no exchange logic of its own.
+//! force at that moment names the caller. Each request also carries the
+//! configuration [`Snapshot`] in force when it started, and every step of
+//! it decides with that one: a reload never changes a request under way. Errors are RFC 9457
+//! problem details ([`problem`]), whose slug is the refusal's own cause
+//! ([`GatewayError::cause`]). This module maps HTTP to [`Gateway`] calls
+//! and back; it holds no exchange logic of its own, and never decides what
+//! is audited: a body that never became an item is handed to
+//! [`Gateway::refuse_body`], which says whether it counts.
 //!
 //! | method and path | what |
 //! | --- | --- |
@@ -38,16 +43,12 @@ use std::time::Duration;
 
 use crate::domain::item::SignedItem;
 use crate::domain::receipt::ItemRef;
-use crate::gateway::{Gateway, GatewayError, Submitted};
-use crate::limits::{BodyError, Session};
+use crate::gateway::{BodyRefused, Gateway, GatewayError, Submitted};
+use crate::limits::Session;
+use crate::snapshot::Snapshot;
 use crate::store::AckOutcome;
 use crate::tls::{KeyExchangeGroup, VerifiedPeer};
 use problem::Problem;
-
-/// Slug of a body cut short by the client (it closed the connection).
-const BODY_INCOMPLETE: &str = "body-incomplete";
-/// Slug of a body that arrived slower than the minimum rate.
-const BODY_TOO_SLOW: &str = "body-too-slow";
 
 pub use crate::domain::wire::{Acknowledged, Inbox, Overdue, CBOR, JSON};
 
@@ -56,14 +57,12 @@ pub use crate::domain::wire::{Acknowledged, Inbox, Overdue, CBOR, JSON};
 pub struct ApiState {
     /// The exchange.
     pub gateway: Arc<Gateway>,
-    /// How large a request body may be and how fast it must arrive.
-    pub body: crate::limits::BodyPace,
     /// Flips to `true` when the gateway shuts down, ending long polls.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
-/// The API's router. The server adds the caller's [`VerifiedPeer`] as an
-/// extension on each connection.
+/// The API's router. The server adds the caller's [`VerifiedPeer`] and the
+/// request's [`Snapshot`] as extensions of each request.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/items", post(submit))
@@ -95,10 +94,11 @@ pub fn router(state: ApiState) -> Router {
 async fn principals_only(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
+    Extension(snapshot): Extension<Arc<Snapshot>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match state.gateway.authorise(&peer).await {
+    match state.gateway.authorise(&peer, snapshot.decider()).await {
         Ok(()) => next.run(request).await,
         Err(e) => Problem::from(e).into_response(),
     }
@@ -175,80 +175,44 @@ enum BodyType {
 /// absent) or `application/json`, exactly, in any letter case, parameters
 /// allowed. Anything else, `application/cbor-seq` included, is refused
 /// without repeating the header.
-fn body_type(headers: &HeaderMap) -> Result<BodyType, Problem> {
+fn body_type(headers: &HeaderMap) -> Result<BodyType, BodyRefused> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(BodyType::Cbor);
     };
-    let unsupported = || {
-        Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Unsupported body type",
-            format!("send {CBOR} or {JSON} (parameters are allowed)"),
-        )
-    };
     if value.len() > crate::domain::bounds::HEADER_VALUE {
-        return Err(unsupported());
+        return Err(BodyRefused::MediaType);
     }
     let media: mime::Mime = value
         .to_str()
         .ok()
         .and_then(|v| v.parse().ok())
-        .ok_or_else(unsupported)?;
+        .ok_or(BodyRefused::MediaType)?;
     if media.type_() != mime::APPLICATION || media.suffix().is_some() {
-        return Err(unsupported());
+        return Err(BodyRefused::MediaType);
     }
     if media.subtype() == "cbor" {
         Ok(BodyType::Cbor)
     } else if media.subtype() == mime::JSON {
         Ok(BodyType::Json)
     } else {
-        Err(unsupported())
+        Err(BodyRefused::MediaType)
     }
 }
 
-/// Reads a bounded body and decodes it by its content type.
+/// Reads a bounded body and decodes it by its content type. Decode errors
+/// name the field and what was expected, never the input.
 async fn read_body<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
     pace: crate::limits::BodyPace,
-) -> Result<T, Problem> {
+) -> Result<T, BodyRefused> {
     let body_type = body_type(headers)?;
-    let bytes = crate::limits::collect_body(body, pace)
-        .await
-        .map_err(|e| match e {
-            BodyError::TooLarge(_) => Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                "The body is too large",
-                e.to_string(),
-            ),
-            BodyError::TooSlow(_) => Problem::new(
-                StatusCode::REQUEST_TIMEOUT,
-                BODY_TOO_SLOW,
-                "The body arrived too slowly",
-                e.to_string(),
-            ),
-            _ => Problem::new(
-                StatusCode::BAD_REQUEST,
-                BODY_INCOMPLETE,
-                "The body is incomplete",
-                e.to_string(),
-            ),
-        })?;
-    // Decode errors name the field and what was expected, never the input.
+    let bytes = crate::limits::collect_body(body, pace).await?;
     let decoded = match body_type {
         BodyType::Json => crate::domain::decode::json(&bytes),
         BodyType::Cbor => crate::domain::decode::cbor(&bytes),
     };
-    decoded.map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-body",
-            "The body is not a valid item",
-            e.to_string(),
-        )
-    })
+    Ok(decoded?)
 }
 
 /// The item reference of a path, or the answer to a reference that does not
@@ -276,8 +240,8 @@ async fn healthz(
 ) -> Response {
     let health = Health {
         status: "ok",
-        principal: peer.principal.as_str(),
-        agency: peer.agency.as_str(),
+        principal: peer.principal().as_str(),
+        agency: peer.agency().as_str(),
         key_exchange: kx.map_or_else(|| "none".to_string(), |Extension(g)| g.to_string()),
         post_quantum: kx.is_some_and(|Extension(g)| g.is_post_quantum()),
     };
@@ -293,8 +257,12 @@ struct Ready {
 /// Readiness, distinct from liveness: `200` when the store takes a write,
 /// a policy is in force and the signing key works; otherwise `503
 /// not-ready` naming what failed (the operator's problem, never an item's).
-async fn readyz(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    let ready = state.gateway.readiness().await;
+async fn readyz(
+    State(state): State<ApiState>,
+    Extension(snapshot): Extension<Arc<Snapshot>>,
+    headers: HeaderMap,
+) -> Response {
+    let ready = state.gateway.readiness(snapshot.decider()).await;
     if ready.is_ready() {
         return reply(
             &headers,
@@ -327,28 +295,20 @@ async fn readyz(State(state): State<ApiState>, headers: HeaderMap) -> Response {
 async fn submit(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
+    Extension(snapshot): Extension<Arc<Snapshot>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
+    let policy = snapshot.decider();
     // Who may send is settled before the body is read.
-    state.gateway.may_send(&peer).await.map_err(Problem::from)?;
-    let item = match read_body::<SignedItem>(&headers, body, state.body).await {
+    state.gateway.may_send(&peer, policy).await?;
+    let pace = crate::limits::BodyPace::from_limits(snapshot.limits());
+    let item = match read_body::<SignedItem>(&headers, body, pace).await {
         Ok(item) => item,
-        Err(problem) => {
-            // A body that never became an item is counted as a refused
-            // submission; refusals after decoding are the gateway's to count.
-            // A body the client cut short or trickled is not counted: there
-            // was no submission to refuse.
-            if ![BODY_INCOMPLETE, BODY_TOO_SLOW].contains(&problem.slug()) {
-                state
-                    .gateway
-                    .record_refused_submission(&peer.principal, problem.slug(), None)
-                    .await;
-            }
-            return Err(problem);
-        }
+        // Whether the refusal is counted is the gateway's to say.
+        Err(why) => return Err(state.gateway.refuse_body(&peer, why).await.into()),
     };
-    match state.gateway.submit(&peer, item).await? {
+    match state.gateway.submit(&peer, policy, item).await? {
         Submitted::Accepted(r) => Ok(reply(&headers, StatusCode::CREATED, &r)),
         Submitted::AlreadyAccepted(r) => Ok(reply(&headers, StatusCode::OK, &r)),
     }
@@ -377,7 +337,7 @@ async fn inbox(
             Err(refusal) => {
                 state
                     .gateway
-                    .record_refused_admission(&peer.principal, refusal.cause());
+                    .record_refused_admission(peer.principal(), refusal.cause());
                 return Ok(refusal.into_response());
             }
         }
@@ -402,13 +362,14 @@ struct OverdueQuery {
 async fn overdue(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
+    Extension(snapshot): Extension<Arc<Snapshot>>,
     q: Result<Query<OverdueQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let q = query_of(q)?;
     let (now, requests) = state
         .gateway
-        .overdue(&peer, Duration::from_secs(q.within))
+        .overdue(&peer, snapshot.decider(), Duration::from_secs(q.within))
         .await?;
     Ok(reply(&headers, StatusCode::OK, &Overdue { now, requests }))
 }
@@ -416,11 +377,15 @@ async fn overdue(
 async fn fetch(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
+    Extension(snapshot): Extension<Arc<Snapshot>>,
     item_ref: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let item_ref = item_ref_of(item_ref)?;
-    let item = state.gateway.fetch(&peer, item_ref.as_str()).await?;
+    let item = state
+        .gateway
+        .fetch(&peer, snapshot.decider(), item_ref.as_str())
+        .await?;
     Ok(reply(&headers, StatusCode::OK, &item))
 }
 
@@ -476,11 +441,15 @@ struct InclusionQuery {
 async fn inclusion(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
+    Extension(snapshot): Extension<Arc<Snapshot>>,
     q: Result<Query<InclusionQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let q = query_of(q)?;
-    let proof = state.gateway.inclusion(&peer, q.index, q.size).await?;
+    let proof = state
+        .gateway
+        .inclusion(&peer, snapshot.decider(), q.index, q.size)
+        .await?;
     Ok(reply(&headers, StatusCode::OK, &proof))
 }
 

@@ -58,108 +58,119 @@ impl IntoResponse for Problem {
 }
 
 impl From<&GatewayError> for Problem {
+    /// The answer to a refusal: its slug is the refusal's own cause
+    /// ([`GatewayError::cause`]), so what the caller reads and what the
+    /// audit log counts never disagree; status, title and detail are the
+    /// API's.
     fn from(e: &GatewayError) -> Self {
         use crate::domain::item::ItemError;
-        match e {
-            GatewayError::Item(ItemError::Signature(_)) => Problem::new(
+        use crate::gateway::BodyRefused;
+        use crate::limits::BodyError;
+        let (status, title, detail) = match e {
+            GatewayError::Item(ItemError::Signature(_)) => (
                 StatusCode::BAD_REQUEST,
-                "bad-signature",
                 "The sender's signature does not verify",
                 format!(
                     "{e}; items must be signed with the key of the certificate used to connect"
                 ),
             ),
-            GatewayError::Item(ItemError::Cbor(_)) => Problem::new(
+            GatewayError::Item(ItemError::Cbor(_))
+            | GatewayError::Body(BodyRefused::Malformed(_)) => (
                 StatusCode::BAD_REQUEST,
-                "malformed-body",
                 "The body is not a valid item",
                 e.to_string(),
             ),
-            GatewayError::Item(_) => Problem::new(
+            GatewayError::Item(_) | GatewayError::TooLargeToRecord(_) => (
                 StatusCode::BAD_REQUEST,
-                "invalid-item",
                 "The item is not well formed",
                 e.to_string(),
             ),
-            GatewayError::SenderMismatch { .. } => Problem::new(
+            GatewayError::SenderMismatch { .. } => (
                 StatusCode::FORBIDDEN,
-                "sender-mismatch",
                 "The declared sender is not the caller",
                 e.to_string(),
             ),
-            GatewayError::UnknownSender(_) => Problem::new(
+            GatewayError::UnknownSender(_) => (
                 StatusCode::FORBIDDEN,
-                "unknown-sender",
                 "You are not a principal of the policy",
                 e.to_string(),
             ),
-            GatewayError::UnknownPrincipal(_) => Problem::new(
+            GatewayError::UnknownPrincipal(_) => (
                 StatusCode::FORBIDDEN,
-                "unknown-principal",
                 "You are not a principal of the policy",
                 format!("{e}; only /healthz answers a certificate the policy does not name"),
             ),
-            GatewayError::MayNotSend(_) => Problem::new(
+            GatewayError::MayNotSend(_) => (
                 StatusCode::FORBIDDEN,
-                "may-not-send",
                 "You may not send items",
                 e.to_string(),
             ),
-            GatewayError::UnknownRecipient(_) => Problem::new(
+            GatewayError::UnknownRecipient(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown-recipient",
                 "A recipient is not a known principal",
                 e.to_string(),
             ),
-            GatewayError::Conflict(_) => Problem::new(
+            GatewayError::Conflict(_) => (
                 StatusCode::CONFLICT,
-                "id-conflict",
                 "This item id was used for different content",
                 e.to_string(),
             ),
-            GatewayError::NotFound => Problem::new(
+            GatewayError::NotFound => (
                 StatusCode::NOT_FOUND,
-                "not-found",
                 "No such item",
-                "there is no such item for you (it may have been acknowledged already)",
+                "there is no such item for you (it may have been acknowledged already)".into(),
             ),
             GatewayError::ItemLost(_) => {
                 tracing::error!(error = %e, "a request for a lost item");
-                Problem::new(
+                (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "item-lost",
                     "The gateway lost this item",
                     e.to_string(),
                 )
             }
-            GatewayError::DeliveryRefused => Problem::new(
+            GatewayError::DeliveryRefused => (
                 StatusCode::FORBIDDEN,
-                "delivery-refused",
                 "Delivery is no longer permitted",
                 e.to_string(),
             ),
-            GatewayError::TooLargeToRecord(_) => Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-item",
-                "The item is not well formed",
+            GatewayError::BadProofRequest(_) => {
+                (StatusCode::BAD_REQUEST, "No such proof", e.to_string())
+            }
+            GatewayError::Body(BodyRefused::MediaType) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported body type",
+                format!(
+                    "send {} or {} (parameters are allowed)",
+                    super::CBOR,
+                    super::JSON
+                ),
+            ),
+            GatewayError::Body(BodyRefused::Read(BodyError::TooLarge(_))) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The body is too large",
                 e.to_string(),
             ),
-            GatewayError::BadProofRequest(_) => Problem::new(
+            GatewayError::Body(BodyRefused::Read(BodyError::TooSlow(_))) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "The body arrived too slowly",
+                e.to_string(),
+            ),
+            GatewayError::Body(BodyRefused::Read(_)) => (
                 StatusCode::BAD_REQUEST,
-                "bad-proof-request",
-                "No such proof",
+                "The body is incomplete",
                 e.to_string(),
             ),
             GatewayError::Store(_) | GatewayError::Internal(_) => {
                 tracing::error!(error = %e, "internal error");
-                Problem::new(
+                (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
                     "Internal error",
-                    "the gateway could not complete the request; nothing was accepted; retry later",
+                    "the gateway could not complete the request; nothing was accepted; retry later"
+                        .into(),
                 )
             }
-        }
+        };
+        Problem::new(status, e.cause(), title, detail)
     }
 }
 

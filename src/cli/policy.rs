@@ -16,7 +16,7 @@ use passerelle::auditor::{replay, show, time};
 use passerelle::config::GatewayConfig;
 use passerelle::domain::principal::PrincipalId;
 use passerelle::gateway::unix_now;
-use passerelle::{policy, server};
+use passerelle::policy;
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
@@ -25,9 +25,10 @@ pub enum PolicyCommand {
     Check {
         /// The policy directory, e.g. policies/.
         dir: PathBuf,
-        /// Also compare the policy's agencies with this gateway
-        /// configuration's CA bindings, as a start or reload would: a
-        /// mismatch the gateway would refuse exits non-zero.
+        /// Also check the policy with this gateway configuration, as a
+        /// start or reload would: its CA bindings, and the CA, CRL,
+        /// certificate and key files it names. Anything the gateway would
+        /// refuse exits non-zero.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -124,14 +125,26 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
             for e in &b.errors {
                 println!("error: {e}");
             }
-            if b.errors.is_empty() {
-                println!(
-                    "the agencies and trust domains of {} match the policy's",
-                    config.display()
-                );
-                Ok(ExitCode::SUCCESS)
-            } else {
-                Ok(ExitCode::FAILURE)
+            if !b.errors.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
+            println!(
+                "the agencies and trust domains of {} match the policy's",
+                config.display()
+            );
+            // The check a start or a reload makes, on this policy: the CA,
+            // CRL, certificate and key files the config names load too.
+            let mut c = c;
+            c.policy = dir;
+            match passerelle::snapshot::check(&c) {
+                Ok(_) => {
+                    println!("its CA, CRL, certificate and key files load");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    println!("error: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
             }
         }
         PolicyCommand::Test { dir, json } => {
@@ -204,7 +217,10 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
         }
         PolicyCommand::Reload { config } => {
             let c = GatewayConfig::load(&config)?;
-            let p = server::load_policy(&c)?;
+            // The same check as the gateway's reload: policy, CAs, CRLs,
+            // certificate and key, so a refusal is said here, not only in
+            // the gateway's log.
+            let p = passerelle::snapshot::check(&c)?;
             let pid_file = pid_file(&c.store);
             let pid = std::fs::read_to_string(&pid_file).with_context(|| {
                 format!("no running gateway: cannot read {}", pid_file.display())
@@ -218,7 +234,7 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
             }
             println!(
                 "policy {} is valid; gateway {pid} asked to reload it",
-                p.digest_hex()
+                p.policy_digest()
             );
             Ok(ExitCode::SUCCESS)
         }

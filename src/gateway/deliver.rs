@@ -9,12 +9,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::refusals::may_audit;
 use super::{blocking, recorded, unix_now, Gateway, GatewayError, OVERDUE_LIMIT};
 use crate::audit::event::{AuditEvent, BoundedEntry};
 use crate::domain::attestation::Attestation;
 use crate::domain::bytes::Bytes;
 use crate::domain::cose::PublicKey;
-use crate::domain::decision::ItemFacts;
+use crate::domain::decision::{Decider, ItemFacts};
 use crate::domain::item::{DeliveredItem, DeliveredPortion, SignedItem};
 use crate::domain::principal::PrincipalId;
 use crate::store::{AckOutcome, InboxEntry, OpenRequest, Swept};
@@ -31,19 +32,20 @@ impl Gateway {
     pub async fn overdue(
         &self,
         peer: &VerifiedPeer,
+        policy: &dyn Decider,
         within: Duration,
     ) -> Result<(i64, Vec<OpenRequest>), GatewayError> {
         let now = unix_now();
         let due_by = now.saturating_add(i64::try_from(within.as_secs()).unwrap_or(i64::MAX));
         let store = self.store.clone();
-        let auditor = self.may_audit(peer);
-        let who = (!auditor).then(|| peer.principal.clone());
+        let auditor = may_audit(policy, peer);
+        let who = (!auditor).then(|| peer.principal().clone());
         let open =
             blocking(move || store.open_requests(due_by, who.as_ref(), OVERDUE_LIMIT)).await?;
         if auditor {
             return Ok((now, open));
         }
-        let me = &peer.principal;
+        let me = peer.principal();
         let mine = open
             .into_iter()
             .filter_map(|mut r| {
@@ -69,7 +71,7 @@ impl Gateway {
         shutdown: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Result<Vec<InboxEntry>, GatewayError> {
         let deadline = tokio::time::Instant::now() + wait.min(self.settings.max_wait);
-        let waiting = Waiting::new(self, &peer.principal);
+        let waiting = Waiting::new(self, peer.principal());
         // Leases expire with time, not with an event: look again now and
         // then. A quarter of the lease, so a waiting long-poll costs one
         // store query per that interval, not one per second.
@@ -82,7 +84,7 @@ impl Gateway {
             tokio::pin!(arrived);
             arrived.as_mut().enable();
             let store = self.store.clone();
-            let who = peer.principal.clone();
+            let who = peer.principal().clone();
             let now = unix_now();
             let entries = blocking(move || store.pending(&who, now, limit)).await?;
             let now_instant = tokio::time::Instant::now();
@@ -109,15 +111,17 @@ impl Gateway {
     }
 
     /// Fetches an item for the caller, leasing it until acknowledged or the
-    /// lease expires. Decides again with the policy in force now; a refusal
-    /// takes the item out of the caller's inbox. Both are audited.
+    /// lease expires. Decides again with `policy`, the one in force when the
+    /// request started; a refusal takes the item out of the caller's inbox.
+    /// Both are audited.
     pub async fn fetch(
         &self,
         peer: &VerifiedPeer,
+        policy: &dyn Decider,
         reference: &str,
     ) -> Result<DeliveredItem, GatewayError> {
         let store = self.store.clone();
-        let who = peer.principal.clone();
+        let who = peer.principal().clone();
         let r = reference.to_string();
         let Some(stored) = blocking(move || store.peek(&who, &r)).await? else {
             return Err(self.not_yours(peer, reference, "fetch").await);
@@ -132,10 +136,9 @@ impl Gateway {
         }
         .verify(&sender_key)
         .map_err(|e| GatewayError::Internal(format!("stored item no longer verifies: {e}")))?;
-        let decider = self.decider();
-        let policy_digest = decider.digest();
+        let policy_digest = policy.digest();
         let now = unix_now();
-        let decision = decider.decide(&ItemFacts::from(&item), &peer.principal, now);
+        let decision = policy.decide(&ItemFacts::from(&item), peer.principal(), now);
         // Never more than was released at submission, whatever the policy
         // says now.
         let released: Vec<u32> = if decision.allowed() {
@@ -148,9 +151,9 @@ impl Gateway {
         } else {
             vec![]
         };
-        let digest = hex::encode(item.digest);
+        let digest = hex::encode(item.digest());
         let store = self.store.clone();
-        let who = peer.principal.clone();
+        let who = peer.principal().clone();
         let r = reference.to_string();
         if released.is_empty() {
             let entry = BoundedEntry::new(
@@ -191,7 +194,7 @@ impl Gateway {
             item_ref: reference.to_string(),
             item_digest: digest,
             sender: stored.sender,
-            recipient: peer.principal.clone(),
+            recipient: peer.principal().clone(),
             portions: released.clone(),
             effect: record.effect,
             rules: record.rules,
@@ -203,14 +206,14 @@ impl Gateway {
         let portions = released
             .iter()
             .filter_map(|&i| {
-                item.portions.get(i as usize).map(|p| DeliveredPortion {
+                item.portions().get(i as usize).map(|p| DeliveredPortion {
                     index: i,
                     portion: p.clone(),
                 })
             })
             .collect();
         Ok(DeliveredItem {
-            envelope: Bytes(item.envelope),
+            envelope: Bytes(item.into_parts().0),
             sender_certificate: Bytes(stored.sender_certificate),
             portions,
             attestation: self.sign_attestation(&attestation),
@@ -224,14 +227,14 @@ impl Gateway {
         reference: &str,
     ) -> Result<AckOutcome, GatewayError> {
         let store = self.store.clone();
-        let who = peer.principal.clone();
+        let who = peer.principal().clone();
         let r = reference.to_string();
         let now = unix_now();
         let entry = BoundedEntry::new(
             now,
             AuditEvent::Acknowledged {
                 item_ref: reference.to_string(),
-                recipient: peer.principal.clone(),
+                recipient: peer.principal().clone(),
             },
         )
         .map_err(|e| GatewayError::Internal(e.to_string()))?;

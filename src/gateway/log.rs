@@ -6,11 +6,13 @@
 //! ([`crate::audit::event::AuditEntry::reader`]); any other index answers
 //! exactly like one that does not exist.
 
+use super::refusals::may_audit;
 use super::{blocking, unix_now, Gateway, GatewayError};
 use crate::audit::checkpoint::Checkpoint;
 use crate::audit::event::{AuditEntry, RefusedSubject};
 use crate::audit::signed_note::SignerKey;
 use crate::domain::bytes::Bytes;
+use crate::domain::decision::Decider;
 use crate::domain::receipt::InclusionProof;
 use crate::store::{Store, StoreError, TreeHead};
 use crate::tls::VerifiedPeer;
@@ -71,15 +73,12 @@ impl Gateway {
         signed
     }
 
-    pub(super) fn may_audit(&self, peer: &VerifiedPeer) -> bool {
-        self.decider().reads_whole_log(&peer.principal)
-    }
-
     /// An inclusion proof of entry `index` in the tree of `size`, with the
     /// entry, for auditors and for the principals the entry concerns.
     pub async fn inclusion(
         &self,
         peer: &VerifiedPeer,
+        policy: &dyn Decider,
         index: u64,
         size: Option<u64>,
     ) -> Result<InclusionProof, GatewayError> {
@@ -107,21 +106,21 @@ impl Gateway {
         // exist, so indices cannot be enumerated to learn who exchanged
         // what, and the refusal is counted for oversight.
         let visible = proof.filter(|p| {
-            self.may_audit(peer)
+            may_audit(policy, peer)
                 // Only entries of the current version: the gateway hands out
                 // the stored bytes, and a version 1 acceptance or delivery
                 // holds reasons that are not the reader's to see.
                 || AuditEntry::decode(&p.entry.0).is_ok_and(|e| {
                     e.v == crate::audit::event::ENTRY_VERSION
-                        && e.reader() == Some(&peer.principal)
+                        && e.reader() == Some(peer.principal())
                 })
         });
         match visible {
             Some(proof) => Ok(proof),
             None => {
-                if !self.may_audit(peer) {
+                if !may_audit(policy, peer) {
                     self.count_refusal(
-                        RefusedSubject::Principal(peer.principal.clone()),
+                        RefusedSubject::Principal(peer.principal().clone()),
                         "proof-refused",
                         Some(&index.to_string()),
                     );

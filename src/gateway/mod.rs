@@ -8,18 +8,23 @@
 //! receipt in one durable transaction before answering. At delivery it
 //! decides again with the policy in force then, so a clearance withdrawn
 //! after submission stops delivery. It reads the clock (it is an edge) but
-//! knows nothing of HTTP or TLS.
+//! knows nothing of HTTP or TLS beyond the [`VerifiedPeer`] it is handed;
+//! it decides what is counted on the audit log, and names each refusal
+//! ([`GatewayError::cause`]) for the API to answer with.
 //!
 //! Every event is written to the audit log in the same store transaction as
 //! the event itself, and the gateway signs what it vouches for with its own
 //! key: receipts, delivery attestations and checkpoints of the log.
 //!
-//! Authority comes from the decider in force: [`Gateway::authorise`] (asked
-//! by the API on every request but `/healthz`) admits only its principals,
-//! and it says who may send and who reads every audit proof.
+//! Authority comes from the policy: [`Gateway::authorise`] (asked by the
+//! API on every request but `/healthz`) admits only its principals, and it
+//! says who may send and who reads every audit proof.
 //!
-//! The decider is swapped whole ([`Gateway::set_decider`]): a request keeps
-//! the snapshot it started with, and no request ever sees half a policy.
+//! The gateway holds no policy of its own: every step that decides is
+//! handed the decider of the configuration snapshot its request started
+//! with ([`crate::snapshot`]), so a request keeps that snapshot to the end
+//! and no request ever sees half a policy. Putting a new snapshot in force
+//! is the server's; the gateway records it ([`Gateway::record_policy_loaded`]).
 //!
 //! One file per step: [`refusals`](self) (who may use the exchange, and
 //! refusals counted for oversight), `submit`, `deliver`, `receipts`
@@ -33,9 +38,10 @@ mod refusals;
 mod submit;
 
 pub use log::sign_checkpoint;
+pub use refusals::BodyRefused;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::audit::checkpoint::Checkpoint;
@@ -100,12 +106,47 @@ pub enum GatewayError {
     /// larger than an audit entry may be: the sender's fault.
     #[error("the item's header and labels are too large to record: {0}")]
     TooLargeToRecord(#[from] EntryTooLarge),
+    /// A submitted body never became an item (its media type, size, pace
+    /// or encoding): the sender's doing.
+    #[error(transparent)]
+    Body(#[from] BodyRefused),
     /// The store failed: the operator's problem, never the caller's.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A blocking task failed: a bug.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl GatewayError {
+    /// The refusal's stable name: the cause under which it is counted on
+    /// the audit log (`submission:<cause>`), and the slug of the problem
+    /// type the API answers with (`urn:passerelle:problem:<cause>`). These
+    /// names are a format (docs/formats.md): they never change.
+    pub fn cause(&self) -> &'static str {
+        use crate::limits::BodyError;
+        match self {
+            GatewayError::Item(ItemError::Signature(_)) => "bad-signature",
+            GatewayError::Item(ItemError::Cbor(_)) => "malformed-body",
+            GatewayError::Item(_) | GatewayError::TooLargeToRecord(_) => "invalid-item",
+            GatewayError::SenderMismatch { .. } => "sender-mismatch",
+            GatewayError::UnknownSender(_) => "unknown-sender",
+            GatewayError::UnknownPrincipal(_) => "unknown-principal",
+            GatewayError::MayNotSend(_) => "may-not-send",
+            GatewayError::UnknownRecipient(_) => "unknown-recipient",
+            GatewayError::Conflict(_) => "id-conflict",
+            GatewayError::NotFound => "not-found",
+            GatewayError::ItemLost(_) => "item-lost",
+            GatewayError::DeliveryRefused => "delivery-refused",
+            GatewayError::BadProofRequest(_) => "bad-proof-request",
+            GatewayError::Body(BodyRefused::MediaType) => "unsupported-media-type",
+            GatewayError::Body(BodyRefused::Read(BodyError::TooLarge(_))) => "body-too-large",
+            GatewayError::Body(BodyRefused::Read(BodyError::TooSlow(_))) => "body-too-slow",
+            GatewayError::Body(BodyRefused::Read(_)) => "body-incomplete",
+            GatewayError::Body(BodyRefused::Malformed(_)) => "malformed-body",
+            GatewayError::Store(_) | GatewayError::Internal(_) => "internal",
+        }
+    }
 }
 
 /// What [`Gateway::readiness`] found.
@@ -148,7 +189,6 @@ pub struct Settings {
 /// The exchange logic, shared by all connections.
 pub struct Gateway {
     store: Arc<dyn Store>,
-    decider: RwLock<Arc<dyn Decider>>,
     settings: Settings,
     key: Arc<GatewayKey>,
     /// One wake-up per principal with a long-poll waiting, so that an
@@ -207,16 +247,10 @@ fn recorded(d: &Decision, portions: Vec<u32>) -> RecordedDecision {
 }
 
 impl Gateway {
-    /// A gateway over `store`, deciding with `decider`, signing with `key`.
-    pub fn new(
-        store: Arc<dyn Store>,
-        decider: Arc<dyn Decider>,
-        settings: Settings,
-        key: impl Into<Arc<GatewayKey>>,
-    ) -> Self {
+    /// A gateway over `store`, signing with `key`.
+    pub fn new(store: Arc<dyn Store>, settings: Settings, key: impl Into<Arc<GatewayKey>>) -> Self {
         Gateway {
             store,
-            decider: RwLock::new(decider),
             settings,
             key: key.into(),
             arrivals: std::sync::Mutex::default(),
@@ -239,22 +273,11 @@ impl Gateway {
         self
     }
 
-    /// The decider in force now.
-    pub fn decider(&self) -> Arc<dyn Decider> {
-        self.decider
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Replaces the decider atomically and records the new policy's digest
-    /// on the audit log; requests under way keep the decider they started
-    /// with.
-    pub async fn set_decider(&self, decider: Arc<dyn Decider>) -> Result<(), GatewayError> {
-        let digest = decider.digest();
-        *self.decider.write().unwrap_or_else(|p| p.into_inner()) = decider;
+    /// Records on the audit log that `policy` was put in force (a reload:
+    /// the server swapped the configuration snapshot).
+    pub async fn record_policy_loaded(&self, policy: &dyn Decider) -> Result<(), GatewayError> {
         self.record(vec![AuditEvent::PolicyLoaded {
-            policy_digest: digest,
+            policy_digest: policy.digest(),
         }])
         .await
     }
@@ -288,11 +311,11 @@ impl Gateway {
         Ok(())
     }
 
-    /// Records that the gateway started, with the policy in force.
-    pub async fn record_start(&self) -> Result<(), GatewayError> {
+    /// Records that the gateway started, with `policy` in force.
+    pub async fn record_start(&self, policy: &dyn Decider) -> Result<(), GatewayError> {
         self.record(vec![AuditEvent::GatewayStarted {
             version: env!("CARGO_PKG_VERSION").to_string(),
-            policy_digest: self.decider().digest(),
+            policy_digest: policy.digest(),
         }])
         .await
     }
@@ -306,15 +329,16 @@ impl Gateway {
     }
 
     /// Whether the gateway can do its work now: the store takes a write,
-    /// a policy is in force, and the signing key signs what its verifier
-    /// key opens. Each check's outcome, in words for the operator.
-    pub async fn readiness(&self) -> Readiness {
+    /// `policy` (the one in force) has a digest, and the signing key signs
+    /// what its verifier key opens. Each check's outcome, in words for the
+    /// operator.
+    pub async fn readiness(&self, policy: &dyn Decider) -> Readiness {
         let store = self.store.clone();
         let store = match blocking(move || store.check_writable()).await {
             Ok(()) => Ok(()),
             Err(e) => Err(format!("store not writable: {e}")),
         };
-        let policy_digest = self.decider().digest();
+        let policy_digest = policy.digest();
         let probe = Checkpoint::new(self.key.note.name(), 0, crate::audit::rfc9162::empty_root());
         let verifier = self.key.verifier_key();
         let key = probe

@@ -40,7 +40,7 @@ impl Gateway {
         reference: &str,
     ) -> Result<SignedReceipt, GatewayError> {
         let store = self.store.clone();
-        let who = peer.principal.clone();
+        let who = peer.principal().clone();
         let r = reference.to_string();
         let Some(receipt) = blocking(move || store.receipt(&who, &r)).await? else {
             return Err(self.not_yours(peer, reference, "receipt").await);

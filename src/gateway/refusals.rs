@@ -1,6 +1,7 @@
 //! Who may use the exchange, and refusals counted for oversight.
 //!
-//! Authority comes from the decider in force: [`Gateway::authorise`] admits
+//! Authority comes from the policy a request started with (its
+//! configuration snapshot): [`Gateway::authorise`] admits
 //! only its principals and [`Gateway::may_send`] only those it lets send.
 //! Every refusal is counted here, per subject and cause, and reaches the
 //! audit log as one `refused` entry per interval
@@ -10,8 +11,28 @@
 use super::{unix_now, Gateway, GatewayError};
 use crate::audit::event::{clip, AuditEvent, BoundedEntry, RefusedSubject, MAX_TEXT};
 use crate::domain::decision::Decider;
+use crate::domain::decode::DecodeError;
 use crate::domain::principal::PrincipalId;
+use crate::limits::BodyError;
 use crate::tls::VerifiedPeer;
+
+/// Why a submitted body never became an item, as the API found while
+/// reading it. The API reads bodies; whether the refusal is counted is
+/// decided here ([`Gateway::refuse_body`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BodyRefused {
+    /// A media type other than CBOR or JSON.
+    #[error("the body's media type is neither CBOR nor JSON")]
+    MediaType,
+    /// Not read whole: too large, too slow, or cut short.
+    #[error(transparent)]
+    Read(#[from] BodyError),
+    /// Read whole, but not an item: the error names the field, never the
+    /// input.
+    #[error(transparent)]
+    Malformed(#[from] DecodeError),
+}
 
 /// Whether `decider` lets `who` submit items.
 pub(super) fn sending_right(decider: &dyn Decider, who: &PrincipalId) -> Result<(), GatewayError> {
@@ -24,34 +45,64 @@ pub(super) fn sending_right(decider: &dyn Decider, who: &PrincipalId) -> Result<
     }
 }
 
+/// Whether `policy` lets the caller read every audit entry and proof.
+pub(super) fn may_audit(policy: &dyn Decider, peer: &VerifiedPeer) -> bool {
+    policy.reads_whole_log(peer.principal())
+}
+
 impl Gateway {
-    /// Whether the caller is a principal of the policy in force now. The
-    /// API asks on every request but `/healthz`, so a principal that a
-    /// reload removed is refused on a connection it opened before. A
-    /// refusal is counted under the caller's principal id.
-    pub async fn authorise(&self, peer: &VerifiedPeer) -> Result<(), GatewayError> {
-        if self.decider().knows(&peer.principal) {
+    /// Whether the caller is a principal of `policy`, the one in force
+    /// when the request started. The API asks on every request but
+    /// `/healthz`, so a principal that a reload removed is refused on a
+    /// connection it opened before. A refusal is counted under the
+    /// caller's principal id.
+    pub async fn authorise(
+        &self,
+        peer: &VerifiedPeer,
+        policy: &dyn Decider,
+    ) -> Result<(), GatewayError> {
+        if policy.knows(peer.principal()) {
             return Ok(());
         }
+        let refusal = GatewayError::UnknownPrincipal(peer.principal().clone());
         self.count_refusal(
-            RefusedSubject::Principal(peer.principal.clone()),
-            "unknown-principal",
+            RefusedSubject::Principal(peer.principal().clone()),
+            refusal.cause(),
             None,
         );
-        Err(GatewayError::UnknownPrincipal(peer.principal.clone()))
+        Err(refusal)
     }
 
-    /// Whether the policy in force lets the caller submit items: checked
-    /// before the body is read, and again by [`Gateway::submit`]. A refusal
-    /// is counted as a refused submission.
-    pub async fn may_send(&self, peer: &VerifiedPeer) -> Result<(), GatewayError> {
-        let right = sending_right(self.decider().as_ref(), &peer.principal);
+    /// Whether `policy` lets the caller submit items: checked before the
+    /// body is read, and again by [`Gateway::submit`]. A refusal is counted
+    /// as a refused submission.
+    pub async fn may_send(
+        &self,
+        peer: &VerifiedPeer,
+        policy: &dyn Decider,
+    ) -> Result<(), GatewayError> {
+        let right = sending_right(policy, peer.principal());
         if let Err(e) = &right {
-            let slug = crate::api::problem::Problem::from(e).slug().to_string();
-            self.record_refused_submission(&peer.principal, &slug, None)
+            self.record_refused_submission(peer.principal(), e.cause(), None)
                 .await;
         }
         right
+    }
+
+    /// Counts a body that never became an item as a refused submission,
+    /// and returns the error to answer with. A body the client cut short
+    /// or trickled is not counted: there was no submission to refuse.
+    pub async fn refuse_body(&self, peer: &VerifiedPeer, why: BodyRefused) -> GatewayError {
+        let submitted = !matches!(
+            why,
+            BodyRefused::Read(BodyError::Incomplete | BodyError::TooSlow(_))
+        );
+        let refusal = GatewayError::Body(why);
+        if submitted {
+            self.record_refused_submission(peer.principal(), refusal.cause(), None)
+                .await;
+        }
+        refusal
     }
 
     /// Counts one refusal of `subject` for `cause`; the count reaches the
@@ -118,11 +169,11 @@ impl Gateway {
         item_ref: &str,
         action: &str,
     ) -> GatewayError {
-        if self.lost.concerns(item_ref, &peer.principal) {
+        if self.lost.concerns(item_ref, peer.principal()) {
             return GatewayError::ItemLost(item_ref.to_string());
         }
         self.count_refusal(
-            RefusedSubject::Principal(peer.principal.clone()),
+            RefusedSubject::Principal(peer.principal().clone()),
             &format!("not-yours-to-{action}"),
             Some(item_ref),
         );

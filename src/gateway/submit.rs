@@ -9,7 +9,7 @@
 use super::refusals::sending_right;
 use super::{blocking, recorded, unix_now, Gateway, GatewayError, Submitted};
 use crate::audit::event::{AuditEvent, BoundedEntry};
-use crate::domain::decision::{Decision, ItemFacts};
+use crate::domain::decision::{Decider, Decision, ItemFacts};
 use crate::domain::item::{ItemError, SignedItem};
 use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::{item_ref, Receipt, RecipientOutcome};
@@ -17,20 +17,20 @@ use crate::store::{CommitOutcome, NewItem};
 use crate::tls::VerifiedPeer;
 
 impl Gateway {
-    /// Submits an item from `peer`. A refusal (anything but a store
-    /// failure) is counted on the audit log with the digest of the refused
-    /// envelope.
+    /// Submits an item from `peer`, deciding with `policy` (the one the
+    /// request started with). A refusal (anything but a store failure) is
+    /// counted on the audit log with the digest of the refused envelope.
     pub async fn submit(
         &self,
         peer: &VerifiedPeer,
+        policy: &dyn Decider,
         item: SignedItem,
     ) -> Result<Submitted, GatewayError> {
         let refused_digest = hex::encode(crate::domain::bytes::sha256(&item.envelope.0));
-        let outcome = self.accept(peer, item).await;
+        let outcome = self.accept(peer, policy, item).await;
         if let Err(e) = &outcome {
             if !matches!(e, GatewayError::Store(_) | GatewayError::Internal(_)) {
-                let slug = crate::api::problem::Problem::from(e).slug().to_string();
-                self.record_refused_submission(&peer.principal, &slug, Some(&refused_digest))
+                self.record_refused_submission(peer.principal(), e.cause(), Some(&refused_digest))
                     .await;
             }
         }
@@ -40,18 +40,18 @@ impl Gateway {
     async fn accept(
         &self,
         peer: &VerifiedPeer,
+        decider: &dyn Decider,
         item: SignedItem,
     ) -> Result<Submitted, GatewayError> {
         // Who may send is settled before the signature is checked: a
         // refusal costs the gateway less than the caller spent.
-        let decider = self.decider();
-        sending_right(decider.as_ref(), &peer.principal)?;
-        let item = item.verify(&peer.public_key)?;
-        let header = &item.manifest.header;
-        if header.sender != peer.principal {
+        sending_right(decider, peer.principal())?;
+        let item = item.verify(peer.public_key())?;
+        let header = &item.manifest().header.clone();
+        if header.sender != *peer.principal() {
             return Err(GatewayError::SenderMismatch {
                 declared: header.sender.clone(),
-                caller: peer.principal.clone(),
+                caller: peer.principal().clone(),
             });
         }
         if let Some(unknown) = header.recipients.iter().find(|r| !decider.knows(r)) {
@@ -68,7 +68,7 @@ impl Gateway {
             .map(|r| decider.decide(&facts, r, now))
             .collect();
         let reference = item_ref(&header.sender, &header.id);
-        let digest = hex::encode(item.digest);
+        let digest = hex::encode(item.digest());
         let policy_digest = decider.digest();
         let due = decider.answer_due(&facts, now);
         let answers = match &header.in_reply_to {
@@ -101,8 +101,8 @@ impl Gateway {
                 digest: digest.clone(),
                 purpose: header.purpose.clone(),
                 cases: header.cases.clone(),
-                label: item.manifest.label.clone(),
-                portion_labels: item.portions.iter().map(|p| p.label.clone()).collect(),
+                label: item.manifest().label.clone(),
+                portion_labels: item.portions().iter().map(|p| p.label.clone()).collect(),
                 outcomes,
                 priority: Some(header.priority),
                 policy_digest: policy_digest.clone(),
@@ -125,8 +125,10 @@ impl Gateway {
             )?);
         }
         let purge_after = decider
-            .retention_days(&item.manifest.label.level)
+            .retention_days(&item.manifest().label.level)
             .map(|days| now.saturating_add(i64::from(days) * 86_400));
+        let digest_bytes = *item.digest();
+        let (envelope, portions) = item.into_parts();
         let new = NewItem {
             purge_after,
             answer_due: due,
@@ -134,7 +136,7 @@ impl Gateway {
             item_ref: reference,
             sender: header.sender.clone(),
             item_id: header.id.clone(),
-            digest: item.digest,
+            digest: digest_bytes,
             priority: header.priority,
             accepted_at: now,
             expires_at: header.expires,
@@ -143,9 +145,9 @@ impl Gateway {
                 .filter(|d| d.allowed())
                 .map(|d| (d.recipient.clone(), d.portions.clone()))
                 .collect(),
-            envelope: item.envelope,
-            sender_certificate: peer.certificate.clone(),
-            portions: item.portions,
+            envelope,
+            sender_certificate: peer.certificate().to_vec(),
+            portions,
             receipt,
         };
         let id = new.item_id.clone();

@@ -77,8 +77,8 @@ pub struct ItemFacts<'a> {
 impl<'a> From<&'a VerifiedItem> for ItemFacts<'a> {
     fn from(item: &'a VerifiedItem) -> Self {
         ItemFacts {
-            manifest: &item.manifest,
-            portion_labels: item.portions.iter().map(|p| &p.label).collect(),
+            manifest: item.manifest(),
+            portion_labels: item.portions().iter().map(|p| &p.label).collect(),
         }
     }
 }

@@ -222,17 +222,51 @@ pub enum ItemError {
 }
 
 /// An item whose signature and shape the gateway has checked: the only way
-/// to get one is [`SignedItem::verify`].
+/// to get one is [`SignedItem::verify`]. Its fields are private, so code
+/// that holds one knows the signature was checked; outside this module
+/// nothing can build one by hand:
+///
+/// ```compile_fail
+/// use passerelle::domain::item::{Manifest, Portion, VerifiedItem};
+///
+/// fn forge(manifest: Manifest, portions: Vec<Portion>) -> VerifiedItem {
+///     VerifiedItem { manifest, digest: [0; 32], envelope: vec![], portions }
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct VerifiedItem {
+    manifest: Manifest,
+    digest: [u8; 32],
+    envelope: Vec<u8>,
+    portions: Vec<Portion>,
+}
+
+impl VerifiedItem {
     /// The decoded manifest.
-    pub manifest: Manifest,
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
     /// SHA-256 of the manifest bytes: the item's content identity.
-    pub digest: [u8; 32],
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+
     /// The envelope as received.
-    pub envelope: Vec<u8>,
+    pub fn envelope(&self) -> &[u8] {
+        &self.envelope
+    }
+
     /// The portions, in manifest order.
-    pub portions: Vec<Portion>,
+    pub fn portions(&self) -> &[Portion] {
+        &self.portions
+    }
+
+    /// The envelope and the portions, for storing or releasing them: what
+    /// was verified, given up whole.
+    pub fn into_parts(self) -> (Vec<u8>, Vec<Portion>) {
+        (self.envelope, self.portions)
+    }
 }
 
 impl Header {
