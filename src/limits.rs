@@ -18,8 +18,6 @@
 //! `Retry-After`); about a third of it is the tests of those limits.
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use std::collections::HashMap;
@@ -32,7 +30,6 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-use crate::api::problem::Problem;
 use crate::config::LimitsConfig;
 use crate::domain::principal::PrincipalId;
 
@@ -92,27 +89,6 @@ impl Refusal {
             Refusal::RequestRate { retry_after } => *retry_after,
             _ => Duration::from_secs(1),
         }
-    }
-}
-
-/// `429 rate-limited` with `Retry-After` (whole seconds, rounded up, at
-/// least 1).
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let wait = self.retry_after();
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let seconds = seconds.max(1);
-        let mut response = Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            "Too many requests",
-            format!("{self}; retry in {seconds} s"),
-        )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        response
     }
 }
 
@@ -697,9 +673,6 @@ mod tests {
         let refusal = a.request(&p).unwrap_err();
         assert!(refusal.retry_after() > Duration::ZERO);
         assert!(refusal.retry_after() <= Duration::from_secs(1));
-        let response = refusal.into_response();
-        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@
 //! `internal`. Nor do they repeat what the caller sent beyond a bounded
 //! name (a level, a principal id), or show Rust debug formatting.
 
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
@@ -188,5 +188,46 @@ impl From<&IdentityError> for Problem {
             "Your certificate is not accepted",
             e.to_string(),
         )
+    }
+}
+
+/// `429 rate-limited` with `Retry-After` (whole seconds, rounded up, at
+/// least 1).
+impl IntoResponse for crate::limits::Refusal {
+    fn into_response(self) -> Response {
+        let wait = self.retry_after();
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let seconds = seconds.max(1);
+        let mut response = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            format!("{self}; retry in {seconds} s"),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        response
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::Refusal;
+    use std::time::Duration;
+
+    #[test]
+    fn a_rate_refusal_is_429_with_retry_after_in_whole_seconds_rounded_up() {
+        let response = Refusal::RequestRate {
+            retry_after: Duration::from_millis(1_200),
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let response = Refusal::Connections.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
 }
