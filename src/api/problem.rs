@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::bounds;
 use crate::gateway::GatewayError;
+use crate::store::StoreError;
 use crate::tls::IdentityError;
 
 /// Media type of problem documents (RFC 9457 §3).
@@ -154,6 +155,20 @@ impl From<&GatewayError> for Problem {
                 "No such proof",
                 e.to_string(),
             ),
+            // A broken store invariant stops the gateway's work until the
+            // operator looks: the request that met it and every one after
+            // are refused as unavailable, never answered from a log that
+            // is not the one the gateway signed.
+            GatewayError::Halted(_)
+            | GatewayError::Store(StoreError::Invariant(_) | StoreError::Tampered(_)) => {
+                tracing::error!(error = %e, "refused: appending stopped after a broken store invariant");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "halted",
+                    "The gateway stopped accepting work",
+                    "a store invariant broke; the gateway refuses new work until its operator intervenes; nothing was accepted",
+                )
+            }
             GatewayError::Store(_) | GatewayError::Internal(_) => {
                 tracing::error!(error = %e, "internal error");
                 Problem::new(

@@ -1,7 +1,8 @@
 //! Who may use the exchange, and refusals counted for oversight.
 //!
 //! Authority comes from the decider in force: [`Gateway::authorise`] admits
-//! only its principals and [`Gateway::may_send`] only those it lets send.
+//! only its principals (and no one once a broken store invariant stopped
+//! the gateway) and [`Gateway::may_send`] only those it lets send.
 //! Every refusal is counted here, per subject and cause, and reaches the
 //! audit log as one `refused` entry per interval
 //! ([`Gateway::flush_refusals`]): refusing must stay cheaper than provoking
@@ -30,6 +31,8 @@ impl Gateway {
     /// reload removed is refused on a connection it opened before. A
     /// refusal is counted under the caller's principal id.
     pub async fn authorise(&self, peer: &VerifiedPeer) -> Result<(), GatewayError> {
+        // After a broken store invariant the gateway refuses new work.
+        self.refuse_if_halted()?;
         if self.decider().knows(&peer.principal) {
             return Ok(());
         }

@@ -13,7 +13,7 @@ use crate::domain::decision::{Decision, ItemFacts};
 use crate::domain::item::{ItemError, SignedItem};
 use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::{item_ref, Receipt, RecipientOutcome};
-use crate::store::{CommitOutcome, NewItem};
+use crate::store::{Batch, Change, NewItem, Outcome, Unchanged};
 use crate::tls::VerifiedPeer;
 
 impl Gateway {
@@ -85,7 +85,7 @@ impl Gateway {
             accepted_at: now,
             policy_digest: policy_digest.clone(),
             outcomes: outcomes.clone(),
-            audit_index: 0, // set by the store in the commit
+            audit_index: 0, // filled from the durable indices after the commit
         };
         // What the sender may read first; then each recipient's full
         // decision, for auditors only (see `AuditEntry::reader`).
@@ -146,19 +146,27 @@ impl Gateway {
             envelope: item.envelope,
             sender_certificate: peer.certificate.clone(),
             portions: item.portions,
-            receipt,
+            receipt: receipt.clone(),
         };
         let id = new.item_id.clone();
         let recipients: Vec<PrincipalId> = new.deliveries.iter().map(|(r, _)| r.clone()).collect();
-        let store = self.store.clone();
-        match blocking(move || store.commit_item(new, entries)).await? {
-            CommitOutcome::Committed(r) => {
+        let batch = Batch {
+            change: Change::Item(Box::new(new)),
+            entries,
+        };
+        match self.commit(batch).await? {
+            Outcome::Appended(durable) => {
                 self.mark_unsigned();
                 self.wake(&recipients);
-                Ok(Submitted::Accepted(self.sign_receipt(r)))
+                Ok(Submitted::Accepted(
+                    self.sign_receipt(durable.receipt(receipt)),
+                ))
             }
-            CommitOutcome::Duplicate(r) => Ok(Submitted::AlreadyAccepted(self.sign_receipt(r))),
-            CommitOutcome::Conflict => Err(GatewayError::Conflict(id)),
+            Outcome::Duplicate(r) => Ok(Submitted::AlreadyAccepted(self.sign_receipt(r))),
+            Outcome::Conflict => Err(GatewayError::Conflict(id)),
+            Outcome::Unchanged(Unchanged::NotFound | Unchanged::AlreadyDone) => Err(
+                GatewayError::Internal("the store did not store an item nor say why".into()),
+            ),
         }
     }
 
