@@ -137,11 +137,13 @@ async fn an_entry_added_behind_the_gateways_back_refuses_to_start() {
     let (mut h, _, _) = exchanged().await;
     stop(&mut h).await;
     let size = count(&h.config, "SELECT COUNT(*) FROM audit");
-    let forged = AuditEntry::new(1, AuditEvent::GatewayStopped);
+    let forged = AuditEntry::new(1, AuditEvent::GatewayStopped).encode();
+    // With its leaf hash, as the gateway writes it: the tree is consistent
+    // and only the seal tells.
     db(&h.config)
         .execute(
-            "INSERT INTO audit (idx, entry) VALUES (?1, ?2)",
-            params![size, forged.encode()],
+            "INSERT INTO audit (idx, entry, leaf) VALUES (?1, ?2, ?3)",
+            params![size, forged, &passerelle::audit::rfc9162::leaf_hash(&forged)[..]],
         )
         .unwrap();
     let message = refused(&h.config).await;
