@@ -1,0 +1,23 @@
+//! The store contract's conformance suite on the embedded SQLite backend,
+//! opened by configuration as the gateway opens it. The PostgreSQL backend
+//! runs the same suite against a real server.
+
+use passerelle::store::{self, conformance, Store, StoreConfig};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+#[test]
+fn sqlite_keeps_every_promise_of_the_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Arc::new(
+        passerelle::keys::GatewayKey::generate(&dir.path().join("key.pem"), "test.example/audit")
+            .unwrap(),
+    );
+    let n = AtomicUsize::new(0);
+    conformance::run(|| -> Arc<dyn Store> {
+        let file = dir
+            .path()
+            .join(format!("store-{}.db", n.fetch_add(1, Ordering::Relaxed)));
+        store::open(&StoreConfig::from_setting(&file), key.clone()).unwrap()
+    });
+}
