@@ -115,7 +115,9 @@ impl AuditLog {
         r
     }
 
-    fn refuse_if_halted(&self) -> Result<(), StoreError> {
+    /// An error once appending stopped: nothing is appended or signed
+    /// over a log that broke an invariant.
+    pub fn refuse_if_halted(&self) -> Result<(), StoreError> {
         match self.halted() {
             Some(reason) => Err(StoreError::Invariant(format!(
                 "appending stopped after a broken invariant: {reason}"
@@ -140,6 +142,12 @@ impl AuditLog {
         let r = (|| {
             let size = self.store.size()?;
             let mut tree = self.tree_mut();
+            if size < tree.size() {
+                return Err(StoreError::Invariant(format!(
+                    "the audit log went back from {} to {size} entries",
+                    tree.size()
+                )));
+            }
             extend_to(self.store.as_ref(), &mut tree, size)?;
             Ok(tree.size())
         })();

@@ -443,3 +443,31 @@ fn a_database_made_before_leaf_hashes_and_receipt_indices_still_opens() {
     let r = store.receipt(&sender, &third).unwrap().unwrap().into_inner();
     assert_eq!(r.audit_index, 4, "after the two items' two entries each");
 }
+
+#[test]
+fn a_log_service_catches_up_with_another_process_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let key =
+        passerelle::keys::GatewayKey::generate(&dir.path().join("key.pem"), "test.example/audit")
+            .unwrap();
+    let key2 = passerelle::keys::GatewayKey::load(&dir.path().join("key.pem"), "test.example/audit")
+        .unwrap();
+    // Two handles on one database, each with its own log service, as two
+    // gateway processes would have.
+    let (a, b) = (open_with(dir.path(), key), open_with(dir.path(), key2));
+    commit(&a, new_item("police/lo/rabat", "one", 1));
+    assert_eq!(b.log.head().size, 0, "b has not looked yet");
+    assert_eq!(b.log.catch_up().unwrap(), 2);
+    assert_eq!(b.log.head(), a.log.head());
+    // b appends after a's entries it never saw committed: its tree reads
+    // them first, then takes its own.
+    commit(&a, new_item("police/lo/rabat", "two", 2));
+    commit(&b, new_item("police/lo/rabat", "three", 3));
+    assert_eq!(b.log.head().size, 6);
+    a.log.catch_up().unwrap();
+    assert_eq!(a.log.head(), b.log.head(), "one log, whichever process");
+    let signer = passerelle::keys::GatewayKey::load(&dir.path().join("key.pem"), "test.example/audit")
+        .unwrap();
+    let note = passerelle::gateway::sign_checkpoint(&a.log, &signer.note, 1).unwrap();
+    assert_eq!(note.lines().nth(1), Some("6"));
+}

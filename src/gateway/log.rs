@@ -173,6 +173,7 @@ pub fn sign_checkpoint(log: &AuditLog, signer: &SignerKey, now: i64) -> Result<S
 }
 
 fn sign_checkpoint_of(log: &AuditLog, signer: &SignerKey, now: i64) -> Result<String, StoreError> {
+    log.refuse_if_halted()?;
     let store = log.store();
     log.catch_up()?;
     let latest = store.latest_checkpoint_above(None)?;

@@ -20,7 +20,7 @@ use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::{item_ref, Receipt};
 
 /// Runs every check, each on a store `make` returns (empty, sealing with
-/// any key). Panics on the first promise broken.
+/// any key). Panics on the first promise broken. See also [`run_shared`].
 pub fn run(make: impl Fn() -> Arc<dyn Store>) {
     batches_are_atomic(make());
     indices_are_in_order_without_gaps(make());
@@ -33,6 +33,75 @@ pub fn run(make: impl Fn() -> Arc<dyn Store>) {
     expiry_and_purge_are_swept_once_and_purge_keeps_digests(make());
     checkpoints_never_go_back(make());
     concurrent_batches_share_one_log(make());
+}
+
+/// Runs the checks that need several handles on one database, as several
+/// gateway processes have: `open` returns another handle on the same
+/// database each time (empty before the first call). Indices stay gap-free
+/// and unique across handles, every handle reads the same log, and an item
+/// resubmitted through another handle is still a duplicate.
+pub fn run_shared(open: impl Fn() -> Arc<dyn Store>) {
+    let handles: Vec<Arc<dyn Store>> = (0..3).map(|_| open()).collect();
+    let first = appended(
+        &one(handles[0].as_ref(), item_batch(item("shared", 1), 2, 0)),
+        "shared: first submission",
+    );
+    match one(handles[1].as_ref(), item_batch(item("shared", 1), 2, 10)) {
+        Outcome::Duplicate(r) => assert_eq!(
+            r.get().audit_index,
+            first.start,
+            "shared: the receipt another handle stored"
+        ),
+        other => panic!("shared: a resubmission through another handle: {other:?}"),
+    }
+    assert_eq!(
+        one(handles[2].as_ref(), item_batch(item("shared", 2), 2, 20)),
+        Outcome::Conflict,
+        "shared: a conflict through another handle"
+    );
+    let threads: Vec<_> = handles
+        .iter()
+        .enumerate()
+        .map(|(t, store)| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut taken = Vec::new();
+                for c in 0..10u64 {
+                    let tag = 1000 + (t as u64 * 10 + c) * 10;
+                    for r in store
+                        .append(vec![Batch::entries(entries(tag, 1 + c % 2))])
+                        .expect("the append call")
+                    {
+                        taken.push(appended(&r.expect("batch"), "shared: concurrency"));
+                    }
+                }
+                taken
+            })
+        })
+        .collect();
+    let mut seen: BTreeSet<u64> = first.clone().collect();
+    for t in threads {
+        for range in t.join().expect("a thread") {
+            for i in range {
+                assert!(seen.insert(i), "shared: index {i} given twice");
+            }
+        }
+    }
+    let total = seen.len() as u64;
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        (0..total).collect::<Vec<_>>(),
+        "shared: every index from 0, no gap, across handles"
+    );
+    let leaves = handles[0].leaf_hashes(0, total).expect("leaf hashes");
+    for h in &handles {
+        assert_eq!(size(h.as_ref()), total, "shared: every handle sees the log");
+        assert_eq!(
+            h.leaf_hashes(0, total).expect("leaf hashes"),
+            leaves,
+            "shared: every handle reads the same leaves"
+        );
+    }
 }
 
 fn who(name: &str) -> PrincipalId {

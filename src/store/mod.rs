@@ -38,6 +38,11 @@ pub enum StoreError {
     /// The database engine reported an error.
     #[error("store: {0}")]
     Backend(String),
+    /// A batch breaks the contract's rules (an item without its acceptance
+    /// entry, a new log started beside other batches): a bug of the
+    /// caller. Nothing of it was written.
+    #[error("store: batch refused: {0}")]
+    BadBatch(String),
     /// Stored bytes did not decode: corruption or a bug.
     #[error("store: stored record is corrupt: {0}")]
     Corrupt(String),

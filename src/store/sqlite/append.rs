@@ -39,7 +39,7 @@ impl SqliteStore {
             .iter()
             .any(|b| matches!(b.change, Change::NewLog { .. }));
         if new_log && batches.len() != 1 {
-            return Err(StoreError::Invariant(
+            return Err(StoreError::BadBatch(
                 "a new log is started by a batch of its own".into(),
             ));
         }
@@ -183,7 +183,7 @@ fn apply(tx: &Transaction<'_>, batch: &Batch, next: u64) -> Result<Step, StoreEr
         Change::Nothing => true,
         Change::Item(item) => {
             if batch.entries.is_empty() {
-                return Err(StoreError::Invariant(
+                return Err(StoreError::BadBatch(
                     "an item batch without its acceptance entry".into(),
                 ));
             }
