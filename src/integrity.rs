@@ -40,12 +40,12 @@ use std::sync::{Arc, Mutex};
 
 use crate::audit::checkpoint::Checkpoint;
 use crate::audit::event::{clip, AuditEntry, AuditEvent, BoundedEntry, MAX_TEXT};
+use crate::audit::rfc9162::leaf_hash;
 use crate::audit::signed_note;
 use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::Outcome;
-use crate::audit::rfc9162::leaf_hash;
-use crate::log_service::AuditLog;
 use crate::keys::GatewayKey;
+use crate::log_service::AuditLog;
 use crate::store::{self, Batch, Change, Sealer, StoreConfig, StoreError, Tamper, TreeHead};
 
 /// How many item references a `store-inconsistency` entry names at most;
@@ -192,16 +192,16 @@ fn compare(log: &AuditLog, what: &str, head: TreeHead) -> Option<Tamper> {
     })
 }
 
+/// What [`check_log`] found, and the seal when it verifies.
+type Checks = (Vec<Tamper>, Option<(TreeHead, String)>);
+
 /// What the stored log says against its own signatures: the seal (which
 /// every appending transaction writes), the latest published checkpoint,
 /// and each entry against the leaf hash written with it (the tree, and so
 /// the seal, is made of leaf hashes: an entry changed without its leaf
 /// hash would otherwise pass). Returns what disagrees, and the seal's head
 /// and note when its signature verifies.
-fn check_log(
-    log: &AuditLog,
-    sealer: &dyn Sealer,
-) -> Result<(Vec<Tamper>, Option<(TreeHead, String)>), StoreError> {
+fn check_log(log: &AuditLog, sealer: &dyn Sealer) -> Result<Checks, StoreError> {
     const CHUNK: u64 = 4096;
     let store = log.store();
     let stored = log.head().size;
@@ -241,7 +241,12 @@ fn check_log(
     'entries: while start < stored {
         let end = (start + CHUNK).min(stored);
         let leaves = store.leaf_hashes(start, end)?;
-        for (i, (entry, leaf)) in store.audit_entries(start, end)?.iter().zip(leaves).enumerate() {
+        for (i, (entry, leaf)) in store
+            .audit_entries(start, end)?
+            .iter()
+            .zip(leaves)
+            .enumerate()
+        {
             if leaf_hash(entry) != leaf {
                 found.push(Tamper::EntryChanged {
                     index: start + i as u64,

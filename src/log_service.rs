@@ -186,14 +186,14 @@ impl AuditLog {
     /// The stored entry at `index`: an error, never empty bytes, when it
     /// is missing (and a missing entry inside the log stops appending).
     pub fn entry(&self, index: u64) -> Result<Vec<u8>, StoreError> {
-        let r = self
-            .store
-            .audit_entries(index, index + 1)
-            .and_then(|entries| {
-                entries.into_iter().next().ok_or_else(|| {
-                    StoreError::Invariant(format!("audit entry {index} is missing"))
-                })
-            });
+        let r =
+            self.store
+                .audit_entries(index, index + 1)
+                .and_then(|entries| {
+                    entries.into_iter().next().ok_or_else(|| {
+                        StoreError::Invariant(format!("audit entry {index} is missing"))
+                    })
+                });
         self.watch(r)
     }
 
@@ -304,7 +304,11 @@ fn extend_to(store: &dyn Store, tree: &mut Tree, size: u64) -> Result<(), StoreE
 /// processes appended before them. Entries the tree already holds (read
 /// by a catch-up meanwhile) must be the same leaves: otherwise the log
 /// forked.
-fn extend_with(store: &dyn Store, tree: &mut Tree, d: &Durable<Appended>) -> Result<(), StoreError> {
+fn extend_with(
+    store: &dyn Store,
+    tree: &mut Tree,
+    d: &Durable<Appended>,
+) -> Result<(), StoreError> {
     let appended = d.get();
     extend_to(store, tree, appended.first())?;
     for (index, leaf) in appended.indices().zip(appended.leaves()) {

@@ -23,7 +23,6 @@ use passerelle::domain::principal::PrincipalId;
 use passerelle::keys::GatewayKey;
 use passerelle::log_service::AuditLog;
 use passerelle::store::{Batch, StoreConfig};
-use passerelle::store::Store;
 
 // ---------------------------------------------------------------------------
 // Helpers

@@ -92,7 +92,10 @@ async fn an_entry_removed_behind_a_running_gateway_stops_it() {
     // The last entry goes: the stored log is no longer the sealed one, and
     // appending to it would sign over the removal.
     db(&h)
-        .execute("DELETE FROM audit WHERE idx = (SELECT MAX(idx) FROM audit)", [])
+        .execute(
+            "DELETE FROM audit WHERE idx = (SELECT MAX(idx) FROM audit)",
+            [],
+        )
         .unwrap();
     halted(
         rabat

@@ -434,13 +434,29 @@ fn a_database_made_before_leaf_hashes_and_receipt_indices_still_opens() {
     .unwrap();
     drop(conn);
     let store = open_store_again(dir.path());
-    assert_eq!(store.log.head(), head, "the same tree from the migrated leaf hashes");
-    let r = store.receipt(&sender, &first).unwrap().unwrap().into_inner();
+    assert_eq!(
+        store.log.head(),
+        head,
+        "the same tree from the migrated leaf hashes"
+    );
+    let r = store
+        .receipt(&sender, &first)
+        .unwrap()
+        .unwrap()
+        .into_inner();
     assert_eq!(r.audit_index, 0);
-    let r = store.receipt(&sender, &second).unwrap().unwrap().into_inner();
+    let r = store
+        .receipt(&sender, &second)
+        .unwrap()
+        .unwrap()
+        .into_inner();
     assert_eq!(r.audit_index, 2, "copied out of the stored receipt");
     let third = commit(&store, new_item("police/lo/rabat", "three", 3));
-    let r = store.receipt(&sender, &third).unwrap().unwrap().into_inner();
+    let r = store
+        .receipt(&sender, &third)
+        .unwrap()
+        .unwrap()
+        .into_inner();
     assert_eq!(r.audit_index, 4, "after the two items' two entries each");
 }
 
@@ -450,8 +466,9 @@ fn a_log_service_catches_up_with_another_process_appends() {
     let key =
         passerelle::keys::GatewayKey::generate(&dir.path().join("key.pem"), "test.example/audit")
             .unwrap();
-    let key2 = passerelle::keys::GatewayKey::load(&dir.path().join("key.pem"), "test.example/audit")
-        .unwrap();
+    let key2 =
+        passerelle::keys::GatewayKey::load(&dir.path().join("key.pem"), "test.example/audit")
+            .unwrap();
     // Two handles on one database, each with its own log service, as two
     // gateway processes would have.
     let (a, b) = (open_with(dir.path(), key), open_with(dir.path(), key2));
@@ -466,8 +483,9 @@ fn a_log_service_catches_up_with_another_process_appends() {
     assert_eq!(b.log.head().size, 6);
     a.log.catch_up().unwrap();
     assert_eq!(a.log.head(), b.log.head(), "one log, whichever process");
-    let signer = passerelle::keys::GatewayKey::load(&dir.path().join("key.pem"), "test.example/audit")
-        .unwrap();
+    let signer =
+        passerelle::keys::GatewayKey::load(&dir.path().join("key.pem"), "test.example/audit")
+            .unwrap();
     let note = passerelle::gateway::sign_checkpoint(&a.log, &signer.note, 1).unwrap();
     assert_eq!(note.lines().nth(1), Some("6"));
 }

@@ -143,7 +143,11 @@ async fn an_entry_added_behind_the_gateways_back_refuses_to_start() {
     db(&h.config)
         .execute(
             "INSERT INTO audit (idx, entry, leaf) VALUES (?1, ?2, ?3)",
-            params![size, forged, &passerelle::audit::rfc9162::leaf_hash(&forged)[..]],
+            params![
+                size,
+                forged,
+                &passerelle::audit::rfc9162::leaf_hash(&forged)[..]
+            ],
         )
         .unwrap();
     let message = refused(&h.config).await;

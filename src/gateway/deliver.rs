@@ -307,8 +307,8 @@ impl Gateway {
                     },
                 ),
             };
-            let entry = BoundedEntry::new(now, event)
-                .map_err(|e| GatewayError::Internal(e.to_string()))?;
+            let entry =
+                BoundedEntry::new(now, event).map_err(|e| GatewayError::Internal(e.to_string()))?;
             commits.push(Batch {
                 change,
                 entries: vec![entry],

@@ -105,7 +105,9 @@ impl Gateway {
                 Some(size) => store.checkpoint_of_size(size)?.map(|note| (size, note)),
             };
             match found {
-                Some((size, note)) if index < size => proof_against(&log, index, size, note).map(Some),
+                Some((size, note)) if index < size => {
+                    proof_against(&log, index, size, note).map(Some)
+                }
                 _ => Ok(None),
             }
         })

@@ -299,7 +299,11 @@ pub fn leaf_hashes_and_entries_come_by_range(store: Arc<dyn Store>) {
     let leaves = store.leaf_hashes(0, 7).expect("leaf hashes");
     assert_eq!((all.len(), leaves.len()), (7, 7));
     for (i, (e, l)) in all.iter().zip(&leaves).enumerate() {
-        assert_eq!(e.as_slice(), entry(i as u64).bytes(), "entry {i} as appended");
+        assert_eq!(
+            e.as_slice(),
+            entry(i as u64).bytes(),
+            "entry {i} as appended"
+        );
         assert_eq!(leaf_hash(e), *l, "leaf hash {i} is the entry's");
     }
     assert_eq!(
@@ -575,7 +579,9 @@ pub fn expiry_and_purge_are_swept_once_and_purge_keeps_digests(store: Arc<dyn St
         "purge: the content is gone"
     );
     assert_eq!(
-        store.items_present(&[purged.clone()]).expect("items_present"),
+        store
+            .items_present(std::slice::from_ref(&purged))
+            .expect("items_present"),
         [true],
         "purge: the row stays"
     );

@@ -245,8 +245,7 @@ pub trait Store: Send + Sync + 'static {
     /// whole call when nothing was written. Each [`Outcome::Appended`]
     /// gives the indices and leaf hashes of its entries; the indices of
     /// the batches of one call follow each other.
-    fn append(&self, batches: Vec<Batch>)
-        -> Result<Vec<Result<Outcome, StoreError>>, StoreError>;
+    fn append(&self, batches: Vec<Batch>) -> Result<Vec<Result<Outcome, StoreError>>, StoreError>;
 
     /// Number of audit entries committed (by any process) and visible now.
     fn size(&self) -> Result<u64, StoreError>;

@@ -164,7 +164,6 @@ pub struct TreeHead {
     pub root: Hash,
 }
 
-
 /// One operation's writes: a change of state and the audit entries that
 /// record it, appended atomically by [`super::Store::append`] (both or
 /// neither). For [`Change::Item`] the first entry is the item's acceptance.

@@ -158,7 +158,9 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError>
 /// A stored leaf hash, which must be 32 bytes.
 fn leaf_of(idx: u64, leaf: Option<Vec<u8>>) -> Result<Hash, StoreError> {
     leaf.and_then(|l| Hash::try_from(l.as_slice()).ok())
-        .ok_or_else(|| StoreError::Invariant(format!("the leaf hash of audit entry {idx} is missing")))
+        .ok_or_else(|| {
+            StoreError::Invariant(format!("the leaf hash of audit entry {idx} is missing"))
+        })
 }
 
 /// Whether `table` has `column` (a database of an earlier version may not).
@@ -191,7 +193,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch("ALTER TABLE audit ADD COLUMN leaf BLOB")
             .map_err(backend)?;
         let rows: Vec<(u64, Vec<u8>)> = {
-            let mut stmt = tx.prepare("SELECT idx, entry FROM audit").map_err(backend)?;
+            let mut stmt = tx
+                .prepare("SELECT idx, entry FROM audit")
+                .map_err(backend)?;
             let rows = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(backend)?;
@@ -209,7 +213,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch("ALTER TABLE items ADD COLUMN audit_index INTEGER")
             .map_err(backend)?;
         let rows: Vec<(i64, Vec<u8>)> = {
-            let mut stmt = tx.prepare("SELECT seq, receipt FROM items").map_err(backend)?;
+            let mut stmt = tx
+                .prepare("SELECT seq, receipt FROM items")
+                .map_err(backend)?;
             let rows = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(backend)?;
@@ -368,10 +374,7 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn append(
-        &self,
-        batches: Vec<Batch>,
-    ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+    fn append(&self, batches: Vec<Batch>) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
         self.append_batches(batches)
     }
 
