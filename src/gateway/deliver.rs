@@ -279,6 +279,9 @@ impl Gateway {
         let store = self.store.clone();
         let now = unix_now();
         let due = blocking(move || store.sweep_due(now, SWEEP_LIMIT)).await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
         let mut commits = Vec::with_capacity(due.len());
         for swept in due {
             let (change, event) = match swept {
