@@ -59,14 +59,20 @@ async fn refuses_new_work(h: &Harness) {
     );
 }
 
-#[tokio::test]
-async fn a_checkpoint_that_would_go_back_stops_the_gateway() {
+/// A gateway whose log holds one exchange, and its sender.
+async fn started() -> (Harness, Station) {
     let h = Harness::start().await;
     let rabat = station(&h, "police/lo/rabat");
     rabat
         .submit(&item(&rabat, "one", &["vsse/analysis/ct"], "x"))
         .await
         .unwrap();
+    (h, rabat)
+}
+
+#[tokio::test]
+async fn a_checkpoint_that_would_go_back_stops_the_gateway() {
+    let (h, _) = started().await;
     // Someone stores a checkpoint past the log's end: the gateway's next
     // one would take the log back.
     db(&h)
@@ -83,12 +89,7 @@ async fn a_checkpoint_that_would_go_back_stops_the_gateway() {
 
 #[tokio::test]
 async fn an_entry_removed_behind_a_running_gateway_stops_it() {
-    let h = Harness::start().await;
-    let rabat = station(&h, "police/lo/rabat");
-    rabat
-        .submit(&item(&rabat, "one", &["vsse/analysis/ct"], "x"))
-        .await
-        .unwrap();
+    let (h, rabat) = started().await;
     // The last entry goes: the stored log is no longer the sealed one, and
     // appending to it would sign over the removal.
     db(&h)
@@ -107,12 +108,7 @@ async fn an_entry_removed_behind_a_running_gateway_stops_it() {
 
 #[tokio::test]
 async fn a_missing_entry_is_an_error_never_empty_bytes() {
-    let h = Harness::start().await;
-    let rabat = station(&h, "police/lo/rabat");
-    rabat
-        .submit(&item(&rabat, "one", &["vsse/analysis/ct"], "x"))
-        .await
-        .unwrap();
+    let (h, _) = started().await;
     let auditor = station(&h, "oversight/comite-r");
     assert_eq!(
         status(&auditor, "/v1/audit/inclusion?index=1").await,

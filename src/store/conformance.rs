@@ -8,6 +8,10 @@
 //! trait: it never names a backend, opens files or reads the clock (times
 //! are plain numbers). It is a plain public module rather than test-only
 //! code so that a backend living in another crate can run it.
+//!
+//! Over 600 lines: one short check per promise of the contract, kept in
+//! one place so that a backend's author reads the whole contract's checks
+//! at once.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -163,6 +163,27 @@ fn leaf_of(idx: u64, leaf: Option<Vec<u8>>) -> Result<Hash, StoreError> {
         })
 }
 
+/// Makes every stored leaf hash (again) from its entry, inside `tx`.
+fn rehash(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    let rows: Vec<(u64, Vec<u8>)> = {
+        let mut stmt = tx
+            .prepare("SELECT idx, entry FROM audit ORDER BY idx")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)?
+    };
+    for (idx, entry) in rows {
+        tx.execute(
+            "UPDATE audit SET leaf = ?1 WHERE idx = ?2",
+            params![&leaf_hash(&entry)[..], idx],
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
 /// Whether `table` has `column` (a database of an earlier version may not).
 fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool, StoreError> {
     let mut stmt = conn
@@ -192,22 +213,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if !leaf {
         tx.execute_batch("ALTER TABLE audit ADD COLUMN leaf BLOB")
             .map_err(backend)?;
-        let rows: Vec<(u64, Vec<u8>)> = {
-            let mut stmt = tx
-                .prepare("SELECT idx, entry FROM audit")
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)?
-        };
-        for (idx, entry) in rows {
-            tx.execute(
-                "UPDATE audit SET leaf = ?1 WHERE idx = ?2",
-                params![&leaf_hash(&entry)[..], idx],
-            )
-            .map_err(backend)?;
-        }
+        rehash(&tx)?;
     }
     if !index {
         tx.execute_batch("ALTER TABLE items ADD COLUMN audit_index INTEGER")

@@ -11,7 +11,7 @@
 
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::{backend, decode, leaf_of, priority_rank, read_range, SqliteStore};
+use super::{backend, decode, leaf_of, priority_rank, read_range, rehash, SqliteStore};
 use crate::audit::event::BoundedEntry;
 use crate::audit::rfc9162::{leaf_hash, Hash, RightEdge};
 use crate::domain::bytes::to_cbor;
@@ -154,27 +154,6 @@ fn leaves_in(tx: &Transaction<'_>, start: u64, end: u64) -> Result<Vec<Hash>, St
     read_range(tx, start, end, "leaf", |idx, row| {
         leaf_of(idx, row.get(1).map_err(backend)?)
     })
-}
-
-/// Makes every stored leaf hash again from its entry.
-fn rehash(tx: &Transaction<'_>) -> Result<(), StoreError> {
-    let rows: Vec<(u64, Vec<u8>)> = {
-        let mut stmt = tx
-            .prepare("SELECT idx, entry FROM audit ORDER BY idx")
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(backend)?;
-        rows.collect::<Result<_, _>>().map_err(backend)?
-    };
-    for (idx, entry) in rows {
-        tx.execute(
-            "UPDATE audit SET leaf = ?1 WHERE idx = ?2",
-            params![&leaf_hash(&entry)[..], idx],
-        )
-        .map_err(backend)?;
-    }
-    Ok(())
 }
 
 /// Applies one batch inside its savepoint; its entries take `next..`.
