@@ -22,9 +22,9 @@ use crate::domain::attestation::Attestation;
 use crate::domain::receipt::Receipt;
 
 /// A value that a store commit made durable: what it says is on disk (or
-/// in the database), and survives a crash. Cloning keeps the proof (the
-/// value is no less durable); only the store module constructs one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// in the database), and survives a crash. Only the store module
+/// constructs one, and it is not `Clone`: one commit, one proof.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Durable<T>(T);
 
 impl<T> Durable<T> {
@@ -80,15 +80,17 @@ impl Appended {
 impl Durable<Appended> {
     /// The receipt of the item this batch stored, with its `audit_index`
     /// set to the batch's first index: the item's acceptance entry, which
-    /// the gateway puts first in the batch.
-    pub fn receipt(&self, mut receipt: Receipt) -> Durable<Receipt> {
+    /// the gateway puts first in the batch. Takes the proof: one commit
+    /// vouches for one receipt.
+    pub fn receipt(self, mut receipt: Receipt) -> Durable<Receipt> {
         receipt.audit_index = self.0.first;
         Durable(receipt)
     }
 
     /// The attestation of the delivery this batch recorded, with its
     /// `audit_index` set to the batch's first index (the delivery entry).
-    pub fn attestation(&self, mut attestation: Attestation) -> Durable<Attestation> {
+    /// Takes the proof: one commit vouches for one attestation.
+    pub fn attestation(self, mut attestation: Attestation) -> Durable<Attestation> {
         attestation.audit_index = self.0.first;
         Durable(attestation)
     }

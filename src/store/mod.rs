@@ -12,6 +12,11 @@
 //! through the [`Sealer`] it was opened with: it never holds the gateway's
 //! key. The backend is chosen by configuration ([`open`]): nothing outside
 //! this module names one.
+//!
+//! What a commit made durable comes back as a [`Durable`] value, which only
+//! this module can construct (the model is rustls's `ClientCertVerified`):
+//! the gateway signs receipts and attestations only from one, so a code
+//! path that signs before committing does not compile (see `durable.rs`).
 
 pub mod conformance;
 mod durable;

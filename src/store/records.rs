@@ -266,7 +266,7 @@ pub enum Change {
 }
 
 /// What [`super::Store::append`] did with one batch.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// The change applied and the entries are durable at these indices.
     Appended(Durable<Appended>),
