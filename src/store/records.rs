@@ -199,7 +199,8 @@ pub enum Change {
     /// a request's due time and closes the request it answers (the first
     /// answer closes it; a later one changes nothing). Applies unless the
     /// sender already stored this item id: then [`Outcome::Duplicate`]
-    /// (same digest) or [`Outcome::Conflict`].
+    /// (same digest) or [`Outcome::Conflict`]. A batch naming a recipient
+    /// twice, or without entries, fails and writes nothing.
     Item(Box<NewItem>),
     /// Leases the item to the recipient until `until`, counting a
     /// delivery. Applies while the recipient's entry is open (not
