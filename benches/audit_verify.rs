@@ -22,8 +22,8 @@ use passerelle::domain::label::SecurityLabel;
 use passerelle::domain::principal::{Agency, PrincipalId};
 use passerelle::domain::receipt::{Outcome, RecipientOutcome};
 use passerelle::keys::GatewayKey;
-use passerelle::store::sqlite::SqliteStore;
-use passerelle::store::Store;
+use passerelle::log_service::AuditLog;
+use passerelle::store::{Batch, StoreConfig};
 
 const ENTRIES: u64 = 1_000_000;
 const CHECKPOINTS: [u64; 4] = [250_000, 500_000, 750_000, ENTRIES];
@@ -99,21 +99,26 @@ fn export() -> (PathBuf, VerifierKey) {
         GatewayKey::generate(&root.join("audit-key.pem"), "bench.example/audit")
             .unwrap_or_else(|e| panic!("{e}")),
     );
-    let store =
-        SqliteStore::open(&root.join("store.db"), key.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let store = passerelle::store::open(
+        &StoreConfig::from_setting(&root.join("store.db")),
+        key.clone(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let log = AuditLog::load(store.clone()).unwrap_or_else(|e| panic!("{e}"));
     let mut next = 0;
     for size in CHECKPOINTS {
         while next < size {
             let end = (next + 10_000).min(size);
             let batch: Vec<BoundedEntry> = (next..end).map(entry).collect();
-            store.append_audit(&batch).unwrap_or_else(|e| panic!("{e}"));
+            log.append(Batch::entries(batch))
+                .unwrap_or_else(|e| panic!("{e}"));
             next = end;
         }
-        passerelle::gateway::sign_checkpoint(&store, &key.note, 1_790_000_000 + size as i64)
+        passerelle::gateway::sign_checkpoint(&log, &key.note, 1_790_000_000 + size as i64)
             .unwrap_or_else(|e| panic!("{e}"));
     }
-    passerelle::export::export(&store, &export).unwrap_or_else(|e| panic!("{e}"));
-    drop(store);
+    passerelle::export::export(store.as_ref(), &export).unwrap_or_else(|e| panic!("{e}"));
+    drop((log, store));
     for file in ["store.db", "store.db-wal", "store.db-shm"] {
         let _ = std::fs::remove_file(root.join(file));
     }

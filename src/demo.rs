@@ -552,9 +552,12 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
     // 7. The auditor's turn: export the log, then verify it offline with
     // nothing but the gateway's public key.
     let key = crate::keys::GatewayKey::load(&config.audit.key, &config.audit.origin)?;
-    let store = crate::store::sqlite::SqliteStore::open(&config.store, std::sync::Arc::new(key))?;
+    let log = crate::integrity::open_checked(
+        &crate::store::StoreConfig::from_setting(&config.store),
+        std::sync::Arc::new(key),
+    )?;
     let export_dir = dir.join("audit-export");
-    let exported = crate::export::export(&store, &export_dir)?;
+    let exported = crate::export::export(log.store().as_ref(), &export_dir)?;
     report.record(
         "operator",
         "exports the audit log (tlog-tiles)",

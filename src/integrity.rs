@@ -2,7 +2,7 @@
 //!
 //! This module owns the gateway's side of the store's integrity: the
 //! [`Sealer`] made from the gateway key (the store signs each transaction's
-//! tree head through it, see [`crate::store::sqlite`]), the head file kept
+//! tree head through it, see [`crate::store::Store`]), the head file kept
 //! beside the key, the checks run at start, the operator's explicit start of
 //! a new log, and the search for accepted items whose rows vanished. It
 //! never repairs anything silently: what disagrees refuses the start, or,
@@ -40,12 +40,13 @@ use std::sync::{Arc, Mutex};
 
 use crate::audit::checkpoint::Checkpoint;
 use crate::audit::event::{clip, AuditEntry, AuditEvent, BoundedEntry, MAX_TEXT};
+use crate::audit::rfc9162::leaf_hash;
 use crate::audit::signed_note;
 use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::Outcome;
 use crate::keys::GatewayKey;
-use crate::store::sqlite::SqliteStore;
-use crate::store::{Sealer, Store, StoreError, Tamper, TreeHead};
+use crate::log_service::AuditLog;
+use crate::store::{self, Batch, Change, Sealer, StoreConfig, StoreError, Tamper, TreeHead};
 
 /// How many item references a `store-inconsistency` entry names at most;
 /// the count says how many there are in all.
@@ -174,54 +175,137 @@ impl HeadFile {
     }
 }
 
-/// Whether `store` holds the signed `head` (`what` names it).
-fn compare(store: &dyn Store, what: &str, head: TreeHead) -> Result<Option<Tamper>, StoreError> {
-    let stored = store.tree_head().size;
+/// Whether `log` holds the signed `head` (`what` names it): as many
+/// entries at least, giving the same root at its size.
+fn compare(log: &AuditLog, what: &str, head: TreeHead) -> Option<Tamper> {
+    let stored = log.head().size;
     if head.size > stored {
-        return Ok(Some(Tamper::Truncated {
+        return Some(Tamper::Truncated {
             what: what.into(),
             signed: head.size,
             stored,
-        }));
+        });
     }
-    Ok(
-        (store.root_at(head.size)? != head.root).then(|| Tamper::EntriesChanged {
-            what: what.into(),
-            size: head.size,
-        }),
-    )
+    (log.root_at(head.size).ok() != Some(head.root)).then(|| Tamper::EntriesChanged {
+        what: what.into(),
+        size: head.size,
+    })
+}
+
+/// What [`check_log`] found, and the seal when it verifies.
+type Checks = (Vec<Tamper>, Option<(TreeHead, String)>);
+
+/// What the stored log says against its own signatures: the seal (which
+/// every appending transaction writes), the latest published checkpoint,
+/// and each entry against the leaf hash written with it (the tree, and so
+/// the seal, is made of leaf hashes: an entry changed without its leaf
+/// hash would otherwise pass). Returns what disagrees, and the seal's head
+/// and note when its signature verifies.
+fn check_log(log: &AuditLog, sealer: &dyn Sealer) -> Result<Checks, StoreError> {
+    const CHUNK: u64 = 4096;
+    let store = log.store();
+    let stored = log.head().size;
+    let mut found = Vec::new();
+    let mut seal = None;
+    match store.seal()? {
+        None if stored > 0 => found.push(Tamper::Unsealed { stored }),
+        None => {}
+        Some(note) => match sealer.unseal(&note) {
+            Err(reason) => found.push(Tamper::BadSignature {
+                what: "seal".into(),
+                reason,
+            }),
+            Ok(head) => {
+                if let Some(t) = compare(log, "seal", head) {
+                    found.push(t);
+                } else if head.size < stored {
+                    found.push(Tamper::EntriesAfterSeal {
+                        sealed: head.size,
+                        stored,
+                    });
+                }
+                seal = Some((head, note));
+            }
+        },
+    }
+    if let Some((size, note)) = store.latest_checkpoint_above(None)? {
+        match sealer.unseal(&note) {
+            Err(reason) => found.push(Tamper::BadSignature {
+                what: format!("checkpoint of size {size}"),
+                reason,
+            }),
+            Ok(head) => found.extend(compare(log, "latest published checkpoint", head)),
+        }
+    }
+    let mut start = 0;
+    'entries: while start < stored {
+        let end = (start + CHUNK).min(stored);
+        let leaves = store.leaf_hashes(start, end)?;
+        for (i, (entry, leaf)) in store
+            .audit_entries(start, end)?
+            .iter()
+            .zip(leaves)
+            .enumerate()
+        {
+            if leaf_hash(entry) != leaf {
+                found.push(Tamper::EntryChanged {
+                    index: start + i as u64,
+                });
+                break 'entries;
+            }
+        }
+        start = end;
+    }
+    Ok((found, seal))
+}
+
+/// Opens the store `config` names for a tool that reads and signs over it
+/// (`audit export`, the demo's export) while the gateway may be stopped:
+/// refuses a store that disagrees with its seal, its latest checkpoint or
+/// the leaf hashes written with its entries, so that what was edited
+/// behind the gateway's back is never exported or signed over.
+pub fn open_checked(
+    config: &StoreConfig,
+    key: Arc<GatewayKey>,
+) -> Result<AuditLog, IntegrityError> {
+    let log = AuditLog::load(store::open(config, key.clone())?)?;
+    let (found, _) = check_log(&log, key.as_ref())?;
+    if !found.is_empty() {
+        return Err(IntegrityError::Tampered(found));
+    }
+    Ok(log)
 }
 
 /// A store that passed the start checks.
 pub struct Checked {
-    /// The store.
-    pub store: Arc<SqliteStore>,
+    /// The log service over the store.
+    pub log: Arc<AuditLog>,
     /// The head file, written with the store's current head.
     pub head: HeadFile,
     /// Accepted items (or inbox entries) whose rows vanished.
     pub lost: LostItems,
 }
 
-/// Opens the store at `path` and checks it against its seal, its latest
+/// Opens the store `config` names and checks it against its seal, its latest
 /// checkpoint and `head` (see the module doc). Refuses any disagreement,
 /// unless `new_log`: then the disagreement and the last head known are
 /// recorded on the log as a `new-log` entry and the log goes on from what is
 /// stored. Then looks for accepted items whose rows vanished and records
 /// them (`store-inconsistency`). Writes the head file before returning.
 pub fn open_store(
-    path: &Path,
+    config: &StoreConfig,
     key: Arc<GatewayKey>,
     head: HeadFile,
     new_log: bool,
     now: i64,
 ) -> Result<Checked, IntegrityError> {
-    let opened = SqliteStore::open_for_new_log(path, key.clone())?;
-    let store = Arc::new(opened.store);
-    let mut found = opened.found;
+    let store = store::open(config, key.clone())?;
+    let mut log = AuditLog::load(store.clone())?;
+    let (mut found, seal) = check_log(&log, key.as_ref())?;
     // The last head the gateway signed that still verifies: the larger of
     // the seal and the head file.
-    let mut previous: Option<(u64, String)> = opened.seal.map(|(h, note)| (h.size, note));
-    let stored = store.tree_head().size;
+    let mut previous: Option<(u64, String)> = seal.map(|(h, note)| (h.size, note));
+    let stored = log.head().size;
     match head.read()? {
         Some(note) => match key.unseal(&note) {
             Err(reason) => found.push(Tamper::BadSignature {
@@ -229,7 +313,7 @@ pub fn open_store(
                 reason,
             }),
             Ok(known) => {
-                found.extend(compare(store.as_ref(), "head file", known)?);
+                found.extend(compare(&log, "head file", known));
                 if previous
                     .as_ref()
                     .map_or(true, |(size, _)| *size < known.size)
@@ -238,7 +322,7 @@ pub fn open_store(
                 }
             }
         },
-        None if SqliteStore::holds_a_log(path)? => found.push(Tamper::NoHeadFile { stored }),
+        None if store::holds_a_log(config)? => found.push(Tamper::NoHeadFile { stored }),
         None => {}
     }
     if !found.is_empty() {
@@ -264,13 +348,32 @@ pub fn open_store(
             },
         )
         .map_err(|e| StoreError::Invariant(e.to_string()))?;
-        let index = store.start_new_log(&entry)?;
-        tracing::warn!(
-            index,
-            "started a new audit log on the operator's request; recorded on the log"
-        );
+        // The stored checkpoints that the stored entries do not produce
+        // belong to the previous log.
+        let stale = store
+            .checkpoints()?
+            .into_iter()
+            .filter(|(_, note)| {
+                !key.unseal(note)
+                    .ok()
+                    .is_some_and(|h| compare(&log, "", h).is_none())
+            })
+            .map(|(size, _)| size)
+            .collect();
+        let outcome = log.append(Batch {
+            change: Change::NewLog { stale },
+            entries: vec![entry],
+        })?;
+        // The leaf hashes were made again from the entries: the tree too.
+        log = AuditLog::load(store.clone())?;
+        if let crate::store::Outcome::Appended(at) = outcome {
+            tracing::warn!(
+                index = at.get().first(),
+                "started a new audit log on the operator's request; recorded on the log"
+            );
+        }
     }
-    let lost = find_lost(store.as_ref())?;
+    let lost = find_lost(&log)?;
     if !lost.is_empty() {
         tracing::error!(
             items = lost.items,
@@ -280,16 +383,20 @@ pub fn open_store(
         );
         let entry = BoundedEntry::new(now, lost.event())
             .map_err(|e| StoreError::Invariant(e.to_string()))?;
-        store.append_audit(&[entry])?;
+        log.append(Batch::entries(vec![entry]))?;
     }
     // Before anything else is recorded: from now on the store holds a log,
     // and a store holding a log with no head file beside the key refuses.
-    let current = store.tree_head();
+    let current = log.head();
     let note = key
         .seal(current)
         .map_err(|e| StoreError::Invariant(format!("cannot sign the head: {e}")))?;
     head.advance(&note)?;
-    Ok(Checked { store, head, lost })
+    Ok(Checked {
+        log: Arc::new(log),
+        head,
+        lost,
+    })
 }
 
 /// Accepted items whose stored rows vanished, and the principals each
@@ -351,9 +458,10 @@ impl LostItems {
 /// acceptance, not acknowledged, refused, expired or purged since) still
 /// has its open inbox entry. Memory grows with the open deliveries only;
 /// the store answers item by item in chunks.
-pub fn find_lost(store: &dyn Store) -> Result<LostItems, StoreError> {
+pub fn find_lost(log: &AuditLog) -> Result<LostItems, StoreError> {
     const CHUNK: u64 = 4096;
-    let size = store.tree_head().size;
+    let store = log.store().as_ref();
+    let size = log.head().size;
     let mut lost = LostItems::default();
     // item ref -> recipients whose delivery the log leaves open.
     let mut open: HashMap<String, Vec<PrincipalId>> = HashMap::new();

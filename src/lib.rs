@@ -23,8 +23,12 @@
 //!   loader (the only part that reads files) and the pure decision engine.
 //! - [`gateway`]: the exchange logic between API and store: verify, decide,
 //!   commit with its audit entry, deliver with an attestation.
-//! - [`store`]: the durable store contract and its SQLite backend (group
-//!   commit, the audit log in the same transactions).
+//! - [`log_service`]: the audit log above the store: the Merkle tree built
+//!   from the stored leaf hashes, group commit, and the stop on a broken
+//!   store invariant.
+//! - [`store`]: the durable store contract (batches appended atomically
+//!   with gap-free audit indices, [`store::Durable`] proofs, a conformance
+//!   suite) and its SQLite backend, chosen by configuration.
 //! - [`audit`]: the audit log's formats and arithmetic, without I/O: RFC
 //!   9162 trees, C2SP signed notes, checkpoints and tiles, audit entries,
 //!   checks of receipts and attestations.
@@ -56,6 +60,7 @@ pub mod gateway;
 pub mod integrity;
 pub mod keys;
 pub mod limits;
+pub mod log_service;
 pub mod pki;
 pub mod server;
 pub mod snapshot;

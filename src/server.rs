@@ -41,7 +41,7 @@ use crate::integrity::{self, HeadFile};
 use crate::keys::GatewayKey;
 use crate::limits::{Activity, Admission, Session, Tracked, Verdict};
 use crate::snapshot::{self, Live, SnapshotError};
-use crate::store::sqlite::SqliteStore;
+use crate::store::{self, StoreConfig};
 use crate::tls::{self, KeyExchangeGroup, VerifiedPeer};
 
 /// How long shutdown waits for requests in progress.
@@ -164,7 +164,8 @@ pub async fn start_with(
     // A new key only for a new log: no head file (the key never signed a
     // head) and nothing in the store.
     let head = HeadFile::beside(&config.audit.key);
-    let log_is_new = head.read()?.is_none() && !SqliteStore::holds_a_log(&config.store)?;
+    let store_config = StoreConfig::from_setting(&config.store);
+    let log_is_new = head.read()?.is_none() && !store::holds_a_log(&store_config)?;
     let key = Arc::new(GatewayKey::load_or_create(
         &config.audit.key,
         &config.audit.origin,
@@ -172,19 +173,19 @@ pub async fn start_with(
         log_is_new,
     )?);
     let checked = integrity::open_store(
-        &config.store,
+        &store_config,
         key.clone(),
         head,
         options.new_log,
         crate::gateway::unix_now(),
     )?;
-    let store = checked.store;
+    let log = checked.log;
     let settings = Settings {
         lease: Duration::from_secs(config.lease_seconds),
         max_wait: Duration::from_secs(config.limits.max_wait_seconds),
     };
     let gateway =
-        Arc::new(Gateway::new(store, settings, key).with_integrity(checked.head, checked.lost));
+        Arc::new(Gateway::new(log, settings, key).with_integrity(checked.head, checked.lost));
     gateway.record_start(first.decider()).await?;
     // A crash may have left entries after the last checkpoint: cover them
     // now, so the next checkpoint an auditor sees extends the earlier ones.

@@ -422,7 +422,7 @@ async fn idle_connections_close_but_requests_in_progress_do_not() {
 /// Every audit entry, decoded, as debug text.
 fn audit_texts(h: &Harness) -> Vec<String> {
     let store = h.running.as_ref().unwrap().gateway.store().clone();
-    let size = store.tree_head().size;
+    let size = store.size().unwrap();
     store
         .audit_entries(0, size)
         .unwrap()

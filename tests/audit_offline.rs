@@ -21,8 +21,8 @@ use passerelle::auditor::verify::{self, Change, Fault, VerifyFailure};
 use passerelle::domain::decision::Effect;
 use passerelle::domain::principal::PrincipalId;
 use passerelle::keys::GatewayKey;
-use passerelle::store::sqlite::SqliteStore;
-use passerelle::store::Store;
+use passerelle::log_service::AuditLog;
+use passerelle::store::{Batch, StoreConfig};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -142,7 +142,12 @@ impl Synthetic {
         let key = std::sync::Arc::new(
             GatewayKey::generate(&dir.path().join("audit-key.pem"), "test.example/audit").unwrap(),
         );
-        let store = SqliteStore::open(&dir.path().join("store.db"), key.clone()).unwrap();
+        let store = passerelle::store::open(
+            &StoreConfig::from_setting(&dir.path().join("store.db")),
+            key.clone(),
+        )
+        .unwrap();
+        let log = AuditLog::load(store.clone()).unwrap();
         let mut next = 0u64;
         for &size in checkpoints {
             while next < size {
@@ -150,13 +155,13 @@ impl Synthetic {
                 let batch: Vec<BoundedEntry> = (next..end)
                     .map(|i| BoundedEntry::new(ack_entry(i).time, ack_entry(i).event).unwrap())
                     .collect();
-                store.append_audit(&batch).unwrap();
+                log.append(Batch::entries(batch)).unwrap();
                 next = end;
             }
-            passerelle::gateway::sign_checkpoint(&store, &key.note, 1_790_000_000 + size as i64)
+            passerelle::gateway::sign_checkpoint(&log, &key.note, 1_790_000_000 + size as i64)
                 .unwrap();
         }
-        passerelle::export::export(&store, &dir.path().join("export")).unwrap();
+        passerelle::export::export(store.as_ref(), &dir.path().join("export")).unwrap();
         Synthetic { dir, key }
     }
 
@@ -641,9 +646,13 @@ async fn exchange_and_export() -> Exchanged {
     rabat.fetch(&r2.item_ref).await.unwrap();
     rabat.ack(&r2.item_ref).await.unwrap();
     h.running.take().unwrap().shutdown().await;
-    let store = SqliteStore::open(&h.config.store, std::sync::Arc::new(gateway_key(&h))).unwrap();
+    let store = passerelle::store::open(
+        &StoreConfig::from_setting(&h.config.store),
+        std::sync::Arc::new(gateway_key(&h)),
+    )
+    .unwrap();
     let export = tempfile::tempdir().unwrap();
-    passerelle::export::export(&store, export.path()).unwrap();
+    passerelle::export::export(store.as_ref(), export.path()).unwrap();
     Exchanged {
         h,
         export,

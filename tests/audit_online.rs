@@ -114,9 +114,9 @@ async fn refusals_are_counted_on_the_log_and_read_by_auditors_only() {
             .await
             .is_err());
     }
-    let size_before = h.running.as_ref().unwrap().gateway.store().tree_head().size;
+    let size_before = h.running.as_ref().unwrap().gateway.store().size().unwrap();
     let refused = refused_entries(&h).await;
-    let size_after = h.running.as_ref().unwrap().gateway.store().tree_head().size;
+    let size_after = h.running.as_ref().unwrap().gateway.store().size().unwrap();
     assert_eq!(size_after - size_before, 1, "25 refusals, one entry");
     let (subject, cause, count, samples) = &refused[0];
     assert_eq!(*subject, principal("police/lo/rabat"));
@@ -299,7 +299,7 @@ async fn the_gateway_refuses_an_open_key_file_and_a_rewritten_log() {
 
 fn count_events(h: &Harness, pred: impl Fn(&AuditEvent) -> bool) -> usize {
     let store = h.running.as_ref().unwrap().gateway.store().clone();
-    let size = store.tree_head().size;
+    let size = store.size().unwrap();
     store
         .audit_entries(0, size)
         .unwrap()
@@ -347,7 +347,7 @@ async fn housekeeping_checkpoints_expires_and_purges_on_its_own() {
     )
     .unwrap();
     drop(conn);
-    let size_after_submit = h.running.as_ref().unwrap().gateway.store().tree_head().size;
+    let size_after_submit = h.running.as_ref().unwrap().gateway.store().size().unwrap();
 
     // No request: the gateway signs checkpoints, expires and purges by itself.
     let mut done = false;
@@ -487,7 +487,7 @@ async fn counted_refusals_are_written_every_interval() {
     let mut written = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let size = store.tree_head().size;
+        let size = store.size().unwrap();
         written = store.audit_entries(0, size).unwrap().iter().any(|e| {
             matches!(
                 AuditEntry::decode(e).unwrap().event,

@@ -197,8 +197,12 @@ async fn unanswered_submits_are_all_or_nothing() {
     let gateway_key = std::sync::Arc::new(
         passerelle::keys::GatewayKey::load(&config.audit.key, &config.audit.origin).unwrap(),
     );
-    let store = passerelle::store::sqlite::SqliteStore::open(&config.store, gateway_key).unwrap();
-    use passerelle::store::Store;
+    let log = passerelle::integrity::open_checked(
+        &passerelle::store::StoreConfig::from_setting(&config.store),
+        gateway_key,
+    )
+    .unwrap();
+    let store = log.store();
     let checkpoints = store.checkpoints().unwrap();
     assert!(checkpoints.len() >= 2);
     let key: passerelle::audit::signed_note::VerifierKey =
@@ -218,13 +222,13 @@ async fn unanswered_submits_are_all_or_nothing() {
     };
     for pair in checkpoints.windows(2) {
         let (old, new) = (open(&pair[0].1), open(&pair[1].1));
-        let proof = store.consistency_proof(old.size, new.size).unwrap();
+        let proof = log.consistency_proof(old.size, new.size).unwrap();
         passerelle::audit::rfc9162::verify_consistency(
             old.size, new.size, &old.root, &new.root, &proof,
         )
         .unwrap();
     }
-    let head = store.tree_head();
+    let head = log.head();
     let mut accepted = std::collections::BTreeSet::new();
     for bytes in store.audit_entries(0, head.size).unwrap() {
         let entry = passerelle::audit::event::AuditEntry::decode(&bytes).unwrap();

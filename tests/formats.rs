@@ -289,7 +289,7 @@ level = "RESTREINT"
     schema.check("overdue", &overdue);
 
     // Proofs and health.
-    let size = h.running.as_ref().unwrap().gateway.store().tree_head().size;
+    let size = h.running.as_ref().unwrap().gateway.store().size().unwrap();
     let proof = get(
         &auditor,
         Method::GET,
@@ -396,7 +396,7 @@ level = "RESTREINT"
     let gateway = &running.gateway;
     gateway.flush_refusals().await.unwrap();
     let store = gateway.store().clone();
-    let size = store.tree_head().size;
+    let size = store.size().unwrap();
     let mut seen = std::collections::BTreeSet::new();
     for entry in store.audit_entries(0, size).unwrap() {
         schema.check("audit-entry", &entry);

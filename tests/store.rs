@@ -1,16 +1,51 @@
-//! The store contract under concurrency: group commit answers every
-//! submitter with its own outcome, audit indices are dense and never
-//! reused, and duplicates within one group are still duplicates; requests
-//! keep their due time until the first answer closes them, and a database
-//! made before requests existed still opens.
+//! The store under the log service's group commit: every submitter hears
+//! its own outcome, audit indices are dense and never reused, and
+//! duplicates within one group are still duplicates; requests keep their
+//! due time until the first answer closes them, and databases made by
+//! earlier versions (before requests, before leaf hashes) still open.
+//! (The backend-neutral promises are checked by `store_conformance.rs`.)
 
 use passerelle::audit::event::{AuditEntry, AuditEvent, BoundedEntry};
 use passerelle::domain::item::Priority;
 use passerelle::domain::principal::PrincipalId;
 use passerelle::domain::receipt::{item_ref, Receipt};
-use passerelle::store::sqlite::SqliteStore;
-use passerelle::store::{CommitOutcome, NewItem, Store};
+use passerelle::log_service::AuditLog;
+use passerelle::store::{Batch, Change, NewItem, Outcome, Store, StoreConfig};
 use std::sync::Arc;
+
+/// A store opened by configuration, written through the log service.
+struct Opened {
+    log: AuditLog,
+}
+
+impl std::ops::Deref for Opened {
+    type Target = dyn Store;
+    fn deref(&self) -> &dyn Store {
+        self.log.store().as_ref()
+    }
+}
+
+impl Opened {
+    fn commit_item(&self, item: NewItem, entries: Vec<BoundedEntry>) -> Outcome {
+        self.log
+            .append(Batch {
+                change: Change::Item(Box::new(item)),
+                entries,
+            })
+            .unwrap()
+    }
+}
+
+fn open_with(dir: &std::path::Path, key: passerelle::keys::GatewayKey) -> Arc<Opened> {
+    let store = passerelle::store::open(
+        &StoreConfig::from_setting(&dir.join("s.sqlite3")),
+        Arc::new(key),
+    )
+    .unwrap();
+    Arc::new(Opened {
+        log: AuditLog::load(store).unwrap(),
+    })
+}
 
 /// An item and its two audit entries (as an acceptance is followed by a
 /// decision entry per recipient): both must take consecutive indices.
@@ -66,10 +101,10 @@ fn new_item(sender: &str, id: &str, content: u8) -> (NewItem, Vec<BoundedEntry>)
 }
 
 /// A store in `dir`, sealed with a fresh gateway key.
-fn open_store(dir: &std::path::Path) -> Arc<SqliteStore> {
+fn open_store(dir: &std::path::Path) -> Arc<Opened> {
     let key =
         passerelle::keys::GatewayKey::generate(&dir.join("key.pem"), "test.example/audit").unwrap();
-    Arc::new(SqliteStore::open(&dir.join("s.sqlite3"), Arc::new(key)).unwrap())
+    open_with(dir, key)
 }
 
 #[test]
@@ -83,8 +118,8 @@ fn concurrent_submissions_share_commits_and_keep_their_own_outcomes() {
                 let mut indices = Vec::new();
                 for n in 0..20 {
                     let (item, entry) = new_item("police/lo/rabat", &format!("t{t}-{n}"), 1);
-                    match store.commit_item(item, entry).unwrap() {
-                        CommitOutcome::Committed(r) => indices.push(r.audit_index),
+                    match store.commit_item(item, entry) {
+                        Outcome::Appended(d) => indices.push(d.get().first()),
                         other => panic!("t{t}-{n}: {other:?}"),
                     }
                 }
@@ -102,7 +137,7 @@ fn concurrent_submissions_share_commits_and_keep_their_own_outcomes() {
         (0..320).map(|i| 2 * i).collect::<Vec<u64>>(),
         "indices must be dense and unique, each item's entries consecutive"
     );
-    assert_eq!(store.tree_head().size, 640);
+    assert_eq!(store.size().unwrap(), 640);
     // Each receipt's index points at that item's own first entry, and its
     // second entry follows.
     let entries = store.audit_entries(0, 640).unwrap();
@@ -113,7 +148,8 @@ fn concurrent_submissions_share_commits_and_keep_their_own_outcomes() {
             let r = store
                 .receipt(&sender, &item_ref(&sender, &id))
                 .unwrap()
-                .unwrap();
+                .unwrap()
+                .into_inner();
             match AuditEntry::decode(&entries[r.audit_index as usize])
                 .unwrap()
                 .event
@@ -140,7 +176,7 @@ fn concurrent_submissions_share_commits_and_keep_their_own_outcomes() {
 fn duplicates_and_conflicts_within_a_group() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
-    let outcomes: Vec<CommitOutcome> = (0..8)
+    let outcomes: Vec<Outcome> = (0..8)
         .map(|k| {
             let store = store.clone();
             // Half send the same content, half other content, for one id.
@@ -150,7 +186,7 @@ fn duplicates_and_conflicts_within_a_group() {
                     "same-id",
                     if k % 2 == 0 { 1 } else { 2 },
                 );
-                store.commit_item(item, entry).unwrap()
+                store.commit_item(item, entry)
             })
         })
         .collect::<Vec<_>>()
@@ -159,21 +195,21 @@ fn duplicates_and_conflicts_within_a_group() {
         .collect();
     let committed = outcomes
         .iter()
-        .filter(|o| matches!(o, CommitOutcome::Committed(_)))
+        .filter(|o| matches!(o, Outcome::Appended(_)))
         .count();
     assert_eq!(committed, 1, "exactly one commit: {outcomes:?}");
     assert_eq!(
-        store.tree_head().size,
+        store.size().unwrap(),
         2,
         "only the committed item has its audit entries"
     );
     let dupes = outcomes
         .iter()
-        .filter(|o| matches!(o, CommitOutcome::Duplicate(_)))
+        .filter(|o| matches!(o, Outcome::Duplicate(_)))
         .count();
     let conflicts = outcomes
         .iter()
-        .filter(|o| matches!(o, CommitOutcome::Conflict))
+        .filter(|o| matches!(o, Outcome::Conflict))
         .count();
     assert_eq!(dupes + conflicts, 7);
     assert!(dupes == 3 || conflicts == 3, "the three other same-content submissions are duplicates, or the four are conflicts: {outcomes:?}");
@@ -198,9 +234,10 @@ fn request_item(
     (item, entries)
 }
 
-fn commit(store: &SqliteStore, (item, entries): (NewItem, Vec<BoundedEntry>)) -> String {
-    match store.commit_item(item, entries).unwrap() {
-        CommitOutcome::Committed(r) => r.item_ref,
+fn commit(store: &Opened, (item, entries): (NewItem, Vec<BoundedEntry>)) -> String {
+    let reference = item.item_ref.clone();
+    match store.commit_item(item, entries) {
+        Outcome::Appended(_) => reference,
         other => panic!("{other:?}"),
     }
 }
@@ -326,10 +363,10 @@ fn requests_keep_their_due_time_until_the_first_answer_closes_them() {
 }
 
 /// The store in `dir` opened again with the key `open_store` made.
-fn open_store_again(dir: &std::path::Path) -> Arc<SqliteStore> {
+fn open_store_again(dir: &std::path::Path) -> Arc<Opened> {
     let key =
         passerelle::keys::GatewayKey::load(&dir.join("key.pem"), "test.example/audit").unwrap();
-    Arc::new(SqliteStore::open(&dir.join("s.sqlite3"), Arc::new(key)).unwrap())
+    open_with(dir, key)
 }
 
 #[test]
@@ -363,4 +400,92 @@ fn a_database_made_before_requests_existed_still_opens() {
         ),
     );
     assert_eq!(store.request(&asked).unwrap().unwrap().due, 9);
+}
+
+#[test]
+fn a_database_made_before_leaf_hashes_and_receipt_indices_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let first = commit(&store, new_item("police/lo/rabat", "one", 1));
+    commit(&store, new_item("police/lo/rabat", "two", 2));
+    let head = store.log.head();
+    drop(store);
+    // What a database of the previous version holds: no leaf hashes, and
+    // each receipt's audit index only inside the stored receipt.
+    let conn = rusqlite::Connection::open(dir.path().join("s.sqlite3")).unwrap();
+    let sender = PrincipalId::new("police/lo/rabat").unwrap();
+    let second = item_ref(&sender, "two");
+    let (item, _) = new_item("police/lo/rabat", "two", 2);
+    let mut receipt = item.receipt;
+    receipt.audit_index = 2;
+    let mut bytes = Vec::new();
+    cbor4ii::serde::to_writer(&mut bytes, &receipt).unwrap();
+    conn.execute(
+        "UPDATE items SET receipt = ?1 WHERE item_ref = ?2",
+        rusqlite::params![bytes, second],
+    )
+    .unwrap();
+    conn.execute_batch(
+        "CREATE TABLE audit_old (idx INTEGER PRIMARY KEY, entry BLOB NOT NULL);
+         INSERT INTO audit_old SELECT idx, entry FROM audit;
+         DROP TABLE audit; ALTER TABLE audit_old RENAME TO audit;
+         ALTER TABLE items DROP COLUMN audit_index;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = open_store_again(dir.path());
+    assert_eq!(
+        store.log.head(),
+        head,
+        "the same tree from the migrated leaf hashes"
+    );
+    let r = store
+        .receipt(&sender, &first)
+        .unwrap()
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.audit_index, 0);
+    let r = store
+        .receipt(&sender, &second)
+        .unwrap()
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.audit_index, 2, "copied out of the stored receipt");
+    let third = commit(&store, new_item("police/lo/rabat", "three", 3));
+    let r = store
+        .receipt(&sender, &third)
+        .unwrap()
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.audit_index, 4, "after the two items' two entries each");
+}
+
+#[test]
+fn a_log_service_catches_up_with_another_process_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let key =
+        passerelle::keys::GatewayKey::generate(&dir.path().join("key.pem"), "test.example/audit")
+            .unwrap();
+    let key2 =
+        passerelle::keys::GatewayKey::load(&dir.path().join("key.pem"), "test.example/audit")
+            .unwrap();
+    // Two handles on one database, each with its own log service, as two
+    // gateway processes would have.
+    let (a, b) = (open_with(dir.path(), key), open_with(dir.path(), key2));
+    commit(&a, new_item("police/lo/rabat", "one", 1));
+    assert_eq!(b.log.head().size, 0, "b has not looked yet");
+    assert_eq!(b.log.catch_up().unwrap(), 2);
+    assert_eq!(b.log.head(), a.log.head());
+    // b appends after a's entries it never saw committed: its tree reads
+    // them first, then takes its own.
+    commit(&a, new_item("police/lo/rabat", "two", 2));
+    commit(&b, new_item("police/lo/rabat", "three", 3));
+    assert_eq!(b.log.head().size, 6);
+    a.log.catch_up().unwrap();
+    assert_eq!(a.log.head(), b.log.head(), "one log, whichever process");
+    let signer =
+        passerelle::keys::GatewayKey::load(&dir.path().join("key.pem"), "test.example/audit")
+            .unwrap();
+    let note = passerelle::gateway::sign_checkpoint(&a.log, &signer.note, 1).unwrap();
+    assert_eq!(note.lines().nth(1), Some("6"));
 }

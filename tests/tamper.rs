@@ -137,11 +137,17 @@ async fn an_entry_added_behind_the_gateways_back_refuses_to_start() {
     let (mut h, _, _) = exchanged().await;
     stop(&mut h).await;
     let size = count(&h.config, "SELECT COUNT(*) FROM audit");
-    let forged = AuditEntry::new(1, AuditEvent::GatewayStopped);
+    let forged = AuditEntry::new(1, AuditEvent::GatewayStopped).encode();
+    // With its leaf hash, as the gateway writes it: the tree is consistent
+    // and only the seal tells.
     db(&h.config)
         .execute(
-            "INSERT INTO audit (idx, entry) VALUES (?1, ?2)",
-            params![size, forged.encode()],
+            "INSERT INTO audit (idx, entry, leaf) VALUES (?1, ?2, ?3)",
+            params![
+                size,
+                forged,
+                &passerelle::audit::rfc9162::leaf_hash(&forged)[..]
+            ],
         )
         .unwrap();
     let message = refused(&h.config).await;
@@ -343,4 +349,34 @@ async fn an_unedited_store_restarts_many_times() {
         .iter()
         .any(|e| matches!(e.event, AuditEvent::StoreInconsistency { .. })));
     stop(&mut h).await;
+}
+
+#[tokio::test]
+async fn an_entry_changed_with_its_leaf_hash_refuses_to_start() {
+    let (mut h, _, _) = exchanged().await;
+    stop(&mut h).await;
+    // Whoever changes an entry may also write its leaf hash, so that the
+    // entries and the tree agree: the seal (and the checkpoints) do not.
+    let mut all = entries(&h.config);
+    let index = all
+        .iter()
+        .position(|e| matches!(e.event, AuditEvent::ItemAccepted { .. }))
+        .unwrap();
+    match &mut all[index].event {
+        AuditEvent::ItemAccepted { purpose, .. } => *purpose = "training".into(),
+        _ => unreachable!(),
+    }
+    let bytes = all[index].encode();
+    db(&h.config)
+        .execute(
+            "UPDATE audit SET entry = ?1, leaf = ?2 WHERE idx = ?3",
+            params![
+                bytes,
+                &passerelle::audit::rfc9162::leaf_hash(&bytes)[..],
+                index as i64
+            ],
+        )
+        .unwrap();
+    let message = refused(&h.config).await;
+    assert!(message.contains("were changed"), "{message}");
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::wire;
 use crate::gateway::GatewayError;
+use crate::store::StoreError;
 use crate::tls::IdentityError;
 
 pub use crate::domain::wire::PROBLEM_JSON;
@@ -160,6 +161,19 @@ impl From<&GatewayError> for Problem {
                 "The body is incomplete",
                 e.to_string(),
             ),
+            // A broken store invariant stops the gateway's work until the
+            // operator looks: the request that met it and every one after
+            // are refused as unavailable, never answered from a log that
+            // is not the one the gateway signed.
+            GatewayError::Halted(_)
+            | GatewayError::Store(StoreError::Invariant(_) | StoreError::Tampered(_)) => {
+                tracing::error!(error = %e, "refused: appending stopped after a broken store invariant");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The gateway stopped accepting work",
+                    "a store invariant broke; the gateway refuses new work until its operator intervenes; nothing was accepted".into(),
+                )
+            }
             GatewayError::Store(_) | GatewayError::Internal(_) => {
                 tracing::error!(error = %e, "internal error");
                 (
@@ -211,7 +225,6 @@ impl IntoResponse for crate::limits::Refusal {
         response
     }
 }
-
 
 #[cfg(test)]
 mod tests {

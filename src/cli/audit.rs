@@ -197,10 +197,13 @@ fn export(dir: &Path, config: &Path) -> Result<ExitCode> {
     // Opening checks the store against its seal and checkpoints: a
     // store edited behind the gateway's back is not exported (and
     // not signed over).
-    let store = passerelle::store::sqlite::SqliteStore::open(&c.store, key.clone())
-        .with_context(|| format!("opening the store {}", c.store.display()))?;
-    passerelle::gateway::sign_checkpoint(&store, &key.note, unix_now())?;
-    let summary = passerelle::export::export(&store, dir)?;
+    let log = passerelle::integrity::open_checked(
+        &passerelle::store::StoreConfig::from_setting(&c.store),
+        key.clone(),
+    )
+    .with_context(|| format!("opening the store {}", c.store.display()))?;
+    passerelle::gateway::sign_checkpoint(&log, &key.note, unix_now())?;
+    let summary = passerelle::export::export(log.store().as_ref(), dir)?;
     println!(
         "exported {} entries, {} checkpoints, {} hash tiles, {} entry bundles to {}",
         summary.size,

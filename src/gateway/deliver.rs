@@ -18,7 +18,7 @@ use crate::domain::cose::PublicKey;
 use crate::domain::decision::{Decider, ItemFacts};
 use crate::domain::item::{DeliveredItem, DeliveredPortion, SignedItem};
 use crate::domain::principal::PrincipalId;
-use crate::store::{AckOutcome, InboxEntry, OpenRequest, Swept};
+use crate::store::{AckOutcome, Batch, Change, InboxEntry, OpenRequest, Outcome, Swept, Unchanged};
 use crate::tls::VerifiedPeer;
 
 impl Gateway {
@@ -152,9 +152,6 @@ impl Gateway {
             vec![]
         };
         let digest = hex::encode(item.digest());
-        let store = self.store.clone();
-        let who = peer.principal().clone();
-        let r = reference.to_string();
         if released.is_empty() {
             let entry = BoundedEntry::new(
                 now,
@@ -166,7 +163,15 @@ impl Gateway {
                 },
             )
             .map_err(|e| GatewayError::Internal(e.to_string()))?;
-            blocking(move || store.refuse_delivery(&who, &r, now, &entry)).await?;
+            self.commit(Batch {
+                change: Change::Refuse {
+                    recipient: peer.principal().clone(),
+                    item_ref: reference.to_string(),
+                    at: now,
+                },
+                entries: vec![entry],
+            })
+            .await?;
             self.mark_unsigned();
             return Err(GatewayError::DeliveryRefused);
         }
@@ -186,11 +191,21 @@ impl Gateway {
         )
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
         let until = now + self.settings.lease.as_secs() as i64;
-        let audit_index = blocking(move || store.deliver(&who, &r, until, &entry))
-            .await?
-            .ok_or(GatewayError::NotFound)?;
+        let leased = self
+            .commit(Batch {
+                change: Change::Lease {
+                    recipient: peer.principal().clone(),
+                    item_ref: reference.to_string(),
+                    until,
+                },
+                entries: vec![entry],
+            })
+            .await?;
+        let Outcome::Appended(durable) = leased else {
+            return Err(GatewayError::NotFound);
+        };
         self.mark_unsigned();
-        let attestation = Attestation {
+        let attestation = durable.attestation(Attestation {
             item_ref: reference.to_string(),
             item_digest: digest,
             sender: stored.sender,
@@ -201,8 +216,8 @@ impl Gateway {
             policy_digest,
             accepted_at: stored.accepted_at,
             time: now,
-            audit_index,
-        };
+            audit_index: 0, // filled from the durable indices
+        });
         let portions = released
             .iter()
             .filter_map(|&i| {
@@ -226,9 +241,6 @@ impl Gateway {
         peer: &VerifiedPeer,
         reference: &str,
     ) -> Result<AckOutcome, GatewayError> {
-        let store = self.store.clone();
-        let who = peer.principal().clone();
-        let r = reference.to_string();
         let now = unix_now();
         let entry = BoundedEntry::new(
             now,
@@ -238,47 +250,86 @@ impl Gateway {
             },
         )
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
-        match blocking(move || store.ack(&who, &r, now, &entry)).await? {
-            AckOutcome::NotFound => Err(self.not_yours(peer, reference, "ack").await),
-            other => {
-                if matches!(other, AckOutcome::Acked(_)) {
-                    self.mark_unsigned();
-                }
-                Ok(other)
+        let acked = self
+            .commit(Batch {
+                change: Change::Ack {
+                    recipient: peer.principal().clone(),
+                    item_ref: reference.to_string(),
+                    at: now,
+                },
+                entries: vec![entry],
+            })
+            .await?;
+        match acked {
+            Outcome::Appended(durable) => {
+                self.mark_unsigned();
+                Ok(AckOutcome::Acked(durable.get().first()))
             }
+            Outcome::Unchanged(Unchanged::AlreadyDone) => Ok(AckOutcome::AlreadyAcked),
+            _ => Err(self.not_yours(peer, reference, "ack").await),
         }
     }
 
     /// Expires unacknowledged entries of items past their expiry and purges
-    /// the content of items past their retention, each on the audit log.
+    /// the content of items past their retention, each on the audit log:
+    /// the store says what is due, and each change goes back with its
+    /// entry as one batch, applied only if still due (another process may
+    /// have swept it meanwhile). All of them share one group commit.
     pub async fn sweep(&self) -> Result<usize, GatewayError> {
+        /// Most changes one sweep makes; the next tick takes the rest.
+        const SWEEP_LIMIT: u32 = 10_000;
+        self.refuse_if_halted()?;
         let store = self.store.clone();
         let now = unix_now();
-        let swept = blocking(move || {
-            store.sweep(now, &|s| {
-                BoundedEntry::new(
-                    now,
-                    match s {
-                        Swept::Expired {
-                            item_ref,
-                            recipient,
-                        } => AuditEvent::Expired {
-                            item_ref: item_ref.clone(),
-                            recipient: recipient.clone(),
-                        },
-                        Swept::Purged { item_ref, digest } => AuditEvent::Purged {
-                            item_ref: item_ref.clone(),
-                            digest: hex::encode(digest),
-                        },
+        let due = blocking(move || store.sweep_due(now, SWEEP_LIMIT)).await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut commits = Vec::with_capacity(due.len());
+        for swept in due {
+            let (change, event) = match swept {
+                Swept::Expired {
+                    item_ref,
+                    recipient,
+                } => (
+                    Change::Expire {
+                        item_ref: item_ref.clone(),
+                        recipient: recipient.clone(),
+                        at: now,
                     },
-                )
-            })
-        })
-        .await?;
-        if !swept.is_empty() {
+                    AuditEvent::Expired {
+                        item_ref,
+                        recipient,
+                    },
+                ),
+                Swept::Purged { item_ref, digest } => (
+                    Change::Purge {
+                        item_ref: item_ref.clone(),
+                        at: now,
+                    },
+                    AuditEvent::Purged {
+                        item_ref,
+                        digest: hex::encode(digest),
+                    },
+                ),
+            };
+            let entry =
+                BoundedEntry::new(now, event).map_err(|e| GatewayError::Internal(e.to_string()))?;
+            commits.push(Batch {
+                change,
+                entries: vec![entry],
+            });
+        }
+        let mut swept = 0;
+        for outcome in self.commit_all(commits).await? {
+            if let Outcome::Appended(_) = outcome? {
+                swept += 1;
+            }
+        }
+        if swept > 0 {
             self.mark_unsigned();
         }
-        Ok(swept.len())
+        Ok(swept)
     }
 }
 

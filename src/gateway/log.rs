@@ -1,10 +1,20 @@
 //! Log service: signed checkpoints of the audit log, inclusion and
-//! consistency proofs.
+//! consistency proofs, over the tree that [`AuditLog`] keeps above the
+//! store ([`crate::log_service`]: the tree, group commit, the stop on a
+//! broken invariant).
+//!
+//! Before a checkpoint is signed the log catches up with what other
+//! processes appended to the same store, so a checkpoint and every proof
+//! cut from it cover every committed entry.
 //!
 //! Every proof is against a signed checkpoint. Need to know holds here: a
 //! principal gets a proof only of an entry written for it to read
 //! ([`crate::audit::event::AuditEntry::reader`]); any other index answers
 //! exactly like one that does not exist.
+
+pub use crate::log_service::AuditLog;
+
+use std::sync::Arc;
 
 use super::refusals::may_audit;
 use super::{blocking, unix_now, Gateway, GatewayError};
@@ -14,7 +24,7 @@ use crate::audit::signed_note::SignerKey;
 use crate::domain::bytes::Bytes;
 use crate::domain::decision::Decider;
 use crate::domain::receipt::InclusionProof;
-use crate::store::{Store, StoreError, TreeHead};
+use crate::store::{StoreError, TreeHead};
 use crate::tls::VerifiedPeer;
 
 impl Gateway {
@@ -24,11 +34,11 @@ impl Gateway {
         &self,
         index: u64,
     ) -> Result<Option<InclusionProof>, GatewayError> {
-        let store = self.store.clone();
+        let log = self.log.clone();
         blocking(move || {
-            store
+            log.store()
                 .latest_checkpoint_above(Some(index))?
-                .map(|(size, note)| proof_against(store.as_ref(), index, size, note))
+                .map(|(size, note)| proof_against(&log, index, size, note))
                 .transpose()
         })
         .await
@@ -41,13 +51,13 @@ impl Gateway {
     /// since the last one: refusals alone never cost a signature.
     pub async fn checkpoint(&self) -> Result<String, GatewayError> {
         let _one_at_a_time = self.checkpointing.lock().await;
-        let store = self.store.clone();
+        let log = self.log.clone();
         let unsigned = self
             .unsigned_events
             .swap(false, std::sync::atomic::Ordering::AcqRel);
         if !unsigned {
             let latest = {
-                let store = store.clone();
+                let store = self.store.clone();
                 blocking(move || store.latest_checkpoint_above(None)).await?
             };
             if let Some((_, note)) = latest {
@@ -57,7 +67,7 @@ impl Gateway {
         let key = self.key.clone();
         let head = self.head.clone();
         let signed = blocking(move || {
-            let note = sign_checkpoint(store.as_ref(), &key.note, unix_now())?;
+            let note = sign_checkpoint(&log, &key.note, unix_now())?;
             // Only after the checkpoint (and so the head) is committed: the
             // head file may lag the store, never lead it.
             if let Some(head) = head {
@@ -84,8 +94,9 @@ impl Gateway {
     ) -> Result<InclusionProof, GatewayError> {
         // Sign first, so the latest checkpoint covers the log as it is now.
         self.checkpoint().await?;
-        let store = self.store.clone();
+        let log = self.log.clone();
         let proof = blocking(move || {
+            let store = log.store();
             // The proof is always against a signed checkpoint: the one of
             // the size asked for, or the latest.
             let found = match size {
@@ -94,7 +105,7 @@ impl Gateway {
             };
             match found {
                 Some((size, note)) if index < size => {
-                    proof_against(store.as_ref(), index, size, note).map(Some)
+                    proof_against(&log, index, size, note).map(Some)
                 }
                 _ => Ok(None),
             }
@@ -139,29 +150,35 @@ impl Gateway {
         old_size: u64,
         new_size: u64,
     ) -> Result<Vec<Bytes>, GatewayError> {
-        let head = self.store.tree_head();
-        if old_size > new_size || new_size > head.size {
+        let log = self.log.clone();
+        let size = blocking(move || log.catch_up()).await?;
+        if old_size > new_size || new_size > size {
             return Err(GatewayError::BadProofRequest(format!(
-                "need old <= new <= {} (the log's size)",
-                head.size
+                "need old <= new <= {size} (the log's size)"
             )));
         }
-        let store = self.store.clone();
-        let hashes = blocking(move || store.consistency_proof(old_size, new_size)).await?;
+        let log = self.log.clone();
+        let hashes = blocking(move || log.consistency_proof(old_size, new_size)).await?;
         Ok(hashes.iter().map(|h| Bytes(h.to_vec())).collect())
     }
 }
 
-/// Signs and stores a checkpoint of the log in `store` as it is now, unless
-/// the latest stored one already covers every entry; returns the latest
-/// signed note. Used by the running gateway and by `audit export`.
-pub fn sign_checkpoint(
-    store: &dyn Store,
-    signer: &SignerKey,
-    now: i64,
-) -> Result<String, StoreError> {
+/// Signs and stores a checkpoint of `log` as it is now (after catching up
+/// with other processes' appends), unless the latest stored one already
+/// covers every entry; returns the latest signed note. Used by the running
+/// gateway and by `audit export`. A checkpoint that would take the log back
+/// stops appending.
+pub fn sign_checkpoint(log: &AuditLog, signer: &SignerKey, now: i64) -> Result<String, StoreError> {
+    let r = sign_checkpoint_of(log, signer, now);
+    log.watch(r)
+}
+
+fn sign_checkpoint_of(log: &AuditLog, signer: &SignerKey, now: i64) -> Result<String, StoreError> {
+    log.refuse_if_halted()?;
+    let store = log.store();
+    log.catch_up()?;
     let latest = store.latest_checkpoint_above(None)?;
-    let TreeHead { size, root } = store.tree_head();
+    let TreeHead { size, root } = log.head();
     if let Some((latest_size, note)) = latest {
         if latest_size == size {
             return Ok(note);
@@ -175,19 +192,19 @@ pub fn sign_checkpoint(
 }
 
 /// The inclusion proof of entry `index` in the tree of the signed
-/// checkpoint `note` of `size`, with the entry.
+/// checkpoint `note` of `size`, with the entry: a missing entry is an
+/// error (and stops appending), never empty bytes.
 fn proof_against(
-    store: &dyn Store,
+    log: &Arc<AuditLog>,
     index: u64,
     size: u64,
     note: String,
 ) -> Result<InclusionProof, StoreError> {
-    let hashes = store.inclusion_proof(index, size)?;
-    let entry = store
-        .audit_entries(index, index + 1)?
-        .into_iter()
-        .next()
-        .unwrap_or_default();
+    if log.head().size < size {
+        log.catch_up()?;
+    }
+    let hashes = log.inclusion_proof(index, size)?;
+    let entry = log.entry(index)?;
     Ok(InclusionProof {
         entry: Bytes(entry),
         index,

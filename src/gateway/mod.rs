@@ -29,7 +29,9 @@
 //! One file per step: [`refusals`](self) (who may use the exchange, and
 //! refusals counted for oversight), `submit`, `deliver`, `receipts`
 //! (receipts and attestations, signed in one place) and `log` (checkpoints
-//! and proofs). This file holds the shared state and the audit appends.
+//! and proofs, over [`crate::log_service`]: the Merkle tree, group commit
+//! and the stop on a broken store invariant). This file holds the shared
+//! state and the audit appends.
 
 mod deliver;
 mod log;
@@ -37,7 +39,7 @@ mod receipts;
 mod refusals;
 mod submit;
 
-pub use log::sign_checkpoint;
+pub use log::{sign_checkpoint, AuditLog};
 pub use refusals::BodyRefused;
 
 use std::collections::HashMap;
@@ -53,7 +55,7 @@ use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::SignedReceipt;
 use crate::integrity::{HeadFile, LostItems};
 use crate::keys::GatewayKey;
-use crate::store::{Store, StoreError};
+use crate::store::{Batch, Outcome, Store, StoreError};
 
 /// Why the gateway refused a request. Each variant says whose fault it is.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +115,10 @@ pub enum GatewayError {
     /// The store failed: the operator's problem, never the caller's.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A store invariant broke earlier: the gateway stopped appending and
+    /// refuses new work until the operator looks (the reason is logged).
+    #[error("the gateway stopped accepting work after a broken store invariant")]
+    Halted(String),
     /// A blocking task failed: a bug.
     #[error("internal error: {0}")]
     Internal(String),
@@ -144,6 +150,8 @@ impl GatewayError {
             GatewayError::Body(BodyRefused::Read(BodyError::TooSlow(_))) => "body-too-slow",
             GatewayError::Body(BodyRefused::Read(_)) => "body-incomplete",
             GatewayError::Body(BodyRefused::Malformed(_)) => "malformed-body",
+            GatewayError::Halted(_)
+            | GatewayError::Store(StoreError::Invariant(_) | StoreError::Tampered(_)) => "halted",
             GatewayError::Store(_) | GatewayError::Internal(_) => "internal",
         }
     }
@@ -188,6 +196,9 @@ pub struct Settings {
 
 /// The exchange logic, shared by all connections.
 pub struct Gateway {
+    /// The log service: every write goes through it.
+    log: Arc<AuditLog>,
+    /// The store under it, for reads.
     store: Arc<dyn Store>,
     settings: Settings,
     key: Arc<GatewayKey>,
@@ -247,10 +258,12 @@ fn recorded(d: &Decision, portions: Vec<u32>) -> RecordedDecision {
 }
 
 impl Gateway {
-    /// A gateway over `store`, signing with `key`.
-    pub fn new(store: Arc<dyn Store>, settings: Settings, key: impl Into<Arc<GatewayKey>>) -> Self {
+    /// A gateway writing through `log`, signing with `key`; each request
+    /// brings the policy it decides with.
+    pub fn new(log: Arc<AuditLog>, settings: Settings, key: impl Into<Arc<GatewayKey>>) -> Self {
         Gateway {
-            store,
+            store: log.store().clone(),
+            log,
             settings,
             key: key.into(),
             arrivals: std::sync::Mutex::default(),
@@ -293,11 +306,34 @@ impl Gateway {
             .store(true, std::sync::atomic::Ordering::Release);
     }
 
+    /// Appends `batch` through the log service (group commit), once the
+    /// gateway is not halted.
+    async fn commit(&self, batch: Batch) -> Result<Outcome, GatewayError> {
+        self.refuse_if_halted()?;
+        let log = self.log.clone();
+        blocking(move || log.append(batch)).await
+    }
+
+    /// Appends `batches` together, each atomically (one group commit).
+    async fn commit_all(
+        &self,
+        batches: Vec<Batch>,
+    ) -> Result<Vec<Result<Outcome, StoreError>>, GatewayError> {
+        self.refuse_if_halted()?;
+        let log = self.log.clone();
+        blocking(move || Ok(log.append_all(batches))).await
+    }
+
+    /// Refuses new work once a store invariant broke.
+    pub(super) fn refuse_if_halted(&self) -> Result<(), GatewayError> {
+        match self.log.halted() {
+            Some(reason) => Err(GatewayError::Halted(reason)),
+            None => Ok(()),
+        }
+    }
+
     async fn append(&self, entries: Vec<BoundedEntry>) -> Result<(), GatewayError> {
-        let store = self.store.clone();
-        blocking(move || store.append_audit(&entries))
-            .await
-            .map(|_| ())
+        self.commit(Batch::entries(entries)).await.map(|_| ())
     }
 
     async fn record(&self, events: Vec<AuditEvent>) -> Result<(), GatewayError> {
@@ -334,9 +370,12 @@ impl Gateway {
     /// operator.
     pub async fn readiness(&self, policy: &dyn Decider) -> Readiness {
         let store = self.store.clone();
-        let store = match blocking(move || store.check_writable()).await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(format!("store not writable: {e}")),
+        let store = match self.log.halted() {
+            Some(reason) => Err(format!("appending stopped: {reason}")),
+            None => match blocking(move || store.check_writable()).await {
+                Ok(()) => Ok(()),
+                Err(e) => Err(format!("store not writable: {e}")),
+            },
         };
         let policy_digest = policy.digest();
         let probe = Checkpoint::new(self.key.note.name(), 0, crate::audit::rfc9162::empty_root());
@@ -364,5 +403,10 @@ impl Gateway {
     /// All stored checkpoints and entries, for export by an auditor tool.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The log service (tree, proofs, group commit).
+    pub fn log(&self) -> &Arc<AuditLog> {
+        &self.log
     }
 }

@@ -8,10 +8,14 @@ use super::{blocking, Gateway, GatewayError};
 use crate::domain::attestation::{Attestation, ATTESTATION_CONTENT_TYPE};
 use crate::domain::bytes::{to_cbor, Bytes};
 use crate::domain::receipt::{Receipt, SignedReceipt, RECEIPT_CONTENT_TYPE};
+use crate::store::Durable;
 use crate::tls::VerifiedPeer;
 
 impl Gateway {
-    pub(super) fn sign_receipt(&self, receipt: Receipt) -> SignedReceipt {
+    /// Signs a receipt that a store commit made durable: there is no way
+    /// to sign one before its item and acceptance entry are committed.
+    pub(super) fn sign_receipt(&self, receipt: Durable<Receipt>) -> SignedReceipt {
+        let receipt = receipt.into_inner();
         // Ed25519 is deterministic: signing the same receipt again gives the
         // same bytes, so stored receipts need no stored signature.
         let cose = self.key.cose.sign1(to_cbor(&receipt), RECEIPT_CONTENT_TYPE);
@@ -23,12 +27,12 @@ impl Gateway {
     }
 
     /// The COSE_Sign1 of a delivery attestation, as handed to the
-    /// recipient with the item.
-    pub(super) fn sign_attestation(&self, attestation: &Attestation) -> Bytes {
+    /// recipient with the item; only once the delivery's entry is durable.
+    pub(super) fn sign_attestation(&self, attestation: &Durable<Attestation>) -> Bytes {
         Bytes(
             self.key
                 .cose
-                .sign1(to_cbor(attestation), ATTESTATION_CONTENT_TYPE),
+                .sign1(to_cbor(attestation.get()), ATTESTATION_CONTENT_TYPE),
         )
     }
 
@@ -45,7 +49,7 @@ impl Gateway {
         let Some(receipt) = blocking(move || store.receipt(&who, &r)).await? else {
             return Err(self.not_yours(peer, reference, "receipt").await);
         };
-        let index = receipt.audit_index;
+        let index = receipt.get().audit_index;
         let mut signed = self.sign_receipt(receipt);
         signed.inclusion = self.inclusion_under_latest(index).await?;
         Ok(signed)

@@ -1,8 +1,9 @@
 //! Who may use the exchange, and refusals counted for oversight.
 //!
 //! Authority comes from the policy a request started with (its
-//! configuration snapshot): [`Gateway::authorise`] admits
-//! only its principals and [`Gateway::may_send`] only those it lets send.
+//! configuration snapshot): [`Gateway::authorise`] admits only its
+//! principals (and no one once a broken store invariant stopped the
+//! gateway) and [`Gateway::may_send`] only those it lets send.
 //! Every refusal is counted here, per subject and cause, and reaches the
 //! audit log as one `refused` entry per interval
 //! ([`Gateway::flush_refusals`]): refusing must stay cheaper than provoking
@@ -61,6 +62,8 @@ impl Gateway {
         peer: &VerifiedPeer,
         policy: &dyn Decider,
     ) -> Result<(), GatewayError> {
+        // After a broken store invariant the gateway refuses new work.
+        self.refuse_if_halted()?;
         if policy.knows(peer.principal()) {
             return Ok(());
         }

@@ -13,7 +13,7 @@ use crate::domain::decision::{Decider, Decision, ItemFacts};
 use crate::domain::item::{ItemError, SignedItem};
 use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::{item_ref, Receipt, RecipientOutcome};
-use crate::store::{CommitOutcome, NewItem};
+use crate::store::{Batch, Change, NewItem, Outcome, Unchanged};
 use crate::tls::VerifiedPeer;
 
 impl Gateway {
@@ -29,7 +29,10 @@ impl Gateway {
         let refused_digest = hex::encode(crate::domain::bytes::sha256(&item.envelope.0));
         let outcome = self.accept(peer, policy, item).await;
         if let Err(e) = &outcome {
-            if !matches!(e, GatewayError::Store(_) | GatewayError::Internal(_)) {
+            if !matches!(
+                e,
+                GatewayError::Store(_) | GatewayError::Internal(_) | GatewayError::Halted(_)
+            ) {
                 self.record_refused_submission(peer.principal(), e.cause(), Some(&refused_digest))
                     .await;
             }
@@ -85,7 +88,7 @@ impl Gateway {
             accepted_at: now,
             policy_digest: policy_digest.clone(),
             outcomes: outcomes.clone(),
-            audit_index: 0, // set by the store in the commit
+            audit_index: 0, // filled from the durable indices after the commit
         };
         // What the sender may read first; then each recipient's full
         // decision, for auditors only (see `AuditEntry::reader`).
@@ -148,19 +151,27 @@ impl Gateway {
             envelope,
             sender_certificate: peer.certificate().to_vec(),
             portions,
-            receipt,
+            receipt: receipt.clone(),
         };
         let id = new.item_id.clone();
         let recipients: Vec<PrincipalId> = new.deliveries.iter().map(|(r, _)| r.clone()).collect();
-        let store = self.store.clone();
-        match blocking(move || store.commit_item(new, entries)).await? {
-            CommitOutcome::Committed(r) => {
+        let batch = Batch {
+            change: Change::Item(Box::new(new)),
+            entries,
+        };
+        match self.commit(batch).await? {
+            Outcome::Appended(durable) => {
                 self.mark_unsigned();
                 self.wake(&recipients);
-                Ok(Submitted::Accepted(self.sign_receipt(r)))
+                Ok(Submitted::Accepted(
+                    self.sign_receipt(durable.receipt(receipt)),
+                ))
             }
-            CommitOutcome::Duplicate(r) => Ok(Submitted::AlreadyAccepted(self.sign_receipt(r))),
-            CommitOutcome::Conflict => Err(GatewayError::Conflict(id)),
+            Outcome::Duplicate(r) => Ok(Submitted::AlreadyAccepted(self.sign_receipt(r))),
+            Outcome::Conflict => Err(GatewayError::Conflict(id)),
+            Outcome::Unchanged(Unchanged::NotFound | Unchanged::AlreadyDone) => Err(
+                GatewayError::Internal("the store did not store an item nor say why".into()),
+            ),
         }
     }
 

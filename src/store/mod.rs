@@ -1,23 +1,40 @@
 //! The durable store: the contract every backend keeps.
 //!
-//! [`Store`] is deliberately small so that the embedded backend
-//! ([`sqlite::SqliteStore`]) and a later PostgreSQL backend for several
-//! gateway instances can both honour it. Its promises are in MUST words on
-//! each method. The store persists what the gateway decided; it never
-//! decides or reads the clock, and it signs and checks its seal only
+//! [`Store`] is deliberately small so that the embedded backend (SQLite)
+//! and the PostgreSQL backend of several gateway instances can both honour
+//! it. Its promises are in MUST words on the trait and its methods, and
+//! [`conformance::run`] checks every one of them against a backend. The
+//! store persists what the gateway decided; it never decides or reads the
+//! clock. It appends batches (a change and its audit entries) atomically,
+//! assigns gap-free audit indices and keeps each entry's leaf hash; the
+//! Merkle tree, roots, proofs, checkpoints' contents and group commit live
+//! above it, in the gateway's log service. It signs and checks its seal only
 //! through the [`Sealer`] it was opened with: it never holds the gateway's
-//! key.
+//! key. The backend is chosen by configuration ([`open`]): nothing outside
+//! this module names one.
+//!
+//! What a commit made durable comes back as a [`Durable`] value, which only
+//! this module can construct (the model is rustls's `ClientCertVerified`):
+//! the gateway signs receipts and attestations only from one, so a code
+//! path that signs before committing does not compile (see `durable.rs`).
 
-pub mod sqlite;
+pub mod conformance;
+mod durable;
+mod records;
+mod sqlite;
 
-use crate::audit::event::{BoundedEntry, EntryTooLarge};
+pub use durable::{Appended, Durable};
+pub use records::{
+    AckOutcome, Batch, Change, InboxEntry, Leased, NewItem, OpenRequest, Outcome, RequestState,
+    Swept, TreeHead, Unchanged,
+};
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use crate::audit::rfc9162::Hash;
-use crate::domain::item::{Portion, Priority};
 use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::Receipt;
-/// Rows of the inbox and of the open requests are handed out in their wire
-/// form: the store adds nothing a station may not see.
-pub use crate::domain::wire::{InboxEntry, OpenRequest};
 
 /// Why the store failed. Operator's fault (disk, permissions) or a bug.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +43,11 @@ pub enum StoreError {
     /// The database engine reported an error.
     #[error("store: {0}")]
     Backend(String),
+    /// A batch breaks the contract's rules (an item without its acceptance
+    /// entry, a new log started beside other batches): a bug of the
+    /// caller. Nothing of it was written.
+    #[error("store: batch refused: {0}")]
+    BadBatch(String),
     /// Stored bytes did not decode: corruption or a bug.
     #[error("store: stored record is corrupt: {0}")]
     Corrupt(String),
@@ -87,6 +109,12 @@ pub enum Tamper {
         /// The head's size: a change is among the first `size` entries.
         size: u64,
     },
+    /// A stored entry does not match the leaf hash written with it: the
+    /// entry was changed behind the gateway's back.
+    EntryChanged {
+        /// The first such entry.
+        index: u64,
+    },
     /// The gateway signed a head for this log before (its head file is
     /// there) but the head file is gone, or the store holds a log and the
     /// head file does not: the gateway cannot tell a rollback.
@@ -123,6 +151,10 @@ impl std::fmt::Display for Tamper {
                 f,
                 "audit entries were changed: the first {size} stored entries do not give the root of the {what}"
             ),
+            Tamper::EntryChanged { index } => write!(
+                f,
+                "audit entries were changed: entry {index} does not match the leaf hash written with it"
+            ),
             Tamper::NoHeadFile { stored } => write!(
                 f,
                 "the store holds an audit log of {stored} entries but the gateway's head file is missing, so a rollback cannot be ruled out"
@@ -144,150 +176,105 @@ pub trait Sealer: Send + Sync + 'static {
     fn unseal(&self, note: &str) -> Result<TreeHead, String>;
 }
 
-/// An accepted item, ready to be made durable with its inbox entries.
-#[derive(Clone, Debug)]
-pub struct NewItem {
-    /// Gateway reference.
-    pub item_ref: String,
-    /// Sender.
-    pub sender: PrincipalId,
-    /// Sender's id.
-    pub item_id: String,
-    /// SHA-256 of the signed manifest.
-    pub digest: [u8; 32],
-    /// Priority, for inbox order (FLASH first).
-    pub priority: Priority,
-    /// Acceptance time.
-    pub accepted_at: i64,
-    /// When the item stops being deliverable.
-    pub expires_at: Option<i64>,
-    /// The sender's COSE_Sign1 envelope.
-    pub envelope: Vec<u8>,
-    /// The certificate the sender presented.
-    pub sender_certificate: Vec<u8>,
-    /// All portions.
-    pub portions: Vec<Portion>,
-    /// One inbox entry per allowed recipient, with the portions released.
-    pub deliveries: Vec<(PrincipalId, Vec<u32>)>,
-    /// The receipt returned to the sender.
-    pub receipt: Receipt,
-    /// When the content is to be purged (end of retention), if ever.
-    pub purge_after: Option<i64>,
-    /// For a request: when its answer is due (Unix seconds). The request
-    /// stays open until an answer closes it.
-    pub answer_due: Option<i64>,
-    /// For an answer that the gateway found to answer a stored request
-    /// (see [`Store::request`]): that request's gateway reference, closed
-    /// by this item unless an earlier answer closed it.
-    pub answers: Option<String>,
-}
-
-/// A stored request, as [`Store::request`] gives it: what the gateway
-/// needs to tell whether an item answers it.
+/// Which backend holds the store, and where: from the gateway
+/// configuration's `store` key.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestState {
-    /// Who asked.
-    pub sender: PrincipalId,
-    /// The recipients it was released to at submission (those with an
-    /// inbox entry, whatever its state now).
-    pub recipients: Vec<PrincipalId>,
-    /// When its answer is due.
-    pub due: i64,
-    /// When an answer closed it, if one did.
-    pub answered_at: Option<i64>,
+#[non_exhaustive]
+pub enum StoreConfig {
+    /// The embedded SQLite database at this path (today's `store = "…"`).
+    Sqlite(PathBuf),
 }
 
-/// What a sweep found: each needs its audit entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Swept {
-    /// An unacknowledged inbox entry whose item expired.
-    Expired {
-        /// Gateway reference.
-        item_ref: String,
-        /// The recipient.
-        recipient: PrincipalId,
-    },
-    /// An item whose retention ended.
-    Purged {
-        /// Gateway reference.
-        item_ref: String,
-        /// SHA-256 of its manifest.
-        digest: [u8; 32],
-    },
+impl StoreConfig {
+    /// The backend named by the configuration's `store` value: a file
+    /// path means the embedded SQLite database.
+    pub fn from_setting(store: &Path) -> Self {
+        StoreConfig::Sqlite(store.to_path_buf())
+    }
 }
 
-/// What [`Store::commit_item`] did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CommitOutcome {
-    /// Newly stored; the receipt is durable.
-    Committed(Receipt),
-    /// The same sender already submitted this id with the same digest:
-    /// nothing written, the original receipt returned.
-    Duplicate(Receipt),
-    /// The same sender already submitted this id with other content.
-    Conflict,
+/// Opens (creating if needed) the store `config` names, sealing through
+/// `sealer`. Opening checks nothing against signed heads: the gateway's
+/// start checks do ([`crate::integrity`]).
+pub fn open(config: &StoreConfig, sealer: Arc<dyn Sealer>) -> Result<Arc<dyn Store>, StoreError> {
+    match config {
+        StoreConfig::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path, sealer)?)),
+    }
 }
 
-/// An item leased to a recipient for delivery.
-#[derive(Clone, Debug)]
-pub struct Leased {
-    /// The sender.
-    pub sender: PrincipalId,
-    /// The sender's envelope.
-    pub envelope: Vec<u8>,
-    /// The sender's certificate.
-    pub sender_certificate: Vec<u8>,
-    /// All portions (the gateway releases only `released`).
-    pub portions: Vec<Portion>,
-    /// Portions released at submission.
-    pub released: Vec<u32>,
-    /// When the gateway accepted the item.
-    pub accepted_at: i64,
+/// Whether the store `config` names holds anything of an audit log
+/// (entries, a seal or checkpoints), without creating it: a store that
+/// does not exist holds nothing.
+pub fn holds_a_log(config: &StoreConfig) -> Result<bool, StoreError> {
+    match config {
+        StoreConfig::Sqlite(path) => sqlite::SqliteStore::holds_a_log(path),
+    }
 }
 
-/// What [`Store::ack`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AckOutcome {
-    /// Recorded now, with the audit entry at this index.
-    Acked(u64),
-    /// Already acknowledged before: nothing changed.
-    AlreadyAcked,
-    /// No such item in this recipient's inbox.
-    NotFound,
-}
-
-/// The audit tree's head: its size and root.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TreeHead {
-    /// Number of entries.
-    pub size: u64,
-    /// RFC 9162 root hash.
-    pub root: Hash,
-}
-
-/// The store contract.
+/// The store contract. A backend MUST keep every promise below whether one
+/// process or several (gateway instances, `passerelle audit export`) use
+/// the same database at once.
 ///
-/// Every method that records an event takes its [`BoundedEntry`] and MUST
-/// write it in the same transaction as the event: no event without its
-/// entry, no entry without its event. Audit indices are assigned by the
-/// store, densely and in commit order, and never reused.
+/// - **Atomic batches.** [`Store::append`] writes each [`Batch`] whole or
+///   not at all: its change and its entries together, after a crash
+///   either both are there or neither. No event without its entry, no
+///   entry without its event.
+/// - **Gap-free indices.** Audit indices start at 0, are assigned by the
+///   store in commit order, each batch's entries consecutively in the
+///   order given, and are never reused or skipped, across all processes.
+/// - **Durable before answered.** An [`Outcome::Appended`] (a
+///   [`Durable`]) is returned only once the transaction is durable
+///   (fsynced, or committed to a replicated database).
+/// - **Sealed.** Every transaction that appends entries also stores a
+///   signed head of the log as it leaves it (the seal, via the
+///   [`Sealer`]), so no entry is ever stored without a signature covering
+///   it; and a backend MUST refuse to append ([`StoreError::Invariant`])
+///   when the stored log is not the one the seal covers.
+/// - **Leaf hashes.** The store keeps each entry's RFC 9162 leaf hash and
+///   returns leaf hashes and entries by range; a missing entry inside the
+///   log is an error, never an empty value.
+/// - **Idempotent items.** An item id is stored once per sender: the same
+///   content again is a [`Outcome::Duplicate`] with the stored receipt,
+///   other content a [`Outcome::Conflict`], whichever process receives it.
+/// - **Leases.** An inbox entry under a lease that runs past `now` is not
+///   pending; once the lease ends it is pending again (redelivery) until
+///   acknowledged, refused or expired.
+/// - **Purging keeps digests.** A purged item keeps its row, digest and
+///   receipt; its content goes.
 pub trait Store: Send + Sync + 'static {
-    /// Stores an item, its inbox entries, its receipt and `entries` (its
-    /// acceptance entry first, then one per recipient), consecutively.
-    ///
-    /// MUST return `Committed` only once all of them are durable together
-    /// (one transaction, fsynced): after a crash either all are there or
-    /// none. The returned receipt carries the first entry's audit index.
-    /// MUST return `Duplicate`/`Conflict` without writing when the sender
-    /// already stored this item id. In the same transaction, MUST record a
-    /// request's `answer_due` (open), and MUST close the request named by
-    /// `answers` at this item's `accepted_at` unless it is already closed
-    /// (the first answer closes it; a later one changes nothing).
-    fn commit_item(
-        &self,
-        item: NewItem,
-        entries: Vec<BoundedEntry>,
-    ) -> Result<CommitOutcome, StoreError>;
+    /// Appends `batches`, in order. Each batch MUST be atomic on its own
+    /// (a failing batch writes nothing and does not touch the others);
+    /// the backend SHOULD write them all in one transaction, so that a
+    /// group of concurrent operations shares one fsync (or one database
+    /// round trip). Returns one result per batch, in order; `Err` for the
+    /// whole call when nothing was written. Each [`Outcome::Appended`]
+    /// gives the indices and leaf hashes of its entries; the indices of
+    /// the batches of one call follow each other.
+    fn append(&self, batches: Vec<Batch>) -> Result<Vec<Result<Outcome, StoreError>>, StoreError>;
+
+    /// Number of audit entries committed (by any process) and visible now.
+    fn size(&self) -> Result<u64, StoreError>;
+
+    /// Leaf hashes of entries `start..end`, in order. MUST return exactly
+    /// `end - start` hashes, or an error ([`StoreError::Invariant`] when
+    /// one inside the log is missing, [`StoreError::Proof`] past its end).
+    fn leaf_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>, StoreError>;
+
+    /// Audit entries `start..end`, as stored, with the same promise as
+    /// [`Store::leaf_hashes`].
+    fn audit_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// The seal: the signed note of the head the last appending
+    /// transaction left, if any.
+    fn seal(&self) -> Result<Option<String>, StoreError>;
+
+    /// What a sweep at `now` would change, at most `limit` of them:
+    /// unacknowledged inbox entries (not refused or expired) of items
+    /// expired by `now`, then items whose retention ended by `now` and not
+    /// yet purged. Changes nothing: the gateway builds each one's entry and
+    /// appends it with its [`Change::Expire`] or [`Change::Purge`], which
+    /// applies only if it is still due (another process may have swept).
+    fn sweep_due(&self, now: i64, limit: u32) -> Result<Vec<Swept>, StoreError>;
 
     /// Deliverable items of `recipient` at `now`: not acknowledged, not
     /// refused, not under a lease that runs past `now`, not expired; FLASH
@@ -305,48 +292,6 @@ pub trait Store: Send + Sync + 'static {
     /// refused, without changing anything.
     fn peek(&self, recipient: &PrincipalId, item_ref: &str) -> Result<Option<Leased>, StoreError>;
 
-    /// Leases the item to `recipient` until `lease_until` and records
-    /// `entry`, in one transaction. Returns the entry's index, or `None`
-    /// (and writes nothing) when the item is no longer pending for it.
-    fn deliver(
-        &self,
-        recipient: &PrincipalId,
-        item_ref: &str,
-        lease_until: i64,
-        entry: &BoundedEntry,
-    ) -> Result<Option<u64>, StoreError>;
-
-    /// Takes the item out of `recipient`'s inbox because policy refused
-    /// delivery, and records `entry`, in one transaction.
-    fn refuse_delivery(
-        &self,
-        recipient: &PrincipalId,
-        item_ref: &str,
-        now: i64,
-        entry: &BoundedEntry,
-    ) -> Result<u64, StoreError>;
-
-    /// Records the recipient's acknowledgement and `entry` durably (the
-    /// entry only when the acknowledgement is new).
-    fn ack(
-        &self,
-        recipient: &PrincipalId,
-        item_ref: &str,
-        now: i64,
-        entry: &BoundedEntry,
-    ) -> Result<AckOutcome, StoreError>;
-
-    /// Marks unacknowledged inbox entries of items expired at `now` as
-    /// expired, and deletes the envelope and portions of items whose
-    /// retention ended by `now`, keeping digests and receipts. Each change
-    /// and its audit entry (`entry_for`) are in one transaction. Returns
-    /// what changed.
-    fn sweep(
-        &self,
-        now: i64,
-        entry_for: &dyn Fn(&Swept) -> Result<BoundedEntry, EntryTooLarge>,
-    ) -> Result<Vec<Swept>, StoreError>;
-
     /// The request stored under `item_ref`, if that item is a request.
     fn request(&self, item_ref: &str) -> Result<Option<RequestState>, StoreError>;
 
@@ -363,24 +308,19 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<OpenRequest>, StoreError>;
 
-    /// The receipt of an item, for its sender only.
-    fn receipt(&self, sender: &PrincipalId, item_ref: &str) -> Result<Option<Receipt>, StoreError>;
+    /// The receipt of an item, for its sender only, with the audit index
+    /// of the item's acceptance entry (the first index of the batch that
+    /// stored it).
+    fn receipt(
+        &self,
+        sender: &PrincipalId,
+        item_ref: &str,
+    ) -> Result<Option<Durable<Receipt>>, StoreError>;
 
     /// Whether a write could be made now: MUST succeed only if a write
     /// transaction can be started at this moment, and MUST change nothing.
     /// For readiness checks.
     fn check_writable(&self) -> Result<(), StoreError>;
-
-    /// Appends entries that record events outside the exchange (start,
-    /// stop, policy, refused connections). Returns the first index.
-    fn append_audit(&self, entries: &[BoundedEntry]) -> Result<u64, StoreError>;
-
-    /// Starts a new log over what is stored, on the operator's explicit
-    /// request: MUST, in one transaction, remove the stored checkpoints
-    /// that the stored entries do not produce (they belong to the previous
-    /// log), append `entry` (which records the new start) and seal.
-    /// Returns the entry's index.
-    fn start_new_log(&self, entry: &BoundedEntry) -> Result<u64, StoreError>;
 
     /// For each item reference, whether its item row is stored (purged or
     /// not: purging keeps the row).
@@ -394,23 +334,9 @@ pub trait Store: Send + Sync + 'static {
         deliveries: &[(String, PrincipalId)],
     ) -> Result<Vec<bool>, StoreError>;
 
-    /// The audit tree's current head.
-    fn tree_head(&self) -> TreeHead;
-
-    /// Root of the audit tree at an earlier `size`.
-    fn root_at(&self, size: u64) -> Result<Hash, StoreError>;
-
-    /// Inclusion proof of entry `index` in the tree of `size`.
-    fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError>;
-
-    /// Consistency proof from `old_size` to `new_size`.
-    fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>, StoreError>;
-
-    /// Audit entries `start..end`, as stored.
-    fn audit_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError>;
-
     /// Stores a signed checkpoint of the tree at `size`. MUST refuse a size
-    /// below the latest stored checkpoint's.
+    /// below the latest stored checkpoint's ([`StoreError::Invariant`]);
+    /// the same size again changes nothing.
     fn save_checkpoint(&self, size: u64, note: &str, now: i64) -> Result<(), StoreError>;
 
     /// The stored checkpoint of exactly `size`, if there is one. MUST read

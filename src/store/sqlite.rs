@@ -9,37 +9,40 @@
 //! feature builds a known SQLite version into the binary, so nothing needs
 //! to be installed.
 //!
-//! The audit log lives in the same database: each event's entry is inserted
-//! in the event's own transaction, and the in-memory RFC 9162 tree (used for
-//! roots and proofs) is extended only after that transaction committed,
-//! under the same lock, so its order is the commit order. Every transaction
+//! The audit log lives in the same database: each batch's entries (with
+//! their leaf hashes) are inserted in the batch's own transaction, and
+//! [`Store::append`] writes a whole group of batches in one transaction and
+//! one fsync (the write path is in `sqlite/append.rs`). Every transaction
 //! that appends entries also replaces the one-row `seal` table with a signed
 //! tree head of the log as that transaction leaves it, signed through the
 //! [`Sealer`] the store was opened with: no entry is ever on disk without a
 //! signature covering it, and a crash leaves entries and seal together or
 //! neither. Seals are internal (the published checkpoints are the
-//! `checkpoints` table). At open the tree is rebuilt from the stored
-//! entries and checked against the seal and the latest checkpoint, whose
-//! signatures are verified: entries after the seal, entries changed, or a
-//! log shorter than a signed head refuse to open ([`StoreError::Tampered`]).
+//! `checkpoints` table). The Merkle tree is not here: the gateway's log
+//! service builds it from the leaf hashes, and checks the seal at start.
 //!
-//! One connection and the tree behind one `std::sync::Mutex`: every call is
-//! short and blocking, and the gateway calls it from `spawn_blocking`, so an
-//! async mutex would buy nothing. This module never decides and never reads
-//! the clock.
+//! Several processes may open the same file (SQLite's own locking orders
+//! their transactions); each write transaction reads the next index from
+//! the table, inside the transaction. One connection behind one
+//! `std::sync::Mutex` per process: every call is short and blocking, and
+//! the gateway calls it from `spawn_blocking`, so an async mutex would buy
+//! nothing. This module never decides and never reads the clock.
+//!
+//! Over 600 lines: one backend's reads, schema and migrations, kept beside
+//! the SQL they share; the write path is apart.
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use std::borrow::Cow;
+mod append;
+
+use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::{
-    AckOutcome, CommitOutcome, InboxEntry, Leased, NewItem, OpenRequest, RequestState, Sealer,
-    Store, StoreError, Swept, Tamper, TreeHead,
+    Batch, Durable, InboxEntry, Leased, OpenRequest, Outcome, RequestState, Sealer, Store,
+    StoreError, Swept,
 };
-use crate::audit::event::{BoundedEntry, EntryTooLarge};
-use crate::audit::rfc9162::{leaf_hash, Hash, Tree};
-use crate::domain::bytes::{from_cbor, to_cbor};
+use crate::audit::rfc9162::{leaf_hash, Hash, RightEdge};
+use crate::domain::bytes::from_cbor;
 use crate::domain::item::{Portion, Priority};
 use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::Receipt;
@@ -60,6 +63,8 @@ CREATE TABLE IF NOT EXISTS items (
     receipt      BLOB NOT NULL,
     purge_after  INTEGER,
     purged_at    INTEGER,
+    -- Index of the item's acceptance entry (the first of its batch).
+    audit_index  INTEGER,
     UNIQUE (sender, item_id)
 );
 CREATE TABLE IF NOT EXISTS inbox (
@@ -78,9 +83,13 @@ CREATE INDEX IF NOT EXISTS inbox_pending ON inbox (recipient, acked_at, lease_un
 -- under the store lock (and its timing would tell a sender which item
 -- references are requests).
 CREATE INDEX IF NOT EXISTS inbox_item ON inbox (item_seq, recipient);
+-- `leaf` is the entry's RFC 9162 leaf hash, written with it: the log
+-- service builds its tree from these. Nullable only because a database of
+-- an earlier version gains the column by ALTER TABLE (filled at open).
 CREATE TABLE IF NOT EXISTS audit (
     idx          INTEGER PRIMARY KEY,
-    entry        BLOB NOT NULL
+    entry        BLOB NOT NULL,
+    leaf         BLOB
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
     size         INTEGER PRIMARY KEY,
@@ -106,15 +115,15 @@ CREATE TABLE IF NOT EXISTS seal (
 
 struct Inner {
     conn: Connection,
-    tree: Tree,
+    /// The right edge of the log as this process last wrote or read it,
+    /// only to sign the seal; caught up inside each write transaction.
+    edge: RightEdge,
 }
 
 /// The embedded SQLite store.
-pub struct SqliteStore {
+pub(super) struct SqliteStore {
     inner: Mutex<Inner>,
     sealer: Arc<dyn Sealer>,
-    /// Submissions waiting for a group commit (see [`SqliteStore::commit_queued`]).
-    queue: Mutex<Vec<Queued>>,
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -146,188 +155,124 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError>
     from_cbor(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn proof_error(e: crate::audit::rfc9162::ProofError) -> StoreError {
-    StoreError::Proof(e.to_string())
+/// A stored leaf hash, which must be 32 bytes.
+fn leaf_of(idx: u64, leaf: Option<Vec<u8>>) -> Result<Hash, StoreError> {
+    leaf.and_then(|l| Hash::try_from(l.as_slice()).ok())
+        .ok_or_else(|| {
+            StoreError::Invariant(format!("the leaf hash of audit entry {idx} is missing"))
+        })
 }
 
-/// Inserts `entries` at the end of the audit table inside `tx`; returns the
-/// leaf hashes to add to the tree once `tx` committed.
-fn insert_audit(
-    tx: &Transaction<'_>,
-    next: u64,
-    entries: &[&BoundedEntry],
-) -> Result<Vec<Hash>, StoreError> {
-    let mut hashes = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.iter().enumerate() {
-        let bytes = entry.bytes();
-        hashes.push(leaf_hash(bytes));
+/// Makes every stored leaf hash (again) from its entry, inside `tx`.
+fn rehash(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    let rows: Vec<(u64, Vec<u8>)> = {
+        let mut stmt = tx
+            .prepare("SELECT idx, entry FROM audit ORDER BY idx")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)?
+    };
+    for (idx, entry) in rows {
         tx.execute(
-            "INSERT INTO audit (idx, entry) VALUES (?1, ?2)",
-            params![next + i as u64, bytes],
+            "UPDATE audit SET leaf = ?1 WHERE idx = ?2",
+            params![&leaf_hash(&entry)[..], idx],
         )
         .map_err(backend)?;
     }
-    Ok(hashes)
-}
-
-/// Replaces the seal inside `tx` with a signed head of `tree` extended by
-/// `hashes` (the entries `tx` appends). Nothing to do when `tx` appends
-/// nothing: the seal in place still covers the log.
-fn seal(
-    tx: &Transaction<'_>,
-    tree: &Tree,
-    hashes: &[Hash],
-    sealer: &dyn Sealer,
-) -> Result<(), StoreError> {
-    if hashes.is_empty() {
-        return Ok(());
-    }
-    let mut edge = tree.right_edge();
-    for h in hashes {
-        edge.push(*h);
-    }
-    let head = TreeHead {
-        size: edge.size(),
-        root: edge.root(),
-    };
-    let note = sealer
-        .seal(head)
-        .map_err(|e| StoreError::Invariant(format!("cannot seal the audit log: {e}")))?;
-    tx.execute(
-        "INSERT OR REPLACE INTO seal (id, size, note) VALUES (0, ?1, ?2)",
-        params![head.size, note],
-    )
-    .map_err(backend)?;
     Ok(())
 }
 
-impl Inner {
-    fn next_index(&self) -> u64 {
-        self.tree.size()
-    }
-
-    /// Seals, commits `tx` and, only then, extends the tree.
-    fn commit(
-        tx: Transaction<'_>,
-        tree: &mut Tree,
-        hashes: Vec<Hash>,
-        sealer: &dyn Sealer,
-    ) -> Result<(), StoreError> {
-        seal(&tx, tree, &hashes, sealer)?;
-        tx.commit().map_err(backend)?;
-        for h in hashes {
-            tree.append_leaf_hash(h);
+/// Whether `table` has `column` (a database of an earlier version may not).
+fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool, StoreError> {
+    let mut stmt = conn
+        .prepare(&format!("PRAGMA table_info({table})"))
+        .map_err(backend)?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(1))
+        .map_err(backend)?;
+    for name in names {
+        if name.map_err(backend)? == column {
+            return Ok(true);
         }
-        Ok(())
     }
+    Ok(false)
 }
 
-/// Whether `tree` holds the signed `head` (`what` names it): as many
-/// entries at least, giving the same root at its size.
-pub(crate) fn compare(tree: &Tree, what: &str, head: TreeHead) -> Option<Tamper> {
-    match tree.root_at(head.size) {
-        Err(_) => Some(Tamper::Truncated {
-            what: what.into(),
-            signed: head.size,
-            stored: tree.size(),
-        }),
-        Ok(root) if root != head.root => Some(Tamper::EntriesChanged {
-            what: what.into(),
-            size: head.size,
-        }),
-        Ok(_) => None,
+/// Brings a database of an earlier version to this schema, in one
+/// transaction: leaf hashes computed from the stored entries, and each
+/// item's audit index copied out of its stored receipt.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let leaf = has_column(conn, "audit", "leaf")?;
+    let index = has_column(conn, "items", "audit_index")?;
+    if leaf && index {
+        return Ok(());
     }
+    let tx = conn.transaction().map_err(backend)?;
+    if !leaf {
+        tx.execute_batch("ALTER TABLE audit ADD COLUMN leaf BLOB")
+            .map_err(backend)?;
+        rehash(&tx)?;
+    }
+    if !index {
+        tx.execute_batch("ALTER TABLE items ADD COLUMN audit_index INTEGER")
+            .map_err(backend)?;
+        let rows: Vec<(i64, Vec<u8>)> = {
+            let mut stmt = tx
+                .prepare("SELECT seq, receipt FROM items")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)?
+        };
+        for (seq, receipt) in rows {
+            let receipt: Receipt = decode(&receipt)?;
+            tx.execute(
+                "UPDATE items SET audit_index = ?1 WHERE seq = ?2",
+                params![receipt.audit_index, seq],
+            )
+            .map_err(backend)?;
+        }
+    }
+    tx.commit().map_err(backend)
 }
 
-/// A store as [`SqliteStore::open_for_new_log`] found it.
-pub struct Opened {
-    /// The store, usable.
-    pub store: SqliteStore,
-    /// What disagrees with the signed heads, most telling first; empty when
-    /// the store is as the gateway left it.
-    pub found: Vec<Tamper>,
-    /// The seal, when its signature verified: the last head the gateway
-    /// signed in this database.
-    pub seal: Option<(TreeHead, String)>,
-}
-
-/// A submission waiting for the next group commit.
-struct Queued {
-    item: NewItem,
-    entries: Vec<BoundedEntry>,
-    reply: std::sync::mpsc::SyncSender<Result<CommitOutcome, StoreError>>,
-}
-
-/// Inserts one item and its inbox entries inside `tx`, or finds it already
-/// stored. Its audit entry will take `index`.
-fn insert_item(
-    tx: &Transaction<'_>,
-    item: &mut NewItem,
-    index: u64,
-) -> Result<CommitOutcome, StoreError> {
-    let existing: Option<(Vec<u8>, Vec<u8>)> = tx
-        .query_row(
-            "SELECT digest, receipt FROM items WHERE sender = ?1 AND item_id = ?2",
-            params![item.sender.as_str(), item.item_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
+/// Rows `start..end` of the audit table, `column` read by `get`: exactly
+/// `end - start` of them, or [`StoreError::Invariant`] naming the first
+/// index missing.
+fn read_range<T>(
+    conn: &Connection,
+    start: u64,
+    end: u64,
+    column: &str,
+    get: impl Fn(u64, &rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT idx, {column} FROM audit WHERE idx >= ?1 AND idx < ?2 ORDER BY idx"
+        ))
         .map_err(backend)?;
-    if let Some((digest, receipt)) = existing {
-        return Ok(if digest[..] == item.digest[..] {
-            CommitOutcome::Duplicate(decode(&receipt)?)
-        } else {
-            CommitOutcome::Conflict
-        });
+    let mut rows = stmt.query(params![start, end]).map_err(backend)?;
+    let mut out = Vec::with_capacity((end - start).min(4096) as usize);
+    while let Some(row) = rows.next().map_err(backend)? {
+        let idx: u64 = row.get(0).map_err(backend)?;
+        let expected = start + out.len() as u64;
+        if idx != expected {
+            return Err(StoreError::Invariant(format!(
+                "audit entry {expected} is missing"
+            )));
+        }
+        out.push(get(idx, row)?);
     }
-    item.receipt.audit_index = index;
-    tx.execute(
-        "INSERT INTO items (item_ref, sender, item_id, digest, priority, accepted_at, expires_at,
-                            envelope, sender_cert, portions, receipt, purge_after)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![
-            item.item_ref,
-            item.sender.as_str(),
-            item.item_id,
-            &item.digest[..],
-            priority_rank(item.priority),
-            item.accepted_at,
-            item.expires_at,
-            item.envelope,
-            item.sender_certificate,
-            to_cbor(&item.portions),
-            to_cbor(&item.receipt),
-            item.purge_after,
-        ],
-    )
-    .map_err(backend)?;
-    let seq = tx.last_insert_rowid();
-    if let Some(due) = item.answer_due {
-        tx.execute(
-            "INSERT INTO requests (item_seq, due) VALUES (?1, ?2)",
-            params![seq, due],
-        )
-        .map_err(backend)?;
+    if (out.len() as u64) < end - start {
+        return Err(StoreError::Invariant(format!(
+            "audit entry {} is missing",
+            start + out.len() as u64
+        )));
     }
-    if let Some(request) = &item.answers {
-        // The first answer closes the request; a later one finds it
-        // closed and changes nothing.
-        tx.execute(
-            "UPDATE requests SET answered_at = ?1, answer_ref = ?2
-             WHERE answered_at IS NULL
-               AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3)",
-            params![item.accepted_at, item.item_ref, request],
-        )
-        .map_err(backend)?;
-    }
-    for (recipient, released) in &item.deliveries {
-        tx.execute(
-            "INSERT INTO inbox (recipient, item_seq, released) VALUES (?1, ?2, ?3)",
-            params![recipient.as_str(), seq, to_cbor(released)],
-        )
-        .map_err(backend)?;
-    }
-    Ok(CommitOutcome::Committed(item.receipt.clone()))
+    Ok(out)
 }
 
 /// The recipients an item was released to at submission (its inbox
@@ -346,131 +291,25 @@ fn recipients_of(conn: &Connection, seq: i64) -> Result<Vec<PrincipalId>, StoreE
     Ok(out)
 }
 
-/// What a write transaction returns: its result, and the audit entries to
-/// append in the same transaction.
-type Written<'e, T> = (T, Vec<Cow<'e, BoundedEntry>>);
-
 impl SqliteStore {
-    /// Runs `body` in one IMMEDIATE transaction, given the index the first
-    /// new audit entry will take; appends the entries `body` returns in the
-    /// same transaction, commits (fsync), and only then extends the tree.
-    /// If `body` fails, nothing is written.
-    fn write<'e, T>(
-        &self,
-        body: impl FnOnce(&Transaction<'_>, u64) -> Result<Written<'e, T>, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let next = inner.next_index();
-        let tx = inner
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let (value, entries) = body(&tx, next)?;
-        let refs: Vec<&BoundedEntry> = entries.iter().map(|e| e.as_ref()).collect();
-        let hashes = insert_audit(&tx, next, &refs)?;
-        Inner::commit(tx, &mut inner.tree, hashes, self.sealer.as_ref())?;
-        Ok(value)
-    }
-
-    fn queued(&self) -> std::sync::MutexGuard<'_, Vec<Queued>> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Group commit. Every submitter queues its item, then takes the write
-    /// lock; whoever gets it commits everything queued so far in one
-    /// transaction and one fsync, and answers each submitter. While it
-    /// writes, the next submissions queue up for the next leader, so under
-    /// load many items share an fsync and none waits for a timer. Each item
-    /// sits in its own savepoint, so one item's failure does not touch the
-    /// others; the commit itself is all or nothing, and no submitter hears
-    /// "committed" before it returned.
-    fn commit_queued(&self) {
-        let mut guard = self.lock();
-        let batch = std::mem::take(&mut *self.queued());
-        if batch.is_empty() {
-            return; // an earlier leader committed ours
-        }
-        let mut batch = batch;
-        let inner = &mut *guard;
-        let next = inner.next_index();
-        let mut outcomes = Vec::with_capacity(batch.len());
-        // Queue positions of the items newly stored, and how many entries
-        // they log: the next item's first entry takes `next + logged`.
-        let mut stored = Vec::new();
-        let mut logged = 0u64;
-        let committed = (|| -> Result<Vec<Hash>, StoreError> {
-            let tx = inner
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
-            for (position, q) in batch.iter_mut().enumerate() {
-                tx.execute_batch("SAVEPOINT item").map_err(backend)?;
-                match insert_item(&tx, &mut q.item, next + logged) {
-                    Ok(outcome) => {
-                        tx.execute_batch("RELEASE item").map_err(backend)?;
-                        if matches!(outcome, CommitOutcome::Committed(_)) {
-                            stored.push(position);
-                            logged += q.entries.len() as u64;
-                        }
-                        outcomes.push(Ok(outcome));
-                    }
-                    Err(e) => {
-                        tx.execute_batch("ROLLBACK TO item; RELEASE item")
-                            .map_err(backend)?;
-                        outcomes.push(Err(e));
-                    }
-                }
-            }
-            let entries: Vec<&BoundedEntry> = stored
-                .iter()
-                .flat_map(|&position| batch[position].entries.iter())
-                .collect();
-            let hashes = insert_audit(&tx, next, &entries)?;
-            seal(&tx, &inner.tree, &hashes, self.sealer.as_ref())?;
-            tx.commit().map_err(backend)?;
-            Ok(hashes)
-        })();
-        match committed {
-            Ok(hashes) => {
-                for h in hashes {
-                    inner.tree.append_leaf_hash(h);
-                }
-                for (q, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = q.reply.send(outcome);
-                }
-            }
-            Err(e) => {
-                for q in batch {
-                    let _ = q.reply.send(Err(StoreError::Backend(e.to_string())));
-                }
-            }
-        }
-    }
-
-    /// Opens (creating if needed) the database at `path`, rebuilds the
-    /// audit tree and checks it against the seal and the latest published
-    /// checkpoint, whose signatures `sealer` verifies. Any disagreement
-    /// refuses to open with [`StoreError::Tampered`].
-    pub fn open(path: &Path, sealer: Arc<dyn Sealer>) -> Result<Self, StoreError> {
-        let opened = Self::open_inner(path, sealer)?;
-        match opened.found.into_iter().next() {
-            Some(tamper) => Err(StoreError::Tampered(tamper)),
-            None => Ok(opened.store),
-        }
-    }
-
-    /// Opens the database at `path` as [`SqliteStore::open`] does, but
-    /// hands back what disagrees with the signed heads instead of refusing:
-    /// for the operator's explicit start of a new log (see
-    /// [`Store::start_new_log`]), never for a normal start.
-    pub fn open_for_new_log(path: &Path, sealer: Arc<dyn Sealer>) -> Result<Opened, StoreError> {
-        Self::open_inner(path, sealer)
+    /// Opens (creating if needed) the database at `path`, bringing an
+    /// earlier version's schema up to date. Checks nothing against signed
+    /// heads: the gateway's start checks do.
+    pub(super) fn open(path: &Path, sealer: Arc<dyn Sealer>) -> Result<Self, StoreError> {
+        let mut conn = Self::connect(path)?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            inner: Mutex::new(Inner {
+                conn,
+                edge: RightEdge::new(),
+            }),
+            sealer,
+        })
     }
 
     /// Whether the database at `path` holds anything of an audit log
     /// (entries, a seal or checkpoints). A missing file holds nothing.
-    pub fn holds_a_log(path: &Path) -> Result<bool, StoreError> {
+    pub(super) fn holds_a_log(path: &Path) -> Result<bool, StoreError> {
         if !path.exists() {
             return Ok(false);
         }
@@ -505,112 +344,71 @@ impl SqliteStore {
         Ok(conn)
     }
 
-    fn open_inner(path: &Path, sealer: Arc<dyn Sealer>) -> Result<Opened, StoreError> {
-        let conn = Self::connect(path)?;
-        // One read transaction: another process (`audit export`, a running
-        // gateway) may commit meanwhile, and entries and seal must be read
-        // from the same snapshot.
-        let snapshot = conn.unchecked_transaction().map_err(backend)?;
-        let mut tree = Tree::new();
-        {
-            let mut stmt = snapshot
-                .prepare("SELECT idx, entry FROM audit ORDER BY idx")
-                .map_err(backend)?;
-            let mut rows = stmt.query([]).map_err(backend)?;
-            while let Some(row) = rows.next().map_err(backend)? {
-                let idx: u64 = row.get(0).map_err(backend)?;
-                let entry: Vec<u8> = row.get(1).map_err(backend)?;
-                if idx != tree.size() {
-                    return Err(StoreError::Invariant(format!(
-                        "audit entry {} is missing",
-                        tree.size()
-                    )));
-                }
-                tree.append_leaf_hash(leaf_hash(&entry));
-            }
+    /// Rows `start..end` of the audit table, `column` read by `get`:
+    /// exactly `end - start` of them, or an error.
+    fn range<T>(
+        &self,
+        start: u64,
+        end: u64,
+        column: &str,
+        get: impl Fn(u64, &rusqlite::Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        if start > end {
+            return Err(StoreError::Proof(format!("no entries {start}..{end}")));
         }
-        let sealed: Option<String> = snapshot
-            .query_row("SELECT note FROM seal WHERE id = 0", [], |r| r.get(0))
-            .optional()
+        let guard = self.lock();
+        let size: u64 = guard
+            .conn
+            .query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit", [], |r| {
+                r.get(0)
+            })
             .map_err(backend)?;
-        let latest: Option<(u64, String)> = snapshot
-            .query_row(
-                "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(backend)?;
-        snapshot.commit().map_err(backend)?;
-        let mut found = Vec::new();
-        let mut seal = None;
-        match sealed {
-            None if tree.size() > 0 => found.push(Tamper::Unsealed {
-                stored: tree.size(),
-            }),
-            None => {}
-            Some(note) => match sealer.unseal(&note) {
-                Err(reason) => found.push(Tamper::BadSignature {
-                    what: "seal".into(),
-                    reason,
-                }),
-                Ok(head) => {
-                    if let Some(t) = compare(&tree, "seal", head) {
-                        found.push(t);
-                    } else if head.size < tree.size() {
-                        found.push(Tamper::EntriesAfterSeal {
-                            sealed: head.size,
-                            stored: tree.size(),
-                        });
-                    }
-                    seal = Some((head, note));
-                }
-            },
+        if end > size {
+            return Err(StoreError::Proof(format!(
+                "entries {start}..{end} are past the end of the log ({size})"
+            )));
         }
-        if let Some((size, note)) = latest {
-            match sealer.unseal(&note) {
-                Err(reason) => found.push(Tamper::BadSignature {
-                    what: format!("checkpoint of size {size}"),
-                    reason,
-                }),
-                Ok(head) => found.extend(compare(&tree, "latest published checkpoint", head)),
-            }
-        }
-        Ok(Opened {
-            store: SqliteStore {
-                queue: Mutex::new(Vec::new()),
-                inner: Mutex::new(Inner { conn, tree }),
-                sealer,
-            },
-            found,
-            seal,
-        })
+        read_range(&guard.conn, start, end, column, get)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves SQLite itself consistent
-        // (the transaction rolls back on drop) and the tree is only extended
+        // (the transaction rolls back on drop) and the edge is replaced only
         // after a commit, so a poisoned lock is usable.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Store for SqliteStore {
-    fn commit_item(
-        &self,
-        item: NewItem,
-        entries: Vec<BoundedEntry>,
-    ) -> Result<CommitOutcome, StoreError> {
-        let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        self.queued().push(Queued {
-            item,
-            entries,
-            reply,
-        });
-        self.commit_queued();
-        answer
-            .recv()
-            .map_err(|_| StoreError::Backend("the commit was abandoned".into()))?
+    fn append(&self, batches: Vec<Batch>) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+        self.append_batches(batches)
+    }
+
+    fn size(&self) -> Result<u64, StoreError> {
+        self.lock()
+            .conn
+            .query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit", [], |r| {
+                r.get(0)
+            })
+            .map_err(backend)
+    }
+
+    fn leaf_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+        self.range(start, end, "leaf", |idx, row| {
+            leaf_of(idx, row.get(1).map_err(backend)?)
+        })
+    }
+
+    fn audit_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.range(start, end, "entry", |_, row| row.get(1).map_err(backend))
+    }
+
+    fn seal(&self) -> Result<Option<String>, StoreError> {
+        self.lock()
+            .conn
+            .query_row("SELECT note FROM seal WHERE id = 0", [], |r| r.get(0))
+            .optional()
+            .map_err(backend)
     }
 
     fn pending(
@@ -692,152 +490,52 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn deliver(
-        &self,
-        recipient: &PrincipalId,
-        item_ref: &str,
-        lease_until: i64,
-        entry: &BoundedEntry,
-    ) -> Result<Option<u64>, StoreError> {
-        self.write(|tx, next| {
-        let changed = tx
-            .execute(
-                "UPDATE inbox SET lease_until = ?1, deliveries = deliveries + 1
-                 WHERE recipient = ?2 AND acked_at IS NULL AND refused_at IS NULL AND expired_at IS NULL
-                   AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3)",
-                params![lease_until, recipient.as_str(), item_ref],
-            )
-            .map_err(backend)?;
-        if changed == 0 {
-            return Ok((None, vec![]));
-        }
-        Ok((Some(next), vec![Cow::Borrowed(entry)]))
-        })
-    }
-
-    fn refuse_delivery(
-        &self,
-        recipient: &PrincipalId,
-        item_ref: &str,
-        now: i64,
-        entry: &BoundedEntry,
-    ) -> Result<u64, StoreError> {
-        self.write(|tx, next| {
-            tx.execute(
-                "UPDATE inbox SET refused_at = ?1
-             WHERE recipient = ?2 AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3)",
-                params![now, recipient.as_str(), item_ref],
-            )
-            .map_err(backend)?;
-            Ok((next, vec![Cow::Borrowed(entry)]))
-        })
-    }
-
-    fn ack(
-        &self,
-        recipient: &PrincipalId,
-        item_ref: &str,
-        now: i64,
-        entry: &BoundedEntry,
-    ) -> Result<AckOutcome, StoreError> {
-        self.write(|tx, next| {
-            let row: Option<(i64, Option<i64>)> = tx
-                .query_row(
-                    "SELECT b.item_seq, b.acked_at FROM inbox b JOIN items i ON i.seq = b.item_seq
-                 WHERE b.recipient = ?1 AND i.item_ref = ?2 AND b.refused_at IS NULL",
-                    params![recipient.as_str(), item_ref],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(backend)?;
-            match row {
-                None => Ok((AckOutcome::NotFound, vec![])),
-                Some((_, Some(_))) => Ok((AckOutcome::AlreadyAcked, vec![])),
-                Some((seq, None)) => {
-                    tx.execute(
-                        "UPDATE inbox SET acked_at = ?1 WHERE recipient = ?2 AND item_seq = ?3",
-                        params![now, recipient.as_str(), seq],
-                    )
-                    .map_err(backend)?;
-                    Ok((AckOutcome::Acked(next), vec![Cow::Borrowed(entry)]))
-                }
-            }
-        })
-    }
-
-    fn sweep(
-        &self,
-        now: i64,
-        entry_for: &dyn Fn(&Swept) -> Result<BoundedEntry, EntryTooLarge>,
-    ) -> Result<Vec<Swept>, StoreError> {
-        self.write(|tx, _| {
+    fn sweep_due(&self, now: i64, limit: u32) -> Result<Vec<Swept>, StoreError> {
+        let guard = self.lock();
         let mut swept = Vec::new();
-        {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT i.item_ref, b.recipient FROM inbox b JOIN items i ON i.seq = b.item_seq
-                     WHERE i.expires_at IS NOT NULL AND i.expires_at <= ?1
-                       AND b.acked_at IS NULL AND b.refused_at IS NULL AND b.expired_at IS NULL
-                     ORDER BY i.seq, b.recipient",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![now], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })
-                .map_err(backend)?;
-            for row in rows {
-                let (item_ref, recipient) = row.map_err(backend)?;
-                swept.push(Swept::Expired {
-                    item_ref,
-                    recipient: principal(recipient)?,
-                });
-            }
-            let mut stmt = tx
-                .prepare(
-                    "SELECT item_ref, digest FROM items
-                     WHERE purge_after IS NOT NULL AND purge_after <= ?1 AND purged_at IS NULL ORDER BY seq",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![now], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-                })
-                .map_err(backend)?;
-            for row in rows {
-                let (item_ref, digest) = row.map_err(backend)?;
-                let digest: [u8; 32] = digest
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("digest is not 32 bytes".into()))?;
-                swept.push(Swept::Purged { item_ref, digest });
-            }
-        }
-        for s in &swept {
-            match s {
-                Swept::Expired { item_ref, recipient } => tx.execute(
-                    "UPDATE inbox SET expired_at = ?1
-                     WHERE recipient = ?2 AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3)",
-                    params![now, recipient.as_str(), item_ref],
-                ),
-                // The envelope holds the header and labels, the portions the
-                // content: both go; digest, receipt and audit entries stay.
-                Swept::Purged { item_ref, .. } => tx.execute(
-                    "UPDATE items SET envelope = x'', portions = ?1, purged_at = ?2 WHERE item_ref = ?3",
-                    params![to_cbor(&Vec::<Portion>::new()), now, item_ref],
-                ),
-            }
+        let mut stmt = guard
+            .conn
+            .prepare_cached(
+                "SELECT i.item_ref, b.recipient FROM inbox b JOIN items i ON i.seq = b.item_seq
+                 WHERE i.expires_at IS NOT NULL AND i.expires_at <= ?1
+                   AND b.acked_at IS NULL AND b.refused_at IS NULL AND b.expired_at IS NULL
+                 ORDER BY i.seq, b.recipient LIMIT ?2",
+            )
             .map_err(backend)?;
-        }
-        let entries = swept
-            .iter()
-            .map(|s| {
-                entry_for(s)
-                    .map(Cow::Owned)
-                    .map_err(|e| StoreError::Invariant(e.to_string()))
+        let rows = stmt
+            .query_map(params![now, limit], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
             })
-            .collect::<Result<_, _>>()?;
-        Ok((swept, entries))
-        })
+            .map_err(backend)?;
+        for row in rows {
+            let (item_ref, recipient) = row.map_err(backend)?;
+            swept.push(Swept::Expired {
+                item_ref,
+                recipient: principal(recipient)?,
+            });
+        }
+        let left = u64::from(limit).saturating_sub(swept.len() as u64);
+        let mut stmt = guard
+            .conn
+            .prepare_cached(
+                "SELECT item_ref, digest FROM items
+                 WHERE purge_after IS NOT NULL AND purge_after <= ?1 AND purged_at IS NULL
+                 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![now, left], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(backend)?;
+        for row in rows {
+            let (item_ref, digest) = row.map_err(backend)?;
+            let digest: [u8; 32] = digest
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("digest is not 32 bytes".into()))?;
+            swept.push(Swept::Purged { item_ref, digest });
+        }
+        Ok(swept)
     }
 
     fn request(&self, item_ref: &str) -> Result<Option<RequestState>, StoreError> {
@@ -917,18 +615,23 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    fn receipt(&self, sender: &PrincipalId, item_ref: &str) -> Result<Option<Receipt>, StoreError> {
+    fn receipt(
+        &self,
+        sender: &PrincipalId,
+        item_ref: &str,
+    ) -> Result<Option<Durable<Receipt>>, StoreError> {
         let guard = self.lock();
-        let bytes: Option<Vec<u8>> = guard
+        let row: Option<(Vec<u8>, Option<u64>)> = guard
             .conn
             .query_row(
-                "SELECT receipt FROM items WHERE sender = ?1 AND item_ref = ?2",
+                "SELECT receipt, audit_index FROM items WHERE sender = ?1 AND item_ref = ?2",
                 params![sender.as_str(), item_ref],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
             .map_err(backend)?;
-        bytes.map(|b| decode(&b)).transpose()
+        row.map(|(bytes, index)| append::stored_receipt(&bytes, index))
+            .transpose()
     }
 
     fn check_writable(&self) -> Result<(), StoreError> {
@@ -939,48 +642,6 @@ impl Store for SqliteStore {
             .conn
             .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
             .map_err(backend)
-    }
-
-    fn append_audit(&self, entries: &[BoundedEntry]) -> Result<u64, StoreError> {
-        self.write(|_, next| Ok((next, entries.iter().map(Cow::Borrowed).collect())))
-    }
-
-    fn start_new_log(&self, entry: &BoundedEntry) -> Result<u64, StoreError> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let next = inner.next_index();
-        let tx = inner
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let stale: Vec<u64> = {
-            let mut stmt = tx
-                .prepare("SELECT size, note FROM checkpoints ORDER BY size")
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?)))
-                .map_err(backend)?;
-            let mut stale = Vec::new();
-            for row in rows {
-                let (size, note) = row.map_err(backend)?;
-                let keep = self
-                    .sealer
-                    .unseal(&note)
-                    .ok()
-                    .is_some_and(|head| compare(&inner.tree, "", head).is_none());
-                if !keep {
-                    stale.push(size);
-                }
-            }
-            stale
-        };
-        for size in stale {
-            tx.execute("DELETE FROM checkpoints WHERE size = ?1", params![size])
-                .map_err(backend)?;
-        }
-        let hashes = insert_audit(&tx, next, &[entry])?;
-        Inner::commit(tx, &mut inner.tree, hashes, self.sealer.as_ref())?;
-        Ok(next)
     }
 
     fn items_present(&self, item_refs: &[String]) -> Result<Vec<bool>, StoreError> {
@@ -1026,44 +687,6 @@ impl Store for SqliteStore {
                     .map_err(backend)
             })
             .collect()
-    }
-
-    fn tree_head(&self) -> TreeHead {
-        let guard = self.lock();
-        TreeHead {
-            size: guard.tree.size(),
-            root: guard.tree.root(),
-        }
-    }
-
-    fn root_at(&self, size: u64) -> Result<Hash, StoreError> {
-        self.lock().tree.root_at(size).map_err(proof_error)
-    }
-
-    fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
-        self.lock()
-            .tree
-            .inclusion_proof(index, size)
-            .map_err(proof_error)
-    }
-
-    fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>, StoreError> {
-        self.lock()
-            .tree
-            .consistency_proof(old_size, new_size)
-            .map_err(proof_error)
-    }
-
-    fn audit_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
-        let guard = self.lock();
-        let mut stmt = guard
-            .conn
-            .prepare_cached("SELECT entry FROM audit WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map(params![start, end], |r| r.get::<_, Vec<u8>>(0))
-            .map_err(backend)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
     }
 
     fn save_checkpoint(&self, size: u64, note: &str, now: i64) -> Result<(), StoreError> {

@@ -91,7 +91,7 @@ impl Harness {
         let gateway = &self.running.as_ref().unwrap().gateway;
         gateway.flush_refusals().await.unwrap();
         let store = gateway.store().clone();
-        let size = store.tree_head().size;
+        let size = store.size().unwrap();
         store
             .audit_entries(0, size)
             .unwrap()
