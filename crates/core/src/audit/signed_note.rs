@@ -478,6 +478,16 @@ pub struct SignatureLine {
     pub signature: Vec<u8>,
 }
 
+impl fmt::Display for SignatureLine {
+    /// The line as a note holds it, without its final newline.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut raw = Vec::with_capacity(4 + self.signature.len());
+        raw.extend_from_slice(&self.key_id.to_be_bytes());
+        raw.extend_from_slice(&self.signature);
+        write!(f, "{SIG_PREFIX}{} {}", self.name, BASE64.encode(raw))
+    }
+}
+
 /// A note split into its text and signature lines; nothing verified yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParsedNote<'a> {
