@@ -114,17 +114,16 @@ impl fmt::Display for CosignatureVerifier {
 }
 
 impl std::str::FromStr for CosignatureVerifier {
-    type Err = CosignatureError;
+    type Err = NoteError;
 
     /// Parses a `cosignature/v1` verifier key string and checks its key ID.
-    fn from_str(vkey: &str) -> Result<Self, CosignatureError> {
+    fn from_str(vkey: &str) -> Result<Self, NoteError> {
         let mut parts = vkey.splitn(3, '+');
         let (Some(name), Some(hex_id), Some(material)) = (parts.next(), parts.next(), parts.next())
         else {
             return Err(NoteError::InvalidKey {
                 reason: "a witness verifier key is name+keyid+base64",
-            }
-            .into());
+            });
         };
         let key_id = signed_note::parse_key_id(hex_id)?;
         let public_key = signed_note::decode_typed_material(
@@ -136,8 +135,7 @@ impl std::str::FromStr for CosignatureVerifier {
         if key.key_id != key_id {
             return Err(NoteError::InvalidKey {
                 reason: "the key ID does not match the name and key",
-            }
-            .into());
+            });
         }
         Ok(key)
     }
@@ -148,7 +146,7 @@ impl CosignatureVerifier {
     pub fn from_ed25519(
         name: &str,
         public_key: [u8; ED25519_KEY_LEN],
-    ) -> Result<Self, CosignatureError> {
+    ) -> Result<Self, NoteError> {
         signed_note::check_key_name(name)?;
         Ok(Self {
             name: name.to_string(),
