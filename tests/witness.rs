@@ -50,7 +50,11 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, CosignatureVerifier) {
         .arg(&key)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let vkey = stdout
         .lines()
@@ -67,6 +71,10 @@ struct WitnessProcess {
 
 impl WitnessProcess {
     fn start(config: &Path) -> Self {
+        Self::start_scheme(config, "http")
+    }
+
+    fn start_scheme(config: &Path, scheme: &str) -> Self {
         let mut child = passerelle()
             .args(["witness", "serve", "--config"])
             .arg(config)
@@ -80,7 +88,7 @@ impl WitnessProcess {
             .read_line(&mut line)
             .unwrap();
         let addr = line
-            .split("listening on http://")
+            .split(&format!("listening on {scheme}://"))
             .nth(1)
             .and_then(|r| r.split_whitespace().next())
             .unwrap_or_else(|| panic!("the witness did not start: {line:?}"))
@@ -119,8 +127,12 @@ impl WitnessProcess {
     }
 
     async fn add(&self, old: u64, proof: &[[u8; 32]], note: &str) -> (u16, String, String) {
-        self.request("POST", "/add-checkpoint", AddCheckpoint::body(old, proof, note))
-            .await
+        self.request(
+            "POST",
+            "/add-checkpoint",
+            AddCheckpoint::body(old, proof, note),
+        )
+        .await
     }
 }
 
@@ -165,20 +177,29 @@ async fn a_witness_cosigns_a_growing_log_refuses_rollbacks_forks_and_strangers_a
     let (status, _, line) = w.add(0, &[], &note5).await;
     assert_eq!(status, 200, "{line}");
     let cosigned = cosignature::attach_cosignatures(&note5, &line, &witness).unwrap();
-    let opened =
-        cosignature::open_cosigned(cosigned.as_bytes(), ORIGIN, &key.verifier_key(), &[witness.clone()])
-            .unwrap();
+    let opened = cosignature::open_cosigned(
+        cosigned.as_bytes(),
+        ORIGIN,
+        &key.verifier_key(),
+        &[witness.clone()],
+    )
+    .unwrap();
     assert_eq!(opened.count(), 1);
 
     // It grows, with a consistency proof from 5.
     let note12 = note_of(&t, 12, &key);
-    let (status, _, body) = w.add(5, &t.consistency_proof(5, 12).unwrap(), &note12).await;
+    let (status, _, body) = w
+        .add(5, &t.consistency_proof(5, 12).unwrap(), &note12)
+        .await;
     assert_eq!(status, 200, "{body}");
 
     // Rollback: the operator presents size 5 again as if new: 409 with the
     // size the witness knows, as text/x.tlog.size.
     let (status, ctype, body) = w.add(0, &[], &note5).await;
-    assert_eq!((status, ctype.as_str(), body.as_str()), (409, "text/x.tlog.size", "12\n"));
+    assert_eq!(
+        (status, ctype.as_str(), body.as_str()),
+        (409, "text/x.tlog.size", "12\n")
+    );
     // An old size above the checkpoint's is a bad request.
     let (status, _, body) = w.add(12, &[], &note5).await;
     assert_eq!(status, 400, "{body}");
@@ -190,7 +211,11 @@ async fn a_witness_cosigns_a_growing_log_refuses_rollbacks_forks_and_strangers_a
     assert!(body.contains("not consistent"), "{body}");
     // Fork: a larger tree that does not extend the one cosigned.
     let (status, _, body) = w
-        .add(12, &other.consistency_proof(12, 20).unwrap(), &note_of(&other, 20, &key))
+        .add(
+            12,
+            &other.consistency_proof(12, 20).unwrap(),
+            &note_of(&other, 20, &key),
+        )
         .await;
     assert_eq!(status, 422, "{body}");
     // A bad proof for the right tree.
@@ -206,7 +231,13 @@ async fn a_witness_cosigns_a_growing_log_refuses_rollbacks_forks_and_strangers_a
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("other.test/audit"), "{body}");
     let impostor = SignerKey::from_ed25519_seed(ORIGIN, [13; 32]).unwrap();
-    let (status, _, body) = w.add(12, &t.consistency_proof(12, 20).unwrap(), &note_of(&t, 20, &impostor)).await;
+    let (status, _, body) = w
+        .add(
+            12,
+            &t.consistency_proof(12, 20).unwrap(),
+            &note_of(&t, 20, &impostor),
+        )
+        .await;
     assert_eq!(status, 403, "{body}");
     let (status, _, _) = w.request("POST", "/add-checkpoint", "hello".into()).await;
     assert_eq!(status, 400);
@@ -217,16 +248,24 @@ async fn a_witness_cosigns_a_growing_log_refuses_rollbacks_forks_and_strangers_a
     let (status, _, body) = w.add(0, &[], &note5).await;
     assert_eq!((status, body.as_str()), (409, "12\n"));
     let note20 = note_of(&t, 20, &key);
-    let (status, _, line) = w.add(12, &t.consistency_proof(12, 20).unwrap(), &note20).await;
+    let (status, _, line) = w
+        .add(12, &t.consistency_proof(12, 20).unwrap(), &note20)
+        .await;
     assert_eq!(status, 200, "{line}");
     cosignature::attach_cosignatures(&note20, &line, &witness).unwrap();
 
     // Monitors read the last cosigned checkpoint by origin hash.
-    let hash = hex::encode(ring::digest::digest(&ring::digest::SHA256, ORIGIN.as_bytes()));
-    let (status, _, body) = w.request("GET", &format!("/{hash}/checkpoint"), String::new()).await;
+    let hash = hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        ORIGIN.as_bytes(),
+    ));
+    let (status, _, body) = w
+        .request("GET", &format!("/{hash}/checkpoint"), String::new())
+        .await;
     assert_eq!(status, 200);
     let opened =
-        cosignature::open_cosigned(body.as_bytes(), ORIGIN, &key.verifier_key(), &[witness]).unwrap();
+        cosignature::open_cosigned(body.as_bytes(), ORIGIN, &key.verifier_key(), &[witness])
+            .unwrap();
     assert_eq!((opened.checkpoint.size, opened.count()), (20, 1));
 }
 
@@ -248,7 +287,10 @@ fn a_witness_refuses_a_key_file_others_can_read_and_a_damaged_state() {
     // A state file the witness did not cosign (planted to roll it back).
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let hash = hex::encode(ring::digest::digest(&ring::digest::SHA256, ORIGIN.as_bytes()));
+    let hash = hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        ORIGIN.as_bytes(),
+    ));
     std::fs::write(state.join(hash), note_of(&tree(3, 1), 3, &log_key())).unwrap();
     let out = passerelle()
         .args(["witness", "serve", "--config"])
@@ -287,8 +329,17 @@ fn verify(export: &Path, vkey: &Path, extra: &[&str]) -> (i32, String, String) {
 async fn audit_verify_requires_a_quorum_of_witnesses_on_a_real_gateways_export() {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
-    let out = passerelle().arg("demo").arg("--keep").arg(&demo).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = passerelle()
+        .arg("demo")
+        .arg("--keep")
+        .arg(&demo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let export = demo.join("audit-export");
     let vkey_file = demo.join("gateway/audit.vkey");
     let gateway_key: VerifierKey = std::fs::read_to_string(&vkey_file)
@@ -316,18 +367,21 @@ async fn audit_verify_requires_a_quorum_of_witnesses_on_a_real_gateways_export()
         .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
         .collect();
     sizes.sort();
-    if sizes.len() > 1 {
-        let older = std::fs::read_to_string(export.join("checkpoints").join(sizes[0].to_string())).unwrap();
-        let (status, _, _) = witness.add(0, &[], &older).await;
-        assert_eq!(status, 409);
-    }
+    assert!(sizes.len() > 1, "the demo signs more than one checkpoint");
+    let older =
+        std::fs::read_to_string(export.join("checkpoints").join(sizes[0].to_string())).unwrap();
+    let (status, _, _) = witness.add(0, &[], &older).await;
+    assert_eq!(status, 409);
 
     let w1s = w1_file.to_str().unwrap();
     let w2s = w2_file.to_str().unwrap();
     // Not cosigned yet: fails (1), naming the witness that did not cosign.
     let (code, _, err) = verify(&export, &vkey_file, &["--witness", w1s]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("NOT WITNESSED") && err.contains(&w1.label()), "{err}");
+    assert!(
+        err.contains("NOT WITNESSED") && err.contains(&w1.label()),
+        "{err}"
+    );
 
     std::fs::write(
         &checkpoint_file,
@@ -339,14 +393,23 @@ async fn audit_verify_requires_a_quorum_of_witnesses_on_a_real_gateways_export()
     assert_eq!(code, 0, "the cosignature does not disturb a plain verify");
     let (code, out, err) = verify(&export, &vkey_file, &["--witness", w1s]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains(&format!("cosigned     {}", w1.label())), "{out}");
+    assert!(
+        out.contains(&format!("cosigned     {}", w1.label())),
+        "{out}"
+    );
     // Two witnesses, quorum all (the default): w2 did not cosign.
     let (code, _, err) = verify(&export, &vkey_file, &["--witness", w1s, "--witness", w2s]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains(&format!("not cosigned {}", w2.label())), "{err}");
+    assert!(
+        err.contains(&format!("not cosigned {}", w2.label())),
+        "{err}"
+    );
     // Quorum 1 of 2: passes.
-    let (code, out, err) =
-        verify(&export, &vkey_file, &["--witness", w1s, "--witness", w2s, "--quorum", "1"]);
+    let (code, out, err) = verify(
+        &export,
+        &vkey_file,
+        &["--witness", w1s, "--witness", w2s, "--quorum", "1"],
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("1 of 2 witnesses cosigned"), "{out}");
     // A quorum above the witnesses given cannot run.
@@ -358,7 +421,9 @@ async fn audit_verify_requires_a_quorum_of_witnesses_on_a_real_gateways_export()
         let raw_line = line.trim_end();
         let b64 = raw_line.rsplit(' ').next().unwrap();
         use base64::Engine as _;
-        let mut raw = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+        let mut raw = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
         raw[..4].copy_from_slice(&w2.key_id().to_be_bytes());
         format!(
             "\u{2014} {} {}\n",
@@ -368,7 +433,88 @@ async fn audit_verify_requires_a_quorum_of_witnesses_on_a_real_gateways_export()
     };
     let cosigned = std::fs::read_to_string(&checkpoint_file).unwrap();
     std::fs::write(&checkpoint_file, format!("{cosigned}{w2_signer_claim}")).unwrap();
-    let (code, _, err) = verify(&export, &vkey_file, &["--witness", w1s, "--witness", w2s, "--quorum", "1"]);
+    let (code, _, err) = verify(
+        &export,
+        &vkey_file,
+        &["--witness", w1s, "--witness", w2s, "--quorum", "1"],
+    );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("does not verify"), "{err}");
+}
+
+/// With `[tls]`, the witness speaks TLS 1.3 only, with the certificate
+/// given: a client that trusts it gets a cosignature over HTTPS.
+#[tokio::test]
+async fn a_witness_with_tls_answers_over_tls_13() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key_file, witness) = keygen(dir.path(), "witness.test/w1");
+    let config = write_config(dir.path(), &key_file, &[&log_key().verifier_key()]);
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.path().join("w.crt"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("w.pem"), cert.key_pair.serialize_pem()).unwrap();
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml = toml.replacen(
+        "\n\n[[log]]",
+        "\n[tls]\ncert = \"w.crt\"\nkey = \"w.pem\"\n\n[[log]]",
+        1,
+    );
+    std::fs::write(&config, toml).unwrap();
+    let w = WitnessProcess::start_scheme(&config, "https");
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(&w.addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(
+        tls.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let note = note_of(&tree(4, 1), 4, &log_key());
+    let req = hyper::Request::builder()
+        .method("POST")
+        .uri("/add-checkpoint")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::from(AddCheckpoint::body(0, &[], &note))))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let line = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    cosignature::attach_cosignatures(&note, &line, &witness).unwrap();
+    // Plain HTTP to the TLS port gets no cosignature.
+    let tcp = tokio::net::TcpStream::connect(&w.addr).await.unwrap();
+    let handshake =
+        hyper::client::conn::http1::handshake::<_, Full<Bytes>>(hyper_util::rt::TokioIo::new(tcp))
+            .await;
+    if let Ok((mut send, conn)) = handshake {
+        tokio::spawn(conn);
+        let req = hyper::Request::builder()
+            .method("POST")
+            .uri("/add-checkpoint")
+            .header("host", "localhost")
+            .body(Full::new(Bytes::from(AddCheckpoint::body(0, &[], &note))))
+            .unwrap();
+        assert!(send.send_request(req).await.is_err());
+    }
 }

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::ensure_empty;
-use passerelle::audit::signed_note::VerifierKey;
 use passerelle::audit::cosignature::CosignatureVerifier;
+use passerelle::audit::signed_note::VerifierKey;
 use passerelle::auditor::{prove, show, time, verify, witnesses};
 use passerelle::config::GatewayConfig;
 use passerelle::domain::decision::Effect;

@@ -50,7 +50,10 @@ pub async fn run(cmd: WitnessCommand) -> Result<ExitCode> {
         WitnessCommand::Keygen(args) => {
             let key = config::generate_key(&args.out, &args.name)?;
             println!("key written to {} (mode 0600)", args.out.display());
-            println!("witness verifier key (C2SP cosignature/v1): {}", key.verifier());
+            println!(
+                "witness verifier key (C2SP cosignature/v1): {}",
+                key.verifier()
+            );
             Ok(ExitCode::SUCCESS)
         }
         WitnessCommand::Serve(args) => serve(args).await,

@@ -114,14 +114,18 @@ impl Witness {
             |origin| state.get(origin),
         )?;
         // decide opened the note, so it parses; the text is the one signed.
-        let parsed = signed_note::parse(request.note)
-            .map_err(|e| Refusal::BadRequest(e.to_string()))?;
+        let parsed =
+            signed_note::parse(request.note).map_err(|e| Refusal::BadRequest(e.to_string()))?;
         let line = self
             .key
             .cosign(parsed.text, now)
             .map_err(|e| Refusal::BadRequest(e.to_string()))?;
         // Keep the log's signatures (verified by decide) and ours.
-        let keys = self.logs.get(&checkpoint.origin).cloned().unwrap_or_default();
+        let keys = self
+            .logs
+            .get(&checkpoint.origin)
+            .cloned()
+            .unwrap_or_default();
         let mut stored = format!("{}\n", parsed.text);
         for sig in &parsed.signatures {
             if keys
@@ -268,9 +272,12 @@ where
 
 fn answer(status: u16, content_type: &str, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
-        response.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
     }
     response
 }
@@ -294,12 +301,16 @@ async fn handle(req: Request<Incoming>, witness: Arc<Witness>) -> Response<Full<
         }
         let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
             Ok(b) => b.to_bytes(),
-            Err(_) => return text(413, format!("the body is larger than {MAX_BODY} bytes or was cut\n")),
+            Err(_) => {
+                return text(
+                    413,
+                    format!("the body is larger than {MAX_BODY} bytes or was cut\n"),
+                )
+            }
         };
         let now = unix_now();
         // The check, the fsync and the signature are blocking work.
-        let result =
-            tokio::task::spawn_blocking(move || witness.add_checkpoint(&body, now)).await;
+        let result = tokio::task::spawn_blocking(move || witness.add_checkpoint(&body, now)).await;
         return match result {
             Ok(Ok(line)) => answer(200, "text/plain; charset=utf-8", line),
             Ok(Err(AddError::Refused(refusal))) => {
@@ -320,7 +331,10 @@ async fn handle(req: Request<Incoming>, witness: Arc<Witness>) -> Response<Full<
                 tracing::error!(error = %e, "state write failed");
                 text(500, format!("{e}\n"))
             }
-            Err(_) => text(500, "the witness failed while deciding; nothing was cosigned\n".into()),
+            Err(_) => text(
+                500,
+                "the witness failed while deciding; nothing was cosigned\n".into(),
+            ),
         };
     }
     // GET /<origin hash>/checkpoint: the last cosigned checkpoint.
@@ -333,7 +347,10 @@ async fn handle(req: Request<Incoming>, witness: Arc<Witness>) -> Response<Full<
         }
         return match witness.checkpoint_by_hash(hash) {
             Some(note) => text(200, note),
-            None => text(404, "this witness never cosigned a checkpoint of that log\n".into()),
+            None => text(
+                404,
+                "this witness never cosigned a checkpoint of that log\n".into(),
+            ),
         };
     }
     text(404, "unknown path: this witness serves POST /add-checkpoint and GET /<origin hash>/checkpoint\n".into())

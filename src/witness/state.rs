@@ -52,7 +52,10 @@ pub struct StateDir {
 
 /// The file name of a log's state: hex(SHA-256(origin)).
 pub fn origin_hash(origin: &str) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, origin.as_bytes()))
+    hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        origin.as_bytes(),
+    ))
 }
 
 impl StateDir {

@@ -143,10 +143,7 @@ impl std::str::FromStr for CosignatureVerifier {
 
 impl CosignatureVerifier {
     /// The verifier of a raw Ed25519 public key under `name`.
-    pub fn from_ed25519(
-        name: &str,
-        public_key: [u8; ED25519_KEY_LEN],
-    ) -> Result<Self, NoteError> {
+    pub fn from_ed25519(name: &str, public_key: [u8; ED25519_KEY_LEN]) -> Result<Self, NoteError> {
         signed_note::check_key_name(name)?;
         Ok(Self {
             name: name.to_string(),
