@@ -5,6 +5,8 @@
 //! and a real gateway's export (the demo's), answered as C2SP tlog-witness
 //! says; and `passerelle audit verify --witness --quorum` on that export.
 
+mod common;
+
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -181,7 +183,7 @@ async fn a_witness_cosigns_a_growing_log_refuses_rollbacks_forks_and_strangers_a
         cosigned.as_bytes(),
         ORIGIN,
         &key.verifier_key(),
-        &[witness.clone()],
+        std::slice::from_ref(&witness),
     )
     .unwrap();
     assert_eq!(opened.count(), 1);
@@ -328,18 +330,7 @@ fn verify(export: &Path, vkey: &Path, extra: &[&str]) -> (i32, String, String) {
 #[tokio::test]
 async fn audit_verify_requires_a_quorum_of_witnesses_on_a_real_gateways_export() {
     let dir = tempfile::tempdir().unwrap();
-    let demo = dir.path().join("demo");
-    let out = passerelle()
-        .arg("demo")
-        .arg("--keep")
-        .arg(&demo)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let demo = common::kept_demo(env!("CARGO_BIN_EXE_passerelle"), dir.path());
     let export = demo.join("audit-export");
     let vkey_file = demo.join("gateway/audit.vkey");
     let gateway_key: VerifierKey = std::fs::read_to_string(&vkey_file)
