@@ -18,6 +18,7 @@ use passerelle::audit::cosignature::{self, CosignatureVerifier};
 use passerelle::audit::rfc9162::Tree;
 use passerelle::audit::signed_note::{SignerKey, VerifierKey};
 use passerelle::audit::witness::AddCheckpoint;
+use passerelle::witness::client::{ClientError, WitnessClient};
 
 const ORIGIN: &str = "gateway.test/audit";
 
@@ -250,11 +251,26 @@ async fn a_witness_cosigns_a_growing_log_refuses_rollbacks_forks_and_strangers_a
     let (status, _, body) = w.add(0, &[], &note5).await;
     assert_eq!((status, body.as_str()), (409, "12\n"));
     let note20 = note_of(&t, 20, &key);
-    let (status, _, line) = w
-        .add(12, &t.consistency_proof(12, 20).unwrap(), &note20)
-        .await;
-    assert_eq!(status, 200, "{line}");
-    cosignature::attach_cosignatures(&note20, &line, &witness).unwrap();
+    // The log's side, as the gateway calls it, over plain HTTP.
+    let client = WitnessClient::new(
+        &format!("http://{}", w.addr),
+        witness.clone(),
+        None,
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap();
+    let cosigned = client
+        .add_checkpoint(12, &t.consistency_proof(12, 20).unwrap(), &note20)
+        .await
+        .unwrap();
+    assert!(cosigned.starts_with(&note20));
+    match client
+        .add_checkpoint(20, &[], &note_of(&other, 20, &key))
+        .await
+    {
+        Err(ClientError::Refused { status: 422, .. }) => {}
+        other => panic!("expected a 422, got {other:?}"),
+    }
 
     // Monitors read the last cosigned checkpoint by origin hash.
     let hash = hex::encode(ring::digest::digest(
@@ -461,38 +477,30 @@ async fn a_witness_with_tls_answers_over_tls_13() {
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(&w.addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client))
-        .connect("localhost".try_into().unwrap(), tcp)
-        .await
-        .unwrap();
-    assert_eq!(
-        tls.get_ref().1.protocol_version(),
-        Some(rustls::ProtocolVersion::TLSv1_3)
-    );
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let note = note_of(&tree(4, 1), 4, &log_key());
-    let req = hyper::Request::builder()
-        .method("POST")
-        .uri("/add-checkpoint")
-        .header("host", "localhost")
-        .body(Full::new(Bytes::from(AddCheckpoint::body(0, &[], &note))))
-        .unwrap();
-    let resp = send.send_request(req).await.unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let line = String::from_utf8(
-        resp.into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
+    let port = w.addr.rsplit(':').next().unwrap();
+    // The log's side, as the gateway calls it.
+    let witness_client = WitnessClient::new(
+        &format!("https://localhost:{port}"),
+        witness.clone(),
+        Some(std::sync::Arc::new(client)),
+        std::time::Duration::from_secs(30),
     )
     .unwrap();
-    cosignature::attach_cosignatures(&note, &line, &witness).unwrap();
+    let note = note_of(&tree(4, 1), 4, &log_key());
+    let cosigned = witness_client.add_checkpoint(0, &[], &note).await.unwrap();
+    let opened = cosignature::open_cosigned(
+        cosigned.as_bytes(),
+        ORIGIN,
+        &log_key().verifier_key(),
+        std::slice::from_ref(&witness),
+    )
+    .unwrap();
+    assert_eq!(opened.count(), 1);
+    // Sent again from 0, the client reports the size the witness knows.
+    match witness_client.add_checkpoint(0, &[], &note).await {
+        Err(ClientError::Conflict { known_size: 4, .. }) => {}
+        other => panic!("expected a conflict at 4, got {other:?}"),
+    }
     // Plain HTTP to the TLS port gets no cosignature.
     let tcp = tokio::net::TcpStream::connect(&w.addr).await.unwrap();
     let handshake =
