@@ -32,6 +32,8 @@
 //! - [`show`]: `passerelle audit show`, the filtered listing.
 //! - [`replay`]: `passerelle policy replay`, a candidate policy decided
 //!   again over every audited acceptance.
+//! - [`witnesses`]: `audit verify --witness`, the witnesses' cosignatures
+//!   on the latest checkpoint counted against a quorum.
 //! - [`time`]: timestamps as the tools print and read them.
 
 pub mod prove;
@@ -39,3 +41,4 @@ pub mod replay;
 pub mod show;
 pub mod time;
 pub mod verify;
+pub mod witnesses;

@@ -46,6 +46,9 @@
 //!   the C2SP tlog-tiles layout.
 //! - [`auditor`]: offline tools on an exported log: verify, prove, show,
 //!   replay; they never open the store.
+//! - [`witness`]: the witness an oversight body runs on its own machine
+//!   (C2SP tlog-witness): cosigns checkpoints consistent with the last it
+//!   saw; depends on the core only, never on the gateway or the store.
 //! - [`config`], [`pki`], [`demo`]: operator files, the example PKI, the demo.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -68,6 +71,7 @@ pub mod spec;
 pub mod station_config;
 pub mod store;
 pub mod tls;
+pub mod witness;
 
 // The core crate's modules, under the names the rest of the code and the
 // integration tests have always used.

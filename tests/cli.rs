@@ -387,18 +387,7 @@ expect = "deny"
 #[test]
 fn policy_replay_over_the_demos_log_names_what_a_withdrawn_grant_changes() {
     let dir = tempfile::tempdir().unwrap();
-    let demo = dir.path().join("demo");
-    let out = passerelle()
-        .arg("demo")
-        .arg("--keep")
-        .arg(&demo)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let demo = common::kept_demo(env!("CARGO_BIN_EXE_passerelle"), dir.path());
     let export = demo.join("audit-export");
     let key = demo.join("gateway/audit.vkey");
     let replay = |policy: &std::path::Path, extra: &[&str]| {

@@ -170,10 +170,18 @@ pub enum KeyArgError {
 /// Reads a verifier key given as the key string itself
 /// (`name+keyid+base64`) or as the path of a file holding it.
 pub fn load_verifier_key(arg: &str) -> Result<VerifierKey, KeyArgError> {
-    let direct = arg.trim().parse::<VerifierKey>();
-    if let Ok(key) = direct {
-        return Ok(key);
-    }
+    load_key_arg(arg)
+}
+
+/// Reads a key of type `K` given as its string or as the path of a file
+/// holding it: the gateway's key (`--key`) and witnesses' keys
+/// (`--witness`).
+pub fn load_key_arg<K: std::str::FromStr<Err = NoteError>>(arg: &str) -> Result<K, KeyArgError> {
+    let direct = arg.trim().parse::<K>();
+    let direct = match direct {
+        Ok(key) => return Ok(key),
+        Err(e) => e,
+    };
     let path = Path::new(arg);
     match std::fs::read_to_string(path) {
         Ok(text) => text.trim().parse().map_err(|source| KeyArgError::Invalid {
@@ -183,9 +191,7 @@ pub fn load_verifier_key(arg: &str) -> Result<VerifierKey, KeyArgError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && arg.contains('+') => {
             Err(KeyArgError::Invalid {
                 what: format!("{arg:?}"),
-                source: direct.err().unwrap_or(NoteError::InvalidKey {
-                    reason: "not a key",
-                }),
+                source: direct,
             })
         }
         Err(source) => Err(KeyArgError::Read {

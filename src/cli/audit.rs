@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::ensure_empty;
+use passerelle::audit::cosignature::CosignatureVerifier;
 use passerelle::audit::signed_note::VerifierKey;
-use passerelle::auditor::{prove, show, time, verify};
+use passerelle::auditor::{prove, show, time, verify, witnesses};
 use passerelle::config::GatewayConfig;
 use passerelle::domain::decision::Effect;
 use passerelle::domain::principal::{Agency, PrincipalId};
@@ -43,7 +44,14 @@ pub enum AuditCommand {
     /// prove the log: tampering, damage or the wrong key), 2 could not run
     /// (usage, unreadable directory or key).
     ///
+    /// With --witness, the latest checkpoint must also carry valid
+    /// cosignatures (C2SP cosignature/v1) from at least --quorum of the
+    /// witnesses given (all of them by default); the verdict names which
+    /// witnesses cosigned and which did not.
+    ///
     /// Example: passerelle audit verify /tmp/audit-export --key gateway/audit.vkey
+    /// Example: passerelle audit verify /tmp/audit-export --key gateway/audit.vkey \
+    ///            --witness comite-p.vkey --witness comite-r.vkey --quorum 1
     #[command(verbatim_doc_comment)]
     Verify {
         /// The export directory, as `passerelle audit export` wrote it.
@@ -52,6 +60,15 @@ pub enum AuditCommand {
         /// `passerelle keygen` printed, or a file holding it (gateway/audit.vkey).
         #[arg(long)]
         key: String,
+        /// A witness's verifier key (name+keyid+base64 of type 0x04, as
+        /// `passerelle witness keygen` printed it, or a file holding it).
+        /// Repeat for each witness.
+        #[arg(long = "witness", value_name = "KEY")]
+        witnesses: Vec<String>,
+        /// How many of the witnesses must have cosigned the latest
+        /// checkpoint (default: all of them). Needs --witness.
+        #[arg(long, requires = "witnesses")]
+        quorum: Option<usize>,
     },
     /// Print the inclusion proof of one entry against the export's latest
     /// signed checkpoint, as JSON (the shape receipts carry). The proof is
@@ -137,7 +154,12 @@ pub enum AuditCommand {
 pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
     match cmd {
         AuditCommand::Export { dir, config } => export(&dir, &config),
-        AuditCommand::Verify { dir, key } => Ok(verify_export(&dir, &key)),
+        AuditCommand::Verify {
+            dir,
+            key,
+            witnesses,
+            quorum,
+        } => Ok(verify_export(&dir, &key, &witnesses, quorum)),
         AuditCommand::Prove { dir, index, key } => prove_entry(&dir, index, &key),
         AuditCommand::CheckReceipt { receipt, key } => Ok(check_receipt(&receipt, &key)),
         AuditCommand::Show {
@@ -215,18 +237,44 @@ fn export(dir: &Path, config: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify_export(dir: &Path, key: &str) -> ExitCode {
+fn verify_export(dir: &Path, key: &str, witnesses: &[String], quorum: Option<usize>) -> ExitCode {
     let key = match auditor_key(key) {
         Ok(k) => k,
         Err(code) => return code,
     };
-    match verify::verify(dir, &key) {
-        Ok(report) => {
+    let witnesses: Vec<CosignatureVerifier> =
+        match witnesses.iter().map(|w| verify::load_key_arg(w)).collect() {
+            Ok(w) => w,
+            Err(e) => return cannot_run(&e),
+        };
+    let quorum = quorum.unwrap_or(witnesses.len());
+    if !witnesses.is_empty() && (quorum == 0 || quorum > witnesses.len()) {
+        return cannot_run(&format!(
+            "--quorum must be between 1 and the number of --witness keys ({}), not {quorum}",
+            witnesses.len()
+        ));
+    }
+    let report = match verify::verify(dir, &key) {
+        Ok(report) => report,
+        Err(failure) => {
+            eprintln!("{}: {failure}", dir.display());
+            return ExitCode::from(failure.exit_code());
+        }
+    };
+    if witnesses.is_empty() {
+        print!("{report}");
+        return ExitCode::from(verify::EXIT_VERIFIED);
+    }
+    match witnesses::check(dir, &key, &witnesses, quorum) {
+        Ok(cosigned) => {
             print!("{report}");
+            println!("  witnesses    {cosigned}");
             ExitCode::from(verify::EXIT_VERIFIED)
         }
         Err(failure) => {
-            eprintln!("{}: {failure}", dir.display());
+            // The log itself verified: say so, then why the witnesses do not.
+            print!("{report}");
+            eprintln!("{}: NOT WITNESSED: {failure}", dir.display());
             ExitCode::from(failure.exit_code())
         }
     }

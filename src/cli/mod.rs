@@ -3,7 +3,7 @@
 //! help shows them: the demo, the gateway's own commands (`serve`,
 //! `keygen`), `pki`, `policy`, `audit`, and the station commands (`send`,
 //! `outbox`, `inbox`, `overdue`, `fetch`, `ack`, `receipt`, sharing
-//! [`station`]).
+//! [`station`]), and the oversight body's `witness`.
 //!
 //! This is the edge where arguments are checked and errors get context for
 //! the person at the terminal (anyhow); the library below keeps typed
@@ -28,6 +28,7 @@ mod policy;
 mod receipt;
 mod send;
 mod station;
+mod witness;
 
 /// passerelle: a mutual-TLS exchange gateway for classified items between
 /// the Federal Police and VSSE.
@@ -78,6 +79,10 @@ enum Command {
     Ack(ack::AckArgs),
     /// Show the receipt of one of your items (station).
     Receipt(receipt::ReceiptArgs),
+    /// A witness for the audit log, run by an oversight body on its own
+    /// machine (C2SP tlog-witness): its key and its service.
+    #[command(subcommand)]
+    Witness(witness::WitnessCommand),
 }
 
 impl Cli {
@@ -107,6 +112,7 @@ impl Cli {
             Command::Fetch(args) => fetch::run(args).await,
             Command::Ack(args) => ack::run(args).await,
             Command::Receipt(args) => receipt::run(args).await,
+            Command::Witness(cmd) => witness::run(cmd).await,
         }
     }
 }

@@ -219,3 +219,22 @@ pub fn stranger(h: &Harness, principal: &str) -> Station {
     config.principal = id;
     Station::new(config).unwrap()
 }
+
+/// Runs `passerelle demo --keep DIR` (the real binary of the test crate
+/// `bin`) and returns DIR: a real gateway's files and its audit export
+/// (`DIR/audit-export`, key `DIR/gateway/audit.vkey`).
+pub fn kept_demo(bin: &str, dir: &Path) -> PathBuf {
+    let demo = dir.join("demo");
+    let out = std::process::Command::new(bin)
+        .arg("demo")
+        .arg("--keep")
+        .arg(&demo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    demo
+}

@@ -16,6 +16,10 @@
 //!   with a set of trusted verifier keys, key string formats.
 //! - [`checkpoint`]: C2SP tlog-checkpoint bodies (origin, size, root) and
 //!   their signing and opening through [`signed_note`].
+//! - [`cosignature`]: witness cosignatures (C2SP tlog-cosignature,
+//!   `cosignature/v1`): making, verifying and counting them.
+//! - [`witness`]: the C2SP tlog-witness `add-checkpoint` exchange: the
+//!   request and answer formats and the witness's decision, without I/O.
 //! - [`event`]: what an entry says, and [`event::BoundedEntry`], the only
 //!   form a store appends.
 //! - [`legacy`]: version 1 entries, read and mapped to the current events.
@@ -25,6 +29,7 @@
 //!   reverse: reading hashes and entries back to recompute a root.
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod event;
 pub mod legacy;
 pub mod receipts;
@@ -32,3 +37,4 @@ pub mod refusals;
 pub mod rfc9162;
 pub mod signed_note;
 pub mod tiles;
+pub mod witness;

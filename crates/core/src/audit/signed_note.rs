@@ -25,7 +25,7 @@ pub const ED25519_KEY_LEN: usize = 32;
 /// Length of an Ed25519 signature.
 const ED25519_SIG_LEN: usize = 64;
 /// The em dash (U+2014) and space that open every signature line.
-const SIG_PREFIX: &str = "\u{2014} ";
+pub(crate) const SIG_PREFIX: &str = "\u{2014} ";
 /// Prefix of a signer key string.
 const PRIVATE_KEY_PREFIX: &str = "PRIVATE+KEY+";
 
@@ -101,10 +101,16 @@ fn malformed(reason: &'static str) -> NoteError {
 /// The key ID of an Ed25519 key: the first four bytes, big-endian, of
 /// SHA-256(name || 0x0A || 0x01 || public key).
 pub fn ed25519_key_id(name: &str, public_key: &[u8; ED25519_KEY_LEN]) -> u32 {
+    typed_key_id(name, ALG_ED25519, public_key)
+}
+
+/// SHA-256(name || 0x0A || alg || public key)[:4], big-endian: the key ID
+/// rule of every signature type (0x04 for cosignatures).
+pub(crate) fn typed_key_id(name: &str, alg: u8, public_key: &[u8]) -> u32 {
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(name.as_bytes());
     ctx.update(b"\n");
-    ctx.update(&[ALG_ED25519]);
+    ctx.update(&[alg]);
     ctx.update(public_key);
     let d = ctx.finish();
     let b = d.as_ref();
@@ -122,7 +128,7 @@ pub fn check_key_name(name: &str) -> Result<(), NoteError> {
     Ok(())
 }
 
-fn parse_key_id(hex_id: &str) -> Result<u32, NoteError> {
+pub(crate) fn parse_key_id(hex_id: &str) -> Result<u32, NoteError> {
     let bad = || NoteError::InvalidKey {
         reason: "the key ID is not 8 lowercase hex digits",
     };
@@ -138,16 +144,29 @@ fn parse_key_id(hex_id: &str) -> Result<u32, NoteError> {
 
 /// Decodes `base64(0x01 || 32 bytes)` as found in both key strings.
 fn decode_ed25519_material(text: &str) -> Result<[u8; ED25519_KEY_LEN], NoteError> {
+    decode_typed_material(
+        text,
+        ALG_ED25519,
+        "unsupported signature type (only Ed25519, 0x01)",
+    )
+}
+
+/// Decodes `base64(alg || 32-byte Ed25519 key)`; `wrong_type` says why
+/// another type byte is refused. Shared with [`super::cosignature`], whose
+/// verifier keys carry the type 0x04.
+pub(crate) fn decode_typed_material(
+    text: &str,
+    alg: u8,
+    wrong_type: &'static str,
+) -> Result<[u8; ED25519_KEY_LEN], NoteError> {
     let raw = BASE64.decode(text).map_err(|_| NoteError::InvalidKey {
         reason: "the key material is not standard base64",
     })?;
     match raw.split_first() {
-        Some((&ALG_ED25519, key)) => key.try_into().map_err(|_| NoteError::InvalidKey {
+        Some((&t, key)) if t == alg => key.try_into().map_err(|_| NoteError::InvalidKey {
             reason: "an Ed25519 key must be 32 bytes",
         }),
-        Some(_) => Err(NoteError::InvalidKey {
-            reason: "unsupported signature type (only Ed25519, 0x01)",
-        }),
+        Some(_) => Err(NoteError::InvalidKey { reason: wrong_type }),
         None => Err(NoteError::InvalidKey {
             reason: "empty key material",
         }),
@@ -155,8 +174,13 @@ fn decode_ed25519_material(text: &str) -> Result<[u8; ED25519_KEY_LEN], NoteErro
 }
 
 fn encode_ed25519_material(key: &[u8; ED25519_KEY_LEN]) -> String {
+    encode_typed_material(key, ALG_ED25519)
+}
+
+/// `base64(alg || key)`, the key material of a key string.
+pub(crate) fn encode_typed_material(key: &[u8; ED25519_KEY_LEN], alg: u8) -> String {
     let mut raw = Vec::with_capacity(1 + ED25519_KEY_LEN);
-    raw.push(ALG_ED25519);
+    raw.push(alg);
     raw.extend_from_slice(key);
     BASE64.encode(raw)
 }
@@ -240,11 +264,17 @@ impl VerifierKey {
     }
 
     fn verifies(&self, text: &[u8], sig: &[u8]) -> bool {
-        sig.len() == ED25519_SIG_LEN
-            && signature::UnparsedPublicKey::new(&signature::ED25519, &self.public_key)
-                .verify(text, sig)
-                .is_ok()
+        ed25519_verifies(&self.public_key, text, sig)
     }
+}
+
+/// Whether `sig` is an Ed25519 signature of `msg` by `public_key`; shared
+/// with [`super::cosignature`], whose keys are not note verifier keys.
+pub(crate) fn ed25519_verifies(public_key: &[u8; ED25519_KEY_LEN], msg: &[u8], sig: &[u8]) -> bool {
+    sig.len() == ED25519_SIG_LEN
+        && signature::UnparsedPublicKey::new(&signature::ED25519, public_key)
+            .verify(msg, sig)
+            .is_ok()
 }
 
 /// An Ed25519 private key with its name, that signs notes.
@@ -371,6 +401,12 @@ impl SignerKey {
         }
     }
 
+    /// The raw Ed25519 signature of `msg`, for [`super::cosignature`], which
+    /// signs another message than the note text with the same kind of key.
+    pub(crate) fn sign_ed25519(&self, msg: &[u8]) -> Vec<u8> {
+        self.pair.sign(msg).as_ref().to_vec()
+    }
+
     /// The signature line for `text`, without its final newline.
     fn signature_line(&self, text: &[u8]) -> String {
         let mut raw = Vec::with_capacity(4 + ED25519_SIG_LEN);
@@ -442,6 +478,16 @@ pub struct SignatureLine {
     pub signature: Vec<u8>,
 }
 
+impl fmt::Display for SignatureLine {
+    /// The line as a note holds it, without its final newline.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut raw = Vec::with_capacity(4 + self.signature.len());
+        raw.extend_from_slice(&self.key_id.to_be_bytes());
+        raw.extend_from_slice(&self.signature);
+        write!(f, "{SIG_PREFIX}{} {}", self.name, BASE64.encode(raw))
+    }
+}
+
 /// A note split into its text and signature lines; nothing verified yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParsedNote<'a> {
@@ -485,7 +531,7 @@ pub fn parse(note: &[u8]) -> Result<ParsedNote<'_>, NoteError> {
     Ok(ParsedNote { text, signatures })
 }
 
-fn parse_signature_line(line: &str) -> Result<SignatureLine, NoteError> {
+pub(crate) fn parse_signature_line(line: &str) -> Result<SignatureLine, NoteError> {
     let Some(rest) = line.strip_prefix(SIG_PREFIX) else {
         return Err(malformed(
             "a signature line must start with an em dash and a space",
