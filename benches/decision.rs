@@ -32,7 +32,7 @@ use passerelle::domain::decision::ItemFacts;
 use passerelle::domain::item::{Header, Manifest, Priority, MANIFEST_VERSION};
 use passerelle::domain::label::{HandlingCode, SecurityLabel};
 use passerelle::domain::principal::{Agency, PrincipalId};
-use passerelle::policy::{self, Policy};
+use passerelle::policy::Policy;
 
 fn manifest(
     sender: &str,
@@ -62,7 +62,9 @@ fn manifest(
 }
 
 fn example(c: &mut Criterion) {
-    let policy = policy::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).unwrap();
+    let policy =
+        passerelle::policy_files::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+            .unwrap();
     let vsse = Agency::new("vsse").unwrap();
     let mut secret = SecurityLabel::new("SECRET", vsse.clone());
     secret.originator.third_party = Some("partner/ma-dgst".into());

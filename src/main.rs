@@ -885,13 +885,13 @@ fn policy_command(cmd: PolicyCommand) -> Result<std::process::ExitCode> {
     use passerelle::policy;
     match cmd {
         PolicyCommand::Check { dir, config } => {
-            let report = policy::check(&dir)?;
+            let report = passerelle::policy_files::check(&dir)?;
             println!("{report}");
             let Some(config) = config else {
                 return Ok(std::process::ExitCode::SUCCESS);
             };
             let c = GatewayConfig::load(&config)?;
-            let p = policy::load_dir(&dir)?;
+            let p = passerelle::policy_files::load_dir(&dir)?;
             let configured: Vec<policy::ConfiguredAgency<'_>> = c
                 .agencies
                 .iter()
@@ -918,7 +918,7 @@ fn policy_command(cmd: PolicyCommand) -> Result<std::process::ExitCode> {
             }
         }
         PolicyCommand::Test { dir, json } => {
-            let report = policy::run_tests(&dir)?;
+            let report = passerelle::policy_files::run_tests(&dir)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -936,7 +936,7 @@ fn policy_command(cmd: PolicyCommand) -> Result<std::process::ExitCode> {
             to,
             json,
         } => {
-            let p = policy::load_dir(&dir)?;
+            let p = passerelle::policy_files::load_dir(&dir)?;
             let text = std::fs::read_to_string(&item)
                 .with_context(|| format!("reading {}", item.display()))?;
             let name = item.display().to_string();
@@ -968,7 +968,7 @@ fn policy_command(cmd: PolicyCommand) -> Result<std::process::ExitCode> {
                 Ok(k) => k,
                 Err(e) => return Ok(cannot_run(&e)),
             };
-            let candidate = match policy::load_dir(&dir) {
+            let candidate = match passerelle::policy_files::load_dir(&dir) {
                 Ok(p) => p,
                 Err(e) => return Ok(cannot_run(&e)),
             };

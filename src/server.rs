@@ -35,7 +35,7 @@ use crate::gateway::{Gateway, Settings};
 use crate::integrity::{self, HeadFile};
 use crate::keys::GatewayKey;
 use crate::limits::{Activity, Admission, BodyPace, Session, Tracked, Verdict};
-use crate::policy::{self, Policy};
+use crate::policy::Policy;
 use crate::store::sqlite::SqliteStore;
 use crate::tls::{self, Identities, KeyExchangeGroup, VerifiedPeer};
 
@@ -120,7 +120,7 @@ impl Running {
 /// agency to the same SPIFFE trust domain as the gateway's CA bindings: the
 /// two must never disagree about who an agency's certificates can name.
 pub fn load_policy(config: &GatewayConfig) -> Result<Arc<Policy>, StartError> {
-    let policy = policy::load_dir(&config.policy)
+    let policy = crate::policy_files::load_dir(&config.policy)
         .map_err(|e| StartError::Policy(format!("{}: {e}", config.policy.display())))?;
     for agency in &config.agencies {
         match policy.agency_binding(&agency.name) {

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use passerelle::policy::{self, PolicyError};
+use passerelle::policy_files;
 
 const _: Option<PolicyError> = None;
 
@@ -14,7 +15,7 @@ fn example_dir() -> PathBuf {
 
 #[test]
 fn example_policy_passes_its_tests_and_covers_every_rule() {
-    let report = policy::run_tests(&example_dir()).expect("example policy loads");
+    let report = policy_files::run_tests(&example_dir()).expect("example policy loads");
     assert!(report.ok(), "{report}");
     assert!(report.cases >= 40, "only {} cases", report.cases);
     assert!(
@@ -26,14 +27,14 @@ fn example_policy_passes_its_tests_and_covers_every_rule() {
 
 #[test]
 fn example_policy_checks() {
-    let report = policy::check(&example_dir()).expect("example policy is valid");
+    let report = policy_files::check(&example_dir()).expect("example policy is valid");
     assert_eq!(report.agencies, 3);
     assert!(report.test_cases >= 40);
     assert_eq!(report.policy_digest.len(), 64);
 }
 
 fn example_policy() -> policy::Policy {
-    policy::load_dir(&example_dir()).expect("example policy loads")
+    policy_files::load_dir(&example_dir()).expect("example policy loads")
 }
 
 #[test]

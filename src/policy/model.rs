@@ -435,7 +435,7 @@ pub(crate) struct CompiledRule {
 
 /// The compiled, validated, immutable policy.
 ///
-/// Build one with [`super::load_dir`] or [`Policy::from_sources`]; decide with
+/// Build one with [`crate::policy_files::load_dir`] or [`Policy::from_sources`]; decide with
 /// [`Policy::decide`].
 #[derive(Debug)]
 pub struct Policy {

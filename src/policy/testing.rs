@@ -4,21 +4,19 @@
 //! Test cases live beside the policy in `tests/*.toml`: each gives a sender,
 //! a recipient, an item label and portions, the purpose, cases and priority,
 //! the decision time, and the expected effect, released portions and rule
-//! ids. [`run_tests`] loads the policy, runs every case through
-//! [`Policy::decide`] and reports failures with file and line, and which flow
-//! and built-in rules no case exercised. This module reads files only in
-//! [`check`] and [`run_tests`]; everything else is pure.
+//! ids. [`run_test_sources`] runs every case through [`Policy::decide`] and
+//! reports failures with file and line, and which flow and built-in rules no
+//! case exercised; [`check_sources`] checks the cases without running them.
+//! This module never reads files: `crate::policy_files` reads the policy
+//! directory and its tests and hands their texts here.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
-use std::path::Path;
 
 use serde::Serialize;
 
 use super::engine::rule_ids;
-use super::load::{
-    datetime_to_unix, load_dir, read_toml_files, Diagnostics, PolicyError, Reporter,
-};
+use super::load::{datetime_to_unix, Diagnostics, Reporter};
 use super::model::{AuditScope, Policy};
 use super::source::{RawTestCase, RawTestLabel, TestFile};
 use crate::domain::bytes::Bytes;
@@ -303,25 +301,6 @@ impl fmt::Display for TestReport {
         writeln!(f, "policy digest {}", self.policy_digest)?;
         write!(f, "{} passed, {} failed", self.passed, self.failures.len())
     }
-}
-
-/// Loads the policy in `dir` and runs the cases in `dir/tests/*.toml`.
-pub fn run_tests(dir: &Path) -> Result<TestReport, PolicyError> {
-    let policy = load_dir(dir)?;
-    let files = read_test_files(dir)?;
-    run_test_sources(&policy, &files).map_err(PolicyError::InvalidTests)
-}
-
-fn read_test_files(dir: &Path) -> Result<Vec<(String, String)>, PolicyError> {
-    let tests = dir.join("tests");
-    if !tests.is_dir() {
-        return Ok(Vec::new());
-    }
-    let files = read_toml_files(&tests)?;
-    Ok(files
-        .into_iter()
-        .map(|(n, t)| (format!("tests/{n}"), t))
-        .collect())
 }
 
 /// What one case expects for one recipient.
@@ -789,12 +768,16 @@ pub fn compare_bindings(policy: &Policy, configured: &[ConfiguredAgency<'_>]) ->
     report
 }
 
-/// Validates the policy in `dir` and the syntax and references of its test
-/// cases, without running them. Every problem is reported with file and line.
-pub fn check(dir: &Path) -> Result<CheckReport, PolicyError> {
-    let policy = load_dir(dir)?;
-    let files = read_test_files(dir)?;
-    let cases = parse_tests(&policy, &files).map_err(PolicyError::InvalidTests)?;
+/// Checks the syntax and references of a compiled policy's test cases
+/// (`(file name, text)` pairs, names relative to the policy directory),
+/// without running them, and summarises the policy. Pure: reading the
+/// directory is `crate::policy_files::check`'s job. Every problem is
+/// reported with file and line.
+pub fn check_sources(
+    policy: &Policy,
+    files: &[(String, String)],
+) -> Result<CheckReport, Diagnostics> {
+    let cases = parse_tests(policy, files)?;
     Ok(CheckReport {
         policy_digest: policy.digest_hex().to_string(),
         levels: policy.levels().len(),

@@ -16,7 +16,6 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::path::Path;
 
 use toml::value::{Datetime, Offset};
 
@@ -105,43 +104,6 @@ impl PolicyError {
             PolicyError::Io { .. } => &[],
         }
     }
-}
-
-/// Reads every `*.toml` file directly in `dir` (sorted by name; `tests/` is
-/// not part of the policy) and compiles them.
-pub fn load_dir(dir: &Path) -> Result<Policy, PolicyError> {
-    let files = read_toml_files(dir)?;
-    Policy::from_sources(&files).map_err(PolicyError::Invalid)
-}
-
-/// Reads the `*.toml` files directly in `dir` as `(file name, text)`, sorted.
-pub(crate) fn read_toml_files(dir: &Path) -> Result<Vec<(String, String)>, PolicyError> {
-    let io = |source| PolicyError::Io {
-        path: dir.display().to_string(),
-        source,
-    };
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        let path = entry.path();
-        if path.is_file() && path.extension().is_some_and(|e| e == "toml") {
-            names.push(path);
-        }
-    }
-    names.sort();
-    let mut files = Vec::with_capacity(names.len());
-    for path in names {
-        let text = std::fs::read_to_string(&path).map_err(|source| PolicyError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        files.push((name, text));
-    }
-    Ok(files)
 }
 
 /// 1-based line of a byte offset.
