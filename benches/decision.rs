@@ -83,7 +83,10 @@ fn example(c: &mut Criterion) {
         portion_labels: vec![&secret, &tearline],
     };
     let to = PrincipalId::new("police/spoc").unwrap();
-    assert_eq!(policy.decide(&facts, &to, 1_795_000_000).portions, vec![1]);
+    assert_eq!(
+        policy.decide(&facts, &to, 1_795_000_000).portions(),
+        vec![1]
+    );
     c.bench_function("decide/example/tearline-2-portions", |b| {
         b.iter(|| black_box(&policy).decide(black_box(&facts), black_box(&to), 1_795_000_000))
     });

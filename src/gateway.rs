@@ -40,7 +40,7 @@ use crate::audit::signed_note::SignerKey;
 use crate::domain::attestation::{Attestation, ATTESTATION_CONTENT_TYPE};
 use crate::domain::bytes::{to_cbor, Bytes};
 use crate::domain::cose::PublicKey;
-use crate::domain::decision::{Decider, Decision, Effect, ItemFacts};
+use crate::domain::decision::{Decider, Decision, ItemFacts};
 use crate::domain::item::{DeliveredItem, DeliveredPortion, ItemError, SignedItem};
 use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::{
@@ -209,15 +209,11 @@ fn sending_right(decider: &dyn Decider, who: &PrincipalId) -> Result<(), Gateway
 
 fn recorded(d: &Decision, portions: Vec<u32>) -> RecordedDecision {
     RecordedDecision {
-        recipient: d.recipient.clone(),
-        effect: if portions.is_empty() {
-            Effect::Deny
-        } else {
-            d.effect
-        },
+        recipient: d.recipient().clone(),
+        effect: d.effect_releasing(&portions),
         portions,
-        rules: d.rules.clone(),
-        reasons: d.reasons.clone(),
+        rules: d.rules().to_vec(),
+        reasons: d.reasons().to_vec(),
     }
 }
 
@@ -551,11 +547,7 @@ impl Gateway {
             },
         )?);
         for d in &decisions {
-            let released = if d.allowed() {
-                d.portions.clone()
-            } else {
-                vec![]
-            };
+            let released = d.released().to_vec();
             entries.push(BoundedEntry::new(
                 now,
                 AuditEvent::Decided {
@@ -583,7 +575,7 @@ impl Gateway {
             deliveries: decisions
                 .iter()
                 .filter(|d| d.allowed())
-                .map(|d| (d.recipient.clone(), d.portions.clone()))
+                .map(|d| (d.recipient().clone(), d.portions().to_vec()))
                 .collect(),
             envelope: item.envelope,
             sender_certificate: peer.certificate.clone(),
@@ -626,7 +618,7 @@ impl Gateway {
         let asked_of_sender = state.recipients.contains(sender);
         let reaches_asker = decisions
             .iter()
-            .any(|d| d.recipient == state.sender && d.allowed());
+            .any(|d| *d.recipient() == state.sender && d.allowed());
         Ok((asked_of_sender && reaches_asker).then(|| request.to_string()))
     }
 
@@ -747,16 +739,12 @@ impl Gateway {
         let decision = decider.decide(&ItemFacts::from(&item), &peer.principal, now);
         // Never more than was released at submission, whatever the policy
         // says now.
-        let released: Vec<u32> = if decision.allowed() {
-            stored
-                .released
-                .iter()
-                .copied()
-                .filter(|i| decision.portions.contains(i))
-                .collect()
-        } else {
-            vec![]
-        };
+        let released: Vec<u32> = stored
+            .released
+            .iter()
+            .copied()
+            .filter(|i| decision.released().contains(i))
+            .collect();
         let digest = hex::encode(item.digest);
         let store = self.store.clone();
         let who = peer.principal.clone();

@@ -79,7 +79,7 @@ portions = [
     let ex = p.explain(&spec.facts(), &to, 1_795_000_000);
     let text = ex.to_string();
     println!("{text}");
-    assert_eq!(ex.decision.portions, vec![1]);
+    assert_eq!(ex.decision.portions(), vec![1]);
     assert!(text.contains("[FAIL] mandatory.third_party"), "{text}");
     assert!(
         text.contains("consent.ma-dgst.police: it stops at CONFIDENTIEL"),
@@ -92,7 +92,7 @@ portions = [
     // The explanation is for the officer and names the recipient's clearance;
     // the decision's reasons, which the sender sees, do not.
     assert!(text.contains("clearance TRÈS SECRET"), "{text}");
-    for r in &ex.decision.reasons {
+    for r in ex.decision.reasons() {
         assert!(
             !r.contains("TRÈS SECRET"),
             "reason leaks the recipient's clearance: {r}"
@@ -100,7 +100,7 @@ portions = [
     }
     let d = p.decide(&spec.facts(), &to, 1_795_000_000);
     assert_eq!(d, ex.decision);
-    assert_eq!(d.policy_digest, p.digest_hex());
+    assert_eq!(d.policy_digest(), p.digest_hex());
 }
 
 #[test]

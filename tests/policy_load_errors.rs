@@ -402,7 +402,7 @@ label = { level = "SECRET", originator = "vsse" }
     let after = policy_files::load_dir(d.path()).expect("loads");
     let decision = after.decide(&spec.facts(), &to, 1_795_000_000);
     assert!(!decision.allowed());
-    assert_eq!(decision.rules, vec!["mandatory.clearance"]);
+    assert_eq!(decision.rules(), vec!["mandatory.clearance"]);
     assert_ne!(before.digest_hex(), after.digest_hex());
 
     // A broken edit is refused; the caller keeps the policy it has.

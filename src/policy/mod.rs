@@ -32,7 +32,7 @@
 //! let policy = passerelle::policy_files::load_dir("policies".as_ref())?;
 //! let to = passerelle::domain::principal::PrincipalId::new("police/spoc")?;
 //! let decision = policy.decide(&facts(), &to, 1_790_000_000);
-//! println!("{:?} {:?} under policy {}", decision.effect, decision.portions, policy.digest_hex());
+//! println!("{:?} {:?} under policy {}", decision.effect(), decision.portions(), policy.digest_hex());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -555,7 +555,7 @@ pub fn run_test_sources(
         for x in &c.outcomes {
             checked += 1;
             let d = policy.decide(&c.spec.facts(), &x.recipient, c.now);
-            covered.extend(d.rules.iter().cloned());
+            covered.extend(d.rules().iter().cloned());
             let mut problems = Vec::new();
             let got = if d.allowed() {
                 Effect::Allow
@@ -570,27 +570,27 @@ pub fn run_test_sources(
                 ));
             }
             if let Some(want) = &x.released {
-                if *want != d.portions {
+                if *want != d.portions() {
                     problems.push(format!(
                         "expected portions {want:?} released, got {:?}",
-                        d.portions
+                        d.portions()
                     ));
                 }
             }
             for id in &x.rules {
-                if !d.rules.contains(id) {
+                if !d.rules().contains(id) {
                     problems.push(format!("expected rule {id} in the decision; it is not"));
                 }
             }
             for id in &x.not_rules {
-                if d.rules.contains(id) {
+                if d.rules().contains(id) {
                     problems.push(format!(
                         "expected rule {id} not to be in the decision; it is"
                     ));
                 }
             }
             for want in &x.reasons {
-                if !d.reasons.iter().any(|r| r.contains(want.as_str())) {
+                if !d.reasons().iter().any(|r| r.contains(want.as_str())) {
                     problems.push(format!("expected a reason containing {want:?}"));
                 }
             }
@@ -613,10 +613,10 @@ pub fn run_test_sources(
                     recipient: x.recipient.to_string(),
                     expected: x.expect,
                     observed: got,
-                    released: d.portions.clone(),
-                    rules: d.rules.clone(),
+                    released: d.portions().to_vec(),
+                    rules: d.rules().to_vec(),
                     problems,
-                    reasons: d.reasons.clone(),
+                    reasons: d.reasons().to_vec(),
                 });
             }
         }

@@ -52,7 +52,7 @@ impl Policy {
                 rule_ids::SENDER_KNOWN,
                 format!("sender {} is not a principal of this policy", header.sender),
             );
-            trace.item(|| d.reasons[0].clone());
+            trace.item(|| d.reasons()[0].clone());
             return d;
         };
         let sender = &self.principals[sender_idx as usize];
@@ -78,7 +78,7 @@ impl Policy {
                     rule_ids::LABEL_WELL_FORMED,
                     format!("the item label is not well formed: {e}"),
                 );
-                trace.item(|| d.reasons[0].clone());
+                trace.item(|| d.reasons()[0].clone());
                 return d;
             }
         };
@@ -99,7 +99,7 @@ impl Policy {
                         rule_ids::LABEL_WELL_FORMED,
                         format!("the label of portion {i} is not well formed: {e}"),
                     );
-                    trace.item(|| d.reasons[0].clone());
+                    trace.item(|| d.reasons()[0].clone());
                     return d;
                 }
             }
@@ -112,7 +112,7 @@ impl Policy {
                     rule_ids::LABEL_CONSISTENCY,
                     format!("the item label does not dominate portion {i}: {why}"),
                 );
-                trace.item(|| d.reasons[0].clone());
+                trace.item(|| d.reasons()[0].clone());
                 return d;
             }
         }
@@ -153,7 +153,7 @@ impl Policy {
                         .collect();
                     why.push(format!("the sender lacks caveat(s) {}", missing.join(", ")));
                 }
-                format!("{} ({})", d.reasons[0], why.join("; "))
+                format!("{} ({})", d.reasons()[0], why.join("; "))
             });
             return d;
         }
@@ -182,7 +182,7 @@ impl Policy {
                         header.purpose
                     ),
                 );
-                trace.item(|| d.reasons[0].clone());
+                trace.item(|| d.reasons()[0].clone());
                 return d;
             }
         }
@@ -372,13 +372,13 @@ impl Policy {
         } else {
             Effect::Allow
         };
-        Decision {
-            recipient: recipient.clone(),
+        Decision::new(
+            recipient.clone(),
             effect,
-            portions: released,
+            released,
             rules,
             reasons,
-            policy_digest: self.digest_hex.clone(),
-        }
+            self.digest_hex.clone(),
+        )
     }
 }

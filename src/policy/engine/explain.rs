@@ -70,7 +70,7 @@ impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = &self.decision;
         let verdict = if d.allowed() { "ALLOW" } else { "DENY" };
-        writeln!(f, "decision for {}: {verdict}", d.recipient)?;
+        writeln!(f, "decision for {}: {verdict}", d.recipient())?;
         if let Some(p) = &self.recipient_profile {
             writeln!(f, "recipient: {p}")?;
         }
@@ -96,12 +96,12 @@ impl fmt::Display for Explanation {
                 }
             }
         }
-        writeln!(f, "released portions: {:?}", d.portions)?;
-        writeln!(f, "rules: {}", d.rules.join(", "))?;
-        for r in &d.reasons {
+        writeln!(f, "released portions: {:?}", d.portions())?;
+        writeln!(f, "rules: {}", d.rules().join(", "))?;
+        for r in d.reasons() {
             writeln!(f, "reason: {r}")?;
         }
-        write!(f, "policy digest: {}", d.policy_digest)
+        write!(f, "policy digest: {}", d.policy_digest())
     }
 }
 

@@ -250,7 +250,7 @@ impl Policy {
         let mut item = trace.item;
         if item.is_empty() && trace.portions.is_empty() {
             // Refused before any portion was looked at: say why at item level.
-            item = decision.reasons.clone();
+            item = decision.reasons().to_vec();
         }
         Explanation {
             decision,
@@ -261,13 +261,13 @@ impl Policy {
     }
 
     fn deny(&self, recipient: &PrincipalId, rule: &str, reason: String) -> Decision {
-        Decision {
-            recipient: recipient.clone(),
-            effect: Effect::Deny,
-            portions: Vec::new(),
-            rules: vec![rule.to_string()],
-            reasons: vec![reason],
-            policy_digest: self.digest_hex.clone(),
-        }
+        Decision::new(
+            recipient.clone(),
+            Effect::Deny,
+            Vec::new(),
+            vec![rule.to_string()],
+            vec![reason],
+            self.digest_hex.clone(),
+        )
     }
 }

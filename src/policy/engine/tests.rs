@@ -94,15 +94,15 @@ fn grant_deny_default_and_ceiling() {
         portion_labels: vec![&high, &low],
     };
     let d = p.decide(&facts, &to, 0);
-    assert_eq!(d.effect, Effect::Allow);
-    assert_eq!(d.portions, vec![1]);
+    assert_eq!(d.effect(), Effect::Allow);
+    assert_eq!(d.portions(), vec![1]);
     assert_eq!(
-        d.rules,
+        d.rules(),
         vec![rule_ids::ACCREDITATION.to_string(), "g".to_string()]
     );
     // The sender-facing reasons never state the recipient's levels.
     assert!(d
-        .reasons
+        .reasons()
         .iter()
         .all(|r| !r.contains("LOW") || r.starts_with("portion 1")));
 
@@ -114,7 +114,7 @@ fn grant_deny_default_and_ceiling() {
     };
     let d = p.decide(&facts, &to, 0);
     assert_eq!(
-        (d.effect, d.rules.clone()),
+        (d.effect(), d.rules().to_vec()),
         (Effect::Deny, vec!["d".to_string()])
     );
 
@@ -127,7 +127,7 @@ fn grant_deny_default_and_ceiling() {
         portion_labels: vec![&low],
     };
     let d = p.decide(&facts, &back, 0);
-    assert_eq!(d.rules, vec![rule_ids::DEFAULT_DENY.to_string()]);
+    assert_eq!(d.rules(), vec![rule_ids::DEFAULT_DENY.to_string()]);
     assert!(!d.allowed());
 }
 
@@ -142,7 +142,7 @@ fn no_portions_and_bad_labels_deny() {
         portion_labels: vec![],
     };
     assert_eq!(
-        p.decide(&facts, &to, 0).rules,
+        p.decide(&facts, &to, 0).rules(),
         vec![rule_ids::LABEL_WELL_FORMED]
     );
     let mut odd = lbl("LOW");
@@ -152,11 +152,11 @@ fn no_portions_and_bad_labels_deny() {
         portion_labels: vec![&odd],
     };
     let d = p.decide(&facts, &to, 0);
-    assert_eq!(d.rules, vec![rule_ids::LABEL_WELL_FORMED]);
+    assert_eq!(d.rules(), vec![rule_ids::LABEL_WELL_FORMED]);
     assert!(
-        d.reasons[0].contains("originator agency zz"),
+        d.reasons()[0].contains("originator agency zz"),
         "{:?}",
-        d.reasons
+        d.reasons()
     );
 }
 
@@ -172,14 +172,14 @@ fn unknown_cases_and_purposes_fail_closed() {
         manifest: &m,
         portion_labels: vec![&low],
     };
-    assert_eq!(p.decide(&facts, &to, 0).rules, vec!["no-k".to_string()]);
+    assert_eq!(p.decide(&facts, &to, 0).rules(), vec!["no-k".to_string()]);
     // Case references compare in any letter case: "k" is the case K.
     m.header.cases = vec!["k".into()];
     let facts = ItemFacts {
         manifest: &m,
         portion_labels: vec![&low],
     };
-    assert_eq!(p.decide(&facts, &to, 0).rules, vec!["no-k".to_string()]);
+    assert_eq!(p.decide(&facts, &to, 0).rules(), vec!["no-k".to_string()]);
     m.header.cases = vec![];
     let facts = ItemFacts {
         manifest: &m,
@@ -192,7 +192,10 @@ fn unknown_cases_and_purposes_fail_closed() {
         manifest: &m,
         portion_labels: vec![&low],
     };
-    assert_eq!(p.decide(&facts, &to, 0).rules, vec![rule_ids::DEFAULT_DENY]);
+    assert_eq!(
+        p.decide(&facts, &to, 0).rules(),
+        vec![rule_ids::DEFAULT_DENY]
+    );
 }
 
 #[test]
@@ -208,7 +211,7 @@ fn rel_to_narrower_on_portion_breaks_consistency() {
         portion_labels: vec![&portion],
     };
     assert_eq!(
-        p.decide(&facts, &to, 0).rules,
+        p.decide(&facts, &to, 0).rules(),
         vec![rule_ids::LABEL_CONSISTENCY]
     );
 }
@@ -254,7 +257,8 @@ fn check_labels_names_the_field_and_what_is_allowed() {
         portion_labels: vec![&high],
     };
     assert_eq!(
-        p.decide(&facts, &PrincipalId::new("b/r").unwrap(), 0).rules,
+        p.decide(&facts, &PrincipalId::new("b/r").unwrap(), 0)
+            .rules(),
         vec![rule_ids::LABEL_CONSISTENCY]
     );
 }
@@ -309,7 +313,9 @@ case_match = "all"
             manifest: &m,
             portion_labels: vec![&low],
         };
-        p.decide(&facts, &PrincipalId::new(to).unwrap(), 0).rules
+        p.decide(&facts, &PrincipalId::new(to).unwrap(), 0)
+            .rules()
+            .to_vec()
     };
     let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     // Two cases, the recipient assigned to one: `any` grants, `all` does not.
@@ -375,7 +381,7 @@ purposes = ["p"]
         portion_labels: vec![&low],
     };
     assert_ne!(
-        p.decide(&facts, &to, 0).rules,
+        p.decide(&facts, &to, 0).rules(),
         vec![rule_ids::SENDER_CLEARANCE]
     );
     // b/r (HIGH clearance, no caveat) cannot originate X material.
@@ -386,7 +392,7 @@ purposes = ["p"]
         portion_labels: vec![&low],
     };
     let d = p.decide(&facts, &PrincipalId::new("a/s").unwrap(), 0);
-    assert_eq!(d.rules, vec![rule_ids::SENDER_CLEARANCE]);
+    assert_eq!(d.rules(), vec![rule_ids::SENDER_CLEARANCE]);
 
     // Marked material: for purpose p only.
     let mut dr = lbl("LOW");
@@ -403,13 +409,13 @@ purposes = ["p"]
         portion_labels: vec![&dr],
     };
     let d = p.decide(&facts, &to, 0);
-    assert_eq!(d.rules, vec![rule_ids::MARKING_PURPOSE]);
-    assert!(d.reasons[0].contains("bound to the purposes p"), "{d:?}");
+    assert_eq!(d.rules(), vec![rule_ids::MARKING_PURPOSE]);
+    assert!(d.reasons()[0].contains("bound to the purposes p"), "{d:?}");
     // Under a policy that declares no such marking, the label is not
     // well formed, and the sender is told at submission.
     let plain = policy();
     let d = plain.decide(&facts, &to, 0);
-    assert_eq!(d.rules, vec![rule_ids::LABEL_WELL_FORMED]);
+    assert_eq!(d.rules(), vec![rule_ids::LABEL_WELL_FORMED]);
     let e = plain.check_labels(&facts).unwrap_err();
     assert_eq!(e.field, "label.diffusion_restreinte");
 }
