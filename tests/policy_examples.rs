@@ -117,13 +117,12 @@ fn unknown_recipient_is_a_clear_deny_and_lookup_fails() {
 }
 
 #[test]
-fn agency_bindings_name_ca_and_trust_domain() {
+fn agency_bindings_name_trust_domains() {
     let p = example_policy();
     let police = p
         .agency_for_trust_domain("police.example")
         .expect("police bound");
     assert_eq!(police.agency.as_str(), "police");
-    assert_eq!(police.ca, "certs-example/police/ca.pem");
     assert!(p.agency_for_trust_domain("evil.example").is_none());
     assert_eq!(p.retention_days("GEHEIM"), Some(7300));
     assert_eq!(

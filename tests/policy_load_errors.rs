@@ -329,10 +329,10 @@ fn misspelt_key_absurd_retention_and_shared_ca() {
     let l3 = edit(
         d.path(),
         "agencies.toml",
-        "certs-example/vsse/ca.pem",
-        "certs-example/police/ca.pem",
         "trust_domain = \"vsse.example\"",
-    ) - 1;
+        "trust_domain = \"police.example\"",
+        "name = \"Sûreté",
+    ) + 1;
     let diags = refused(d.path());
     // A file that does not parse stops the load before references are checked.
     assert_reported(&diags, "principals.toml", l1, "accredditation");
@@ -370,6 +370,29 @@ fn test_files_with_unknown_rule_ids_fail_check() {
         line,
         "unknown rule id \"lo.request-to-vse\"",
     );
+}
+
+#[test]
+fn a_ca_in_the_policy_is_refused_and_says_where_the_binding_lives() {
+    // One source of truth for the CA→agency binding: the gateway
+    // configuration. A policy written when it also named the CA is refused,
+    // not silently half-read.
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "agencies.toml",
+        "trust_domain = \"vsse.example\"",
+        "ca = \"certs-example/vsse/ca.pem\"\ntrust_domain = \"vsse.example\"",
+        "ca = ",
+    );
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "agencies.toml",
+        line,
+        "`ca` is no longer part of the policy",
+    );
+    assert_reported(&diags, "agencies.toml", line, "gateway.toml");
 }
 
 #[test]

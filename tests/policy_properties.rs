@@ -357,9 +357,7 @@ fn to_toml(g: &GPolicy) -> String {
         s += &format!("[[case]]\nid = \"{c}\"\npurpose = \"p0\"\n");
     }
     for a in AGENCIES {
-        s += &format!(
-            "[[agency]]\nid = \"{a}\"\nca = \"{a}/ca.pem\"\ntrust_domain = \"{a}.example\"\n"
-        );
+        s += &format!("[[agency]]\nid = \"{a}\"\ntrust_domain = \"{a}.example\"\n");
     }
     for t in &THIRD[..2] {
         s += &format!("[[third_party]]\nid = \"{t}\"\n");

@@ -103,17 +103,15 @@ impl Level {
     }
 }
 
-/// An agency and the certificate authority it is bound to.
+/// An agency and the SPIFFE trust domain its certificates may name. The
+/// CA that issues them is bound in the gateway configuration, which must
+/// give the same trust domain (the gateway refuses one that does not).
 #[derive(Clone, Debug, Serialize)]
 pub struct AgencyBinding {
     /// The agency (`police`).
     pub agency: Agency,
     /// Display name.
     pub name: String,
-    /// Path of the CA certificate (PEM), relative to the gateway's
-    /// configuration directory. Certificates under this CA can only claim
-    /// identities of this agency.
-    pub ca: String,
     /// SPIFFE trust domain of the agency's certificates (`police.example`).
     pub trust_domain: String,
 }
@@ -520,8 +518,8 @@ impl Policy {
     /// SAN of a client certificate) stands for: the trust domain names the
     /// agency, the path the principal inside it. `None` when the trust domain
     /// is not bound to an agency or the principal is unknown. The caller must
-    /// still check that the certificate chains to *that* agency's CA
-    /// ([`AgencyBinding::ca`]).
+    /// still check that the certificate chains to *that* agency's CA (bound
+    /// in the gateway configuration).
     pub fn principal_for_spiffe(&self, uri: &str) -> Option<&Principal> {
         let rest = uri.strip_prefix("spiffe://")?;
         let (td, path) = rest.split_once('/')?;

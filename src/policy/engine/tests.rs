@@ -23,11 +23,9 @@ id = "X"
 id = "p"
 [[agency]]
 id = "a"
-ca = "a/ca.pem"
 trust_domain = "a.example"
 [[agency]]
 id = "b"
-ca = "b/ca.pem"
 trust_domain = "b.example"
 [[principal]]
 id = "a/s"

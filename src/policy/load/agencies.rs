@@ -1,6 +1,9 @@
-//! The `[[agency]]` bindings: each agency's trust domain and the CA
-//! that issues its certificates, each bound to exactly one agency. It
-//! never looks at principals or rules.
+//! The `[[agency]]` declarations: the agencies of the gateway and the
+//! SPIFFE trust domain each one's certificates may name, each bound to
+//! exactly one agency. The CA that issues them is not the policy's: the
+//! gateway configuration binds it (with its CRLs), and the gateway refuses
+//! a configuration whose agencies or trust domains differ. It never looks
+//! at principals or rules.
 
 use std::collections::BTreeSet;
 
@@ -18,7 +21,6 @@ pub(super) fn compile(agencies: &[Located<RawAgency>], r: &mut Reporter) -> Agen
     // --- agencies ------------------------------------------------------
     let mut bindings: Vec<AgencyBinding> = Vec::new();
     let mut agency_by_name: HashMap<String, u16> = HashMap::default();
-    let mut cas = BTreeSet::new();
     let mut domains = BTreeSet::new();
     for a in agencies.iter() {
         let v = &a.value;
@@ -33,19 +35,16 @@ pub(super) fn compile(agencies: &[Located<RawAgency>], r: &mut Reporter) -> Agen
             r.at(a.file, v.id.span(), format!("duplicate agency {agency}"));
             continue;
         }
-        let ca = v.ca.get_ref();
-        if ca.trim().is_empty() || ca.starts_with('/') || ca.contains("..") {
+        // One source of truth: the gateway configuration binds each CA
+        // (and its CRLs) to an agency; the policy says which agencies exist
+        // and which trust domain each one's certificates may name, and the
+        // gateway refuses a configuration that disagrees.
+        if let Some(ca) = &v.ca {
             r.at(
                 a.file,
-                v.ca.span(),
-                "the CA path must be relative to the configuration directory, without '..'",
+                ca.span(),
+                format!("agency {agency}: `ca` is no longer part of the policy: the CA that issues an agency's certificates is bound in the gateway configuration (`[[agency]] name, ca, crl` in gateway.toml), which must give the trust domain this policy gives; remove the line"),
             );
-        } else if !cas.insert(ca.clone()) {
-            r.at(
-                    a.file,
-                    v.ca.span(),
-                    format!("CA {ca:?} is already bound to another agency: each CA is bound to exactly one agency"),
-                );
         }
         let td = v.trust_domain.get_ref();
         if !valid_trust_domain(td) {
@@ -68,7 +67,6 @@ pub(super) fn compile(agencies: &[Located<RawAgency>], r: &mut Reporter) -> Agen
                 .clone()
                 .unwrap_or_else(|| agency.as_str().to_string()),
             agency,
-            ca: ca.clone(),
             trust_domain: td.clone(),
         });
     }

@@ -66,7 +66,7 @@ pub(super) fn digest(
     let mut sorted_tps = tps.clone();
     sorted_tps.sort_by(|a, b| a.id.cmp(&b.id));
     let canonical = Canonical {
-        format: "passerelle-policy/3",
+        format: "passerelle-policy/4",
         scheme: scheme_name,
         levels: compiled_levels,
         caveats: sorted_caveats,

@@ -423,7 +423,6 @@ names = ["HIGH", "HOOG"]
 
 [[agency]]
 id = "a"
-ca = "a/ca.pem"
 trust_domain = "a.example"
 
 [[principal]]
