@@ -5,6 +5,11 @@
 //! compiled representation and the read-only lookups the gateway needs
 //! (principals, agency bindings, retention, digest). It does no I/O and never
 //! decides anything itself (that is [`super::engine`]).
+//!
+//! One file of about 700 lines on purpose: it is the policy's vocabulary,
+//! declarations and their lookups with no logic to speak of, and splitting
+//! the types from the lookups that read their private fields would only
+//! widen those fields' visibility.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
