@@ -150,6 +150,7 @@ fn generated_policy(principals: usize, rules: usize, worst_case: bool) -> (Polic
         "espionage",
         "interference",
         "proliferation",
+        "oversight",
     ] {
         s += &format!("[[purpose]]\nid = \"{p}\"\n");
     }
@@ -200,7 +201,7 @@ fn generated_policy(principals: usize, rules: usize, worst_case: bool) -> (Polic
         if kind == "deny" {
             s += "caveats_any = [\"HUMINT\"]\n";
         } else {
-            s += "purposes = [\"terrorism\", \"extremism\"]\ncase_assignment = \"recipient\"\nmax_level = \"SECRET\"\n";
+            s += "purposes = [\"terrorism\", \"extremism\"]\ncase_assignment = \"recipient\"\ncase_match = \"all\"\nmax_level = \"SECRET\"\n";
         }
     }
     files.push(("generated.toml".into(), s));

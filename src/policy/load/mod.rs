@@ -501,12 +501,12 @@ to = {}
         .unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("mini.toml:28: principal b/y belongs to unknown agency b"),
+            text.contains("mini.toml:27: principal b/y belongs to unknown agency b"),
             "{text}"
         );
-        assert!(text.contains("mini.toml:29: kind \"robot\""), "{text}");
+        assert!(text.contains("mini.toml:28: kind \"robot\""), "{text}");
         assert!(
-            text.contains("mini.toml:31: clearance \"MEDIUM\" is not a level"),
+            text.contains("mini.toml:30: clearance \"MEDIUM\" is not a level"),
             "{text}"
         );
         assert!(text.contains("reserved prefix"), "{text}");
