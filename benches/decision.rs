@@ -32,7 +32,7 @@ use passerelle::domain::decision::ItemFacts;
 use passerelle::domain::item::{Header, Manifest, Priority, MANIFEST_VERSION};
 use passerelle::domain::label::{HandlingCode, SecurityLabel};
 use passerelle::domain::principal::{Agency, PrincipalId};
-use passerelle::policy::{self, Policy};
+use passerelle::policy::Policy;
 
 fn manifest(
     sender: &str,
@@ -62,7 +62,9 @@ fn manifest(
 }
 
 fn example(c: &mut Criterion) {
-    let policy = policy::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).unwrap();
+    let policy =
+        passerelle::policy_files::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+            .unwrap();
     let vsse = Agency::new("vsse").unwrap();
     let mut secret = SecurityLabel::new("SECRET", vsse.clone());
     secret.originator.third_party = Some("partner/ma-dgst".into());
@@ -81,7 +83,10 @@ fn example(c: &mut Criterion) {
         portion_labels: vec![&secret, &tearline],
     };
     let to = PrincipalId::new("police/spoc").unwrap();
-    assert_eq!(policy.decide(&facts, &to, 1_795_000_000).portions, vec![1]);
+    assert_eq!(
+        policy.decide(&facts, &to, 1_795_000_000).portions(),
+        vec![1]
+    );
     c.bench_function("decide/example/tearline-2-portions", |b| {
         b.iter(|| black_box(&policy).decide(black_box(&facts), black_box(&to), 1_795_000_000))
     });
@@ -145,6 +150,7 @@ fn generated_policy(principals: usize, rules: usize, worst_case: bool) -> (Polic
         "espionage",
         "interference",
         "proliferation",
+        "oversight",
     ] {
         s += &format!("[[purpose]]\nid = \"{p}\"\n");
     }
@@ -195,7 +201,7 @@ fn generated_policy(principals: usize, rules: usize, worst_case: bool) -> (Polic
         if kind == "deny" {
             s += "caveats_any = [\"HUMINT\"]\n";
         } else {
-            s += "purposes = [\"terrorism\", \"extremism\"]\ncase_assignment = \"recipient\"\nmax_level = \"SECRET\"\n";
+            s += "purposes = [\"terrorism\", \"extremism\"]\ncase_assignment = \"recipient\"\ncase_match = \"all\"\nmax_level = \"SECRET\"\n";
         }
     }
     files.push(("generated.toml".into(), s));

@@ -20,7 +20,9 @@
 //!   and request rates per principal, header, idle and body timeouts.
 //! - [`api`]: the HTTP API (CBOR, or JSON on request; RFC 9457 problems).
 //! - [`policy`]: the declarative classification and need-to-know policy: its
-//!   loader (the only part that reads files) and the pure decision engine.
+//!   loader from texts and the pure decision engine; no file access.
+//! - [`policy_files`]: the edge that reads a policy directory and its test
+//!   files, then calls the pure policy functions.
 //! - [`gateway`]: the exchange logic between API and store: verify, decide,
 //!   commit with its audit entry, deliver with an attestation.
 //! - [`log_service`]: the audit log above the store: the Merkle tree built
@@ -65,6 +67,7 @@ pub mod keys;
 pub mod limits;
 pub mod log_service;
 pub mod pki;
+pub mod policy_files;
 pub mod server;
 pub mod snapshot;
 pub mod spec;

@@ -435,7 +435,8 @@ pub fn write_example(
          # audit-key.head keeps the last head the gateway published: keep them together.\n\
          [audit]\nkey = \"gateway/audit-key.pem\"\nvkey = \"gateway/audit.vkey\"\norigin = \"{AUDIT_ORIGIN}\"\n\
          checkpoint_seconds = 60\n\n\
-         # Each trusted CA is bound to exactly one agency and SPIFFE trust domain.\n\
+         # Each trusted CA is bound to exactly one agency and SPIFFE trust domain, here\n\
+         # only: the policy declares the agencies and their trust domains, which must agree.\n\
          {}\n\
 ",
         agency_blocks("")

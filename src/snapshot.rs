@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use crate::config::{GatewayConfig, LimitsConfig};
 use crate::domain::decision::Decider;
-use crate::policy::{self, Policy};
+use crate::policy::Policy;
 use crate::tls::{self, Identities, TlsError};
 
 /// Why a configuration was not accepted. The operator's fault; the
@@ -115,7 +115,7 @@ pub fn check(config: &GatewayConfig) -> Result<Snapshot, SnapshotError> {
 /// agency to the same SPIFFE trust domain as the gateway's CA bindings: the
 /// two must never disagree about who an agency's certificates can name.
 pub fn load_policy(config: &GatewayConfig) -> Result<Arc<Policy>, SnapshotError> {
-    let policy = policy::load_dir(&config.policy)
+    let policy = crate::policy_files::load_dir(&config.policy)
         .map_err(|e| SnapshotError::Policy(format!("{}: {e}", config.policy.display())))?;
     for agency in &config.agencies {
         match policy.agency_binding(&agency.name) {

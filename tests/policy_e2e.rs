@@ -379,7 +379,7 @@ level = "RESTREINT"
     );
     let got = vsse.fetch(&asked.item_ref).await.unwrap();
     let opened = vsse.open(&got).unwrap();
-    let policy = passerelle::policy::load_dir(
+    let policy = passerelle::policy_files::load_dir(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
     )
     .unwrap();

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use passerelle::policy::{self, Diagnostic, PolicyError};
+use passerelle::policy_files;
 
 fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
@@ -55,7 +56,7 @@ fn line_of(dir: &Path, file: &str, marker: &str) -> usize {
 }
 
 fn refused(dir: &Path) -> Vec<Diagnostic> {
-    match policy::load_dir(dir) {
+    match policy_files::load_dir(dir) {
         Ok(_) => panic!("a broken policy was accepted"),
         Err(PolicyError::Invalid(d)) => d.0,
         Err(e) => panic!("unexpected error {e}"),
@@ -328,10 +329,10 @@ fn misspelt_key_absurd_retention_and_shared_ca() {
     let l3 = edit(
         d.path(),
         "agencies.toml",
-        "certs-example/vsse/ca.pem",
-        "certs-example/police/ca.pem",
         "trust_domain = \"vsse.example\"",
-    ) - 1;
+        "trust_domain = \"police.example\"",
+        "name = \"Sûreté",
+    ) + 1;
     let diags = refused(d.path());
     // A file that does not parse stops the load before references are checked.
     assert_reported(&diags, "principals.toml", l1, "accredditation");
@@ -362,7 +363,7 @@ fn test_files_with_unknown_rule_ids_fail_check() {
         "rules = [\"lo.request-to-vse\"]",
         "lo.request-to-vse\"",
     );
-    let err = policy::check(d.path()).expect_err("refused");
+    let err = policy_files::check(d.path()).expect_err("refused");
     assert_reported(
         err.diagnostics(),
         "tests/flows.toml",
@@ -372,9 +373,32 @@ fn test_files_with_unknown_rule_ids_fail_check() {
 }
 
 #[test]
+fn a_ca_in_the_policy_is_refused_and_says_where_the_binding_lives() {
+    // One source of truth for the CA→agency binding: the gateway
+    // configuration. A policy written when it also named the CA is refused,
+    // not silently half-read.
+    let d = copy_example();
+    let line = edit(
+        d.path(),
+        "agencies.toml",
+        "trust_domain = \"vsse.example\"",
+        "ca = \"certs-example/vsse/ca.pem\"\ntrust_domain = \"vsse.example\"",
+        "ca = ",
+    );
+    let diags = refused(d.path());
+    assert_reported(
+        &diags,
+        "agencies.toml",
+        line,
+        "`ca` is no longer part of the policy",
+    );
+    assert_reported(&diags, "agencies.toml", line, "gateway.toml");
+}
+
+#[test]
 fn missing_directory_is_an_io_error() {
     let d = tempfile::tempdir().unwrap();
-    let err = policy::load_dir(&d.path().join("absent")).expect_err("refused");
+    let err = policy_files::load_dir(&d.path().join("absent")).expect_err("refused");
     assert!(matches!(err, PolicyError::Io { .. }));
 }
 
@@ -389,7 +413,7 @@ label = { level = "SECRET", originator = "vsse" }
 "#;
     let spec = policy::ItemSpec::from_toml("item.toml", item).expect("item parses");
     let to = spec.recipient.clone().expect("recipient");
-    let before = policy::load_dir(d.path()).expect("loads");
+    let before = policy_files::load_dir(d.path()).expect("loads");
     assert!(before.decide(&spec.facts(), &to, 1_795_000_000).allowed());
 
     // The DJO desk's clearance is withdrawn to CONFIDENTIEL.
@@ -398,10 +422,10 @@ label = { level = "SECRET", originator = "vsse" }
     let (head, tail) = text.split_at(djo);
     let tail = tail.replacen("clearance = \"SECRET\"", "clearance = \"CONFIDENTIEL\"", 1);
     std::fs::write(d.path().join("principals.toml"), format!("{head}{tail}")).unwrap();
-    let after = policy::load_dir(d.path()).expect("loads");
+    let after = policy_files::load_dir(d.path()).expect("loads");
     let decision = after.decide(&spec.facts(), &to, 1_795_000_000);
     assert!(!decision.allowed());
-    assert_eq!(decision.rules, vec!["mandatory.clearance"]);
+    assert_eq!(decision.rules(), vec!["mandatory.clearance"]);
     assert_ne!(before.digest_hex(), after.digest_hex());
 
     // A broken edit is refused; the caller keeps the policy it has.
@@ -410,7 +434,7 @@ label = { level = "SECRET", originator = "vsse" }
         "principals.toml",
         "\n[[principal]]\nid = \"police/x\"\n",
     );
-    assert!(policy::load_dir(d.path()).is_err());
+    assert!(policy_files::load_dir(d.path()).is_err());
 }
 
 #[test]
@@ -475,13 +499,16 @@ fn a_grant_from_principals_that_may_not_send_can_never_match() {
         "may_send = true",
         "may_send = true",
     );
-    policy::load_dir(d.path()).expect("the auditor may now send");
+    policy_files::load_dir(d.path()).expect("the auditor may now send");
 }
 
 #[test]
 fn what_each_principal_may_do_is_part_of_the_digest() {
     let d = copy_example();
-    let before = policy::load_dir(d.path()).unwrap().digest_hex().to_string();
+    let before = policy_files::load_dir(d.path())
+        .unwrap()
+        .digest_hex()
+        .to_string();
     edit(
         d.path(),
         "principals.toml",
@@ -489,7 +516,10 @@ fn what_each_principal_may_do_is_part_of_the_digest() {
         "audit = \"own\"",
         "audit = \"own\"",
     );
-    let own = policy::load_dir(d.path()).unwrap().digest_hex().to_string();
+    let own = policy_files::load_dir(d.path())
+        .unwrap()
+        .digest_hex()
+        .to_string();
     assert_ne!(before, own);
     edit(
         d.path(),
@@ -498,7 +528,10 @@ fn what_each_principal_may_do_is_part_of_the_digest() {
         "may_send = true",
         "may_send = true",
     );
-    let sends = policy::load_dir(d.path()).unwrap().digest_hex().to_string();
+    let sends = policy_files::load_dir(d.path())
+        .unwrap()
+        .digest_hex()
+        .to_string();
     assert_ne!(own, sends);
     // Writing a default out does not change what the policy says.
     edit(
@@ -509,7 +542,7 @@ fn what_each_principal_may_do_is_part_of_the_digest() {
         "may_send = true",
     );
     assert_eq!(
-        policy::load_dir(d.path()).unwrap().digest_hex(),
+        policy_files::load_dir(d.path()).unwrap().digest_hex(),
         sends.as_str()
     );
 }
@@ -521,7 +554,7 @@ fn defaults_follow_the_role() {
     // reads every proof; a liaison station sends and reads its own.
     edit(d.path(), "principals.toml", "may_send = false", "", "audit");
     edit(d.path(), "principals.toml", "audit = \"all\"", "", "role");
-    let p = policy::load_dir(d.path()).unwrap();
+    let p = policy_files::load_dir(d.path()).unwrap();
     let who = |id: &str| {
         p.principal(&passerelle::domain::principal::PrincipalId::new(id).unwrap())
             .unwrap()
@@ -546,8 +579,8 @@ fn test_file_errors_are_not_reported_as_an_invalid_policy() {
         "lo.request-to-vse\"",
     );
     for err in [
-        policy::check(d.path()).expect_err("refused"),
-        policy::run_tests(d.path()).expect_err("refused"),
+        policy_files::check(d.path()).expect_err("refused"),
+        policy_files::run_tests(d.path()).expect_err("refused"),
     ] {
         assert!(matches!(err, PolicyError::InvalidTests(_)), "{err}");
         assert!(err.to_string().contains("test files are invalid"), "{err}");
@@ -568,7 +601,7 @@ fn a_test_time_must_say_the_moment() {
         "now = 2026-11-25",
         "now = 2026-11-25",
     );
-    let err = policy::check(d.path()).expect_err("refused");
+    let err = policy_files::check(d.path()).expect_err("refused");
     assert_reported(
         err.diagnostics(),
         "tests/flows.toml",
@@ -583,7 +616,7 @@ fn a_test_time_must_say_the_moment() {
         "now = 2026-11-25T12:00:00",
         "now = 2026-11-25",
     );
-    let err = policy::check(d.path()).expect_err("refused");
+    let err = policy_files::check(d.path()).expect_err("refused");
     assert_reported(err.diagnostics(), "tests/flows.toml", line, "has no offset");
 }
 
@@ -612,7 +645,7 @@ not_rules = ["default.deny"]
 reasons = [""]
 "#,
     );
-    let err = policy::check(d.path()).expect_err("refused");
+    let err = policy_files::check(d.path()).expect_err("refused");
     let diags = err.diagnostics();
     let mixed = line_of(d.path(), "tests/flows.toml", "name = \"mixed\"") - 1;
     assert_reported(diags, "tests/flows.toml", mixed, "not both");
@@ -719,7 +752,7 @@ fn every_case_is_written_alone_and_case_ids_ignore_letter_case() {
         "cases = [\"ct-2026-031\"]",
         "ct-2026",
     );
-    let p = policy::load_dir(d.path()).expect("loads");
+    let p = policy_files::load_dir(d.path()).expect("loads");
     let ankara = p
         .principals()
         .iter()
@@ -827,7 +860,7 @@ fn consent_handling_as_a_list_or_a_ceiling() {
     assert_reported(&diags, "third_parties.toml", line, "names no handling code");
 
     // The ceiling covers H0 to H2, and says so.
-    let p = policy::load_dir(&example_dir()).expect("loads");
+    let p = policy_files::load_dir(&example_dir()).expect("loads");
     let c = p
         .consents()
         .iter()

@@ -237,7 +237,7 @@ pub fn replay(
                 let new = candidate.decide(&facts, &decision.recipient, p.time);
                 let released_before =
                     |i: u32| decision.effect == Effect::Allow && decision.portions.contains(&i);
-                let released_now = |i: u32| new.allowed() && new.portions.contains(&i);
+                let released_now = |i: u32| new.released().contains(&i);
                 for i in 0..p.portion_labels.len() as u32 {
                     let direction = match (released_before(i), released_now(i)) {
                         (true, false) => Direction::AllowToDeny,
@@ -252,7 +252,7 @@ pub fn replay(
                         portion: i,
                         direction,
                         recorded_rules: decision.rules.clone(),
-                        candidate_rules: new.rules.clone(),
+                        candidate_rules: new.rules().to_vec(),
                     });
                 }
             }

@@ -103,13 +103,13 @@ pub enum PolicyCommand {
 pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
     match cmd {
         PolicyCommand::Check { dir, config } => {
-            let report = policy::check(&dir)?;
+            let report = passerelle::policy_files::check(&dir)?;
             println!("{report}");
             let Some(config) = config else {
                 return Ok(ExitCode::SUCCESS);
             };
             let c = GatewayConfig::load(&config)?;
-            let p = policy::load_dir(&dir)?;
+            let p = passerelle::policy_files::load_dir(&dir)?;
             let configured: Vec<policy::ConfiguredAgency<'_>> = c
                 .agencies
                 .iter()
@@ -148,7 +148,7 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
             }
         }
         PolicyCommand::Test { dir, json } => {
-            let report = policy::run_tests(&dir)?;
+            let report = passerelle::policy_files::run_tests(&dir)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -166,7 +166,7 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
             to,
             json,
         } => {
-            let p = policy::load_dir(&dir)?;
+            let p = passerelle::policy_files::load_dir(&dir)?;
             let text = std::fs::read_to_string(&item)
                 .with_context(|| format!("reading {}", item.display()))?;
             let name = item.display().to_string();
@@ -193,7 +193,7 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
                 Ok(k) => k,
                 Err(code) => return Ok(code),
             };
-            let candidate = match policy::load_dir(&dir) {
+            let candidate = match passerelle::policy_files::load_dir(&dir) {
                 Ok(p) => p,
                 Err(e) => return Ok(cannot_run(&e)),
             };

@@ -141,16 +141,12 @@ impl Gateway {
         let decision = policy.decide(&ItemFacts::from(&item), peer.principal(), now);
         // Never more than was released at submission, whatever the policy
         // says now.
-        let released: Vec<u32> = if decision.allowed() {
-            stored
-                .released
-                .iter()
-                .copied()
-                .filter(|i| decision.portions.contains(i))
-                .collect()
-        } else {
-            vec![]
-        };
+        let released: Vec<u32> = stored
+            .released
+            .iter()
+            .copied()
+            .filter(|i| decision.released().contains(i))
+            .collect();
         let digest = hex::encode(item.digest());
         if released.is_empty() {
             let entry = BoundedEntry::new(

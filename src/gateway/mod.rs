@@ -49,7 +49,7 @@ use std::time::Duration;
 use crate::audit::checkpoint::Checkpoint;
 use crate::audit::event::{AuditEvent, BoundedEntry, EntryTooLarge, RecordedDecision};
 use crate::audit::refusals::RefusalTally;
-use crate::domain::decision::{Decider, Decision, Effect};
+use crate::domain::decision::{Decider, Decision};
 use crate::domain::item::ItemError;
 use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::SignedReceipt;
@@ -245,15 +245,11 @@ async fn blocking<T: Send + 'static>(
 
 fn recorded(d: &Decision, portions: Vec<u32>) -> RecordedDecision {
     RecordedDecision {
-        recipient: d.recipient.clone(),
-        effect: if portions.is_empty() {
-            Effect::Deny
-        } else {
-            d.effect
-        },
+        recipient: d.recipient().clone(),
+        effect: d.effect_releasing(&portions),
         portions,
-        rules: d.rules.clone(),
-        reasons: d.reasons.clone(),
+        rules: d.rules().to_vec(),
+        reasons: d.reasons().to_vec(),
     }
 }
 

@@ -112,11 +112,7 @@ impl Gateway {
             },
         )?);
         for d in &decisions {
-            let released = if d.allowed() {
-                d.portions.clone()
-            } else {
-                vec![]
-            };
+            let released = d.released().to_vec();
             entries.push(BoundedEntry::new(
                 now,
                 AuditEvent::Decided {
@@ -146,7 +142,7 @@ impl Gateway {
             deliveries: decisions
                 .iter()
                 .filter(|d| d.allowed())
-                .map(|d| (d.recipient.clone(), d.portions.clone()))
+                .map(|d| (d.recipient().clone(), d.portions().to_vec()))
                 .collect(),
             envelope,
             sender_certificate: peer.certificate().to_vec(),
@@ -197,7 +193,7 @@ impl Gateway {
         let asked_of_sender = state.recipients.contains(sender);
         let reaches_asker = decisions
             .iter()
-            .any(|d| d.recipient == state.sender && d.allowed());
+            .any(|d| *d.recipient() == state.sender && d.allowed());
         Ok((asked_of_sender && reaches_asker).then(|| request.to_string()))
     }
 }

@@ -42,26 +42,132 @@ pub enum Effect {
 }
 
 /// The outcome for one recipient.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// A proof, not plain data: its fields are private and only the decider
+/// (the policy engine, in the core) builds one, so no other module can
+/// fabricate a decision or edit one it was given; it is not deserialisable
+/// either. Read it through its accessors; what the gateway records and
+/// releases comes from its methods ([`Decision::released`],
+/// [`Decision::effect_releasing`]), not from recomputing its fields.
+///
+/// ```compile_fail
+/// use passerelle::domain::decision::{Decision, Effect};
+/// use passerelle::domain::principal::PrincipalId;
+/// // Outside the decider, a decision cannot be built…
+/// let d = Decision {
+///     recipient: PrincipalId::new("vsse/analysis/ct").unwrap(),
+///     effect: Effect::Allow,
+///     portions: vec![0],
+///     rules: vec![],
+///     reasons: vec![],
+///     policy_digest: String::new(),
+/// };
+/// ```
+///
+/// ```compile_fail
+/// use passerelle::domain::decision::{Decision, Effect};
+/// use passerelle::domain::principal::PrincipalId;
+/// // …not even through its constructor.
+/// let d = Decision::new(
+///     PrincipalId::new("vsse/analysis/ct").unwrap(),
+///     Effect::Allow,
+///     vec![0],
+///     vec![],
+///     vec![],
+///     String::new(),
+/// );
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Decision {
     /// Who the decision is about.
-    pub recipient: PrincipalId,
+    recipient: PrincipalId,
     /// Allow or deny.
-    pub effect: Effect,
+    effect: Effect,
     /// Indices of the portions released (empty when denied).
-    pub portions: Vec<u32>,
+    portions: Vec<u32>,
     /// Ids of the rules that granted or denied.
-    pub rules: Vec<String>,
+    rules: Vec<String>,
     /// Human-readable reasons, for the security officer and the auditor.
-    pub reasons: Vec<String>,
+    reasons: Vec<String>,
     /// Hex SHA-256 of the policy that decided.
-    pub policy_digest: String,
+    policy_digest: String,
 }
 
 impl Decision {
+    /// The decider's constructor. `pub(crate)`: once the core is its own
+    /// crate, only the core's decider can call it.
+    pub(crate) fn new(
+        recipient: PrincipalId,
+        effect: Effect,
+        portions: Vec<u32>,
+        rules: Vec<String>,
+        reasons: Vec<String>,
+        policy_digest: String,
+    ) -> Decision {
+        Decision {
+            recipient,
+            effect,
+            portions,
+            rules,
+            reasons,
+            policy_digest,
+        }
+    }
+
     /// Whether the recipient receives anything.
     pub fn allowed(&self) -> bool {
         self.effect == Effect::Allow && !self.portions.is_empty()
+    }
+
+    /// The portions the recipient receives: none unless
+    /// [`allowed`](Decision::allowed).
+    pub fn released(&self) -> &[u32] {
+        if self.allowed() {
+            &self.portions
+        } else {
+            &[]
+        }
+    }
+
+    /// The effect to record when `released` are the portions actually
+    /// given (at delivery, never more than at submission): deny when
+    /// nothing is, else this decision's effect.
+    pub fn effect_releasing(&self, released: &[u32]) -> Effect {
+        if released.is_empty() {
+            Effect::Deny
+        } else {
+            self.effect
+        }
+    }
+
+    /// Who the decision is about.
+    pub fn recipient(&self) -> &PrincipalId {
+        &self.recipient
+    }
+
+    /// Allow or deny.
+    pub fn effect(&self) -> Effect {
+        self.effect
+    }
+
+    /// Indices of the portions the decision releases (empty when denied).
+    pub fn portions(&self) -> &[u32] {
+        &self.portions
+    }
+
+    /// Ids of the rules that granted or denied.
+    pub fn rules(&self) -> &[String] {
+        &self.rules
+    }
+
+    /// Human-readable reasons, for the security officer and the auditor.
+    pub fn reasons(&self) -> &[String] {
+        &self.reasons
+    }
+
+    /// Hex SHA-256 of the policy that decided.
+    pub fn policy_digest(&self) -> &str {
+        &self.policy_digest
     }
 }
 

@@ -80,7 +80,7 @@ impl RecipientOutcome {
             let mut mandatory = false;
             let mut no_grant = false;
             let mut deny_rules = Vec::new();
-            for rule in &decision.rules {
+            for rule in decision.rules() {
                 if rule == THIRD_PARTY_RULE {
                     // About the item's originator, not the recipient: the
                     // sender is the one who can ask the partner for consent.
@@ -130,14 +130,14 @@ impl RecipientOutcome {
             }
         }
         RecipientOutcome {
-            recipient: decision.recipient.clone(),
+            recipient: decision.recipient().clone(),
             outcome: if allowed {
                 Outcome::Queued
             } else {
                 Outcome::Denied
             },
             portions_released: if allowed {
-                decision.portions.len() as u32
+                decision.portions().len() as u32
             } else {
                 0
             },

@@ -5,6 +5,11 @@
 //! compiled representation and the read-only lookups the gateway needs
 //! (principals, agency bindings, retention, digest). It does no I/O and never
 //! decides anything itself (that is [`super::engine`]).
+//!
+//! One file of about 700 lines on purpose: it is the policy's vocabulary,
+//! declarations and their lookups with no logic to speak of, and splitting
+//! the types from the lookups that read their private fields would only
+//! widen those fields' visibility.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -103,17 +108,15 @@ impl Level {
     }
 }
 
-/// An agency and the certificate authority it is bound to.
+/// An agency and the SPIFFE trust domain its certificates may name. The
+/// CA that issues them is bound in the gateway configuration, which must
+/// give the same trust domain (the gateway refuses one that does not).
 #[derive(Clone, Debug, Serialize)]
 pub struct AgencyBinding {
     /// The agency (`police`).
     pub agency: Agency,
     /// Display name.
     pub name: String,
-    /// Path of the CA certificate (PEM), relative to the gateway's
-    /// configuration directory. Certificates under this CA can only claim
-    /// identities of this agency.
-    pub ca: String,
     /// SPIFFE trust domain of the agency's certificates (`police.example`).
     pub trust_domain: String,
 }
@@ -435,7 +438,7 @@ pub(crate) struct CompiledRule {
 
 /// The compiled, validated, immutable policy.
 ///
-/// Build one with [`super::load_dir`] or [`Policy::from_sources`]; decide with
+/// Build one with [`crate::policy_files::load_dir`] or [`Policy::from_sources`]; decide with
 /// [`Policy::decide`].
 #[derive(Debug)]
 pub struct Policy {
@@ -520,8 +523,8 @@ impl Policy {
     /// SAN of a client certificate) stands for: the trust domain names the
     /// agency, the path the principal inside it. `None` when the trust domain
     /// is not bound to an agency or the principal is unknown. The caller must
-    /// still check that the certificate chains to *that* agency's CA
-    /// ([`AgencyBinding::ca`]).
+    /// still check that the certificate chains to *that* agency's CA (bound
+    /// in the gateway configuration).
     pub fn principal_for_spiffe(&self, uri: &str) -> Option<&Principal> {
         let rest = uri.strip_prefix("spiffe://")?;
         let (td, path) = rest.split_once('/')?;

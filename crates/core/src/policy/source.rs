@@ -124,7 +124,13 @@ pub(crate) struct RawAgency {
     pub id: S<String>,
     #[serde(default)]
     pub name: Option<String>,
-    pub ca: S<String>,
+    /// Removed: the CA that issues an agency's certificates is bound in
+    /// the gateway configuration only (`[[agency]] ca` in gateway.toml).
+    /// Still parsed so that a policy written for an older version is
+    /// refused with a message saying where the binding lives, not with
+    /// "unknown field".
+    #[serde(default)]
+    pub ca: Option<S<toml::Value>>,
     pub trust_domain: S<String>,
 }
 
