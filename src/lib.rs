@@ -6,76 +6,35 @@
 //! checked against the classification and need-to-know policy for each
 //! recipient, and is stored durably before the sender gets a receipt.
 //!
-//! # Layout
+//! # Crates
 //!
-//! Modules follow the path an item travels:
+//! This crate is the `passerelle` command ([`demo`], the auditor's offline
+//! tools in [`auditor`], and the CLI modules of the binary) and the one
+//! place the workspace's crates are named together, under the module names
+//! the integration tests and examples use:
 //!
-//! - [`domain`]: the core without I/O: principals, labels, items, COSE
-//!   signatures, decisions, receipts, attestations, and the other shapes
-//!   station and gateway exchange (`domain::wire`).
-//! - [`tls`]: mTLS server and client configuration; turns a handshake into a
-//!   [`tls::VerifiedPeer`] bound to one agency.
-//! - [`limits`]: admission control before any expensive work: handshake
-//!   slots and rates per source address, connection and long-poll budgets
-//!   and request rates per principal, header, idle and body timeouts.
-//! - [`api`]: the HTTP API (CBOR, or JSON on request; RFC 9457 problems).
-//! - [`policy`]: the declarative classification and need-to-know policy: its
-//!   loader from texts and the pure decision engine; no file access.
-//! - [`policy_files`]: the edge that reads a policy directory and its test
-//!   files, then calls the pure policy functions.
-//! - [`gateway`]: the exchange logic between API and store: verify, decide,
-//!   commit with its audit entry, deliver with an attestation.
-//! - [`log_service`]: the audit log above the store: the Merkle tree built
-//!   from the stored leaf hashes, group commit, and the stop on a broken
-//!   store invariant.
-//! - [`store`]: the durable store contract (batches appended atomically
-//!   with gap-free audit indices, [`store::Durable`] proofs, a conformance
-//!   suite) and its SQLite backend, chosen by configuration.
-//! - [`audit`]: the audit log's formats and arithmetic, without I/O: RFC
-//!   9162 trees, C2SP signed notes, checkpoints and tiles, audit entries,
-//!   checks of receipts and attestations.
-//! - [`keys`]: the gateway's own signing key file.
-//! - [`integrity`]: noticing a store edited behind the gateway's back: the
-//!   seal signer, the head file beside the key, the checks at start, the
-//!   explicit start of a new log, items whose rows vanished.
-//! - [`snapshot`]: one validated snapshot of the configuration (policy,
-//!   TLS identities, limits), checked as a whole and swapped whole.
-//! - [`server`]: accept loop (asking [`limits`] at each step),
-//!   housekeeping, graceful shutdown.
-//! - [`client`], [`station_config`], [`spec`]: the station side: an HTTP
-//!   client over mTLS, its `client.toml`, and item files.
-//! - [`export`]: the audit log written from the store to a directory in
-//!   the C2SP tlog-tiles layout.
-//! - [`auditor`]: offline tools on an exported log: verify, prove, show,
-//!   replay; they never open the store.
-//! - [`witness`]: the witness an oversight body runs on its own machine
-//!   (C2SP tlog-witness): cosigns checkpoints consistent with the last it
-//!   saw; depends on the core only, never on the gateway or the store.
-//! - [`config`], [`pki`], [`demo`]: operator files, the example PKI, the demo.
+//! - `passerelle-core` ([`domain`], [`policy`], [`audit`]): labels, items,
+//!   COSE signatures, the policy and its decisions, audit entries and
+//!   Merkle arithmetic. No I/O, checked from `cargo metadata` by a test.
+//! - `passerelle-identity` ([`tls`], [`keys`], [`pki`]): mTLS identities,
+//!   the gateway's signing key file, the example PKI.
+//! - `passerelle-gateway` ([`api`], [`gateway`], [`store`], [`log_service`],
+//!   …): the server.
+//! - `passerelle-station` ([`client`], [`station_config`], [`spec`]): the
+//!   station side; it never depends on the gateway.
+//! - `passerelle-witness` ([`witness`]): the witness an oversight body runs
+//!   on its own machine; it depends on the core only.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod api;
 pub mod auditor;
-pub mod client;
-pub mod config;
 pub mod demo;
-pub mod export;
-pub mod gateway;
-pub mod integrity;
-pub mod keys;
-pub mod limits;
-pub mod log_service;
-pub mod pki;
-pub mod policy_files;
-pub mod server;
-pub mod snapshot;
-pub mod spec;
-pub mod station_config;
-pub mod store;
-pub mod tls;
-pub mod witness;
 
-// The core crate's modules, under the names the rest of the code and the
-// integration tests have always used.
 pub use passerelle_core::{audit, domain, policy};
+pub use passerelle_gateway::{
+    api, config, export, gateway, integrity, limits, log_service, policy_files, server, snapshot,
+    store,
+};
+pub use passerelle_identity::{keys, pki, tls};
+pub use passerelle_station::{client, spec, station_config};
+pub use passerelle_witness as witness;

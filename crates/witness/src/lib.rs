@@ -12,6 +12,11 @@
 //! gateway, the store or anything else of this crate, and it never holds
 //! or sees the gateway's private key.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use passerelle_core::audit;
+
 pub mod client;
 pub mod config;
 pub mod server;

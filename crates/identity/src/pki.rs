@@ -370,17 +370,23 @@ fn agency_blocks(to_root: &str) -> String {
 /// The example policy of the cooperation protocol (the repository's
 /// `policies/`), built in so that `pki init` and the demo work anywhere.
 pub const EXAMPLE_POLICY: [(&str, &str); 6] = [
-    ("agencies.toml", include_str!("../policies/agencies.toml")),
-    ("flows.toml", include_str!("../policies/flows.toml")),
+    (
+        "agencies.toml",
+        include_str!("../../../policies/agencies.toml"),
+    ),
+    ("flows.toml", include_str!("../../../policies/flows.toml")),
     (
         "principals.toml",
-        include_str!("../policies/principals.toml"),
+        include_str!("../../../policies/principals.toml"),
     ),
-    ("purposes.toml", include_str!("../policies/purposes.toml")),
-    ("scheme.toml", include_str!("../policies/scheme.toml")),
+    (
+        "purposes.toml",
+        include_str!("../../../policies/purposes.toml"),
+    ),
+    ("scheme.toml", include_str!("../../../policies/scheme.toml")),
     (
         "third_parties.toml",
-        include_str!("../policies/third_parties.toml"),
+        include_str!("../../../policies/third_parties.toml"),
     ),
 ];
 
