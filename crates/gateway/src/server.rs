@@ -517,7 +517,10 @@ async fn housekeeping(
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut ticks = tokio::time::interval(every);
+    // The first tick one period after start, not at once: start has just
+    // swept and signed, and an immediate tick would split the first
+    // interval's counted refusals in two entries.
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
