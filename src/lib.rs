@@ -35,7 +35,10 @@
 //! - [`server`]: accept loop (asking [`limits`] at each step),
 //!   housekeeping, graceful shutdown.
 //! - [`client`], [`station_config`], [`spec`]: the station side: an HTTP
-//!   client over mTLS, its `client.toml`, and item files.
+//!   client over mTLS on one kept-alive connection, its `client.toml`, and
+//!   item files.
+//! - [`bench`]: the load generator (`passerelle bench`), run apart from the
+//!   gateway it measures.
 //! - [`export`]: the audit log written from the store to a directory in
 //!   the C2SP tlog-tiles layout.
 //! - [`auditor`]: offline tools on an exported log: verify, prove, show,
@@ -46,6 +49,7 @@
 
 pub mod api;
 pub mod auditor;
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod demo;

@@ -3,7 +3,7 @@
 //! help shows them: the demo, the gateway's own commands (`serve`,
 //! `keygen`), `pki`, `policy`, `audit`, and the station commands (`send`,
 //! `outbox`, `inbox`, `overdue`, `fetch`, `ack`, `receipt`, sharing
-//! [`station`]).
+//! [`station`]), and the load generator `bench`.
 //!
 //! This is the edge where arguments are checked and errors get context for
 //! the person at the terminal (anyhow); the library below keeps typed
@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 mod ack;
 mod audit;
+mod bench;
 mod demo;
 mod fetch;
 mod gateway;
@@ -78,6 +79,11 @@ enum Command {
     Ack(ack::AckArgs),
     /// Show the receipt of one of your items (station).
     Receipt(receipt::ReceiptArgs),
+    /// Measure a running gateway from outside: submissions per second and
+    /// their latencies over kept-alive connections, as a ratio to this
+    /// machine's one-core crypto limit, or (--handshakes) new mTLS
+    /// connections per second against any endpoint.
+    Bench(bench::BenchArgs),
 }
 
 impl Cli {
@@ -107,6 +113,7 @@ impl Cli {
             Command::Fetch(args) => fetch::run(args).await,
             Command::Ack(args) => ack::run(args).await,
             Command::Receipt(args) => receipt::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     }
 }
