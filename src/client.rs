@@ -166,6 +166,13 @@ impl Station {
             .map_err(|_| ClientError::Network("the gateway did not answer in time".into()))?
     }
 
+    /// Opens a new connection for every request instead of keeping one
+    /// (for measurements only: it costs a handshake per request).
+    pub fn with_fresh_connections(mut self) -> Self {
+        self.link.never_keep();
+        self
+    }
+
     /// How many connections this station opened so far, and how many of
     /// them resumed a TLS session.
     pub fn connections(&self) -> Connections {

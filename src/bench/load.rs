@@ -42,6 +42,9 @@ pub struct LoadOptions {
     pub gateway_pid: Option<u32>,
     /// How long to time the crypto limit.
     pub crypto_budget: Duration,
+    /// A new connection per submission (as the station client did before
+    /// it kept connections), to measure what keeping them saves.
+    pub fresh_connections: bool,
 }
 
 /// Why a run could not start. Failures of single submissions are not
@@ -82,6 +85,8 @@ pub struct LoadReport {
     pub gateway: Option<(Usage, Usage)>,
     /// Connections the stations opened during the timed part.
     pub reconnections: Connections,
+    /// Whether each submission had its own connection.
+    pub fresh_connections: bool,
 }
 
 impl LoadReport {
@@ -109,9 +114,14 @@ impl fmt::Display for LoadReport {
             Some(r) => format!("open loop, {r:.0} items/s offered"),
             None => "closed loop".to_string(),
         };
+        let connections = if self.fresh_connections {
+            "a new connection per submission"
+        } else {
+            "kept-alive connections"
+        };
         writeln!(
             f,
-            "submit: {} stations on kept-alive connections, {mode}",
+            "submit: {} stations on {connections}, {mode}",
             self.connections
         )?;
         writeln!(
@@ -200,7 +210,10 @@ pub async fn run(options: LoadOptions) -> Result<LoadReport, BenchError> {
     }
     let mut stations = Vec::with_capacity(options.connections);
     for n in 0..options.connections {
-        let station = Station::new(options.stations[n % options.stations.len()].clone())?;
+        let mut station = Station::new(options.stations[n % options.stations.len()].clone())?;
+        if options.fresh_connections {
+            station = station.with_fresh_connections();
+        }
         // The connection is opened now, outside the timed part.
         station
             .request(Method::GET, "/healthz", None, Duration::ZERO)
@@ -294,6 +307,7 @@ pub async fn run(options: LoadOptions) -> Result<LoadReport, BenchError> {
             opened: opened_after.opened - opened_before.opened,
             resumed: opened_after.resumed - opened_before.resumed,
         },
+        fresh_connections: options.fresh_connections,
     })
 }
 

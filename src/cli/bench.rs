@@ -52,6 +52,10 @@ pub struct BenchArgs {
     /// Bytes of text in the item's single portion, when no `--item`.
     #[arg(long, default_value_t = 1024)]
     size: usize,
+    /// A new connection per submission, as the station client did before
+    /// it kept connections: to measure what keeping them saves.
+    #[arg(long)]
+    fresh_connections: bool,
     /// The gateway's process id, to report its CPU time per 1,000 items
     /// and its peak memory (read from /proc).
     #[arg(long)]
@@ -135,6 +139,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         spec: item_spec(&args)?,
         gateway_pid: args.pid,
         crypto_budget: Duration::from_secs(1),
+        fresh_connections: args.fresh_connections,
     })
     .await?;
     print!("{report}");

@@ -59,6 +59,9 @@ pub(crate) struct Link {
     // is read; a request made meanwhile opens its own, and the one put
     // back last is dropped.
     kept: Mutex<Option<Kept>>,
+    // Off only to measure what kept connections save (`passerelle bench
+    // --fresh-connections`).
+    keep: bool,
     opened: AtomicU64,
     resumed: AtomicU64,
 }
@@ -80,9 +83,16 @@ impl Link {
             address,
             server_name,
             kept: Mutex::new(None),
+            keep: true,
             opened: AtomicU64::new(0),
             resumed: AtomicU64::new(0),
         })
+    }
+
+    /// A new connection for every request, as before connections were
+    /// kept.
+    pub(crate) fn never_keep(&mut self) {
+        self.keep = false;
     }
 
     pub(crate) fn connections(&self) -> Connections {
@@ -123,7 +133,7 @@ impl Link {
 
     fn put_back(&self, sender: SendRequest<Full<Bytes>>) {
         // Closed when the gateway answered `Connection: close`.
-        if sender.is_closed() {
+        if !self.keep || sender.is_closed() {
             return;
         }
         let mut kept = lock(&self.kept);
