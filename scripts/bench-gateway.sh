@@ -4,11 +4,14 @@
 # per-principal limits lifted (the bench is one principal from one
 # address: exactly what those limits exist to stop), the gateway started
 # as its own process, the bench given its pid, then the gateway stopped
-# and the directory removed. Every argument goes to `passerelle bench`.
+# and the directory removed. Every argument goes to `passerelle bench`,
+# but `--cycle`, which adds the example VSSE CT desk as the recipient that
+# fetches and acknowledges the items while they are submitted.
 #
 #   scripts/bench-gateway.sh --stations 16 --duration 10
 #   scripts/bench-gateway.sh --stations 16 --duration 10 --rate 2000
 #   scripts/bench-gateway.sh --stations 16 --duration 10 --fresh-connections
+#   scripts/bench-gateway.sh --stations 16 --duration 10 --cycle
 #   scripts/bench-gateway.sh --handshakes --connections 2000 --concurrency 4
 #
 # Print the load average beside the figures: on a shared machine it is
@@ -35,7 +38,15 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+args=()
+for a in "$@"; do
+  if [ "$a" = --cycle ]; then
+    args+=(--recipient "$dir/pki/stations/vsse-analysis-ct/client.toml")
+  else
+    args+=("$a")
+  fi
+done
 status=0
-"$bin" bench --config "$dir/pki/stations/police-lo-rabat/client.toml" --pid "$gateway" "$@" || status=$?
+"$bin" bench --config "$dir/pki/stations/police-lo-rabat/client.toml" --pid "$gateway" "${args[@]}" || status=$?
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 exit "$status"

@@ -67,10 +67,29 @@ async fn bench_submits_over_kept_connections_and_reports_figures() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn bench_open_loop_reports_figures() {
+async fn bench_open_loop_with_a_recipient_reports_the_full_cycle() {
     let h = Harness::start_with(lift_limits).await;
-    let out = bench(&h, &["--stations", "2", "--duration", "1", "--rate", "50"]);
+    let recipient = h
+        .path()
+        .join(passerelle::pki::station_dir("vsse/analysis/ct"))
+        .join("client.toml");
+    let recipient = recipient.to_string_lossy();
+    let out = bench(
+        &h,
+        &[
+            "--stations",
+            "2",
+            "--duration",
+            "1",
+            "--rate",
+            "50",
+            "--recipient",
+            &recipient,
+        ],
+    );
     assert!(out.contains("open loop, 50 items/s offered"), "{out}");
+    assert!(out.contains("delivery: one recipient station"), "{out}");
+    assert!(out.contains("fetch: p50"), "{out}");
     assert!(out.contains("errors: none"), "{out}");
 }
 

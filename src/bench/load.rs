@@ -45,6 +45,9 @@ pub struct LoadOptions {
     /// A new connection per submission (as the station client did before
     /// it kept connections), to measure what keeping them saves.
     pub fresh_connections: bool,
+    /// A recipient of the items, which lists, fetches and acknowledges
+    /// them while they are submitted (the full cycle).
+    pub recipient: Option<ClientConfig>,
 }
 
 /// Why a run could not start. Failures of single submissions are not
@@ -87,6 +90,23 @@ pub struct LoadReport {
     pub reconnections: Connections,
     /// Whether each submission had its own connection.
     pub fresh_connections: bool,
+    /// The recipient's side, if one ran.
+    pub delivery: Option<Delivery>,
+}
+
+/// What the recipient did in the timed part: one station on one kept
+/// connection, listing its inbox and fetching then acknowledging each
+/// item in turn.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    /// Items fetched and acknowledged.
+    pub delivered: u64,
+    /// `GET /v1/inbox` (no wait).
+    pub inbox: Latencies,
+    /// `GET /v1/items/{ref}`.
+    pub fetch: Latencies,
+    /// `POST /v1/items/{ref}/ack`.
+    pub ack: Latencies,
 }
 
 impl LoadReport {
@@ -151,6 +171,18 @@ impl fmt::Display for LoadReport {
                         .max(f64::MIN_POSITIVE),
                 after.peak_rss_kib as f64 / 1024.0
             )?;
+        }
+        if let Some(d) = &self.delivery {
+            let rate = d.delivered as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
+            writeln!(
+                f,
+                "delivery: one recipient station, fetch then ack per item: {} items = {rate:.0} items/s; ratio {:.2}",
+                d.delivered,
+                rate / self.limit.items_per_second()
+            )?;
+            writeln!(f, "  inbox: {}", d.inbox.summary())?;
+            writeln!(f, "  fetch: {}", d.fetch.summary())?;
+            writeln!(f, "  ack:   {}", d.ack.summary())?;
         }
         writeln!(
             f,
@@ -242,6 +274,14 @@ pub async fn run(options: LoadOptions) -> Result<LoadReport, BenchError> {
     let limit = tokio::task::spawn_blocking(move || crypto::measure(budget))
         .await
         .map_err(|_| BenchError::Options("the crypto measurement stopped"))??;
+    let recipient = match &options.recipient {
+        Some(c) => {
+            let station = Station::new(c.clone())?;
+            station.inbox(Duration::ZERO).await?;
+            Some(station)
+        }
+        None => None,
+    };
     let opened_before = total(&stations);
 
     let before = options.gateway_pid.and_then(process::usage);
@@ -284,12 +324,20 @@ pub async fn run(options: LoadOptions) -> Result<LoadReport, BenchError> {
             latencies
         }));
     }
+    let receiving = recipient.map(|r| {
+        let errors = errors.clone();
+        tokio::spawn(async move { receive(&r, deadline, &errors).await })
+    });
     let mut latencies = Latencies::new();
     for w in workers {
         if let Ok(l) = w.await {
             latencies.add(&l);
         }
     }
+    let delivery = match receiving {
+        Some(task) => task.await.ok(),
+        None => None,
+    };
     let elapsed = started.elapsed();
     let after = options.gateway_pid.and_then(process::usage);
     let opened_after = total(&stations);
@@ -308,7 +356,59 @@ pub async fn run(options: LoadOptions) -> Result<LoadReport, BenchError> {
             resumed: opened_after.resumed - opened_before.resumed,
         },
         fresh_connections: options.fresh_connections,
+        delivery,
     })
+}
+
+/// The recipient's loop until `deadline`: list, then fetch and acknowledge
+/// each listed item.
+async fn receive(
+    station: &Station,
+    deadline: Instant,
+    errors: &Mutex<BTreeMap<String, u64>>,
+) -> Delivery {
+    let mut d = Delivery::default();
+    let count = |what: &str, e: &ClientError| {
+        let mut errors = errors.lock().unwrap_or_else(|p| p.into_inner());
+        *errors.entry(format!("{what}: {}", kind(e))).or_default() += 1;
+    };
+    while Instant::now() < deadline {
+        let t = Instant::now();
+        let entries = match station.inbox(Duration::ZERO).await {
+            Ok(entries) => entries,
+            Err(e) => {
+                count("inbox", &e);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+        };
+        d.inbox.record(t.elapsed());
+        if entries.is_empty() {
+            // Nothing yet: the submitters are ahead of nobody.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
+        for entry in entries {
+            if Instant::now() >= deadline {
+                break;
+            }
+            let t = Instant::now();
+            if let Err(e) = station.fetch(&entry.item_ref).await {
+                count("fetch", &e);
+                continue;
+            }
+            d.fetch.record(t.elapsed());
+            let t = Instant::now();
+            match station.ack(&entry.item_ref).await {
+                Ok(_) => {
+                    d.ack.record(t.elapsed());
+                    d.delivered += 1;
+                }
+                Err(e) => count("ack", &e),
+            }
+        }
+    }
+    d
 }
 
 fn total(stations: &[Arc<Station>]) -> Connections {

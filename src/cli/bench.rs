@@ -7,7 +7,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -56,6 +56,12 @@ pub struct BenchArgs {
     /// it kept connections: to measure what keeping them saves.
     #[arg(long)]
     fresh_connections: bool,
+    /// A recipient station's client configuration: it lists, fetches and
+    /// acknowledges the items while they are submitted (the full cycle).
+    /// It must be a recipient of the item (the default item's is
+    /// vsse/analysis/ct).
+    #[arg(long)]
+    recipient: Option<PathBuf>,
     /// The gateway's process id, to report its CPU time per 1,000 items
     /// and its peak memory (read from /proc).
     #[arg(long)]
@@ -75,20 +81,15 @@ pub struct BenchArgs {
     rounds: usize,
 }
 
-fn station_configs(args: &BenchArgs) -> Result<Vec<ClientConfig>> {
-    args.config
-        .iter()
-        .map(|path| {
-            let mut c =
-                ClientConfig::load(path).with_context(|| format!("reading {}", path.display()))?;
-            if let Some(g) = &args.gateway {
-                c.gateway = g.clone();
-            }
-            // A failure is counted, not retried: retries would hide it.
-            c.retries = 0;
-            Ok(c)
-        })
-        .collect()
+/// A station config, pointed at `--gateway` if given, without retries:
+/// a failure is counted, not retried, since retries would hide it.
+fn load_station(path: &Path, gateway: Option<&String>) -> Result<ClientConfig> {
+    let mut c = ClientConfig::load(path).with_context(|| format!("reading {}", path.display()))?;
+    if let Some(g) = gateway {
+        c.gateway = g.clone();
+    }
+    c.retries = 0;
+    Ok(c)
 }
 
 fn item_spec(args: &BenchArgs) -> Result<ItemSpec> {
@@ -113,7 +114,11 @@ fn item_spec(args: &BenchArgs) -> Result<ItemSpec> {
 }
 
 pub async fn run(args: BenchArgs) -> Result<ExitCode> {
-    let stations = station_configs(&args)?;
+    let stations = args
+        .config
+        .iter()
+        .map(|p| load_station(p, args.gateway.as_ref()))
+        .collect::<Result<Vec<_>>>()?;
     if args.handshakes {
         let report = handshakes::run(HandshakeOptions {
             station: stations[0].clone(),
@@ -140,6 +145,11 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         gateway_pid: args.pid,
         crypto_budget: Duration::from_secs(1),
         fresh_connections: args.fresh_connections,
+        recipient: args
+            .recipient
+            .as_ref()
+            .map(|p| load_station(p, args.gateway.as_ref()))
+            .transpose()?,
     })
     .await?;
     print!("{report}");
