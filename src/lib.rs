@@ -9,7 +9,8 @@
 //! # Crates
 //!
 //! This crate is the `passerelle` command ([`demo`], the auditor's offline
-//! tools in [`auditor`], and the CLI modules of the binary) and the one
+//! tools in [`auditor`], the load generator in [`bench`], and the CLI
+//! modules of the binary) and the one
 //! place the workspace's crates are named together, under the module names
 //! the integration tests and examples use:
 //!
@@ -28,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod auditor;
+pub mod bench;
 pub mod demo;
 
 pub use passerelle_core::{audit, domain, policy};

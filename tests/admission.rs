@@ -419,6 +419,37 @@ async fn idle_connections_close_but_requests_in_progress_do_not() {
     assert!(closed_within(&mut tls, Duration::from_secs(8)).await);
 }
 
+#[tokio::test]
+async fn a_kept_alive_connection_outlives_the_header_timeout_until_the_idle_timeout() {
+    // The header timeout shorter than the idle one: waiting between
+    // requests is idle time, not header time.
+    let h = Harness::start_with(|c| {
+        c.limits.header_timeout_seconds = 1;
+        c.limits.idle_timeout_seconds = 4;
+    })
+    .await;
+    let mut tls = tls_as(&h, HONEST, "127.0.0.1").await.unwrap();
+    tls.write_all(HEALTHZ).await.unwrap();
+    let answer = read_response(&mut tls, Duration::from_secs(5)).await;
+    assert_eq!(answer.as_deref().map(status_of), Some(200));
+    // Idle for longer than the header timeout: still usable.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tls.write_all(HEALTHZ).await.unwrap();
+    let answer = read_response(&mut tls, Duration::from_secs(5)).await;
+    assert_eq!(
+        answer.as_deref().map(status_of),
+        Some(200),
+        "a request after an idle time longer than the header timeout"
+    );
+    // Idle past the idle timeout: closed (by 12 s at the latest).
+    let start = Instant::now();
+    assert!(closed_within(&mut tls, Duration::from_secs(12)).await);
+    assert!(
+        start.elapsed() >= Duration::from_secs(3),
+        "closed too early"
+    );
+}
+
 /// Every audit entry, decoded, as debug text.
 fn audit_texts(h: &Harness) -> Vec<String> {
     let store = h.running.as_ref().unwrap().gateway.store().clone();

@@ -3,7 +3,8 @@
 //! help shows them: the demo, the gateway's own commands (`serve`,
 //! `keygen`), `pki`, `policy`, `audit`, and the station commands (`send`,
 //! `outbox`, `inbox`, `overdue`, `fetch`, `ack`, `receipt`, sharing
-//! [`station`]), and the oversight body's `witness`.
+//! [`station`]), the oversight body's `witness`, and the load
+//! generator `bench`.
 //!
 //! This is the edge where arguments are checked and errors get context for
 //! the person at the terminal (anyhow); the library below keeps typed
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 
 mod ack;
 mod audit;
+mod bench;
 mod demo;
 mod fetch;
 mod gateway;
@@ -83,6 +85,11 @@ enum Command {
     /// machine (C2SP tlog-witness): its key and its service.
     #[command(subcommand)]
     Witness(witness::WitnessCommand),
+    /// Measure a running gateway from outside: submissions per second and
+    /// their latencies over kept-alive connections, as a ratio to this
+    /// machine's one-core crypto limit, or (--handshakes) new mTLS
+    /// connections per second against any endpoint.
+    Bench(bench::BenchArgs),
 }
 
 impl Cli {
@@ -113,6 +120,7 @@ impl Cli {
             Command::Ack(args) => ack::run(args).await,
             Command::Receipt(args) => receipt::run(args).await,
             Command::Witness(cmd) => witness::run(cmd).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     }
 }

@@ -406,6 +406,7 @@ async fn connection(
             .clone()
             .layer(axum::middleware::from_fn_with_state(
                 PerConnection {
+                    not_after: tls::not_after(peer.certificate()),
                     peer,
                     session,
                     kx,
@@ -477,6 +478,10 @@ async fn connection(
 #[derive(Clone)]
 struct PerConnection {
     peer: VerifiedPeer,
+    // The end of the certificate's validity (Unix seconds): a kept-alive
+    // or resumed connection outlives its handshake, so each request checks
+    // it again.
+    not_after: i64,
     session: Arc<Session>,
     kx: Option<KeyExchangeGroup>,
     activity: Arc<Activity>,
@@ -494,6 +499,16 @@ async fn admit_request(
     next: Next,
 ) -> Response {
     let _in_progress = conn.activity.request();
+    if crate::gateway::unix_now() >= conn.not_after {
+        tracing::info!(principal = %conn.peer.principal(), "certificate expired on an open connection");
+        let mut refusal = Problem::from(&tls::IdentityError::UntrustedChain).into_response();
+        // The connection ends with this answer; a new one is checked anew.
+        refusal.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        return refusal;
+    }
     if let Err(refusal) = conn.admission.request(conn.peer.principal()) {
         tracing::debug!(principal = %conn.peer.principal(), "request over the principal's rate");
         conn.gateway

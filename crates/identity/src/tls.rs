@@ -353,6 +353,14 @@ impl Identities {
     }
 }
 
+/// The end of a certificate's validity, in Unix seconds (`i64::MIN`, so
+/// already past, if it cannot be read).
+pub fn not_after(der: &[u8]) -> i64 {
+    x509_parser::parse_x509_certificate(der)
+        .map(|(_, cert)| cert.validity().not_after.timestamp())
+        .unwrap_or(i64::MIN)
+}
+
 /// The single spiffe:// URI SAN of a certificate, if it has exactly one.
 fn spiffe_uri(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;

@@ -1,4 +1,5 @@
-//! The station side: a small HTTP client over mutual TLS.
+//! The station side: a small HTTP client over mutual TLS, on one
+//! connection kept open ([`link`]).
 //!
 //! Stations abroad sit on poor links, so [`Station::submit`] retries after
 //! network failures with growing pauses: resubmitting the same signed item
@@ -10,16 +11,12 @@
 //! every delivered portion. This module never decides and never stores.
 
 use bytes::Bytes as HttpBytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::header::{ACCEPT, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::{ServerName, UnixTime};
+use rustls::pki_types::UnixTime;
 use serde::de::DeserializeOwned;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 use crate::audit::receipts::{check_attestation, check_receipt};
 use crate::audit::signed_note::VerifierKey;
@@ -31,6 +28,10 @@ use crate::domain::receipt::{item_ref, SignedReceipt};
 use crate::domain::wire::{Acknowledged, Inbox, InboxEntry, Overdue, Problem, CBOR};
 use crate::station_config::ClientConfig;
 use crate::tls::{self, Identities, TlsError};
+
+mod link;
+use link::Link;
+pub use link::{Connections, KEEP_IDLE};
 
 /// Why a station request failed.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +99,7 @@ pub struct Delivery {
 pub struct Station {
     config: ClientConfig,
     gateway_key: VerifierKey,
-    tls: Arc<rustls::ClientConfig>,
+    link: Link,
     key: SigningKey,
     identities: Identities,
     /// Longest single request, beyond a long-poll's own wait.
@@ -117,10 +118,11 @@ impl Station {
             .gateway_key
             .parse()
             .map_err(|e| ClientError::Key(format!("gateway_key: {e}")))?;
+        let link = Link::new(tls, config.gateway.clone(), &config.server_name)?;
         Ok(Station {
             config,
             gateway_key,
-            tls,
+            link,
             key,
             identities,
             timeout: Duration::from_secs(30),
@@ -137,7 +139,8 @@ impl Station {
         &self.key
     }
 
-    /// Sends one request on a fresh connection.
+    /// Sends one request on the station's kept connection (a new one if
+    /// it has none or it broke).
     pub async fn request(
         &self,
         method: Method,
@@ -145,58 +148,35 @@ impl Station {
         body: Option<Vec<u8>>,
         extra_wait: Duration,
     ) -> Result<Answer, ClientError> {
-        let net = |e: &dyn std::fmt::Display| ClientError::Network(e.to_string());
-        let work = async {
-            let tcp = TcpStream::connect(&self.config.gateway)
-                .await
-                .map_err(|e| net(&e))?;
-            let _ = tcp.set_nodelay(true);
-            let name = ServerName::try_from(self.config.server_name.clone())
-                .map_err(|e| ClientError::Protocol(format!("bad server_name: {e}")))?;
-            let tls = TlsConnector::from(self.tls.clone())
-                .connect(name, tcp)
-                .await
-                .map_err(|e| net(&e))?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-                .await
-                .map_err(|e| net(&e))?;
-            let conn = tokio::spawn(conn);
+        let body = body.map(HttpBytes::from);
+        let build = || {
             let mut req = Request::builder()
-                .method(method)
+                .method(method.clone())
                 .uri(path)
                 .header(HOST, self.config.server_name.as_str())
                 .header(ACCEPT, CBOR);
             if body.is_some() {
                 req = req.header(CONTENT_TYPE, CBOR);
             }
-            let req = req
-                .body(Full::new(HttpBytes::from(body.unwrap_or_default())))
-                .map_err(|e| ClientError::Protocol(e.to_string()))?;
-            let resp = sender.send_request(req).await.map_err(|e| net(&e))?;
-            let status = resp.status();
-            let content_type = resp
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| net(&e))?
-                .to_bytes()
-                .to_vec();
-            conn.abort();
-            Ok(Answer {
-                status,
-                content_type,
-                body,
-            })
+            req.body(Full::new(body.clone().unwrap_or_default()))
+                .map_err(|e| ClientError::Protocol(e.to_string()))
         };
-        tokio::time::timeout(self.timeout + extra_wait, work)
+        tokio::time::timeout(self.timeout + extra_wait, self.link.exchange(build))
             .await
             .map_err(|_| ClientError::Network("the gateway did not answer in time".into()))?
+    }
+
+    /// Opens a new connection for every request instead of keeping one
+    /// (for measurements only: it costs a handshake per request).
+    pub fn with_fresh_connections(mut self) -> Self {
+        self.link.never_keep();
+        self
+    }
+
+    /// How many connections this station opened so far, and how many of
+    /// them resumed a TLS session.
+    pub fn connections(&self) -> Connections {
+        self.link.connections()
     }
 
     async fn call<T: DeserializeOwned>(
