@@ -7,10 +7,9 @@
 
 mod common;
 
-use common::witness::{keygen, write_config, WitnessProcess};
+use common::witness::{keygen, passerelle, write_config, WitnessProcess};
 
 use std::path::Path;
-use std::process::Command;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -22,10 +21,6 @@ use passerelle::audit::witness::AddCheckpoint;
 use passerelle::witness::client::{ClientError, WitnessClient};
 
 const ORIGIN: &str = "gateway.test/audit";
-
-fn passerelle() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_passerelle"))
-}
 
 fn log_key() -> SignerKey {
     SignerKey::from_ed25519_seed(ORIGIN, [11; 32]).unwrap()

@@ -10,10 +10,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use common::witness::{keygen, write_config, WitnessProcess};
+use common::witness::{keygen, passerelle, write_config, WitnessProcess};
 use common::{item, Harness};
 use hyper::Method;
 use passerelle::audit::cosignature::{self, CosignatureVerifier};
@@ -21,10 +20,6 @@ use passerelle::audit::event::{AuditEntry, AuditEvent};
 use passerelle::audit::signed_note::VerifierKey;
 use passerelle::config::GatewayConfig;
 use passerelle::server::{self, StartOptions};
-
-fn passerelle() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_passerelle"))
-}
 
 /// How many times a condition the gateway reaches in the background is
 /// polled, 100 ms apart: a generous bound, never a measurement.

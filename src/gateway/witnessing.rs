@@ -33,7 +33,7 @@ use super::{blocking, Gateway};
 use crate::audit::checkpoint::Checkpoint;
 use crate::audit::cosignature::{self, CosignatureVerifier};
 use crate::audit::event::{clip, AuditEvent, MAX_TEXT};
-use crate::audit::signed_note;
+use crate::audit::signed_note::{self, VerifierKey};
 use crate::config::WitnessEndpoint;
 use crate::store::StoreError;
 use crate::witness::client::{ClientError, WitnessClient};
@@ -164,6 +164,18 @@ impl Gateway {
     }
 }
 
+/// Whether `note`, a checkpoint signed with `key`, carries a valid
+/// cosignature of `witness`.
+fn carries(note: &str, key: &VerifierKey, witness: &CosignatureVerifier) -> bool {
+    cosignature::open_cosigned(
+        note.as_bytes(),
+        key.name(),
+        key,
+        std::slice::from_ref(witness),
+    )
+    .is_ok_and(|c| c.meets(1))
+}
+
 /// Why a round ended without an answer to keep or report: tried again
 /// later.
 struct Transient;
@@ -258,14 +270,7 @@ impl Task {
 
     /// Whether `note` already carries a valid cosignature of this witness.
     fn cosigned(&self, gateway: &Gateway, note: &str) -> bool {
-        let key = gateway.key.verifier_key();
-        cosignature::open_cosigned(
-            note.as_bytes(),
-            key.name(),
-            &key,
-            std::slice::from_ref(&self.verifier),
-        )
-        .is_ok_and(|c| c.meets(1))
+        carries(note, &gateway.key.verifier_key(), &self.verifier)
     }
 
     /// Adds the witness's lines (what `cosigned` has beyond `sent`) to the
@@ -289,14 +294,7 @@ impl Task {
                 let Some(current) = store.checkpoint_of_size(size)? else {
                     return Ok(false);
                 };
-                let already = cosignature::open_cosigned(
-                    current.as_bytes(),
-                    key.name(),
-                    &key,
-                    std::slice::from_ref(&verifier),
-                )
-                .is_ok_and(|c| c.meets(1));
-                if already {
+                if carries(&current, &key, &verifier) {
                     return Ok(true);
                 }
                 let merged = cosignature::attach_cosignatures(&current, &lines, &verifier)

@@ -11,7 +11,8 @@ use passerelle::audit::cosignature::CosignatureVerifier;
 use passerelle::audit::signed_note::VerifierKey;
 use passerelle::audit::witness::AddCheckpoint;
 
-fn passerelle() -> Command {
+/// The `passerelle` binary of this build.
+pub fn passerelle() -> Command {
     Command::new(env!("CARGO_BIN_EXE_passerelle"))
 }
 
