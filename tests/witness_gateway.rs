@@ -167,6 +167,16 @@ async fn a_gateway_gets_its_checkpoints_cosigned_and_a_wiped_log_is_refused_reco
         proof.checkpoint
     );
 
+    // The log grows after the gateway's last checkpoint: `audit export`
+    // signs a fresh one, and asks the witness for it as the gateway would.
+    rabat
+        .submit(&item(&rabat, "two", &["vsse/analysis/ct"], "second"))
+        .await
+        .unwrap();
+    let (code, out) =
+        export_and_verify(&toml, &h.path().join("export-0"), &vkey_file, &witness_file);
+    assert_eq!(code, 0, "{out}");
+
     // A clean stop: the final checkpoint is cosigned before the gateway
     // exits, so the export verifies with the witness required.
     h.running.take().unwrap().shutdown().await;

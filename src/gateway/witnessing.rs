@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{blocking, Gateway};
+use super::{blocking, AuditLog, Gateway};
 use crate::audit::checkpoint::Checkpoint;
 use crate::audit::cosignature::{self, CosignatureVerifier};
 use crate::audit::event::{clip, AuditEvent, MAX_TEXT};
@@ -176,6 +176,139 @@ fn carries(note: &str, key: &VerifierKey, witness: &CosignatureVerifier) -> bool
     .is_ok_and(|c| c.meets(1))
 }
 
+/// What asking a witness about the latest checkpoint came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked {
+    /// The log has no checkpoint yet.
+    Nothing,
+    /// The latest checkpoint, of `size`, carries the witness's
+    /// cosignature: added `now`, or already there.
+    Cosigned {
+        /// Its size.
+        size: u64,
+        /// Whether it was added by this call.
+        now: bool,
+    },
+    /// The witness refused the latest checkpoint, of `size`.
+    Refused {
+        /// Its size.
+        size: u64,
+        /// The witness's HTTP status.
+        status: u16,
+        /// With 409: the size the witness last cosigned, above `size`.
+        known_size: Option<u64>,
+        /// Why, as the witness said it or as the gateway concluded.
+        reason: String,
+    },
+}
+
+/// Asks `client` to cosign the latest checkpoint stored in `log` (signed
+/// with `key`) unless it already carries its cosignature, with the
+/// consistency proof from `known`, the size the witness last cosigned as
+/// far as the caller knows (0 when it does not: a `409` gives the right
+/// one, and the request is sent once more from it), and adds the
+/// cosignature to the stored checkpoint. `Err` is a failure to try again
+/// later (unreachable, a bad answer, the store).
+pub async fn ask(
+    client: &WitnessClient,
+    log: &Arc<AuditLog>,
+    key: &VerifierKey,
+    known: u64,
+) -> Result<Asked, String> {
+    let store = log.store().clone();
+    let latest = blocking(move || store.latest_checkpoint_above(None))
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some((size, note)) = latest else {
+        return Ok(Asked::Nothing);
+    };
+    if carries(&note, key, client.verifier()) {
+        return Ok(Asked::Cosigned { size, now: false });
+    }
+    let mut old = if known <= size { known } else { 0 };
+    for attempt in 0..2 {
+        let tree = log.clone();
+        let proof = blocking(move || {
+            if tree.head().size < size {
+                tree.catch_up()?;
+            }
+            tree.consistency_proof(old, size)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        match client.add_checkpoint(old, &proof, &note).await {
+            Ok(cosigned) => {
+                keep(log, key, client.verifier(), size, &note, &cosigned).await?;
+                return Ok(Asked::Cosigned { size, now: true });
+            }
+            Err(ClientError::Conflict { known_size, .. }) if known_size > size => {
+                return Ok(Asked::Refused {
+                    size,
+                    status: 409,
+                    known_size: Some(known_size),
+                    reason: format!(
+                        "the witness last cosigned a checkpoint of size {known_size}, above this log's {size}: the log was rolled back or wiped since"
+                    ),
+                });
+            }
+            Err(ClientError::Conflict { known_size, .. }) if attempt == 0 => {
+                old = known_size;
+            }
+            Err(ClientError::Refused { status, reason, .. }) if (400..500).contains(&status) => {
+                return Ok(Asked::Refused {
+                    size,
+                    status,
+                    known_size: None,
+                    reason,
+                });
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err("the witness changed its size twice during one exchange".into())
+}
+
+/// Adds the witness's lines (what `cosigned` has beyond `sent`) to the
+/// stored checkpoint of `size`, as it is now: another witness's task (or
+/// another process) may have added its own meanwhile.
+async fn keep(
+    log: &Arc<AuditLog>,
+    key: &VerifierKey,
+    witness: &CosignatureVerifier,
+    size: u64,
+    sent: &str,
+    cosigned: &str,
+) -> Result<(), String> {
+    let Some(lines) = cosigned.strip_prefix(sent).map(str::to_string) else {
+        return Err("the cosigned note does not extend the one sent".into());
+    };
+    let store = log.store().clone();
+    let (key, witness) = (key.clone(), witness.clone());
+    let kept = blocking(move || {
+        for _ in 0..STORE_ATTEMPTS {
+            let Some(current) = store.checkpoint_of_size(size)? else {
+                return Ok(false);
+            };
+            if carries(&current, &key, &witness) {
+                return Ok(true);
+            }
+            let merged = cosignature::attach_cosignatures(&current, &lines, &witness)
+                .map_err(|e| StoreError::Backend(format!("cosignature: {e}")))?;
+            if store.add_cosignatures(size, &current, &merged)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    if kept {
+        Ok(())
+    } else {
+        Err("the stored checkpoint kept changing; its cosignature was not kept".into())
+    }
+}
+
 /// Why a round ended without an answer to keep or report: tried again
 /// later.
 struct Transient;
@@ -208,110 +341,36 @@ impl Task {
         }
     }
 
-    /// Sends the latest stored checkpoint to the witness unless it already
-    /// carries its cosignature, and keeps or reports the answer.
+    /// Asks the witness about the latest stored checkpoint, and keeps or
+    /// reports the answer.
     async fn round(&mut self) -> Result<(), Transient> {
         let Some(gateway) = self.gateway.upgrade() else {
             return Ok(());
         };
-        let store = gateway.store.clone();
-        let latest = blocking(move || store.latest_checkpoint_above(None))
-            .await
-            .map_err(|e| self.failed(&e))?;
-        let Some((size, note)) = latest else {
-            return Ok(());
-        };
-        if self.cosigned(&gateway, &note) {
-            self.known = size;
-            return Ok(());
-        }
-        let mut old = if self.known <= size { self.known } else { 0 };
-        for attempt in 0..2 {
-            let log = gateway.log.clone();
-            let proof = blocking(move || {
-                if log.head().size < size {
-                    log.catch_up()?;
-                }
-                log.consistency_proof(old, size)
-            })
-            .await
-            .map_err(|e| self.failed(&e))?;
-            match self.client.add_checkpoint(old, &proof, &note).await {
-                Ok(cosigned) => {
-                    self.keep(&gateway, size, &note, &cosigned).await?;
-                    self.known = size;
-                    if self.refused.take().is_some() {
-                        tracing::info!(witness = %self.verifier.label(), size, "the witness cosigns again");
-                    }
-                    return Ok(());
-                }
-                Err(ClientError::Conflict { known_size, .. }) if known_size > size => {
-                    let reason = format!(
-                        "the witness last cosigned a checkpoint of size {known_size}, above this log's {size}: the log was rolled back or wiped since"
-                    );
-                    self.refusal(&gateway, size, 409, Some(known_size), reason)
-                        .await;
-                    return Ok(());
-                }
-                Err(ClientError::Conflict { known_size, .. }) if attempt == 0 => {
-                    old = known_size;
-                }
-                Err(ClientError::Refused { status, reason, .. })
-                    if (400..500).contains(&status) =>
-                {
-                    self.refusal(&gateway, size, status, None, reason).await;
-                    return Ok(());
-                }
-                Err(e) => return Err(self.failed(&e)),
-            }
-        }
-        Err(self.failed(&"the witness changed its size twice during one exchange"))
-    }
-
-    /// Whether `note` already carries a valid cosignature of this witness.
-    fn cosigned(&self, gateway: &Gateway, note: &str) -> bool {
-        carries(note, &gateway.key.verifier_key(), &self.verifier)
-    }
-
-    /// Adds the witness's lines (what `cosigned` has beyond `sent`) to the
-    /// stored checkpoint of `size`, as it is now: another witness's task
-    /// (or process) may have added its own meanwhile.
-    async fn keep(
-        &self,
-        gateway: &Gateway,
-        size: u64,
-        sent: &str,
-        cosigned: &str,
-    ) -> Result<(), Transient> {
-        let Some(lines) = cosigned.strip_prefix(sent).map(str::to_string) else {
-            return Err(self.failed(&"the cosigned note does not extend the one sent"));
-        };
-        let store = gateway.store.clone();
-        let verifier = self.verifier.clone();
         let key = gateway.key.verifier_key();
-        let kept = blocking(move || {
-            for _ in 0..STORE_ATTEMPTS {
-                let Some(current) = store.checkpoint_of_size(size)? else {
-                    return Ok(false);
-                };
-                if carries(&current, &key, &verifier) {
-                    return Ok(true);
+        match ask(&self.client, &gateway.log, &key, self.known).await {
+            Ok(Asked::Nothing) => Ok(()),
+            Ok(Asked::Cosigned { size, now }) => {
+                self.known = size;
+                if now {
+                    tracing::info!(witness = %self.verifier.label(), size, "checkpoint cosigned");
                 }
-                let merged = cosignature::attach_cosignatures(&current, &lines, &verifier)
-                    .map_err(|e| StoreError::Backend(format!("cosignature: {e}")))?;
-                if store.add_cosignatures(size, &current, &merged)? {
-                    return Ok(true);
+                if self.refused.take().is_some() {
+                    tracing::info!(witness = %self.verifier.label(), size, "the witness cosigns again");
                 }
+                Ok(())
             }
-            Ok(false)
-        })
-        .await
-        .map_err(|e| self.failed(&e))?;
-        if kept {
-            tracing::info!(witness = %self.verifier.label(), size, "checkpoint cosigned");
-            Ok(())
-        } else {
-            Err(self.failed(&"the stored checkpoint kept changing; its cosignature was not kept"))
+            Ok(Asked::Refused {
+                size,
+                status,
+                known_size,
+                reason,
+            }) => {
+                self.refusal(&gateway, size, status, known_size, reason)
+                    .await;
+                Ok(())
+            }
+            Err(e) => Err(self.failed(&e)),
         }
     }
 
