@@ -22,7 +22,8 @@ use passerelle::gateway::unix_now;
 #[derive(Subcommand)]
 pub enum AuditCommand {
     /// Export the audit log, up to its latest signed checkpoint (signing a
-    /// fresh one first if the log grew), into DIR in the C2SP tlog-tiles
+    /// fresh one first if the log grew, and asking the [[witness]] of the
+    /// configuration to cosign it), into DIR in the C2SP tlog-tiles
     /// layout.
     Export {
         /// Directory to write into; must not exist or be empty.
