@@ -9,8 +9,10 @@
 //! tree; after a `409` it sends again once from the size the witness
 //! gives), the keeping of the answer, and the report of a refusal (an
 //! error log line and one `witness-refused` audit entry per witness and
-//! cause). It never blocks a submission or a checkpoint: the tasks run
-//! beside the exchange and are only woken by [`Gateway::checkpoint`]. It
+//! cause). [`ask`], one exchange about the latest stored checkpoint, is
+//! also what `passerelle audit export` calls for the checkpoint it signs.
+//! It never blocks a submission or a checkpoint: the tasks run beside the
+//! exchange and are only woken by [`Gateway::checkpoint`]. It
 //! never changes a stored checkpoint's body or the gateway's signature:
 //! the store only lets lines be added ([`crate::store::Store::add_cosignatures`]),
 //! so the stored note is the signed one with `cosignature/v1` lines after
