@@ -423,6 +423,26 @@ level = "RESTREINT"
     }
 }
 
+/// The `witness-refused` entry, which a gateway writes only when a witness
+/// refuses (tests/witness_gateway.rs makes one happen), in the bytes the
+/// gateway writes, with and without its optional field.
+#[test]
+fn a_witness_refused_entry_matches_the_cddl() {
+    use passerelle::audit::event::{AuditEvent, BoundedEntry};
+    let schema = Schema::new();
+    for known_size in [Some(20), None] {
+        let event = AuditEvent::WitnessRefused {
+            size: 3,
+            reason: "the witness last cosigned a checkpoint of size 20".into(),
+            status: if known_size.is_some() { 409 } else { 422 },
+            witness: "comite-p.example/w1+246c3b0c".into(),
+            known_size,
+        };
+        let entry = BoundedEntry::new(1_790_000_000, event).unwrap();
+        schema.check("audit-entry", entry.bytes());
+    }
+}
+
 #[test]
 fn the_cddl_refuses_what_the_docs_forbid() {
     // The check would be worthless if the schema accepted anything.

@@ -198,6 +198,7 @@ pub fn event_name(e: &AuditEvent) -> &'static str {
         AuditEvent::Purged { .. } => "purged",
         AuditEvent::NewLog { .. } => "new-log",
         AuditEvent::StoreInconsistency { .. } => "store-inconsistency",
+        AuditEvent::WitnessRefused { .. } => "witness-refused",
     }
 }
 
@@ -346,6 +347,13 @@ impl Shown {
                     item_refs.join(" ")
                 )
             }
+            AuditEvent::WitnessRefused {
+                witness,
+                size,
+                status,
+                reason,
+                ..
+            } => write!(f, "  {witness} refused size {size} ({status}): {reason}"),
             _ => Ok(()),
         }
     }

@@ -22,7 +22,8 @@ use passerelle::gateway::unix_now;
 #[derive(Subcommand)]
 pub enum AuditCommand {
     /// Export the audit log, up to its latest signed checkpoint (signing a
-    /// fresh one first if the log grew), into DIR in the C2SP tlog-tiles
+    /// fresh one first if the log grew, and asking the [[witness]] of the
+    /// configuration to cosign it), into DIR in the C2SP tlog-tiles
     /// layout.
     Export {
         /// Directory to write into; must not exist or be empty.
@@ -151,9 +152,9 @@ pub enum AuditCommand {
     },
 }
 
-pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
+pub async fn run(cmd: AuditCommand) -> Result<ExitCode> {
     match cmd {
-        AuditCommand::Export { dir, config } => export(&dir, &config),
+        AuditCommand::Export { dir, config } => export(&dir, &config).await,
         AuditCommand::Verify {
             dir,
             key,
@@ -209,7 +210,7 @@ pub fn auditor_key(arg: &str) -> std::result::Result<VerifierKey, ExitCode> {
     verify::load_verifier_key(arg).map_err(|e| cannot_run(&e))
 }
 
-fn export(dir: &Path, config: &Path) -> Result<ExitCode> {
+async fn export(dir: &Path, config: &Path) -> Result<ExitCode> {
     ensure_empty(dir)?;
     let c = GatewayConfig::load(config)?;
     let key = std::sync::Arc::new(passerelle::keys::GatewayKey::load(
@@ -225,6 +226,8 @@ fn export(dir: &Path, config: &Path) -> Result<ExitCode> {
     )
     .with_context(|| format!("opening the store {}", c.store.display()))?;
     passerelle::gateway::sign_checkpoint(&log, &key.note, unix_now())?;
+    let log = std::sync::Arc::new(log);
+    ask_witnesses(&c, &log, &key.verifier_key()).await?;
     let summary = passerelle::export::export(log.store().as_ref(), dir)?;
     println!(
         "exported {} entries, {} checkpoints, {} hash tiles, {} entry bundles to {}",
@@ -235,6 +238,38 @@ fn export(dir: &Path, config: &Path) -> Result<ExitCode> {
         dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The checkpoint just signed may be newer than the gateway's last one:
+/// the configured witnesses are asked for it as the gateway would, so that
+/// the export carries their cosignatures. A refusal or a failure is said,
+/// not fatal: the export is still the log as stored (and a running
+/// gateway records refusals on its log).
+async fn ask_witnesses(
+    c: &GatewayConfig,
+    log: &std::sync::Arc<passerelle::gateway::AuditLog>,
+    key: &VerifierKey,
+) -> Result<()> {
+    use passerelle::gateway::witnessing::{self, Asked};
+    for client in witnessing::clients(&c.witnesses).map_err(anyhow::Error::msg)? {
+        let label = client.verifier().label();
+        match witnessing::ask(&client, log, key, 0).await {
+            Ok(Asked::Nothing) => {}
+            Ok(Asked::Cosigned { size, .. }) => {
+                println!("witness {label} cosigned the checkpoint of size {size}")
+            }
+            Ok(Asked::Refused {
+                size,
+                status,
+                reason,
+                ..
+            }) => eprintln!(
+                "warning: witness {label} REFUSED the checkpoint of size {size} ({status}): {reason}"
+            ),
+            Err(e) => eprintln!("warning: witness {label} did not cosign: {e}"),
+        }
+    }
+    Ok(())
 }
 
 fn verify_export(dir: &Path, key: &str, witnesses: &[String], quorum: Option<usize>) -> ExitCode {

@@ -111,7 +111,7 @@ impl Cli {
             Command::Pki(cmd) => pki::run(cmd),
             Command::Keygen(args) => gateway::keygen(args),
             Command::Policy(cmd) => policy::run(cmd),
-            Command::Audit(cmd) => audit::run(cmd),
+            Command::Audit(cmd) => audit::run(cmd).await,
             Command::Send(args) => send::run(args).await,
             Command::Outbox(args) => outbox::run(args).await,
             Command::Inbox(args) => inbox::run(args).await,

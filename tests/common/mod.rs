@@ -2,6 +2,8 @@
 //! example PKI, and real stations that talk to it over mutual TLS.
 #![allow(dead_code)]
 
+pub mod witness;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;

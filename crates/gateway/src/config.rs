@@ -62,6 +62,32 @@ pub struct AuditConfig {
     removed_auditor_agencies: Option<toml::Value>,
 }
 
+/// One `[[witness]]`: a witness (C2SP `tlog-witness`, e.g. `passerelle
+/// witness serve` run by an oversight body) that the gateway asks to
+/// cosign each new checkpoint; see `crate::gateway::witnessing`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessEndpoint {
+    /// Its submission prefix: `https://host:port[/prefix]`, or `http://`
+    /// (a witness on loopback; the cosignature is verified either way).
+    pub url: String,
+    /// Its `cosignature/v1` verifier key, as `passerelle witness keygen`
+    /// printed it (`name+keyid+base64`); the name names the witness.
+    #[serde(deserialize_with = "cosignature_key")]
+    pub key: crate::audit::cosignature::CosignatureVerifier,
+    /// PEM file of the CA certificate(s) its TLS certificate chains to:
+    /// required with `https://`.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+}
+
+fn cosignature_key<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<crate::audit::cosignature::CosignatureVerifier, D::Error> {
+    let text = String::deserialize(d)?;
+    text.trim().parse().map_err(serde::de::Error::custom)
+}
+
 /// `gateway.toml`. Unknown keys are refused (see [`GatewayConfig::load`]);
 /// the catch-all map is there so that keys moved into `[limits]` get a
 /// message saying where they went.
@@ -86,6 +112,9 @@ pub struct GatewayConfig {
     /// Admission control: caps, rates and timeouts (`[limits]`).
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Witnesses asked to cosign each new checkpoint (`[[witness]]`).
+    #[serde(default, rename = "witness")]
+    pub witnesses: Vec<WitnessEndpoint>,
     /// Keys that moved into `[limits]`: kept only to say so clearly.
     #[serde(flatten)]
     moved: std::collections::BTreeMap<String, toml::Value>,
@@ -280,6 +309,29 @@ impl GatewayConfig {
             } else {
                 invalid(format!("unknown key {key}"))
             });
+        }
+        let mut labels = std::collections::BTreeSet::new();
+        for w in &mut c.witnesses {
+            w.ca = w.ca.as_ref().map(|p| base.join(p));
+            let https = w.url.starts_with("https://");
+            if !https && !w.url.starts_with("http://") {
+                return Err(invalid(format!(
+                    "[[witness]] {}: url must start with https:// (or http://)",
+                    w.url
+                )));
+            }
+            if https != w.ca.is_some() {
+                return Err(invalid(format!(
+                    "[[witness]] {}: ca (the PEM of the CA its certificate chains to) is needed with https:// and only then",
+                    w.url
+                )));
+            }
+            if !labels.insert(w.key.label()) {
+                return Err(invalid(format!(
+                    "[[witness]] {} is listed twice",
+                    w.key.label()
+                )));
+            }
         }
         if c.lease_seconds == 0 {
             return Err(invalid("lease_seconds must be at least 1".into()));

@@ -41,3 +41,4 @@ use passerelle_core::{audit, domain, policy};
 #[cfg(test)]
 use passerelle_identity::pki;
 use passerelle_identity::{keys, tls};
+use passerelle_witness as witness;

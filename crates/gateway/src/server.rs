@@ -73,6 +73,9 @@ pub enum StartError {
     /// A limit is out of bounds.
     #[error("{0}")]
     Limits(String),
+    /// A `[[witness]]` is unusable (its URL or CA file).
+    #[error("{0}")]
+    Witness(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -186,6 +189,10 @@ pub async fn start_with(
     };
     let gateway =
         Arc::new(Gateway::new(log, settings, key).with_integrity(checked.head, checked.lost));
+    crate::gateway::witnessing::start(
+        &gateway,
+        crate::gateway::witnessing::clients(&config.witnesses).map_err(StartError::Witness)?,
+    );
     gateway.record_start(first.decider()).await?;
     // A crash may have left entries after the last checkpoint: cover them
     // now, so the next checkpoint an auditor sees extends the earlier ones.
@@ -303,7 +310,10 @@ impl AcceptLoop {
         }
         let _ = housekeeping.await;
         match self.gateway.record_stop().await {
-            Ok(_) => tracing::info!("gateway stopped; final checkpoint signed"),
+            Ok(_) => {
+                self.gateway.settle_witnesses().await;
+                tracing::info!("gateway stopped; final checkpoint signed")
+            }
             Err(e) => {
                 tracing::error!(error = %e, "could not record the stop and its final checkpoint")
             }

@@ -238,6 +238,27 @@ pub enum AuditEvent {
         /// Open deliveries whose inbox entry is gone or closed.
         deliveries_lost: u64,
     },
+    /// A witness the gateway's configuration names refused to cosign a
+    /// checkpoint: it last cosigned a larger log (the log was rolled back
+    /// or wiped), the checkpoint forks from what it cosigned, or it does
+    /// not know or trust this log. Written once per witness and cause
+    /// while the refusals last, never for a witness that is only
+    /// unreachable. Fields in RFC 8949 order (shorter keys first).
+    WitnessRefused {
+        /// The size of the checkpoint refused.
+        size: u64,
+        /// The witness's reason, or what the gateway concluded (clipped
+        /// to [`MAX_TEXT`]).
+        reason: String,
+        /// The witness's HTTP status (409 with a size above the log's,
+        /// 422 for a fork or a bad proof, 403, 404, ...).
+        status: u16,
+        /// The witness, `name+keyid`.
+        witness: String,
+        /// The size the witness last cosigned, when it said (409).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        known_size: Option<u64>,
+    },
 }
 
 /// One entry of the audit log, decoded.
@@ -543,6 +564,13 @@ mod tests {
                 item_refs: vec!["r".into()],
                 items_lost: 1,
                 deliveries_lost: 2,
+            },
+            AuditEvent::WitnessRefused {
+                size: 3,
+                reason: "rolled back".into(),
+                status: 409,
+                witness: "comite-p.example/w1+01020304".into(),
+                known_size: Some(20),
             },
         ]
     }

@@ -77,8 +77,9 @@ impl Gateway {
             Ok(note)
         })
         .await;
-        if signed.is_err() {
-            self.mark_unsigned();
+        match &signed {
+            Ok(note) => self.checkpoint_signed(note),
+            Err(_) => self.mark_unsigned(),
         }
         signed
     }

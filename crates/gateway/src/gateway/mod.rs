@@ -38,6 +38,7 @@ mod log;
 mod receipts;
 mod refusals;
 mod submit;
+pub mod witnessing;
 
 pub use log::{sign_checkpoint, AuditLog};
 pub use refusals::BodyRefused;
@@ -221,6 +222,8 @@ pub struct Gateway {
     head: Option<Arc<HeadFile>>,
     /// Accepted items whose rows vanished, found at start.
     lost: LostItems,
+    /// The witnesses' tasks, once started ([`witnessing::start`]).
+    witnessing: std::sync::OnceLock<witnessing::Witnessing>,
 }
 
 /// Most requests one overdue listing returns, soonest due first.
@@ -270,6 +273,7 @@ impl Gateway {
             unsigned_events: std::sync::atomic::AtomicBool::new(true),
             head: None,
             lost: LostItems::default(),
+            witnessing: std::sync::OnceLock::new(),
         }
     }
 

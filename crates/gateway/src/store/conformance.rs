@@ -601,7 +601,8 @@ pub fn expiry_and_purge_are_swept_once_and_purge_keeps_digests(store: Arc<dyn St
     assert_eq!(size(store), 4);
 }
 
-/// MUST: checkpoints are kept by size and never go back.
+/// MUST: checkpoints are kept by size and never go back; cosignatures
+/// only add to a stored checkpoint.
 pub fn checkpoints_never_go_back(store: Arc<dyn Store>) {
     let store = store.as_ref();
     store.check_writable().expect("a fresh store is writable");
@@ -630,6 +631,25 @@ pub fn checkpoints_never_go_back(store: Arc<dyn Store>) {
         Some((5, "five".into()))
     );
     assert_eq!(store.latest_checkpoint_above(Some(5)).expect("above"), None);
+    // Cosignatures only add lines, and only to the note as it is now.
+    assert!(store
+        .add_cosignatures(5, "five", "five+w1")
+        .expect("cosigned"));
+    assert!(!store
+        .add_cosignatures(5, "five", "five+w2")
+        .expect("changed meanwhile: not replaced"));
+    assert!(
+        matches!(
+            store.add_cosignatures(5, "five+w1", "six"),
+            Err(StoreError::BadBatch(_))
+        ),
+        "checkpoints: a replacement that does not extend the note is refused"
+    );
+    assert!(!store.add_cosignatures(4, "four", "four+w1").expect("none"));
+    assert_eq!(
+        store.latest_checkpoint_above(None).expect("latest"),
+        Some((5, "five+w1".into()))
+    );
 }
 
 /// MUST: batches appended from several threads at once get every index

@@ -339,6 +339,20 @@ pub trait Store: Send + Sync + 'static {
     /// the same size again changes nothing.
     fn save_checkpoint(&self, size: u64, note: &str, now: i64) -> Result<(), StoreError>;
 
+    /// Replaces the stored checkpoint of `size` by `cosigned` if it still
+    /// holds `current`, and says whether it did (`false`: another writer
+    /// changed it first, or there is none of that size). `cosigned` MUST
+    /// extend `current` (begin with it: the same signed checkpoint with
+    /// witnesses' cosignature lines added) or the call is refused
+    /// ([`StoreError::BadBatch`]): the body and the gateway's signature of
+    /// a stored checkpoint never change, only lines are added.
+    fn add_cosignatures(
+        &self,
+        size: u64,
+        current: &str,
+        cosigned: &str,
+    ) -> Result<bool, StoreError>;
+
     /// The stored checkpoint of exactly `size`, if there is one. MUST read
     /// that one row, not every checkpoint: any principal may ask.
     fn checkpoint_of_size(&self, size: u64) -> Result<Option<String>, StoreError>;

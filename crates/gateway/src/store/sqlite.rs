@@ -715,6 +715,28 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn add_cosignatures(
+        &self,
+        size: u64,
+        current: &str,
+        cosigned: &str,
+    ) -> Result<bool, StoreError> {
+        if cosigned.len() <= current.len() || !cosigned.starts_with(current) {
+            return Err(StoreError::BadBatch(format!(
+                "the cosigned checkpoint of size {size} does not extend the stored one"
+            )));
+        }
+        let changed = self
+            .lock()
+            .conn
+            .execute(
+                "UPDATE checkpoints SET note = ?1 WHERE size = ?2 AND note = ?3",
+                params![cosigned, size, current],
+            )
+            .map_err(backend)?;
+        Ok(changed == 1)
+    }
+
     fn latest_checkpoint_above(
         &self,
         index: Option<u64>,
