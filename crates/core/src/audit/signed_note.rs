@@ -12,7 +12,7 @@
 //! generates randomness and never interprets the text; [`super::checkpoint`]
 //! gives the text its meaning.
 //!
-//! About 610 lines before its tests, on purpose: the note's text, its signature
+//! About 620 lines before its tests, on purpose: the note's text, its signature
 //! lines and the two key strings are one format, parsed and written in
 //! one place so that a change to the spec is one file's change.
 
