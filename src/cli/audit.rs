@@ -174,15 +174,9 @@ pub async fn run(cmd: AuditCommand) -> Result<ExitCode> {
             until,
             json,
         } => {
-            // The key is read before the agency is checked: a wrong key is
-            // the first thing said.
-            let key = match key.as_deref().map(verify::load_verifier_key).transpose() {
-                Ok(k) => k,
-                Err(e) => return Ok(cannot_run(&e)),
-            };
-            let agency = match agency.map(Agency::new).transpose() {
-                Ok(a) => a,
-                Err(e) => return Ok(cannot_run(&e)),
+            let (key, agency) = match show_inputs(key.as_deref(), agency) {
+                Ok(inputs) => inputs,
+                Err(code) => return Ok(code),
             };
             let filter = show::Filter {
                 principal,
@@ -208,6 +202,21 @@ pub fn cannot_run(e: &dyn std::fmt::Display) -> ExitCode {
 /// holding it), or the exit code "could not run" after saying why.
 pub fn auditor_key(arg: &str) -> std::result::Result<VerifierKey, ExitCode> {
     verify::load_verifier_key(arg).map_err(|e| cannot_run(&e))
+}
+
+/// The key and agency of `audit show`, or the exit code "could not run"
+/// after saying why. The key is read before the agency is checked: a wrong
+/// key is the first thing said.
+fn show_inputs(
+    key: Option<&str>,
+    agency: Option<String>,
+) -> std::result::Result<(Option<VerifierKey>, Option<Agency>), ExitCode> {
+    let key = key.map(auditor_key).transpose()?;
+    let agency = agency
+        .map(Agency::new)
+        .transpose()
+        .map_err(|e| cannot_run(&e))?;
+    Ok((key, agency))
 }
 
 async fn export(dir: &Path, config: &Path) -> Result<ExitCode> {

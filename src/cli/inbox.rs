@@ -6,7 +6,7 @@ use clap::Args;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::station::{due_text, StationArgs};
+use super::station::{due_text, priority_text, StationArgs};
 
 #[derive(Args)]
 pub struct InboxArgs {
@@ -35,7 +35,7 @@ pub async fn run(args: InboxArgs) -> Result<ExitCode> {
             println!(
                 "{:<32}  {:<8}  {:<24}  {:<32}  {}",
                 e.item_ref,
-                format!("{:?}", e.priority).to_uppercase(),
+                priority_text(e.priority),
                 e.sender,
                 e.due
                     .map(|d| due_text(d, now))

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::station::{due_text, StationArgs};
+use super::station::{due_text, priority_text, StationArgs};
 use passerelle::domain::wire::OpenRequest;
 
 #[derive(Args)]
@@ -49,7 +49,7 @@ pub async fn run(args: OverdueArgs) -> Result<ExitCode> {
             println!(
                 "  {:<32}  {:<8}  from {:<24}  {}  {}",
                 r.item_ref,
-                format!("{:?}", r.priority).to_uppercase(),
+                priority_text(r.priority),
                 r.sender,
                 due_text(r.due, listing.now),
                 r.item_id

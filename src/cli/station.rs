@@ -9,6 +9,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use passerelle::client::Station;
+use passerelle::domain::item::Priority;
 use passerelle::domain::receipt::SignedReceipt;
 use passerelle::station_config::ClientConfig;
 
@@ -63,6 +64,11 @@ pub fn print_receipt(signed: &SignedReceipt, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A priority as the station's listings print it: `FLASH`, `ROUTINE`, ...
+pub fn priority_text(p: Priority) -> String {
+    format!("{p:?}").to_uppercase()
 }
 
 /// A due time as a person reads it: the UTC time, and how late or how

@@ -148,6 +148,9 @@ impl WitnessConfig {
 }
 
 /// Loads the witness's key, refusing a file group or others can read.
+// The same check as the gateway's key loader (passerelle-identity), kept
+// apart on purpose: a witness depends on the core only (tests/layers.rs),
+// and the core does no file I/O.
 pub fn load_key(path: &Path) -> Result<CosignerKey, ConfigError> {
     let io = |source| ConfigError::Io {
         path: path.to_path_buf(),

@@ -118,13 +118,8 @@ impl std::str::FromStr for CosignatureVerifier {
 
     /// Parses a `cosignature/v1` verifier key string and checks its key ID.
     fn from_str(vkey: &str) -> Result<Self, NoteError> {
-        let mut parts = vkey.splitn(3, '+');
-        let (Some(name), Some(hex_id), Some(material)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(NoteError::InvalidKey {
-                reason: "a witness verifier key is name+keyid+base64",
-            });
-        };
+        let (name, hex_id, material) =
+            signed_note::split_key_string(vkey, "a witness verifier key is name+keyid+base64")?;
         let key_id = signed_note::parse_key_id(hex_id)?;
         let public_key = signed_note::decode_typed_material(
             material,
@@ -132,11 +127,7 @@ impl std::str::FromStr for CosignatureVerifier {
             "not a cosignature/v1 key (type 0x04): a witness key, not a log key, is expected",
         )?;
         let key = Self::from_ed25519(name, public_key)?;
-        if key.key_id != key_id {
-            return Err(NoteError::InvalidKey {
-                reason: "the key ID does not match the name and key",
-            });
-        }
+        signed_note::check_claimed_key_id(key_id, key.key_id)?;
         Ok(key)
     }
 }

@@ -22,7 +22,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::bytes::{from_cbor, to_cbor, CborError};
+use crate::domain::bytes::to_cbor;
 use crate::domain::decision::Effect;
 use crate::domain::item::Priority;
 use crate::domain::label::SecurityLabel;
@@ -347,27 +347,6 @@ impl AuditEntry {
     /// The leaf data: deterministic CBOR.
     pub fn encode(&self) -> Vec<u8> {
         to_cbor(self)
-    }
-
-    /// Decodes leaf data of the current format, or of version 1 mapped to
-    /// the current events (see [`super::legacy`]).
-    pub fn decode(bytes: &[u8]) -> Result<Self, CborError> {
-        Self::decode_any(bytes).map(|m| m.entry)
-    }
-
-    /// Like [`AuditEntry::decode`], keeping what a version 1 entry said
-    /// that its current form does not (the full decisions of a version 1
-    /// `item-accepted`).
-    pub fn decode_any(bytes: &[u8]) -> Result<super::legacy::Mapped, CborError> {
-        // The current shape first: it is what the gateway writes, and most
-        // of what an auditor's verification spends is spent here.
-        match from_cbor::<AuditEntry>(bytes) {
-            Ok(entry) => Ok(super::legacy::Mapped {
-                entry,
-                decisions: Vec::new(),
-            }),
-            Err(current) => super::legacy::decode_v1(bytes).map_err(|_| current),
-        }
     }
 
     /// Principals this entry is about, for an auditor's search.

@@ -10,6 +10,9 @@
 //! shapes and maps each to the version 2 event that says the same thing,
 //! for the auditor's tools; it never writes an entry, and nothing the
 //! gateway writes is ever decoded through it when the current shape fits.
+//! [`AuditEntry::decode`], the one reader of entries of either version, is
+//! here so that the current format ([`super::event`]) never depends on this
+//! one.
 
 use serde::Deserialize;
 
@@ -163,6 +166,31 @@ pub fn decode_v1(bytes: &[u8]) -> Result<Mapped, CborError> {
         },
         decisions,
     })
+}
+
+// Reading an entry of either version lives here rather than beside the
+// current format, so that the current format never depends on the old one.
+impl AuditEntry {
+    /// Decodes leaf data of the current format, or of version 1 mapped to
+    /// the current events (see this module).
+    pub fn decode(bytes: &[u8]) -> Result<Self, CborError> {
+        Self::decode_any(bytes).map(|m| m.entry)
+    }
+
+    /// Like [`AuditEntry::decode`], keeping what a version 1 entry said
+    /// that its current form does not (the full decisions of a version 1
+    /// `item-accepted`).
+    pub fn decode_any(bytes: &[u8]) -> Result<Mapped, CborError> {
+        // The current shape first: it is what the gateway writes, and most
+        // of what an auditor's verification spends is spent here.
+        match from_cbor::<AuditEntry>(bytes) {
+            Ok(entry) => Ok(Mapped {
+                entry,
+                decisions: Vec::new(),
+            }),
+            Err(current) => decode_v1(bytes).map_err(|_| current),
+        }
+    }
 }
 
 /// What a version 1 decision told the sender, as version 2 records it; a

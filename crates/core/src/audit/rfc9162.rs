@@ -9,6 +9,9 @@
 //! hashes. The verification functions take only hashes and sizes, so that an
 //! auditor holding a proof and two signed roots can check it without a copy
 //! of the tree.
+//!
+//! Over 600 lines only with its tests (the code is about 520): the tests
+//! check every proof against the RFC's definitions and stay beside it.
 
 use ring::digest;
 

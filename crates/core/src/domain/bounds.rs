@@ -22,7 +22,7 @@ use std::fmt;
 
 /// Item id, chosen by the sender: bytes.
 pub const ITEM_ID: usize = 128;
-/// Item reference ([`crate::domain::receipt::item_ref`]): exactly this many
+/// Item reference ([`crate::domain::reference::item_ref`]): exactly this many
 /// lowercase hex digits.
 pub const ITEM_REF: usize = 32;
 /// Principal id: bytes (each segment at most [`SEGMENT`]).

@@ -16,4 +16,5 @@ pub mod item;
 pub mod label;
 pub mod principal;
 pub mod receipt;
+pub mod reference;
 pub mod wire;

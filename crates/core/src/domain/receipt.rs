@@ -7,45 +7,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::bytes::{sha256, Bytes};
+use super::bytes::Bytes;
 use super::decision::{
     Decision, DEFAULT_DENY_RULE, MANDATORY_RULE_PREFIX, MARKING_PURPOSE_RULE, REL_TO_RULE,
     SENDER_CLEARANCE_RULE, THIRD_PARTY_RULE,
 };
 use super::principal::PrincipalId;
 
-/// The gateway's reference for an item: hex of the first 16 bytes of
-/// SHA-256(sender ‖ 0x00 ‖ id). Senders choose ids; the reference keeps two
-/// senders' equal ids apart and can be computed by the sender itself.
-pub fn item_ref(sender: &PrincipalId, id: &str) -> String {
-    let mut input = Vec::with_capacity(sender.as_str().len() + 1 + id.len());
-    input.extend_from_slice(sender.as_str().as_bytes());
-    input.push(0);
-    input.extend_from_slice(id.as_bytes());
-    hex::encode(&sha256(&input)[..16])
-}
-
-/// An item reference that came from outside (a request path), checked to
-/// be one that [`item_ref`] could have made: exactly
-/// [`super::bounds::ITEM_REF`] lowercase hex digits. Anything else names no
-/// item, and is answered as such without being repeated.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ItemRef(String);
-
-impl ItemRef {
-    /// The reference, when `s` is well formed.
-    pub fn parse(s: &str) -> Option<ItemRef> {
-        let ok = s.len() == super::bounds::ITEM_REF
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        ok.then(|| ItemRef(s.to_string()))
-    }
-
-    /// The reference as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+// The item reference lived here; its path stays for outside code.
+pub use super::reference::{item_ref, ItemRef};
 
 /// What happened for one recipient at submission.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,22 +212,5 @@ mod tests {
             }),
         };
         crate::domain::bytes::assert_core_deterministic(&crate::domain::bytes::to_cbor(&signed));
-    }
-
-    #[test]
-    fn item_refs_parse_only_as_item_ref_makes_them() {
-        let sender = PrincipalId::new("police/lo/rabat").unwrap();
-        let r = item_ref(&sender, "x");
-        assert_eq!(ItemRef::parse(&r).unwrap().as_str(), r);
-        for bad in [
-            String::new(),
-            r.to_uppercase(),
-            format!("{r}0"),
-            r[1..].to_string(),
-            "g".repeat(32),
-            "a".repeat(65_500),
-        ] {
-            assert!(ItemRef::parse(&bad).is_none(), "{bad:.40}");
-        }
     }
 }

@@ -142,8 +142,8 @@ impl From<&GatewayError> for Problem {
                 "Unsupported body type",
                 format!(
                     "send {} or {} (parameters are allowed)",
-                    super::CBOR,
-                    super::JSON
+                    crate::domain::wire::CBOR,
+                    crate::domain::wire::JSON
                 ),
             ),
             GatewayError::Body(BodyRefused::Read(BodyError::TooLarge(_))) => (

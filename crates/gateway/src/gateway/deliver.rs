@@ -120,12 +120,9 @@ impl Gateway {
         policy: &dyn Decider,
         reference: &str,
     ) -> Result<DeliveredItem, GatewayError> {
-        let store = self.store.clone();
-        let who = peer.principal().clone();
-        let r = reference.to_string();
-        let Some(stored) = blocking(move || store.peek(&who, &r)).await? else {
-            return Err(self.not_yours(peer, reference, "fetch").await);
-        };
+        let stored = self
+            .own(peer, reference, "fetch", |store, who, r| store.peek(who, r))
+            .await?;
         // Verify again from what was stored: the store is not trusted to
         // have kept the bytes intact.
         let sender_key = PublicKey::from_certificate_der(&stored.sender_certificate)

@@ -4,7 +4,7 @@
 //! Ed25519 is deterministic, so a receipt signed again gives the same
 //! bytes and stored receipts need no stored signature.
 
-use super::{blocking, Gateway, GatewayError};
+use super::{Gateway, GatewayError};
 use crate::domain::attestation::{Attestation, ATTESTATION_CONTENT_TYPE};
 use crate::domain::bytes::{to_cbor, Bytes};
 use crate::domain::receipt::{Receipt, SignedReceipt, RECEIPT_CONTENT_TYPE};
@@ -43,12 +43,11 @@ impl Gateway {
         peer: &VerifiedPeer,
         reference: &str,
     ) -> Result<SignedReceipt, GatewayError> {
-        let store = self.store.clone();
-        let who = peer.principal().clone();
-        let r = reference.to_string();
-        let Some(receipt) = blocking(move || store.receipt(&who, &r)).await? else {
-            return Err(self.not_yours(peer, reference, "receipt").await);
-        };
+        let receipt = self
+            .own(peer, reference, "receipt", |store, who, r| {
+                store.receipt(who, r)
+            })
+            .await?;
         let index = receipt.get().audit_index;
         let mut signed = self.sign_receipt(receipt);
         signed.inclusion = self.inclusion_under_latest(index).await?;

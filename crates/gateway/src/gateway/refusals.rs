@@ -9,12 +9,13 @@
 //! ([`Gateway::flush_refusals`]): refusing must stay cheaper than provoking
 //! a refusal. Nothing here answers a caller or touches HTTP.
 
-use super::{unix_now, Gateway, GatewayError};
+use super::{blocking, unix_now, Gateway, GatewayError};
 use crate::audit::event::{clip, AuditEvent, BoundedEntry, RefusedSubject, MAX_TEXT};
 use crate::domain::decision::Decider;
 use crate::domain::decode::DecodeError;
 use crate::domain::principal::PrincipalId;
 use crate::limits::BodyError;
+use crate::store::{Store, StoreError};
 use crate::tls::VerifiedPeer;
 
 /// Why a submitted body never became an item, as the API found while
@@ -181,6 +182,27 @@ impl Gateway {
             Some(item_ref),
         );
         GatewayError::NotFound
+    }
+
+    /// One of the caller's own records, found by reference with `lookup` (a
+    /// store read, run off the async runtime); when there is none, the
+    /// refusal [`Gateway::not_yours`] counts and answers, for `action`.
+    pub(super) async fn own<T: Send + 'static>(
+        &self,
+        peer: &VerifiedPeer,
+        reference: &str,
+        action: &str,
+        lookup: impl FnOnce(&dyn Store, &PrincipalId, &str) -> Result<Option<T>, StoreError>
+            + Send
+            + 'static,
+    ) -> Result<T, GatewayError> {
+        let store = self.store.clone();
+        let who = peer.principal().clone();
+        let r = reference.to_string();
+        match blocking(move || lookup(store.as_ref(), &who, &r)).await? {
+            Some(found) => Ok(found),
+            None => Err(self.not_yours(peer, reference, action).await),
+        }
     }
 
     /// Records a policy reload that was refused.
