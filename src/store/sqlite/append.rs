@@ -385,7 +385,7 @@ fn insert_item(
 /// A stored receipt with the index its acceptance entry took, recorded
 /// beside it at commit (a database made before that column existed has
 /// it in the receipt itself, copied into the column when opened).
-pub(super) fn stored_receipt(
+pub(in crate::store) fn stored_receipt(
     bytes: &[u8],
     audit_index: Option<u64>,
 ) -> Result<Durable<Receipt>, StoreError> {
