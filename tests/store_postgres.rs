@@ -13,8 +13,7 @@ use std::sync::Arc;
 
 fn key(dir: &Path) -> Arc<passerelle::keys::GatewayKey> {
     Arc::new(
-        passerelle::keys::GatewayKey::generate(&dir.join("key.pem"), "test.example/audit")
-            .unwrap(),
+        passerelle::keys::GatewayKey::generate(&dir.join("key.pem"), "test.example/audit").unwrap(),
     )
 }
 

@@ -226,7 +226,7 @@ impl std::fmt::Display for StoreConfig {
 pub fn open(config: &StoreConfig, sealer: Arc<dyn Sealer>) -> Result<Arc<dyn Store>, StoreError> {
     match config {
         StoreConfig::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path, sealer)?)),
-        StoreConfig::Postgres(url) => Ok(Arc::new(postgres::PostgresStore::open(url, sealer)?)),
+        StoreConfig::Postgres(url) => Ok(Arc::new(postgres::open(url, sealer)?)),
     }
 }
 

@@ -24,6 +24,7 @@
 
 mod append;
 mod migrate;
+mod off_runtime;
 
 use ::postgres::{Client, GenericClient, NoTls, Row};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -40,6 +41,7 @@ use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::Receipt;
 
 pub(super) use migrate::migrate;
+use off_runtime::{off_runtime, OffRuntime};
 
 /// Idle clients kept for reuse; more may be open while calls overlap.
 const MAX_IDLE: usize = 8;
@@ -125,13 +127,17 @@ pub(super) struct Conn<'a> {
 impl std::ops::Deref for Conn<'_> {
     type Target = Client;
     fn deref(&self) -> &Client {
-        self.client.as_ref().expect("a pooled client is present until dropped")
+        self.client
+            .as_ref()
+            .expect("a pooled client is present until dropped")
     }
 }
 
 impl std::ops::DerefMut for Conn<'_> {
     fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().expect("a pooled client is present until dropped")
+        self.client
+            .as_mut()
+            .expect("a pooled client is present until dropped")
     }
 }
 
@@ -153,6 +159,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // only gains or loses whole clients, and the edge is replaced only
     // after a commit.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // A client closes its connection (and its runtime) when dropped,
+        // which must not happen on an async thread either.
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|p| p.into_inner()));
+        off_runtime(move || drop(idle));
+    }
 }
 
 impl Pool {
@@ -264,11 +279,20 @@ fn recipients_of(client: &mut Client, seq: i64) -> Result<Vec<PrincipalId>, Stor
     rows.iter().map(|r| principal(col(r, 0)?)).collect()
 }
 
+/// Opens the store at `url` (see [`PostgresStore::open`]), every call of
+/// it kept off async threads.
+pub(super) fn open(
+    url: &PostgresUrl,
+    sealer: Arc<dyn Sealer>,
+) -> Result<OffRuntime<PostgresStore>, StoreError> {
+    off_runtime(|| PostgresStore::open(url, sealer)).map(OffRuntime)
+}
+
 impl PostgresStore {
     /// Connects to the database `url` names and brings its schema up to
     /// date. Checks nothing against signed heads: the gateway's start
     /// checks do.
-    pub(super) fn open(url: &PostgresUrl, sealer: Arc<dyn Sealer>) -> Result<Self, StoreError> {
+    fn open(url: &PostgresUrl, sealer: Arc<dyn Sealer>) -> Result<Self, StoreError> {
         let pool = Pool::new(url)?;
         migrate(&mut *pool.get()?)?;
         Ok(PostgresStore {
@@ -281,14 +305,20 @@ impl PostgresStore {
     /// Applies the migrations the database `url` names lacks; returns
     /// those applied (none when it was up to date).
     pub(super) fn migrate_only(url: &PostgresUrl) -> Result<Vec<String>, StoreError> {
-        let pool = Pool::new(url)?;
-        let applied = migrate(&mut *pool.get()?)?;
-        Ok(applied)
+        off_runtime(|| {
+            let pool = Pool::new(url)?;
+            let applied = migrate(&mut *pool.get()?)?;
+            Ok(applied)
+        })
     }
 
     /// Whether the database holds anything of an audit log. A database
     /// without the schema holds nothing (and is not changed).
     pub(super) fn holds_a_log(url: &PostgresUrl) -> Result<bool, StoreError> {
+        off_runtime(|| Self::holds_a_log_here(url))
+    }
+
+    fn holds_a_log_here(url: &PostgresUrl) -> Result<bool, StoreError> {
         let pool = Pool::new(url)?;
         let mut client = pool.get()?;
         let row = client
@@ -388,9 +418,8 @@ impl Store for PostgresStore {
                     item_id: col(r, 2)?,
                     priority: priority_from_rank(col(r, 3)?)?,
                     accepted_at: col(r, 4)?,
-                    deliveries: u32::try_from(deliveries).map_err(|_| {
-                        StoreError::Corrupt(format!("delivery count {deliveries}"))
-                    })?,
+                    deliveries: u32::try_from(deliveries)
+                        .map_err(|_| StoreError::Corrupt(format!("delivery count {deliveries}")))?,
                     due: col(r, 6)?,
                 })
             })

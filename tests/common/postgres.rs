@@ -77,6 +77,15 @@ fn output(cmd: &mut Command, what: &str) -> String {
     }
 }
 
+/// Runs `f` on a thread of its own: the synchronous client may not run
+/// on a thread that drives async tasks (the `#[tokio::test]`s).
+fn own_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
     listener.local_addr().expect("its address").port()
@@ -86,6 +95,10 @@ impl PgServer {
     /// Initialises and starts a server; panics saying what is missing when
     /// it cannot.
     pub fn start() -> PgServer {
+        own_thread(Self::start_here)
+    }
+
+    fn start_here() -> PgServer {
         let bindir = bindir();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let root = output(Command::new("id").arg("-u"), "`id -u`") == "0";
@@ -97,8 +110,9 @@ impl PgServer {
             let (Ok(uid), Ok(gid)) = (uid.parse(), gid.parse()) else {
                 missing("the `postgres` system user has no numeric id")
             };
-            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
-                .unwrap_or_else(|e| missing(&format!("cannot give the data directory to postgres: {e}")));
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap_or_else(|e| {
+                missing(&format!("cannot give the data directory to postgres: {e}"))
+            });
         }
         let mut server = PgServer {
             dir,
@@ -111,7 +125,15 @@ impl PgServer {
         let data = server.data();
         let init = server
             .command("initdb")
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "-D"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-D",
+            ])
             .arg(&data)
             .output()
             .unwrap_or_else(|e| missing(&format!("initdb could not run: {e}")));
@@ -196,6 +218,10 @@ impl PgServer {
     /// Creates a new empty database and returns its URL, as `store = …`
     /// in `gateway.toml` takes it.
     pub fn new_database(&self) -> String {
+        own_thread(|| self.new_database_here())
+    }
+
+    fn new_database_here(&self) -> String {
         let name = format!("store{}", self.next_db.fetch_add(1, Ordering::Relaxed));
         let mut admin = ::postgres::Client::connect(&self.admin_params(), ::postgres::NoTls)
             .expect("the server accepts connections");
@@ -235,4 +261,3 @@ impl Drop for PgServer {
         self.stop();
     }
 }
-

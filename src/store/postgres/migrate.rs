@@ -14,7 +14,8 @@ use super::{backend, col, MIGRATIONS_LOCK};
 use crate::store::StoreError;
 
 /// Every migration, in order: version, name, SQL.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "schema", include_str!("migrations/0001_schema.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] =
+    &[(1, "schema", include_str!("migrations/0001_schema.sql"))];
 
 /// Applies the migrations the database lacks; returns those applied, as
 /// `0001 schema`, none when it was up to date.
@@ -31,7 +32,10 @@ pub(in crate::store) fn migrate(client: &mut Client) -> Result<Vec<String>, Stor
     )
     .map_err(backend)?;
     let rows = tx
-        .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+        .query(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
         .map_err(backend)?;
     let done: Vec<i32> = rows.iter().map(|r| col(r, 0)).collect::<Result<_, _>>()?;
     let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
