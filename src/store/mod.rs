@@ -23,6 +23,7 @@ mod durable;
 mod postgres;
 mod records;
 mod sqlite;
+mod steps;
 
 pub use self::postgres::PostgresUrl;
 pub use durable::{Appended, Durable};

@@ -18,17 +18,16 @@
 //! durable when they return: each session sets `synchronous_commit = on`,
 //! whatever the server's default.
 //!
-//! The pool is a mutex over idle clients rather than a pool crate: every
-//! call is short and blocking (the gateway calls the store from
-//! `spawn_blocking`), takes one client for its duration and gives it back.
+//! Connections (the URL and a small pool) are in `postgres/pool.rs`; calls
+//! are kept off async threads by `postgres/off_runtime.rs`.
 
 mod append;
 mod migrate;
 mod off_runtime;
+mod pool;
 
-use ::postgres::{Client, GenericClient, NoTls, Row};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use ::postgres::{Client, GenericClient, Row};
+use std::sync::{Arc, Mutex};
 
 use super::sqlite::{decode, principal, priority_from_rank, stored_receipt};
 use super::{
@@ -42,51 +41,8 @@ use crate::domain::receipt::Receipt;
 
 pub(super) use migrate::migrate;
 use off_runtime::{off_runtime, OffRuntime};
-
-/// Idle clients kept for reuse; more may be open while calls overlap.
-const MAX_IDLE: usize = 8;
-
-/// The URL of a PostgreSQL database (`postgres://user@host:port/db`), as
-/// `store = "…"` in `gateway.toml` gives it. Shown (Debug, Display) with
-/// any password replaced, so that it can be logged.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PostgresUrl(String);
-
-impl PostgresUrl {
-    /// The URL, if `setting` names a PostgreSQL database rather than a
-    /// file.
-    pub fn parse(setting: &str) -> Option<Self> {
-        (setting.starts_with("postgres://") || setting.starts_with("postgresql://"))
-            .then(|| PostgresUrl(setting.to_string()))
-    }
-
-    /// The URL with a password, if any, replaced by `***`.
-    fn redacted(&self) -> String {
-        let Some((scheme, rest)) = self.0.split_once("://") else {
-            return self.0.clone();
-        };
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        match authority.rsplit_once('@') {
-            Some((userinfo, host)) if userinfo.contains(':') => {
-                let user = userinfo.split(':').next().unwrap_or_default();
-                format!("{scheme}://{user}:***@{host}{path}")
-            }
-            _ => self.0.clone(),
-        }
-    }
-}
-
-impl std::fmt::Debug for PostgresUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PostgresUrl({})", self.redacted())
-    }
-}
-
-impl std::fmt::Display for PostgresUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
+use pool::Pool;
+pub use pool::PostgresUrl;
 
 pub(super) fn backend(e: ::postgres::Error) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -109,103 +65,6 @@ pub(super) fn int(v: u64) -> Result<i64, StoreError> {
 /// A stored BIGINT that must be an index or size.
 pub(super) fn uint(v: i64) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative index or size {v}")))
-}
-
-/// A few idle clients behind a mutex.
-struct Pool {
-    config: ::postgres::Config,
-    idle: Mutex<Vec<Client>>,
-}
-
-/// A client taken from the pool, given back on drop unless its connection
-/// closed (a broken client is dropped, the next call connects again).
-pub(super) struct Conn<'a> {
-    pool: &'a Pool,
-    client: Option<Client>,
-}
-
-impl std::ops::Deref for Conn<'_> {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        self.client
-            .as_ref()
-            .expect("a pooled client is present until dropped")
-    }
-}
-
-impl std::ops::DerefMut for Conn<'_> {
-    fn deref_mut(&mut self) -> &mut Client {
-        self.client
-            .as_mut()
-            .expect("a pooled client is present until dropped")
-    }
-}
-
-impl Drop for Conn<'_> {
-    fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            if !client.is_closed() {
-                let mut idle = lock(&self.pool.idle);
-                if idle.len() < MAX_IDLE {
-                    idle.push(client);
-                }
-            }
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing guarded here is left half-changed by a panic: the idle list
-    // only gains or loses whole clients, and the edge is replaced only
-    // after a commit.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        // A client closes its connection (and its runtime) when dropped,
-        // which must not happen on an async thread either.
-        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|p| p.into_inner()));
-        off_runtime(move || drop(idle));
-    }
-}
-
-impl Pool {
-    fn new(url: &PostgresUrl) -> Result<Self, StoreError> {
-        let mut config: ::postgres::Config = url
-            .0
-            .parse()
-            .map_err(|e| StoreError::Backend(format!("store URL {url}: {e}")))?;
-        // A server that does not answer must not hang a blocking thread
-        // for ever.
-        config.connect_timeout(Duration::from_secs(10));
-        if config.get_application_name().is_none() {
-            config.application_name("passerelle");
-        }
-        Ok(Pool {
-            config,
-            idle: Mutex::new(Vec::new()),
-        })
-    }
-
-    fn get(&self) -> Result<Conn<'_>, StoreError> {
-        let idle = lock(&self.idle).pop();
-        let client = match idle {
-            Some(c) if !c.is_closed() => c,
-            _ => {
-                let mut c = self.config.connect(NoTls).map_err(backend)?;
-                // "Durable before answered": a commit returns once the WAL
-                // is flushed, even on a server whose default is otherwise.
-                c.batch_execute("SET synchronous_commit TO on")
-                    .map_err(backend)?;
-                c
-            }
-        };
-        Ok(Conn {
-            pool: self,
-            client: Some(client),
-        })
-    }
 }
 
 /// The PostgreSQL store.

@@ -21,34 +21,18 @@ use crate::audit::rfc9162::{leaf_hash, Hash, RightEdge};
 use crate::domain::bytes::to_cbor;
 use crate::domain::item::Portion;
 use crate::store::sqlite::{priority_rank, stored_receipt};
-use crate::store::{
-    Appended, Batch, Change, Durable, NewItem, Outcome, Sealer, StoreError, TreeHead, Unchanged,
-};
-
-/// What one batch did inside the transaction, before the commit.
-enum Step {
-    /// Applied; its entries take `first..first + leaves.len()`.
-    Written { first: u64, leaves: Vec<Hash> },
-    /// Not applied, for this reason (nothing written).
-    Skipped(Outcome),
-}
+use crate::store::steps::{appended_entries, committed, starts_a_new_log, Step};
+use crate::store::{Batch, Change, NewItem, Outcome, Sealer, StoreError, TreeHead, Unchanged};
 
 impl PostgresStore {
     pub(super) fn append_batches(
         &self,
         batches: Vec<Batch>,
     ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
-        let new_log = batches
-            .iter()
-            .any(|b| matches!(b.change, Change::NewLog { .. }));
-        if new_log && batches.len() != 1 {
-            return Err(StoreError::BadBatch(
-                "a new log is started by a batch of its own".into(),
-            ));
-        }
+        let new_log = starts_a_new_log(&batches)?;
         // The edge's lock orders this process's appends; the advisory lock
         // orders them with every other instance's.
-        let mut edge_guard = super::lock(&self.edge);
+        let mut edge_guard = super::pool::lock(&self.edge);
         let mut client = self.pool.get()?;
         let mut tx = client.transaction().map_err(backend)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SEQUENCER_LOCK])
@@ -83,27 +67,14 @@ impl PostgresStore {
                 }
             }
         }
-        let appended = steps
-            .iter()
-            .any(|s| matches!(s, Ok(Step::Written { leaves, .. }) if !leaves.is_empty()));
-        if appended {
+        if appended_entries(&steps) {
             seal(&mut tx, &edge, self.sealer.as_ref())?;
         }
         tx.commit().map_err(backend)?;
         // Only now is the edge the stored log's: a failed transaction left
         // the edge empty, and the next one catches up from the database.
         *edge_guard = edge;
-        Ok(steps
-            .into_iter()
-            .map(|s| {
-                s.map(|step| match step {
-                    Step::Written { first, leaves } => {
-                        Outcome::Appended(Durable::committed(Appended::new(first, leaves)))
-                    }
-                    Step::Skipped(outcome) => outcome,
-                })
-            })
-            .collect())
+        Ok(committed(steps))
     }
 }
 
