@@ -68,3 +68,43 @@ fn migrations_are_versioned_and_apply_once() {
     assert_eq!(opened.size().unwrap(), 0);
     assert!(!store::holds_a_log(&config).unwrap());
 }
+
+/// An entry written behind the gateway's back (here, straight into the
+/// database) is not signed over: the next appending transaction, whichever
+/// instance runs it, finds the stored log is not the sealed one.
+#[test]
+fn an_entry_written_behind_the_seal_stops_every_append() {
+    use passerelle::audit::event::{AuditEvent, BoundedEntry};
+    use passerelle::store::{Batch, StoreError};
+    let server = PgServer::start();
+    let url = server.new_database();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(&config(&url), key(dir.path())).unwrap();
+    let entry = |n: i64| {
+        BoundedEntry::new(
+            n,
+            AuditEvent::Acknowledged {
+                item_ref: format!("entry-{n}"),
+                recipient: passerelle::domain::principal::PrincipalId::new("police/spoc").unwrap(),
+            },
+        )
+        .unwrap()
+    };
+    store.append(vec![Batch::entries(vec![entry(0)])]).unwrap()[0]
+        .as_ref()
+        .unwrap();
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    client
+        .execute(
+            "INSERT INTO audit (idx, entry, leaf) VALUES (1, $1, $2)",
+            &[&entry(1).bytes(), &&[0u8; 32][..]],
+        )
+        .unwrap();
+    assert!(
+        matches!(
+            store.append(vec![Batch::entries(vec![entry(2)])]),
+            Err(StoreError::Invariant(_))
+        ),
+        "an append over entries the seal does not cover is refused"
+    );
+}
