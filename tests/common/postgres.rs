@@ -100,9 +100,16 @@ impl PgServer {
 
     fn start_here() -> PgServer {
         let bindir = bindir();
-        let dir = tempfile::tempdir().expect("a temporary directory");
         let root = output(Command::new("id").arg("-u"), "`id -u`") == "0";
         let run_as = root.then(|| "postgres".to_string());
+        // As root, in /tmp: the server's user must be able to reach it,
+        // whatever TMPDIR says.
+        let dir = if root {
+            tempfile::Builder::new().tempdir_in("/tmp")
+        } else {
+            tempfile::tempdir()
+        }
+        .expect("a temporary directory");
         if let Some(user) = &run_as {
             // initdb refuses root: the server's user owns the directory.
             let uid = output(Command::new("id").args(["-u", user]), "`id -u postgres`");
