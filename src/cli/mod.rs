@@ -1,7 +1,7 @@
 //! The command tree of `passerelle`: one module per command (or command
 //! group), each with its clap arguments, its handler and its tests, as the
 //! help shows them: the demo, the gateway's own commands (`serve`,
-//! `keygen`), `pki`, `policy`, `audit`, and the station commands (`send`,
+//! `keygen`), `pki`, `policy`, `audit`, `db`, and the station commands (`send`,
 //! `outbox`, `inbox`, `overdue`, `fetch`, `ack`, `receipt`, sharing
 //! [`station`]), the oversight body's `witness`, and the load
 //! generator `bench`.
@@ -19,6 +19,7 @@ use std::process::ExitCode;
 mod ack;
 mod audit;
 mod bench;
+mod db;
 mod demo;
 mod fetch;
 mod gateway;
@@ -63,6 +64,9 @@ enum Command {
     /// Auditor tools for the tamper-evident log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// The gateway's store: schema migrations.
+    #[command(subcommand)]
+    Db(db::DbCommand),
     /// Sign and send an item (station).
     Send(send::SendArgs),
     /// Send again every signed item left in the station's outbox by a
@@ -112,6 +116,7 @@ impl Cli {
             Command::Keygen(args) => gateway::keygen(args),
             Command::Policy(cmd) => policy::run(cmd),
             Command::Audit(cmd) => audit::run(cmd).await,
+            Command::Db(cmd) => db::run(cmd),
             Command::Send(args) => send::run(args).await,
             Command::Outbox(args) => outbox::run(args).await,
             Command::Inbox(args) => inbox::run(args).await,

@@ -95,7 +95,8 @@ fn cosignature_key<'de, D: serde::Deserializer<'de>>(
 pub struct GatewayConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// The store's database file.
+    /// The store: the embedded database's file, or a PostgreSQL URL
+    /// (`postgres://user@host:port/db`).
     pub store: PathBuf,
     /// The gateway's own certificate and key.
     pub tls: TlsFiles,
@@ -264,7 +265,10 @@ impl GatewayConfig {
             path: path.to_path_buf(),
             message,
         };
-        c.store = base.join(&c.store);
+        // A database server's URL is not a path.
+        if !crate::store::StoreConfig::names_a_server(&c.store) {
+            c.store = base.join(&c.store);
+        }
         c.tls.cert = base.join(&c.tls.cert);
         c.tls.key = base.join(&c.tls.key);
         c.audit.key = base.join(&c.audit.key);

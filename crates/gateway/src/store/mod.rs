@@ -20,9 +20,12 @@
 
 pub mod conformance;
 mod durable;
+mod postgres;
 mod records;
 mod sqlite;
+mod steps;
 
+pub use self::postgres::PostgresUrl;
 pub use durable::{Appended, Durable};
 pub use records::{
     AckOutcome, Batch, Change, InboxEntry, Leased, NewItem, OpenRequest, Outcome, RequestState,
@@ -35,6 +38,18 @@ use std::sync::Arc;
 use crate::audit::rfc9162::Hash;
 use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::Receipt;
+
+/// Refuses a cosigned checkpoint that does not extend the stored one (the
+/// same signed checkpoint with lines added), for every backend's
+/// [`Store::add_cosignatures`].
+fn ensure_extends(size: u64, current: &str, cosigned: &str) -> Result<(), StoreError> {
+    if cosigned.len() <= current.len() || !cosigned.starts_with(current) {
+        return Err(StoreError::BadBatch(format!(
+            "the cosigned checkpoint of size {size} does not extend the stored one"
+        )));
+    }
+    Ok(())
+}
 
 /// Why the store failed. Operator's fault (disk, permissions) or a bug.
 #[derive(Debug, thiserror::Error)]
@@ -183,13 +198,38 @@ pub trait Sealer: Send + Sync + 'static {
 pub enum StoreConfig {
     /// The embedded SQLite database at this path (today's `store = "…"`).
     Sqlite(PathBuf),
+    /// A PostgreSQL database (`store = "postgres://user@host:port/db"`),
+    /// which several gateway instances may share.
+    Postgres(PostgresUrl),
 }
 
 impl StoreConfig {
-    /// The backend named by the configuration's `store` value: a file
-    /// path means the embedded SQLite database.
+    /// The backend named by the configuration's `store` value: a
+    /// `postgres://` (or `postgresql://`) URL means that PostgreSQL
+    /// database, anything else a file path of the embedded SQLite
+    /// database.
     pub fn from_setting(store: &Path) -> Self {
-        StoreConfig::Sqlite(store.to_path_buf())
+        match store.to_str().and_then(PostgresUrl::parse) {
+            Some(url) => StoreConfig::Postgres(url),
+            None => StoreConfig::Sqlite(store.to_path_buf()),
+        }
+    }
+
+    /// Whether a `store` value names a database server rather than a file
+    /// (so that it is not resolved against the config file's directory).
+    pub fn names_a_server(store: &Path) -> bool {
+        matches!(Self::from_setting(store), StoreConfig::Postgres(_))
+    }
+}
+
+impl std::fmt::Display for StoreConfig {
+    /// Where the store is, for messages: a path, or a URL without its
+    /// password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreConfig::Sqlite(path) => write!(f, "{}", path.display()),
+            StoreConfig::Postgres(url) => write!(f, "{url}"),
+        }
     }
 }
 
@@ -199,6 +239,19 @@ impl StoreConfig {
 pub fn open(config: &StoreConfig, sealer: Arc<dyn Sealer>) -> Result<Arc<dyn Store>, StoreError> {
     match config {
         StoreConfig::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path, sealer)?)),
+        StoreConfig::Postgres(url) => Ok(Arc::new(postgres::open(url, sealer)?)),
+    }
+}
+
+/// Brings the schema of the store `config` names up to date (creating it
+/// if needed), as opening it does, without opening the log: for
+/// `passerelle db migrate`. Returns the migrations applied (PostgreSQL's
+/// versioned ones; the embedded store's schema changes are not numbered,
+/// so none are listed for it). Running it again changes nothing.
+pub fn migrate(config: &StoreConfig) -> Result<Vec<String>, StoreError> {
+    match config {
+        StoreConfig::Sqlite(path) => sqlite::SqliteStore::migrate_only(path).map(|()| Vec::new()),
+        StoreConfig::Postgres(url) => postgres::PostgresStore::migrate_only(url),
     }
 }
 
@@ -208,6 +261,7 @@ pub fn open(config: &StoreConfig, sealer: Arc<dyn Sealer>) -> Result<Arc<dyn Sto
 pub fn holds_a_log(config: &StoreConfig) -> Result<bool, StoreError> {
     match config {
         StoreConfig::Sqlite(path) => sqlite::SqliteStore::holds_a_log(path),
+        StoreConfig::Postgres(url) => postgres::PostgresStore::holds_a_log(url),
     }
 }
 

@@ -33,6 +33,9 @@
 
 mod append;
 
+// Shared with the PostgreSQL backend, which stores the same records.
+pub(super) use append::stored_receipt;
+
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -130,7 +133,7 @@ fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn priority_rank(p: Priority) -> i64 {
+pub(super) fn priority_rank(p: Priority) -> i64 {
     match p {
         Priority::Flash => 0,
         Priority::Urgent => 1,
@@ -138,7 +141,7 @@ fn priority_rank(p: Priority) -> i64 {
     }
 }
 
-fn priority_from_rank(r: i64) -> Result<Priority, StoreError> {
+pub(super) fn priority_from_rank(r: i64) -> Result<Priority, StoreError> {
     match r {
         0 => Ok(Priority::Flash),
         1 => Ok(Priority::Urgent),
@@ -147,11 +150,11 @@ fn priority_from_rank(r: i64) -> Result<Priority, StoreError> {
     }
 }
 
-fn principal(s: String) -> Result<PrincipalId, StoreError> {
+pub(super) fn principal(s: String) -> Result<PrincipalId, StoreError> {
     PrincipalId::new(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+pub(super) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     from_cbor(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -305,6 +308,12 @@ impl SqliteStore {
             }),
             sealer,
         })
+    }
+
+    /// Brings the database at `path` (created if needed) to this
+    /// schema, as opening it does.
+    pub(super) fn migrate_only(path: &Path) -> Result<(), StoreError> {
+        migrate(&mut Self::connect(path)?)
     }
 
     /// Whether the database at `path` holds anything of an audit log
@@ -721,11 +730,7 @@ impl Store for SqliteStore {
         current: &str,
         cosigned: &str,
     ) -> Result<bool, StoreError> {
-        if cosigned.len() <= current.len() || !cosigned.starts_with(current) {
-            return Err(StoreError::BadBatch(format!(
-                "the cosigned checkpoint of size {size} does not extend the stored one"
-            )));
-        }
+        super::ensure_extends(size, current, cosigned)?;
         let changed = self
             .lock()
             .conn

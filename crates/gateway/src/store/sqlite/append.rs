@@ -17,32 +17,17 @@ use crate::audit::rfc9162::{leaf_hash, Hash, RightEdge};
 use crate::domain::bytes::to_cbor;
 use crate::domain::item::Portion;
 use crate::domain::receipt::Receipt;
+use crate::store::steps::{appended_entries, committed, starts_a_new_log, Step};
 use crate::store::{
-    Appended, Batch, Change, Durable, NewItem, Outcome, Sealer, StoreError, TreeHead, Unchanged,
+    Batch, Change, Durable, NewItem, Outcome, Sealer, StoreError, TreeHead, Unchanged,
 };
-
-/// What one batch did inside the transaction, before the commit makes it
-/// durable.
-enum Step {
-    /// Applied; its entries take `first..first + leaves.len()`.
-    Written { first: u64, leaves: Vec<Hash> },
-    /// Not applied, for this reason (nothing written).
-    Skipped(Outcome),
-}
 
 impl SqliteStore {
     pub(super) fn append_batches(
         &self,
         batches: Vec<Batch>,
     ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
-        let new_log = batches
-            .iter()
-            .any(|b| matches!(b.change, Change::NewLog { .. }));
-        if new_log && batches.len() != 1 {
-            return Err(StoreError::BadBatch(
-                "a new log is started by a batch of its own".into(),
-            ));
-        }
+        let new_log = starts_a_new_log(&batches)?;
         let mut guard = self.lock();
         let inner = &mut *guard;
         let tx = inner
@@ -78,27 +63,14 @@ impl SqliteStore {
                 }
             }
         }
-        let appended = steps
-            .iter()
-            .any(|s| matches!(s, Ok(Step::Written { leaves, .. }) if !leaves.is_empty()));
-        if appended {
+        if appended_entries(&steps) {
             seal(&tx, &edge, self.sealer.as_ref())?;
         }
         tx.commit().map_err(backend)?;
         // Only now is the edge the stored log's: a failed transaction left
         // `inner.edge` empty, and the next one catches up from the store.
         inner.edge = edge;
-        Ok(steps
-            .into_iter()
-            .map(|s| {
-                s.map(|step| match step {
-                    Step::Written { first, leaves } => {
-                        Outcome::Appended(Durable::committed(Appended::new(first, leaves)))
-                    }
-                    Step::Skipped(outcome) => outcome,
-                })
-            })
-            .collect())
+        Ok(committed(steps))
     }
 }
 
@@ -385,7 +357,7 @@ fn insert_item(
 /// A stored receipt with the index its acceptance entry took, recorded
 /// beside it at commit (a database made before that column existed has
 /// it in the receipt itself, copied into the column when opened).
-pub(super) fn stored_receipt(
+pub(in crate::store) fn stored_receipt(
     bytes: &[u8],
     audit_index: Option<u64>,
 ) -> Result<Durable<Receipt>, StoreError> {

@@ -1,0 +1,119 @@
+//! Keeps the synchronous PostgreSQL client off the gateway's async threads.
+//!
+//! The `postgres` client drives its connection with a runtime of its own,
+//! which tokio forbids inside a thread that already runs async code (the
+//! gateway's start, `main`'s `block_on`): it would panic there. The store
+//! contract is synchronous and some callers (the start checks, the audit
+//! export) call it from such a thread, so [`OffRuntime`] runs every call
+//! made inside a tokio runtime on a short-lived thread of its own and
+//! waits for it; outside one (the tests, plain threads) the call runs where
+//! it is. It only forwards: it never changes what a call does or returns.
+
+use super::super::{
+    Batch, Durable, InboxEntry, Leased, OpenRequest, Outcome, RequestState, Store, StoreError,
+    Swept,
+};
+use crate::audit::rfc9162::Hash;
+use crate::domain::principal::PrincipalId;
+use crate::domain::receipt::Receipt;
+
+/// Runs `f` where the blocking client may run: on a scoped thread of its
+/// own when the current thread is inside a tokio runtime. A panic in `f`
+/// is the caller's panic.
+pub(in crate::store) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+/// A store whose every call goes through [`off_runtime`].
+pub(in crate::store) struct OffRuntime<S>(pub(in crate::store) S);
+
+impl<S: Store> Store for OffRuntime<S> {
+    fn append(&self, batches: Vec<Batch>) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+        off_runtime(|| self.0.append(batches))
+    }
+    fn size(&self) -> Result<u64, StoreError> {
+        off_runtime(|| self.0.size())
+    }
+    fn leaf_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+        off_runtime(|| self.0.leaf_hashes(start, end))
+    }
+    fn audit_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        off_runtime(|| self.0.audit_entries(start, end))
+    }
+    fn seal(&self) -> Result<Option<String>, StoreError> {
+        off_runtime(|| self.0.seal())
+    }
+    fn sweep_due(&self, now: i64, limit: u32) -> Result<Vec<Swept>, StoreError> {
+        off_runtime(|| self.0.sweep_due(now, limit))
+    }
+    fn pending(
+        &self,
+        recipient: &PrincipalId,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
+        off_runtime(|| self.0.pending(recipient, now, limit))
+    }
+    fn peek(&self, recipient: &PrincipalId, item_ref: &str) -> Result<Option<Leased>, StoreError> {
+        off_runtime(|| self.0.peek(recipient, item_ref))
+    }
+    fn request(&self, item_ref: &str) -> Result<Option<RequestState>, StoreError> {
+        off_runtime(|| self.0.request(item_ref))
+    }
+    fn open_requests(
+        &self,
+        due_by: i64,
+        concerning: Option<&PrincipalId>,
+        limit: u32,
+    ) -> Result<Vec<OpenRequest>, StoreError> {
+        off_runtime(|| self.0.open_requests(due_by, concerning, limit))
+    }
+    fn receipt(
+        &self,
+        sender: &PrincipalId,
+        item_ref: &str,
+    ) -> Result<Option<Durable<Receipt>>, StoreError> {
+        off_runtime(|| self.0.receipt(sender, item_ref))
+    }
+    fn check_writable(&self) -> Result<(), StoreError> {
+        off_runtime(|| self.0.check_writable())
+    }
+    fn items_present(&self, item_refs: &[String]) -> Result<Vec<bool>, StoreError> {
+        off_runtime(|| self.0.items_present(item_refs))
+    }
+    fn deliveries_open(
+        &self,
+        deliveries: &[(String, PrincipalId)],
+    ) -> Result<Vec<bool>, StoreError> {
+        off_runtime(|| self.0.deliveries_open(deliveries))
+    }
+    fn add_cosignatures(
+        &self,
+        size: u64,
+        current: &str,
+        cosigned: &str,
+    ) -> Result<bool, StoreError> {
+        off_runtime(|| self.0.add_cosignatures(size, current, cosigned))
+    }
+    fn save_checkpoint(&self, size: u64, note: &str, now: i64) -> Result<(), StoreError> {
+        off_runtime(|| self.0.save_checkpoint(size, note, now))
+    }
+    fn checkpoint_of_size(&self, size: u64) -> Result<Option<String>, StoreError> {
+        off_runtime(|| self.0.checkpoint_of_size(size))
+    }
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        off_runtime(|| self.0.checkpoints())
+    }
+    fn latest_checkpoint_above(
+        &self,
+        index: Option<u64>,
+    ) -> Result<Option<(u64, String)>, StoreError> {
+        off_runtime(|| self.0.latest_checkpoint_above(index))
+    }
+}

@@ -1,0 +1,110 @@
+//! The store contract's conformance suite on the PostgreSQL backend,
+//! against a real server started for the test (see
+//! `tests/common/postgres.rs`), opened by configuration as the gateway
+//! opens it. Without PostgreSQL these tests fail, saying what is missing.
+
+#[path = "common/postgres.rs"]
+mod postgres_server;
+
+use passerelle::store::{self, conformance, Store, StoreConfig};
+use postgres_server::PgServer;
+use std::path::Path;
+use std::sync::Arc;
+
+fn key(dir: &Path) -> Arc<passerelle::keys::GatewayKey> {
+    Arc::new(
+        passerelle::keys::GatewayKey::generate(&dir.join("key.pem"), "test.example/audit").unwrap(),
+    )
+}
+
+fn config(url: &str) -> StoreConfig {
+    let config = StoreConfig::from_setting(Path::new(url));
+    assert!(
+        matches!(config, StoreConfig::Postgres(_)),
+        "a postgres:// store setting names the PostgreSQL backend"
+    );
+    config
+}
+
+#[test]
+fn postgres_keeps_every_promise_of_the_store_contract() {
+    let server = PgServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key(dir.path());
+    conformance::run(|| -> Arc<dyn Store> {
+        store::open(&config(&server.new_database()), key.clone()).unwrap()
+    });
+}
+
+#[test]
+fn postgres_handles_on_one_database_share_one_log_and_one_seal() {
+    let server = PgServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key(dir.path());
+    // Each handle has its own connections, as each gateway instance does.
+    let config = config(&server.new_database());
+    conformance::run_shared(|| store::open(&config, key.clone()).unwrap());
+    // Each handle sealed what its transactions left, catching up on the
+    // others' appends under the sequencer: the seal covers the whole log.
+    passerelle::integrity::open_checked(&config, key).unwrap();
+}
+
+#[test]
+fn migrations_are_versioned_and_apply_once() {
+    let server = PgServer::start();
+    let config = config(&server.new_database());
+    assert!(
+        !store::holds_a_log(&config).unwrap(),
+        "an empty database holds no log, and asking does not create the schema"
+    );
+    assert_eq!(store::migrate(&config).unwrap(), ["0001 schema"]);
+    assert!(
+        store::migrate(&config).unwrap().is_empty(),
+        "migrating again changes nothing"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // Opening an up-to-date database applies nothing and works.
+    let opened = store::open(&config, key(dir.path())).unwrap();
+    assert_eq!(opened.size().unwrap(), 0);
+    assert!(!store::holds_a_log(&config).unwrap());
+}
+
+/// An entry written behind the gateway's back (here, straight into the
+/// database) is not signed over: the next appending transaction, whichever
+/// instance runs it, finds the stored log is not the sealed one.
+#[test]
+fn an_entry_written_behind_the_seal_stops_every_append() {
+    use passerelle::audit::event::{AuditEvent, BoundedEntry};
+    use passerelle::store::{Batch, StoreError};
+    let server = PgServer::start();
+    let url = server.new_database();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(&config(&url), key(dir.path())).unwrap();
+    let entry = |n: i64| {
+        BoundedEntry::new(
+            n,
+            AuditEvent::Acknowledged {
+                item_ref: format!("entry-{n}"),
+                recipient: passerelle::domain::principal::PrincipalId::new("police/spoc").unwrap(),
+            },
+        )
+        .unwrap()
+    };
+    store.append(vec![Batch::entries(vec![entry(0)])]).unwrap()[0]
+        .as_ref()
+        .unwrap();
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    client
+        .execute(
+            "INSERT INTO audit (idx, entry, leaf) VALUES (1, $1, $2)",
+            &[&entry(1).bytes(), &&[0u8; 32][..]],
+        )
+        .unwrap();
+    assert!(
+        matches!(
+            store.append(vec![Batch::entries(vec![entry(2)])]),
+            Err(StoreError::Invariant(_))
+        ),
+        "an append over entries the seal does not cover is refused"
+    );
+}
