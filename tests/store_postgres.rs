@@ -108,3 +108,56 @@ fn an_entry_written_behind_the_seal_stops_every_append() {
         "an append over entries the seal does not cover is refused"
     );
 }
+
+/// A second instance starting (or `audit export` opening the store) while
+/// another instance appends: every appending transaction seals what it
+/// wrote, so what is stored agrees with a seal at every moment, and the
+/// check must not call the log tampered because it read the entries and the
+/// seal at different moments.
+#[test]
+fn a_store_checked_while_another_instance_appends_is_not_called_tampered() {
+    use passerelle::audit::event::{AuditEvent, BoundedEntry};
+    use passerelle::store::Batch;
+    let server = PgServer::start();
+    let config = config(&server.new_database());
+    let dir = tempfile::tempdir().unwrap();
+    let key = key(dir.path());
+    let writer = store::open(&config, key.clone()).unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let appending = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut n = 0i64;
+            // Bounded: stops when the checks are over, or after 5,000 appends.
+            while !done.load(std::sync::atomic::Ordering::Relaxed) && n < 5_000 {
+                let entry = BoundedEntry::new(
+                    n,
+                    AuditEvent::Acknowledged {
+                        item_ref: format!("entry-{n}"),
+                        recipient: passerelle::domain::principal::PrincipalId::new("police/spoc")
+                            .unwrap(),
+                    },
+                )
+                .unwrap();
+                writer.append(vec![Batch::entries(vec![entry])]).unwrap()[0]
+                    .as_ref()
+                    .unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let mut checks = Vec::new();
+    for _ in 0..30 {
+        checks.push(passerelle::integrity::open_checked(&config, key.clone()).map(|_| ()));
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let appended = appending.join().unwrap();
+    assert!(
+        appended > 0,
+        "the other instance appended while the checks ran"
+    );
+    for (i, check) in checks.iter().enumerate() {
+        assert!(check.is_ok(), "check {i} of 30: {:?}", check.as_ref().err());
+    }
+}

@@ -203,11 +203,34 @@ type Checks = (Vec<Tamper>, Option<(TreeHead, String)>);
 /// and note when its signature verifies.
 fn check_log(log: &AuditLog, sealer: &dyn Sealer) -> Result<Checks, StoreError> {
     const CHUNK: u64 = 4096;
+    /// How many times the seal is read again while other processes append.
+    const SEAL_READS: usize = 8;
     let store = log.store();
+    // The seal first, then the entries: every appending transaction writes
+    // the seal with its entries, so once caught up the tree holds at least
+    // what the seal covers. Another process (a second gateway instance on
+    // one database) may have appended, with a newer seal, in between: read
+    // the seal again until it covers the tree, a bounded number of times.
+    // Entries a seal never covers stay after it, and are reported.
+    let mut sealed = store.seal()?;
+    log.catch_up()?;
+    for _ in 1..SEAL_READS {
+        let covered = sealed
+            .as_deref()
+            .and_then(|note| sealer.unseal(note).ok())
+            .map(|head| head.size);
+        match covered {
+            Some(size) if size < log.head().size => {
+                sealed = store.seal()?;
+                log.catch_up()?;
+            }
+            _ => break,
+        }
+    }
     let stored = log.head().size;
     let mut found = Vec::new();
     let mut seal = None;
-    match store.seal()? {
+    match sealed {
         None if stored > 0 => found.push(Tamper::Unsealed { stored }),
         None => {}
         Some(note) => match sealer.unseal(&note) {
