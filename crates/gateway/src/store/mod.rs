@@ -3,7 +3,8 @@
 //! [`Store`] is deliberately small so that the embedded backend (SQLite)
 //! and the PostgreSQL backend of several gateway instances can both honour
 //! it. Its promises are in MUST words on the trait and its methods, and
-//! [`conformance::run`] checks every one of them against a backend. The
+//! `conformance::run` (feature `conformance`, for test suites) checks every
+//! one of them against a backend. The
 //! store persists what the gateway decided; it never decides or reads the
 //! clock. It appends batches (a change and its audit entries) atomically,
 //! assigns gap-free audit indices and keeps each entry's leaf hash; the
@@ -18,6 +19,9 @@
 //! the gateway signs receipts and attestations only from one, so a code
 //! path that signs before committing does not compile (see `durable.rs`).
 
+// Assertions that panic, for test suites only: a backend's tests enable
+// the `conformance` feature; the gateway's own build never carries them.
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod durable;
 mod postgres;
