@@ -385,3 +385,92 @@ async fn a_reload_puts_new_crls_in_force_for_new_connections_as_one_snapshot() {
     g.others_are_served().await;
     g.running.shutdown().await;
 }
+
+/// A station revoked by a reloaded CRL while it holds a kept-alive
+/// connection is refused at its next request on that connection, not at
+/// its next handshake, and the refusal is counted under its name.
+#[tokio::test]
+async fn a_revoked_station_is_refused_on_its_open_connection_after_a_reload() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let g = WithCrl::start(false).await;
+    let dir = g.dir.path();
+    let config = raw_client(
+        &dir.join("gateway/ca.pem"),
+        Some((&dir.join("second.pem"), &dir.join("second.key"))),
+        &[&rustls::version::TLS13],
+    );
+    let tcp = tokio::net::TcpStream::connect(g.running.addr)
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    // One request and its whole answer (small: it fits one read or a few).
+    async fn ask(tls: &mut (impl AsyncReadExt + AsyncWriteExt + Unpin)) -> String {
+        tls.write_all(
+            b"GET /healthz HTTP/1.1\r\nhost: localhost\r\naccept: application/json\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        for _ in 0..50 {
+            let n = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf))
+                .await
+                .expect("an answer within 10 s")
+                .unwrap();
+            out.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&out).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if body.len() >= length || n == 0 {
+                    return text;
+                }
+            }
+            if n == 0 {
+                return text;
+            }
+        }
+        panic!("no whole answer");
+    }
+    let first = ask(&mut tls).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let police = g.pki.agency("police").unwrap();
+    std::fs::write(
+        g.crl(),
+        police.crl(std::slice::from_ref(&g.second.serial)).unwrap(),
+    )
+    .unwrap();
+    g.running.reload_policy().await.unwrap();
+    let second = ask(&mut tls).await;
+    assert!(second.starts_with("HTTP/1.1 403"), "{second}");
+    assert!(second.contains("identity-refused"), "{second}");
+    assert!(
+        second.to_ascii_lowercase().contains("connection: close"),
+        "{second}"
+    );
+    g.running.gateway.flush_refusals().await.unwrap();
+    let store = g.running.gateway.store();
+    let size = store.size().unwrap();
+    let last = store.audit_entries(size - 1, size).unwrap();
+    let entry = passerelle::audit::event::AuditEntry::decode(&last[0]).unwrap();
+    assert!(
+        matches!(
+            &entry.event,
+            passerelle::audit::event::AuditEvent::Refused { cause, count: 1, .. } if cause == "identity-refused"
+        ),
+        "{:?}",
+        entry.event
+    );
+    g.others_are_served().await;
+    g.running.shutdown().await;
+}

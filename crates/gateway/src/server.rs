@@ -40,7 +40,7 @@ use crate::gateway::{Gateway, Settings};
 use crate::integrity::{self, HeadFile};
 use crate::keys::GatewayKey;
 use crate::limits::{Activity, Admission, Session, Tracked, Verdict};
-use crate::snapshot::{self, Live, SnapshotError};
+use crate::snapshot::{self, Live, Snapshot, SnapshotError};
 use crate::store::{self, StoreConfig};
 use crate::tls::{self, KeyExchangeGroup, VerifiedPeer};
 
@@ -417,6 +417,8 @@ async fn connection(
             .layer(axum::middleware::from_fn_with_state(
                 PerConnection {
                     not_after: tls::not_after(peer.certificate()),
+                    chain: Arc::new(chain.iter().map(|c| c.clone().into_owned()).collect()),
+                    identified_under: Arc::new(std::sync::Mutex::new(snapshot.clone())),
                     peer,
                     session,
                     kx,
@@ -492,6 +494,13 @@ struct PerConnection {
     // or resumed connection outlives its handshake, so each request checks
     // it again.
     not_after: i64,
+    /// The certificates the peer presented, to identify it again when the
+    /// configuration changes under an open connection.
+    chain: Arc<Vec<rustls::pki_types::CertificateDer<'static>>>,
+    /// The snapshot whose CAs and CRLs last identified the peer: a reload
+    /// (a new CRL) is checked at the connection's next request, not at its
+    /// next handshake.
+    identified_under: Arc<std::sync::Mutex<Arc<Snapshot>>>,
     session: Arc<Session>,
     kx: Option<KeyExchangeGroup>,
     activity: Arc<Activity>,
@@ -509,9 +518,12 @@ async fn admit_request(
     next: Next,
 ) -> Response {
     let _in_progress = conn.activity.request();
-    if crate::gateway::unix_now() >= conn.not_after {
-        tracing::info!(principal = %conn.peer.principal(), "certificate expired on an open connection");
-        let mut refusal = Problem::from(&tls::IdentityError::UntrustedChain).into_response();
+    let current = conn.live.current();
+    if let Err(e) = still_trusted(&conn, &current) {
+        tracing::info!(principal = %conn.peer.principal(), error = %e, "identity refused on an open connection");
+        conn.gateway
+            .record_refused_admission(conn.peer.principal(), "identity-refused");
+        let mut refusal = Problem::from(&e).into_response();
         // The connection ends with this answer; a new one is checked anew.
         refusal.headers_mut().insert(
             axum::http::header::CONNECTION,
@@ -526,12 +538,32 @@ async fn admit_request(
         return refusal.into_response();
     }
     request.extensions_mut().insert(conn.peer);
-    request.extensions_mut().insert(conn.live.current());
+    request.extensions_mut().insert(current);
     request.extensions_mut().insert(conn.session);
     if let Some(kx) = conn.kx {
         request.extensions_mut().insert(kx);
     }
     next.run(request).await
+}
+
+/// Whether the peer of an open connection is still who its handshake
+/// said: its certificate has not expired since, and, when the
+/// configuration was reloaded since it was last identified, the snapshot
+/// in force now (its CAs and CRLs) still identifies it. The chain is
+/// checked again only after a reload, so a request costs a time comparison.
+fn still_trusted(conn: &PerConnection, current: &Arc<Snapshot>) -> Result<(), tls::IdentityError> {
+    if crate::gateway::unix_now() >= conn.not_after {
+        return Err(tls::IdentityError::UntrustedChain);
+    }
+    let mut identified_under = conn
+        .identified_under
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if !Arc::ptr_eq(&identified_under, current) {
+        current.identities().identify(&conn.chain)?;
+        *identified_under = current.clone();
+    }
+    Ok(())
 }
 
 /// Every `every`: expire and purge what is due, then sign a checkpoint if
