@@ -32,12 +32,15 @@
 //! - [`show`]: `passerelle audit show`, the filtered listing.
 //! - [`replay`]: `passerelle policy replay`, a candidate policy decided
 //!   again over every audited acceptance.
+//! - [`report`]: `passerelle audit report`, a verified export counted and
+//!   drawn as one self-contained HTML page.
 //! - [`witnesses`]: `audit verify --witness`, the witnesses' cosignatures
 //!   on the latest checkpoint counted against a quorum.
 //! - [`time`]: timestamps as the tools print and read them.
 
 pub mod prove;
 pub mod replay;
+pub mod report;
 pub mod show;
 pub mod time;
 pub mod verify;

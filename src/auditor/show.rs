@@ -202,7 +202,7 @@ pub fn event_name(e: &AuditEvent) -> &'static str {
     }
 }
 
-fn effect_name(e: Effect) -> &'static str {
+pub(crate) fn effect_name(e: Effect) -> &'static str {
     match e {
         Effect::Allow => "allow",
         Effect::Deny => "deny",

@@ -1,19 +1,19 @@
 //! `passerelle audit`: the auditor's commands. `export` is the one that
 //! opens the gateway's store (read-only use, after signing a fresh
-//! checkpoint); `verify`, `prove`, `check-receipt` and `show` work offline
+//! checkpoint); `verify`, `prove`, `check-receipt`, `show` and `report` work offline
 //! on an export with nothing but the gateway's verifier key (the library's
 //! [`passerelle::auditor`]). Their exit codes are stable: 0 verified, 1 the
 //! export or receipt does not verify, 2 could not run.
 
 use anyhow::{Context, Result};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::ensure_empty;
 use passerelle::audit::cosignature::CosignatureVerifier;
 use passerelle::audit::signed_note::VerifierKey;
-use passerelle::auditor::{prove, show, time, verify, witnesses};
+use passerelle::auditor::{prove, report, show, time, verify, witnesses};
 use passerelle::config::GatewayConfig;
 use passerelle::domain::decision::Effect;
 use passerelle::domain::principal::{Agency, PrincipalId};
@@ -61,15 +61,8 @@ pub enum AuditCommand {
         /// `passerelle keygen` printed, or a file holding it (gateway/audit.vkey).
         #[arg(long)]
         key: String,
-        /// A witness's verifier key (name+keyid+base64 of type 0x04, as
-        /// `passerelle witness keygen` printed it, or a file holding it).
-        /// Repeat for each witness.
-        #[arg(long = "witness", value_name = "KEY")]
-        witnesses: Vec<String>,
-        /// How many of the witnesses must have cosigned the latest
-        /// checkpoint (default: all of them). Needs --witness.
-        #[arg(long, requires = "witnesses")]
-        quorum: Option<usize>,
+        #[command(flatten)]
+        witnesses: WitnessArgs,
     },
     /// Print the inclusion proof of one entry against the export's latest
     /// signed checkpoint, as JSON (the shape receipts carry). The proof is
@@ -126,30 +119,80 @@ pub enum AuditCommand {
         /// Verify the export with this verifier key (or file) first.
         #[arg(long)]
         key: Option<String>,
-        /// Entries about this principal (sender, recipient or caller), e.g.
-        /// police/lo/rabat.
-        #[arg(long)]
-        principal: Option<PrincipalId>,
-        /// Entries about a principal of this agency, e.g. vsse.
-        #[arg(long)]
-        agency: Option<String>,
-        /// Entries about items of this case: their acceptance, deliveries,
-        /// refusals and acknowledgements.
-        #[arg(long)]
-        case: Option<String>,
-        /// Entries recording a policy decision with this effect.
-        #[arg(long, value_parser = show::parse_effect)]
-        decision: Option<Effect>,
-        /// Entries at or after this time: RFC 3339, a UTC date or Unix seconds.
-        #[arg(long, value_parser = time::parse_time)]
-        since: Option<i64>,
-        /// Entries before this time: RFC 3339, a UTC date or Unix seconds.
-        #[arg(long, value_parser = time::parse_time)]
-        until: Option<i64>,
+        #[command(flatten)]
+        filter: FilterArgs,
         /// One JSON object per line per entry.
         #[arg(long)]
         json: bool,
     },
+    /// Write an auditor's report: one self-contained HTML file (inline SVG,
+    /// no script, nothing fetched) with the checkpoint and key verified, the
+    /// flows between agencies and principals (released, partially released,
+    /// denied), denials over time by reason, the time from acceptance to
+    /// delivery per priority against the one-hour FLASH target, refused
+    /// connections over time and, per case, who received what.
+    ///
+    /// The export is verified first, as by `audit verify` (with --witness,
+    /// the quorum too); nothing is written unless it verifies. Filters as
+    /// for `audit show` pick the entries counted.
+    ///
+    /// Exit codes: 0 written, 1 verification failed, 2 could not run.
+    ///
+    /// Example: passerelle audit report /tmp/audit-export --key gateway/audit.vkey --out report.html
+    #[command(verbatim_doc_comment)]
+    Report {
+        /// The export directory.
+        dir: PathBuf,
+        /// The gateway's verifier key, or a file holding it.
+        #[arg(long)]
+        key: String,
+        /// The HTML file to write (replaced if it exists).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        witnesses: WitnessArgs,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+}
+
+/// `--witness KEY… [--quorum N]`, for the commands that verify an export.
+#[derive(Args)]
+pub struct WitnessArgs {
+    /// A witness's verifier key (name+keyid+base64 of type 0x04, as
+    /// `passerelle witness keygen` printed it, or a file holding it).
+    /// Repeat for each witness.
+    #[arg(long = "witness", value_name = "KEY")]
+    witnesses: Vec<String>,
+    /// How many of the witnesses must have cosigned the latest
+    /// checkpoint (default: all of them). Needs --witness.
+    #[arg(long, requires = "witnesses")]
+    quorum: Option<usize>,
+}
+
+/// The filters of `audit show` and `audit report`.
+#[derive(Args)]
+pub struct FilterArgs {
+    /// Entries about this principal (sender, recipient or caller), e.g.
+    /// police/lo/rabat.
+    #[arg(long)]
+    principal: Option<PrincipalId>,
+    /// Entries about a principal of this agency, e.g. vsse.
+    #[arg(long)]
+    agency: Option<String>,
+    /// Entries about items of this case: their acceptance, deliveries,
+    /// refusals and acknowledgements.
+    #[arg(long)]
+    case: Option<String>,
+    /// Entries recording a policy decision with this effect.
+    #[arg(long, value_parser = show::parse_effect)]
+    decision: Option<Effect>,
+    /// Entries at or after this time: RFC 3339, a UTC date or Unix seconds.
+    #[arg(long, value_parser = time::parse_time)]
+    since: Option<i64>,
+    /// Entries before this time: RFC 3339, a UTC date or Unix seconds.
+    #[arg(long, value_parser = time::parse_time)]
+    until: Option<i64>,
 }
 
 pub async fn run(cmd: AuditCommand) -> Result<ExitCode> {
@@ -159,35 +202,72 @@ pub async fn run(cmd: AuditCommand) -> Result<ExitCode> {
             dir,
             key,
             witnesses,
-            quorum,
-        } => Ok(verify_export(&dir, &key, &witnesses, quorum)),
+        } => Ok(verify_export(&dir, &key, &witnesses)),
         AuditCommand::Prove { dir, index, key } => prove_entry(&dir, index, &key),
         AuditCommand::CheckReceipt { receipt, key } => Ok(check_receipt(&receipt, &key)),
         AuditCommand::Show {
             dir,
             key,
-            principal,
-            agency,
-            case,
-            decision,
-            since,
-            until,
+            filter,
             json,
         } => {
-            let (key, agency) = match show_inputs(key.as_deref(), agency) {
-                Ok(inputs) => inputs,
+            let key = match key.as_deref().map(auditor_key).transpose() {
+                Ok(key) => key,
                 Err(code) => return Ok(code),
             };
-            let filter = show::Filter {
-                principal,
-                agency,
-                case,
-                decision,
-                since,
-                until,
+            let filter = match filter.filter() {
+                Ok(f) => f,
+                Err(code) => return Ok(code),
             };
             list(&dir, key.as_ref(), &filter, json)
         }
+        AuditCommand::Report {
+            dir,
+            key,
+            out,
+            witnesses,
+            filter,
+        } => write_report(&dir, &key, &out, &witnesses, filter),
+    }
+}
+
+impl FilterArgs {
+    /// The filter, or the exit code "could not run" after saying why.
+    fn filter(self) -> std::result::Result<show::Filter, ExitCode> {
+        let agency = self
+            .agency
+            .map(Agency::new)
+            .transpose()
+            .map_err(|e| cannot_run(&e))?;
+        Ok(show::Filter {
+            principal: self.principal,
+            agency,
+            case: self.case,
+            decision: self.decision,
+            since: self.since,
+            until: self.until,
+        })
+    }
+}
+
+impl WitnessArgs {
+    /// The witnesses' keys and the quorum (all of them by default), or the
+    /// exit code "could not run" after saying why.
+    fn quorum(&self) -> std::result::Result<report::Quorum, ExitCode> {
+        let witnesses: Vec<CosignatureVerifier> = self
+            .witnesses
+            .iter()
+            .map(|w| verify::load_key_arg(w))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| cannot_run(&e))?;
+        let quorum = self.quorum.unwrap_or(witnesses.len());
+        if !witnesses.is_empty() && (quorum == 0 || quorum > witnesses.len()) {
+            return Err(cannot_run(&format!(
+                "--quorum must be between 1 and the number of --witness keys ({}), not {quorum}",
+                witnesses.len()
+            )));
+        }
+        Ok(report::Quorum { witnesses, quorum })
     }
 }
 
@@ -202,21 +282,6 @@ pub fn cannot_run(e: &dyn std::fmt::Display) -> ExitCode {
 /// holding it), or the exit code "could not run" after saying why.
 pub fn auditor_key(arg: &str) -> std::result::Result<VerifierKey, ExitCode> {
     verify::load_verifier_key(arg).map_err(|e| cannot_run(&e))
-}
-
-/// The key and agency of `audit show`, or the exit code "could not run"
-/// after saying why. The key is read before the agency is checked: a wrong
-/// key is the first thing said.
-fn show_inputs(
-    key: Option<&str>,
-    agency: Option<String>,
-) -> std::result::Result<(Option<VerifierKey>, Option<Agency>), ExitCode> {
-    let key = key.map(auditor_key).transpose()?;
-    let agency = agency
-        .map(Agency::new)
-        .transpose()
-        .map_err(|e| cannot_run(&e))?;
-    Ok((key, agency))
 }
 
 async fn export(dir: &Path, config: &Path) -> Result<ExitCode> {
@@ -281,23 +346,16 @@ async fn ask_witnesses(
     Ok(())
 }
 
-fn verify_export(dir: &Path, key: &str, witnesses: &[String], quorum: Option<usize>) -> ExitCode {
+fn verify_export(dir: &Path, key: &str, witnesses: &WitnessArgs) -> ExitCode {
+    // The key is read before the witnesses: a wrong key is the first thing said.
     let key = match auditor_key(key) {
         Ok(k) => k,
         Err(code) => return code,
     };
-    let witnesses: Vec<CosignatureVerifier> =
-        match witnesses.iter().map(|w| verify::load_key_arg(w)).collect() {
-            Ok(w) => w,
-            Err(e) => return cannot_run(&e),
-        };
-    let quorum = quorum.unwrap_or(witnesses.len());
-    if !witnesses.is_empty() && (quorum == 0 || quorum > witnesses.len()) {
-        return cannot_run(&format!(
-            "--quorum must be between 1 and the number of --witness keys ({}), not {quorum}",
-            witnesses.len()
-        ));
-    }
+    let quorum = match witnesses.quorum() {
+        Ok(q) => q,
+        Err(code) => return code,
+    };
     let report = match verify::verify(dir, &key) {
         Ok(report) => report,
         Err(failure) => {
@@ -305,11 +363,11 @@ fn verify_export(dir: &Path, key: &str, witnesses: &[String], quorum: Option<usi
             return ExitCode::from(failure.exit_code());
         }
     };
-    if witnesses.is_empty() {
+    if quorum.witnesses.is_empty() {
         print!("{report}");
         return ExitCode::from(verify::EXIT_VERIFIED);
     }
-    match witnesses::check(dir, &key, &witnesses, quorum) {
+    match witnesses::check(dir, &key, &quorum.witnesses, quorum.quorum) {
         Ok(cosigned) => {
             print!("{report}");
             println!("  witnesses    {cosigned}");
@@ -322,6 +380,52 @@ fn verify_export(dir: &Path, key: &str, witnesses: &[String], quorum: Option<usi
             ExitCode::from(failure.exit_code())
         }
     }
+}
+
+/// `audit report`: verified (and witnessed, when asked) first, then
+/// counted and written; nothing is written for an export that does not
+/// verify.
+fn write_report(
+    dir: &Path,
+    key: &str,
+    out: &Path,
+    witnesses: &WitnessArgs,
+    filter: FilterArgs,
+) -> Result<ExitCode> {
+    let key = match auditor_key(key) {
+        Ok(k) => k,
+        Err(code) => return Ok(code),
+    };
+    let (quorum, filter) = match (witnesses.quorum(), filter.filter()) {
+        (Ok(q), Ok(f)) => (q, f),
+        (Err(code), _) | (_, Err(code)) => return Ok(code),
+    };
+    let built = match report::build(dir, &key, &quorum, &filter) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{}: {e}", dir.display());
+            return Ok(ExitCode::from(e.exit_code()));
+        }
+    };
+    let html = report::render::render(&built);
+    if let Err(e) = std::fs::write(out, html) {
+        return Ok(cannot_run(&format!("writing {}: {e}", out.display())));
+    }
+    eprintln!(
+        "verified: {} entries under {} signed checkpoints{}",
+        built.verified.size,
+        built.verified.checkpoints.len(),
+        built.witnessed.as_ref().map_or(String::new(), |w| format!(
+            "; {} witnesses cosigned",
+            w.cosigned.len()
+        ))
+    );
+    println!(
+        "wrote the report of {} entries to {}",
+        built.summary.counted,
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn prove_entry(dir: &Path, index: u64, key: &str) -> Result<ExitCode> {
