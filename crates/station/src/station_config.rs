@@ -1,6 +1,6 @@
 //! A station's `client.toml`: how the station reaches the gateway, the
-//! files of its identity, the gateway's verifier key and where its outbox
-//! is.
+//! files of its identity, the gateway's verifier key, where its outbox
+//! is, and the witnesses whose cosignatures make a receipt final for it.
 //!
 //! It sits next to the station client ([`crate::client`]) rather than with
 //! the gateway's configuration, which the station never reads; it shares
@@ -46,6 +46,25 @@ pub struct ClientConfig {
     /// with a receipt, so that a dropped link never loses one.
     #[serde(default = "default_outbox")]
     pub outbox: PathBuf,
+    /// Witnesses whose cosignatures make a receipt final for this station
+    /// (see [`crate::client::finality`]); none by default.
+    #[serde(default)]
+    pub witnesses: Option<WitnessQuorum>,
+}
+
+/// `[witnesses]`: the witnesses a station trusts to have seen the log grow
+/// without going back, and how many of them must have cosigned a
+/// checkpoint before the station takes it as final.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessQuorum {
+    /// Each witness's verifier key (`name+keyid+base64`, as `passerelle
+    /// witness keygen` printed it), or the path of a file holding it.
+    /// After loading, always the keys themselves.
+    pub keys: Vec<String>,
+    /// How many must have cosigned (default: all of them).
+    #[serde(default)]
+    pub quorum: Option<usize>,
 }
 
 fn default_outbox() -> PathBuf {
@@ -65,18 +84,20 @@ impl ClientConfig {
         c.key = base.join(&c.key);
         c.ca = base.join(&c.ca);
         c.outbox = base.join(&c.outbox);
-        if c.gateway_key
-            .parse::<crate::audit::signed_note::VerifierKey>()
-            .is_err()
-        {
-            let file = base.join(&c.gateway_key);
-            c.gateway_key = std::fs::read_to_string(&file)
-                .map_err(|source| ConfigError::Read {
-                    path: file.clone(),
-                    source,
-                })?
-                .trim()
-                .to_string();
+        c.gateway_key =
+            key_or_file::<crate::audit::signed_note::VerifierKey>(&base, &c.gateway_key)?;
+        if let Some(w) = &mut c.witnesses {
+            for key in &mut w.keys {
+                *key = key_or_file::<crate::audit::cosignature::CosignatureVerifier>(&base, key)?;
+            }
+            // Checked now, so that a station with a wrong quorum does not
+            // start and then call nothing final.
+            crate::client::finality::Quorum::from_config(w).map_err(|message| {
+                ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    message,
+                }
+            })?;
         }
         for a in &mut c.agencies {
             a.ca = base.join(&a.ca);
@@ -84,4 +105,20 @@ impl ClientConfig {
         }
         Ok(c)
     }
+}
+
+/// A key written in the file as itself, or the path (relative to the
+/// file's directory) of a file holding it: the key's text either way.
+fn key_or_file<K: std::str::FromStr>(base: &Path, text: &str) -> Result<String, ConfigError> {
+    if text.trim().parse::<K>().is_ok() {
+        return Ok(text.trim().to_string());
+    }
+    let file = base.join(text);
+    Ok(std::fs::read_to_string(&file)
+        .map_err(|source| ConfigError::Read {
+            path: file.clone(),
+            source,
+        })?
+        .trim()
+        .to_string())
 }

@@ -1,0 +1,312 @@
+//! When a station may take the audit log's record of its item as final:
+//! its acceptance is included in a checkpoint that enough of the station's
+//! own witnesses cosigned.
+//!
+//! The gateway's signature alone proves what the gateway said, not that it
+//! will keep saying it: an operator with the key can wipe or roll back the
+//! log and sign a new history. Witnesses cosign a checkpoint only if it
+//! extends every one they cosigned before, so a checkpoint cosigned by a
+//! quorum of witnesses the station trusts cannot later be rolled back or
+//! forked without those witnesses seeing it. Cosigning is asynchronous (the
+//! gateway asks its witnesses after signing a checkpoint), so a receipt is
+//! never final when `send` returns: it becomes final once a checkpoint that
+//! covers its entry carries the quorum's cosignatures, usually within
+//! seconds. [`Station::final_receipt`] asks again until then or until its
+//! deadline; a gateway whose witnesses refuse (the log went back or forked)
+//! never gets there, and the station says so.
+//!
+//! This module owns the station's quorum (from `client.toml`'s
+//! `[witnesses]`) and the finality check. It never trusts a cosignature it
+//! did not verify with a key the station configured, never counts a
+//! witness twice, and never calls a receipt final on the gateway's word.
+
+use std::time::{Duration, Instant};
+
+use hyper::Method;
+
+use super::{ClientError, Station};
+use crate::audit::cosignature::{self, CosignatureError, CosignatureVerifier};
+use crate::domain::receipt::{InclusionProof, SignedReceipt};
+use crate::station_config::WitnessQuorum;
+
+/// How long to wait between two tries while a receipt is not yet final.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// The witnesses a station requires, and how many of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quorum {
+    witnesses: Vec<CosignatureVerifier>,
+    quorum: usize,
+}
+
+impl Quorum {
+    /// The quorum of `[witnesses]`: every key parsed (a file's content was
+    /// read at load), `quorum` between 1 and their number (all by default).
+    pub fn from_config(config: &WitnessQuorum) -> Result<Quorum, String> {
+        let witnesses = config
+            .keys
+            .iter()
+            .map(|k| {
+                k.parse::<CosignatureVerifier>()
+                    .map_err(|e| format!("witness key {k:?}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if witnesses.is_empty() {
+            return Err("[witnesses] keys is empty: name at least one witness".into());
+        }
+        let quorum = config.quorum.unwrap_or(witnesses.len());
+        if quorum == 0 || quorum > witnesses.len() {
+            return Err(format!(
+                "[witnesses] quorum must be between 1 and the number of keys ({}), not {quorum}",
+                witnesses.len()
+            ));
+        }
+        Ok(Quorum { witnesses, quorum })
+    }
+
+    /// How many witnesses must have cosigned.
+    pub fn quorum(&self) -> usize {
+        self.quorum
+    }
+
+    /// Checks a checkpoint note the gateway served: signed by the gateway,
+    /// cosigned by at least the quorum.
+    pub fn check(
+        &self,
+        note: &str,
+        gateway: &crate::audit::signed_note::VerifierKey,
+    ) -> Result<Final, NotFinal> {
+        let opened =
+            cosignature::open_cosigned(note.as_bytes(), gateway.name(), gateway, &self.witnesses)
+                .map_err(NotFinal::Bad)?;
+        let cosigned: Vec<(String, u64)> = opened
+            .cosignatures
+            .iter()
+            .map(|c| (c.witness.label(), c.timestamp))
+            .collect();
+        if opened.meets(self.quorum) {
+            return Ok(Final {
+                size: opened.checkpoint.size,
+                quorum: self.quorum,
+                witnesses: self.witnesses.len(),
+                cosigned,
+            });
+        }
+        Err(NotFinal::Short {
+            size: opened.checkpoint.size,
+            quorum: self.quorum,
+            cosigned: cosigned.into_iter().map(|(w, _)| w).collect(),
+            missing: self
+                .witnesses
+                .iter()
+                .filter(|w| !opened.cosignatures.iter().any(|c| &c.witness == *w))
+                .map(CosignatureVerifier::label)
+                .collect(),
+        })
+    }
+}
+
+/// A checkpoint the quorum cosigned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Final {
+    /// Its size.
+    pub size: u64,
+    /// The quorum required.
+    pub quorum: usize,
+    /// The witnesses configured.
+    pub witnesses: usize,
+    /// The witnesses that cosigned (`name+keyid`) and when (POSIX seconds,
+    /// as each states it).
+    pub cosigned: Vec<(String, u64)>,
+}
+
+impl std::fmt::Display for Final {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "final: included in the checkpoint of size {}, cosigned by {} of {} witnesses (quorum {}):",
+            self.size,
+            self.cosigned.len(),
+            self.witnesses,
+            self.quorum
+        )?;
+        for (w, _) in &self.cosigned {
+            write!(f, " {w}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a checkpoint is not final for the station.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotFinal {
+    /// No signed checkpoint covers the item's entry yet.
+    #[error("no signed checkpoint covers the item's audit entry yet")]
+    NotCovered,
+    /// Fewer witnesses than the quorum cosigned. Pending while the
+    /// witnesses are being asked; for good when they refuse (the log went
+    /// back or forked).
+    #[error(
+        "the checkpoint of size {size} is cosigned by {} witness(es), fewer than the quorum of {quorum} (not cosigned: {}): the gateway's log may have been rolled back or forked, or its witnesses were not reached",
+        cosigned.len(),
+        missing.join(", ")
+    )]
+    Short {
+        /// The checkpoint's size.
+        size: u64,
+        /// The quorum required.
+        quorum: usize,
+        /// The witnesses that cosigned.
+        cosigned: Vec<String>,
+        /// The witnesses that did not.
+        missing: Vec<String>,
+    },
+    /// A cosignature that claims to be a configured witness's does not
+    /// verify (or the gateway's signature does not): altered or forged.
+    #[error("the checkpoint does not verify: {0}")]
+    Bad(CosignatureError),
+}
+
+/// Why [`Station::final_receipt`] gave no final receipt.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FinalityError {
+    /// The receipt could not be had or did not verify.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// It did not become final before the deadline, or cannot.
+    #[error("NOT FINAL: {0}")]
+    NotFinal(NotFinal),
+}
+
+/// A receipt whose inclusion proof is against a checkpoint the quorum
+/// cosigned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FinalReceipt {
+    /// The receipt, checked, with that proof.
+    pub signed: SignedReceipt,
+    /// The cosigned checkpoint it is included in.
+    pub finality: Final,
+}
+
+impl Station {
+    /// The quorum of `client.toml`'s `[witnesses]`, when it has one.
+    pub fn quorum(&self) -> Result<Option<Quorum>, ClientError> {
+        self.config
+            .witnesses
+            .as_ref()
+            .map(Quorum::from_config)
+            .transpose()
+            .map_err(ClientError::Key)
+    }
+
+    /// The receipt of one of this station's items, once final: its entry
+    /// included (proof checked) in a checkpoint cosigned by `quorum`. Asks
+    /// the gateway again, [`RETRY`] apart, until `wait` has passed; a
+    /// cosignature that does not verify ends it at once.
+    ///
+    /// Each try looks at the checkpoint the receipt's first proof was
+    /// against (its cosignatures arrive after it is signed; on a busy
+    /// gateway the latest checkpoint is always a fresh one) and at the
+    /// latest checkpoint (a witness that was away is asked again only for
+    /// a later one).
+    pub async fn final_receipt(
+        &self,
+        item_ref: &str,
+        quorum: &Quorum,
+        wait: Duration,
+    ) -> Result<FinalReceipt, FinalityError> {
+        let deadline = Instant::now() + wait;
+        let signed = self.receipt(item_ref).await?;
+        let pinned = signed.inclusion.as_ref().map(|p| p.size);
+        let mut why = match self.final_with(&signed, quorum) {
+            Ok(done) => return Ok(done),
+            Err(why) => why,
+        };
+        loop {
+            if matches!(why, NotFinal::Bad(_)) || Instant::now() + RETRY > deadline {
+                return Err(FinalityError::NotFinal(why));
+            }
+            tokio::time::sleep(RETRY).await;
+            let latest = self.latest_checkpoint().await?;
+            let latest = quorum.check(&latest, self.gateway_key());
+            let index = signed.receipt.audit_index;
+            // The size to prove against: the latest when the quorum cosigned
+            // it, else the one the receipt was first proved against.
+            let size = match (&latest, pinned) {
+                (Ok(f), _) if f.size > index => Some(f.size),
+                (Err(NotFinal::Bad(_)), _) => None,
+                (_, pinned) => pinned,
+            };
+            why = match (size, latest) {
+                (Some(size), _) => {
+                    let proved = self.proved_at(&signed, size).await?;
+                    match self.final_with(&proved, quorum) {
+                        Ok(done) => return Ok(done),
+                        Err(why) => why,
+                    }
+                }
+                (None, Err(e)) => e,
+                (None, Ok(_)) => NotFinal::NotCovered,
+            };
+        }
+    }
+
+    /// `signed` as final, when its proof's checkpoint is cosigned enough.
+    fn final_with(
+        &self,
+        signed: &SignedReceipt,
+        quorum: &Quorum,
+    ) -> Result<FinalReceipt, NotFinal> {
+        let proof = signed.inclusion.as_ref().ok_or(NotFinal::NotCovered)?;
+        let finality = quorum.check(&proof.checkpoint, self.gateway_key())?;
+        Ok(FinalReceipt {
+            signed: signed.clone(),
+            finality,
+        })
+    }
+
+    /// The latest checkpoint the gateway serves, with the cosignatures it
+    /// holds.
+    async fn latest_checkpoint(&self) -> Result<String, ClientError> {
+        let answer = self
+            .request(Method::GET, "/v1/audit/checkpoint", None, Duration::ZERO)
+            .await?;
+        if !answer.status.is_success() {
+            return Err(ClientError::Protocol(format!(
+                "/v1/audit/checkpoint answered {}",
+                answer.status
+            )));
+        }
+        String::from_utf8(answer.body)
+            .map_err(|_| ClientError::Protocol("a checkpoint that is not text".into()))
+    }
+
+    /// `signed` with the inclusion proof of its entry against the stored
+    /// checkpoint of `size`, checked as a receipt's proof is: against the
+    /// checkpoint's signature and root, and the entry being this item's
+    /// acceptance.
+    async fn proved_at(
+        &self,
+        signed: &SignedReceipt,
+        size: u64,
+    ) -> Result<SignedReceipt, ClientError> {
+        let index = signed.receipt.audit_index;
+        let path = format!("/v1/audit/inclusion?index={index}&size={size}");
+        let proof: InclusionProof = self.call(Method::GET, &path, None, Duration::ZERO).await?.1;
+        if proof.size != size {
+            return Err(ClientError::Protocol(format!(
+                "asked for a proof against size {size}, got one against size {}",
+                proof.size
+            )));
+        }
+        self.check_receipt(SignedReceipt {
+            inclusion: Some(proof),
+            ..signed.clone()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
