@@ -159,6 +159,17 @@ async fn a_station_takes_a_receipt_as_final_only_with_its_quorum_and_notices_a_r
     let proof = done.signed.inclusion.as_ref().unwrap();
     assert!(proof.index == done.signed.receipt.audit_index && proof.size == done.finality.size);
 
+    // The station keeps the final checkpoint, to hold the gateway to it.
+    let held = h
+        .path()
+        .join(passerelle::pki::station_dir(RABAT))
+        .join("final-checkpoint");
+    let held = std::fs::read_to_string(held).unwrap();
+    assert_eq!(
+        held.lines().nth(1),
+        Some(done.finality.size.to_string().as_str())
+    );
+
     // A quorum that needs a witness the gateway never asks is not met.
     let out = receipt(&quorum_2, &sent, 1).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -211,18 +222,44 @@ async fn a_station_takes_a_receipt_as_final_only_with_its_quorum_and_notices_a_r
         text(&out)
     );
 
-    // The station requiring the witness notices.
-    let out = receipt(&quorum_1, &after, 3).await;
+    // The station that holds a final checkpoint of the old log notices
+    // at once: the new log went back below it, or does not extend it.
+    let out = receipt(&quorum_1, &after, 30).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let shown = text(&out);
     assert!(shown.contains("NOT FINAL"), "{shown}");
+    assert!(
+        shown.contains("the gateway's log went back") || shown.contains("the gateway's log forked"),
+        "{shown}"
+    );
+    let quorum = rabat.quorum().unwrap().unwrap();
+    match rabat
+        .final_receipt(&after, &quorum, Duration::from_secs(30))
+        .await
+    {
+        Err(FinalityError::NotFinal(NotFinal::RolledBack { .. } | NotFinal::Forked { .. })) => {}
+        other => panic!("a rolled-back log's receipt taken as final: {other:?}"),
+    }
+
+    // A station that never saw the old log notices too: the witness
+    // refuses the new log, so its checkpoints never reach the quorum.
+    let fresh = station_toml(
+        &h,
+        "fresh.toml",
+        &addr,
+        &format!("[witnesses]\nkeys = [\"{w1}\"]\nstate = \"fresh-final-checkpoint\"\n"),
+    );
+    let out = receipt(&fresh, &after, 3).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let shown = text(&out);
     assert!(shown.contains("rolled back or forked"), "{shown}");
     assert!(
         shown.contains(&format!("not cosigned: {}", w1.label())),
         "{shown}"
     );
-    let quorum = rabat.quorum().unwrap().unwrap();
-    match rabat
+    let fresh = station(&fresh, &addr);
+    let quorum = fresh.quorum().unwrap().unwrap();
+    match fresh
         .final_receipt(&after, &quorum, Duration::from_secs(1))
         .await
     {

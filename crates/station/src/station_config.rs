@@ -65,6 +65,15 @@ pub struct WitnessQuorum {
     /// How many must have cosigned (default: all of them).
     #[serde(default)]
     pub quorum: Option<usize>,
+    /// Where the station keeps the largest final checkpoint it saw, to
+    /// notice a gateway whose log later goes back or forks (default
+    /// `final-checkpoint`, beside `client.toml`).
+    #[serde(default = "default_final_state")]
+    pub state: PathBuf,
+}
+
+fn default_final_state() -> PathBuf {
+    PathBuf::from("final-checkpoint")
 }
 
 fn default_outbox() -> PathBuf {
@@ -87,6 +96,7 @@ impl ClientConfig {
         c.gateway_key =
             key_or_file::<crate::audit::signed_note::VerifierKey>(&base, &c.gateway_key)?;
         if let Some(w) = &mut c.witnesses {
+            w.state = base.join(&w.state);
             for key in &mut w.keys {
                 *key = key_or_file::<crate::audit::cosignature::CosignatureVerifier>(&base, key)?;
             }

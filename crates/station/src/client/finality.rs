@@ -15,17 +15,30 @@
 //! deadline; a gateway whose witnesses refuse (the log went back or forked)
 //! never gets there, and the station says so.
 //!
+//! The station also keeps the largest final checkpoint it saw (`state` in
+//! `[witnesses]`) and holds the gateway to it: a checkpoint served later
+//! must extend it (an RFC 9162 consistency proof from the gateway, checked
+//! here), so a log that went back or forked is named at once, before any
+//! witness is asked.
+//!
 //! This module owns the station's quorum (from `client.toml`'s
-//! `[witnesses]`) and the finality check. It never trusts a cosignature it
-//! did not verify with a key the station configured, never counts a
-//! witness twice, and never calls a receipt final on the gateway's word.
+//! `[witnesses]`), the finality check and that kept checkpoint. It never
+//! trusts a cosignature it did not verify with a key the station
+//! configured, never counts a witness twice, never calls a receipt final on
+//! the gateway's word, and never replaces its kept checkpoint by a smaller
+//! one.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hyper::Method;
 
 use super::{ClientError, Station};
+use crate::audit::checkpoint::Checkpoint;
 use crate::audit::cosignature::{self, CosignatureError, CosignatureVerifier};
+use crate::audit::rfc9162::{verify_consistency, Hash};
+use crate::audit::signed_note::VerifierKey;
+use crate::domain::bytes::Bytes;
 use crate::domain::receipt::{InclusionProof, SignedReceipt};
 use crate::station_config::WitnessQuorum;
 
@@ -37,6 +50,8 @@ const RETRY: Duration = Duration::from_millis(500);
 pub struct Quorum {
     witnesses: Vec<CosignatureVerifier>,
     quorum: usize,
+    /// Where the largest final checkpoint seen is kept.
+    state: PathBuf,
 }
 
 impl Quorum {
@@ -61,7 +76,11 @@ impl Quorum {
                 witnesses.len()
             ));
         }
-        Ok(Quorum { witnesses, quorum })
+        Ok(Quorum {
+            witnesses,
+            quorum,
+            state: config.state.clone(),
+        })
     }
 
     /// How many witnesses must have cosigned.
@@ -71,11 +90,7 @@ impl Quorum {
 
     /// Checks a checkpoint note the gateway served: signed by the gateway,
     /// cosigned by at least the quorum.
-    pub fn check(
-        &self,
-        note: &str,
-        gateway: &crate::audit::signed_note::VerifierKey,
-    ) -> Result<Final, NotFinal> {
+    pub fn check(&self, note: &str, gateway: &VerifierKey) -> Result<Final, NotFinal> {
         let opened =
             cosignature::open_cosigned(note.as_bytes(), gateway.name(), gateway, &self.witnesses)
                 .map_err(NotFinal::Bad)?;
@@ -166,6 +181,35 @@ pub enum NotFinal {
     /// verify (or the gateway's signature does not): altered or forged.
     #[error("the checkpoint does not verify: {0}")]
     Bad(CosignatureError),
+    /// The gateway serves a checkpoint smaller than a final one this
+    /// station holds: its log went back.
+    #[error("the gateway's log went back: it serves a checkpoint of size {served}, and this station holds a final checkpoint of size {held}, cosigned by its witnesses")]
+    RolledBack {
+        /// The size of the final checkpoint the station holds.
+        held: u64,
+        /// The size of the checkpoint the gateway serves.
+        served: u64,
+    },
+    /// The gateway serves a checkpoint that does not extend a final one
+    /// this station holds: its log forked.
+    #[error("the gateway's log forked: its checkpoint of size {served} does not extend the final checkpoint of size {held} this station holds, cosigned by its witnesses")]
+    Forked {
+        /// The size of the final checkpoint the station holds.
+        held: u64,
+        /// The size of the checkpoint the gateway serves.
+        served: u64,
+    },
+}
+
+impl NotFinal {
+    /// Whether asking again cannot help: a forged cosignature, or a log
+    /// that went back or forked.
+    pub fn is_conclusive(&self) -> bool {
+        matches!(
+            self,
+            NotFinal::Bad(_) | NotFinal::RolledBack { .. } | NotFinal::Forked { .. }
+        )
+    }
 }
 
 /// Why [`Station::final_receipt`] gave no final receipt.
@@ -178,6 +222,16 @@ pub enum FinalityError {
     /// It did not become final before the deadline, or cannot.
     #[error("NOT FINAL: {0}")]
     NotFinal(NotFinal),
+    /// The final checkpoint the station keeps could not be read or
+    /// written, or does not verify with the gateway's key.
+    #[error("the station's final checkpoint: {0}")]
+    State(String),
+}
+
+/// What `GET /v1/audit/consistency` answers, as far as the station reads it.
+#[derive(serde::Deserialize)]
+struct ConsistencyProof {
+    hashes: Vec<Bytes>,
 }
 
 /// A receipt whose inclusion proof is against a checkpoint the quorum
@@ -218,53 +272,163 @@ impl Station {
         wait: Duration,
     ) -> Result<FinalReceipt, FinalityError> {
         let deadline = Instant::now() + wait;
+        let held = self.held(quorum)?;
         let signed = self.receipt(item_ref).await?;
-        let pinned = signed.inclusion.as_ref().map(|p| p.size);
-        let mut why = match self.final_with(&signed, quorum) {
-            Ok(done) => return Ok(done),
-            Err(why) => why,
-        };
+        let mut pinned = signed.inclusion.as_ref().map(|p| p.size);
+        let mut candidate = signed.clone();
         loop {
-            if matches!(why, NotFinal::Bad(_)) || Instant::now() + RETRY > deadline {
+            let why = match self.accept(&candidate, quorum, held.as_ref()).await? {
+                Ok(done) => {
+                    self.remember(quorum, held.as_ref(), &done)?;
+                    return Ok(done);
+                }
+                Err(why) => why,
+            };
+            if why.is_conclusive() || Instant::now() + RETRY > deadline {
                 return Err(FinalityError::NotFinal(why));
             }
             tokio::time::sleep(RETRY).await;
             let latest = self.latest_checkpoint().await?;
-            let latest = quorum.check(&latest, self.gateway_key());
-            let index = signed.receipt.audit_index;
-            // The size to prove against: the latest when the quorum cosigned
-            // it, else the one the receipt was first proved against.
-            let size = match (&latest, pinned) {
-                (Ok(f), _) if f.size > index => Some(f.size),
-                (Err(NotFinal::Bad(_)), _) => None,
-                (_, pinned) => pinned,
-            };
-            why = match (size, latest) {
-                (Some(size), _) => {
-                    let proved = self.proved_at(&signed, size).await?;
-                    match self.final_with(&proved, quorum) {
-                        Ok(done) => return Ok(done),
-                        Err(why) => why,
-                    }
+            if let Some(held) = &held {
+                if let Err(why) = self.extends(held, &latest).await? {
+                    return Err(FinalityError::NotFinal(why));
                 }
-                (None, Err(e)) => e,
-                (None, Ok(_)) => NotFinal::NotCovered,
+            }
+            // The size to prove against: the latest when the quorum
+            // cosigned it, else the one the receipt was first proved
+            // against.
+            let size = match quorum.check(&latest, self.gateway_key()) {
+                Ok(f) if f.size > signed.receipt.audit_index => Some(f.size),
+                Err(NotFinal::Bad(e)) => return Err(FinalityError::NotFinal(NotFinal::Bad(e))),
+                _ => pinned,
+            };
+            candidate = match size {
+                Some(size) => self.proved_at(&signed, size).await?,
+                // No checkpoint covered the entry yet: the receipt again,
+                // with a proof once one does.
+                None => {
+                    let again = self.receipt(item_ref).await?;
+                    pinned = again.inclusion.as_ref().map(|p| p.size);
+                    again
+                }
             };
         }
     }
 
-    /// `signed` as final, when its proof's checkpoint is cosigned enough.
-    fn final_with(
+    /// `signed` as final, when its proof's checkpoint extends the one the
+    /// station holds and is cosigned by the quorum.
+    async fn accept(
         &self,
         signed: &SignedReceipt,
         quorum: &Quorum,
-    ) -> Result<FinalReceipt, NotFinal> {
-        let proof = signed.inclusion.as_ref().ok_or(NotFinal::NotCovered)?;
-        let finality = quorum.check(&proof.checkpoint, self.gateway_key())?;
-        Ok(FinalReceipt {
-            signed: signed.clone(),
-            finality,
-        })
+        held: Option<&Checkpoint>,
+    ) -> Result<Result<FinalReceipt, NotFinal>, ClientError> {
+        let Some(proof) = &signed.inclusion else {
+            return Ok(Err(NotFinal::NotCovered));
+        };
+        if let Some(held) = held {
+            if let Err(why) = self.extends(held, &proof.checkpoint).await? {
+                return Ok(Err(why));
+            }
+        }
+        Ok(quorum
+            .check(&proof.checkpoint, self.gateway_key())
+            .map(|finality| FinalReceipt {
+                signed: signed.clone(),
+                finality,
+            }))
+    }
+
+    /// The final checkpoint this station holds, verified with the
+    /// gateway's key; none before its first final receipt.
+    fn held(&self, quorum: &Quorum) -> Result<Option<Checkpoint>, FinalityError> {
+        let path = &quorum.state;
+        let note = match std::fs::read(path) {
+            Ok(note) => note,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(FinalityError::State(format!("{}: {e}", path.display()))),
+        };
+        let key = self.gateway_key();
+        Checkpoint::open(&note, key.name(), std::slice::from_ref(key))
+            .map(|(checkpoint, _)| Some(checkpoint))
+            .map_err(|e| {
+                FinalityError::State(format!(
+                    "{} does not verify with the gateway's key: {e}",
+                    path.display()
+                ))
+            })
+    }
+
+    /// Whether the checkpoint `note` the gateway serves extends `held`:
+    /// not smaller, the same root at the same size, and a consistency
+    /// proof from the gateway otherwise.
+    async fn extends(
+        &self,
+        held: &Checkpoint,
+        note: &str,
+    ) -> Result<Result<(), NotFinal>, ClientError> {
+        let key = self.gateway_key();
+        let served = match Checkpoint::open(note.as_bytes(), key.name(), std::slice::from_ref(key))
+        {
+            Ok((checkpoint, _)) => checkpoint,
+            Err(e) => return Ok(Err(NotFinal::Bad(e.into()))),
+        };
+        let (held_size, size) = (held.size, served.size);
+        let forked = NotFinal::Forked {
+            held: held_size,
+            served: size,
+        };
+        if size < held_size {
+            return Ok(Err(NotFinal::RolledBack {
+                held: held_size,
+                served: size,
+            }));
+        }
+        if size == held_size {
+            return Ok(if served.root == held.root {
+                Ok(())
+            } else {
+                Err(forked)
+            });
+        }
+        let path = format!("/v1/audit/consistency?old={held_size}&new={size}");
+        let proof: ConsistencyProof = self.call(Method::GET, &path, None, Duration::ZERO).await?.1;
+        let hashes: Option<Vec<Hash>> = proof
+            .hashes
+            .iter()
+            .map(|h| h.0.as_slice().try_into().ok())
+            .collect();
+        let consistent = hashes.is_some_and(|hashes| {
+            verify_consistency(held_size, size, &held.root, &served.root, &hashes).is_ok()
+        });
+        Ok(if consistent { Ok(()) } else { Err(forked) })
+    }
+
+    /// Keeps `done`'s checkpoint as the station's final one when it is
+    /// larger than the one held: written aside, synced, then renamed, so
+    /// that a crash leaves the old one or the new one, never half of one.
+    fn remember(
+        &self,
+        quorum: &Quorum,
+        held: Option<&Checkpoint>,
+        done: &FinalReceipt,
+    ) -> Result<(), FinalityError> {
+        if held.is_some_and(|h| h.size >= done.finality.size) {
+            return Ok(());
+        }
+        let Some(proof) = &done.signed.inclusion else {
+            return Ok(());
+        };
+        let path = &quorum.state;
+        let write = || -> std::io::Result<()> {
+            use std::io::Write as _;
+            let aside = path.with_extension("new");
+            let mut file = std::fs::File::create(&aside)?;
+            file.write_all(proof.checkpoint.as_bytes())?;
+            file.sync_all()?;
+            std::fs::rename(&aside, path)
+        };
+        write().map_err(|e| FinalityError::State(format!("{}: {e}", path.display())))
     }
 
     /// The latest checkpoint the gateway serves, with the cosignatures it

@@ -13,6 +13,7 @@ fn quorum(keys: &[&CosignerKey], quorum: Option<usize>) -> Result<Quorum, String
     Quorum::from_config(&WitnessQuorum {
         keys: keys.iter().map(|k| k.verifier().to_string()).collect(),
         quorum,
+        state: "final-checkpoint".into(),
     })
 }
 
@@ -46,6 +47,7 @@ fn a_quorum_is_between_one_and_the_number_of_witnesses() {
     let log_key = Quorum::from_config(&WitnessQuorum {
         keys: vec![gateway().to_string()],
         quorum: None,
+        state: "final-checkpoint".into(),
     });
     assert!(log_key.is_err(), "a log key is not a witness key");
 }
