@@ -6,6 +6,8 @@
 //!   the sender's signature and the gateway's attestation, ack, receipts.
 //! - [`station_config`]: the station's `client.toml`.
 //! - [`spec`]: items written in TOML by a person, turned into signed items.
+//! - [`vault`]: what the station received and has to send, encrypted at
+//!   rest under the officer's passphrase.
 //!
 //! It depends on the core and on the identity crate, never on the gateway:
 //! the types it shares with the gateway are the core's wire types.
@@ -15,6 +17,7 @@
 pub mod client;
 pub mod spec;
 pub mod station_config;
+pub mod vault;
 
 use passerelle_core::{audit, domain};
 use passerelle_identity::{config, tls};
