@@ -6,6 +6,8 @@
 //!   the sender's signature and the gateway's attestation, ack, receipts.
 //! - [`station_config`]: the station's `client.toml`.
 //! - [`spec`]: items written in TOML by a person, turned into signed items.
+//! - [`agent`]: `passerelle station run`, which keeps the vault in step
+//!   with the gateway, and what the officer sees of it.
 //! - [`vault`]: what the station received and has to send, encrypted at
 //!   rest under the officer's passphrase.
 //!
@@ -14,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod client;
 pub mod spec;
 pub mod station_config;

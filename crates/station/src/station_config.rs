@@ -12,6 +12,7 @@
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+use crate::agent::AgentSettings;
 use crate::config::{base_dir, read_toml, AgencyConfig, ConfigError};
 use crate::domain::principal::PrincipalId;
 
@@ -46,6 +47,10 @@ pub struct ClientConfig {
     /// with a receipt, so that a dropped link never loses one.
     #[serde(default = "default_outbox")]
     pub outbox: PathBuf,
+    /// The station agent (`passerelle station run`): its vault, control
+    /// socket, key idle time, retention and pauses.
+    #[serde(default)]
+    pub agent: AgentSettings,
 }
 
 fn default_outbox() -> PathBuf {
@@ -65,6 +70,8 @@ impl ClientConfig {
         c.key = base.join(&c.key);
         c.ca = base.join(&c.ca);
         c.outbox = base.join(&c.outbox);
+        c.agent.vault = base.join(&c.agent.vault);
+        c.agent.control = base.join(&c.agent.control);
         if c.gateway_key
             .parse::<crate::audit::signed_note::VerifierKey>()
             .is_err()

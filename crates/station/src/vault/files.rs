@@ -20,7 +20,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> VaultError + '_ {
 }
 
 /// Creates `dir` (mode 0700) if missing.
-pub(super) fn make_private_dir(dir: &Path) -> Result<(), VaultError> {
+pub(crate) fn make_private_dir(dir: &Path) -> Result<(), VaultError> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]

@@ -20,6 +20,7 @@
 //! It never writes a key or any plaintext to disk.
 
 mod files;
+pub(crate) use files::make_private_dir;
 mod records;
 mod sealing;
 
@@ -129,8 +130,8 @@ impl Vault {
             return Err(VaultError::Exists(self.dir.clone()));
         }
         let (file, keys) = KeyFile::new(passphrase, kdf)?;
-        files::make_private_dir(&self.dir)?;
-        files::make_private_dir(&self.sealed_dir())?;
+        make_private_dir(&self.dir)?;
+        make_private_dir(&self.sealed_dir())?;
         write_durably(&self.dir, "vault.key", &file.encode())?;
         Ok(self.unlocked(keys))
     }
