@@ -129,7 +129,9 @@ fn flash(station: &Station, id: &str, to: &str, text: &str) -> SignedItem {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_a_script_of_faults_every_item_arrives_once_each_way_across_a_crash() {
-    let h = Harness::start().await;
+    // A short lease: an item fetched but not acknowledged (answer cut,
+    // crash) is offered again soon, and must not be stored twice.
+    let h = Harness::start_with(|c| c.lease_seconds = 1).await;
     let dir = tempfile::tempdir().unwrap();
     let proxy = FaultyProxy::start(
         h.addr(),
@@ -145,6 +147,7 @@ async fn under_a_script_of_faults_every_item_arrives_once_each_way_across_a_cras
             Fault::CutAnswerAfter(6_000),
             Fault::CutRequestAfter(3_000),
         ],
+        Duration::from_secs(3),
     )
     .await;
     let vsse = h.station("vsse/analysis/ct");
@@ -207,7 +210,8 @@ async fn under_a_script_of_faults_every_item_arrives_once_each_way_across_a_cras
     // A new agent (a new process after the crash) finishes the work.
     let second = start(agent(config.clone()));
     until("everything synced", Duration::from_secs(90), || {
-        received_refs(&second.agent) == sent_to_rabat
+        proxy.remaining() == 0
+            && received_refs(&second.agent) == sent_to_rabat
             && outgoing_states(&second.agent)
                 .values()
                 .all(|s| *s == OutgoingState::Sent)
@@ -277,6 +281,64 @@ async fn under_a_script_of_faults_every_item_arrives_once_each_way_across_a_cras
         9,
         "5 received + 4 sent, one file each"
     );
+}
+
+#[tokio::test]
+async fn an_item_stored_but_not_acknowledged_is_acknowledged_again_and_stored_once() {
+    let h = Harness::start_with(|c| c.lease_seconds = 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let vsse = h.station("vsse/analysis/ct");
+    vsse.submit(&item(&vsse, "ctx-1", &["police/lo/rabat"], "context"))
+        .await
+        .unwrap();
+    let agent = agent(agent_config(&h, "police/lo/rabat", h.addr(), dir.path()));
+    let vault = agent.unlocked(true).unwrap();
+    // Fetched and stored, then the power went: no ack.
+    let entry = agent
+        .station()
+        .inbox(Duration::ZERO)
+        .await
+        .unwrap()
+        .remove(0);
+    let fetched = agent.station().fetch(&entry.item_ref).await.unwrap();
+    agent
+        .receive(&vault, &entry, &fetched, passerelle::agent::unix_now())
+        .unwrap();
+    read_item(&vault, agent.station(), &entry.item_ref, 5).unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    agent
+        .sync_once(&vault, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(vault.vault().files().unwrap().len(), 1, "stored once");
+    let kept = vault.received(&entry.item_ref).unwrap().unwrap();
+    assert_eq!(kept.read_at, Some(5), "what the officer did is kept");
+    assert_eq!(
+        h.audit_events()
+            .await
+            .iter()
+            .filter(|e| matches!(e, AuditEvent::Acknowledged { .. }))
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_unused_key_is_forgotten_and_nothing_more_is_fetched() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = agent_config(&h, "police/lo/rabat", h.addr(), dir.path());
+    config.agent.lock_after_idle_seconds = 1;
+    let agent = agent(config);
+    assert!(agent.unlocked(false).is_some());
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert!(
+        agent.unlocked(false).is_none(),
+        "forgotten after its idle time"
+    );
+    assert!(agent.status().unwrap().locked);
+    agent.unlock(PASS).unwrap();
+    assert!(agent.unlocked(true).is_some());
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@
 //! so many bytes in either direction (mid-handshake or mid-body), delayed,
 //! or black-holed (held open, nothing forwarded) for a while. TLS runs
 //! end to end through it, so it can break the link but never read or
-//! forge what crosses it. Everything it does is bounded in time.
+//! forge what crosses it. Every connection it carries ends within a
+//! lifetime the test sets.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -15,9 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-/// The longest any one proxied connection lives.
-const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
 
 /// What happens to one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +46,10 @@ pub struct FaultyProxy {
 }
 
 impl FaultyProxy {
-    /// Listens on 127.0.0.1 and forwards to `target` under `script`.
-    pub async fn start(target: SocketAddr, script: Vec<Fault>) -> FaultyProxy {
+    /// Listens on 127.0.0.1 and forwards to `target` under `script`; no
+    /// connection lives longer than `lifetime` (a link that drops every
+    /// so often, whatever the script says).
+    pub async fn start(target: SocketAddr, script: Vec<Fault>, lifetime: Duration) -> FaultyProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let script = Arc::new(Mutex::new(VecDeque::from(script)));
@@ -60,8 +60,7 @@ impl FaultyProxy {
                 c.fetch_add(1, Ordering::SeqCst);
                 let fault = s.lock().unwrap().pop_front().unwrap_or(Fault::Pass);
                 tokio::spawn(async move {
-                    let _ =
-                        tokio::time::timeout(CONNECTION_LIFETIME, one(client, target, fault)).await;
+                    let _ = tokio::time::timeout(lifetime, one(client, target, fault)).await;
                 });
             }
         });

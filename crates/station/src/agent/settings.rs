@@ -18,9 +18,10 @@ pub struct AgentSettings {
     /// The directory of the agent's control socket (made with mode 0700;
     /// whoever can enter it can lock, unlock and read through the agent).
     pub control: PathBuf,
-    /// The agent forgets the vault's key after this many minutes without
-    /// the officer using it (`list`, `read`, `unlock`); 0: never.
-    pub lock_after_idle_minutes: u64,
+    /// The agent forgets the vault's key after this many seconds without
+    /// the officer using it (`list`, `read`, `send`, `unlock`); 0: never.
+    /// Locked, the agent fetches nothing: items wait at the gateway.
+    pub lock_after_idle_seconds: u64,
     /// Received items are deleted from the station this many days after
     /// they arrived, unless `retention` names their level.
     pub retention_days: u32,
@@ -42,7 +43,7 @@ impl Default for AgentSettings {
         AgentSettings {
             vault: PathBuf::from("vault"),
             control: PathBuf::from("control"),
-            lock_after_idle_minutes: 30,
+            lock_after_idle_seconds: 4 * 3600,
             retention_days: 90,
             retention: BTreeMap::new(),
             poll_seconds: 10,
@@ -65,8 +66,8 @@ impl AgentSettings {
 
     /// How long the key may stay unused, if it is ever forgotten.
     pub fn idle_lock(&self) -> Option<Duration> {
-        (self.lock_after_idle_minutes > 0)
-            .then(|| Duration::from_secs(self.lock_after_idle_minutes.saturating_mul(60)))
+        (self.lock_after_idle_seconds > 0)
+            .then(|| Duration::from_secs(self.lock_after_idle_seconds))
     }
 
     /// The control socket's path.
