@@ -178,3 +178,16 @@ async fn an_officer_writes_syncs_reads_and_locks_with_the_station_commands() {
     let (ok, text, _) = station(&config, PASS, &["read", &to_rabat]);
     assert!(ok && text.contains("context for Rabat"), "{text}");
 }
+
+#[test]
+fn the_station_abroad_demo_runs_and_exits_zero() {
+    let out = passerelle().args(["demo", "--abroad"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("every step behaved as expected"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("nothing readable"), "{stdout}");
+    assert!(!stdout.contains("| NO"), "{stdout}");
+}
