@@ -21,8 +21,9 @@
 //!   the gateway's signing key file, the example PKI.
 //! - `passerelle-gateway` ([`api`], [`gateway`], [`store`], [`log_service`],
 //!   …): the server.
-//! - `passerelle-station` ([`client`], [`station_config`], [`spec`]): the
-//!   station side; it never depends on the gateway.
+//! - `passerelle-station` ([`client`], [`station_config`], [`spec`],
+//!   [`agent`], [`vault`]): the station side; it never depends on the
+//!   gateway.
 //! - `passerelle-witness` ([`witness`]): the witness an oversight body runs
 //!   on its own machine; it depends on the core only.
 #![forbid(unsafe_code)]
@@ -38,5 +39,5 @@ pub use passerelle_gateway::{
     store,
 };
 pub use passerelle_identity::{keys, pki, tls};
-pub use passerelle_station::{client, spec, station_config};
+pub use passerelle_station::{agent, client, spec, station_config, vault};
 pub use passerelle_witness as witness;

@@ -16,6 +16,12 @@ pub struct DemoArgs {
     /// a temporary one.
     #[arg(long)]
     keep: Option<PathBuf>,
+    /// Play the station-abroad demo instead: a liaison officer's agent
+    /// writes while the link is down, sends once it is back, receives,
+    /// verifies and keeps items encrypted, and a locked laptop shows none
+    /// of it.
+    #[arg(long)]
+    abroad: bool,
 }
 
 pub async fn run(args: DemoArgs) -> Result<ExitCode> {
@@ -31,8 +37,13 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
             temp.path().to_path_buf()
         }
     };
-    println!("passerelle demo: a liaison station abroad and VSSE exchange over mutual TLS\n");
-    let report = passerelle::demo::run(&dir).await?;
+    let report = if args.abroad {
+        println!("passerelle demo --abroad: a liaison station's agent on a link that drops\n");
+        passerelle::demo::abroad::run(&dir).await?
+    } else {
+        println!("passerelle demo: a liaison station abroad and VSSE exchange over mutual TLS\n");
+        passerelle::demo::run(&dir).await?
+    };
     println!("{}", report.table());
     if !report.notes.is_empty() {
         println!("\nwhat the gateway told the sender:");
@@ -41,6 +52,10 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         }
     }
     match (&report.export, kept) {
+        (None, true) => println!("\nthe demo's files are kept in {}", dir.display()),
+        (None, false) => println!(
+            "\nthe demo's files are deleted now; add --keep DIR to keep them"
+        ),
         (Some((export, vkey)), true) => println!(
             "\nthe demo's audit log is exported to {}; verify it yourself with:\n  passerelle audit verify {} --key {}",
             export.display(),

@@ -3,7 +3,7 @@
 //! help shows them: the demo, the gateway's own commands (`serve`,
 //! `keygen`), `pki`, `policy`, `audit`, `db`, and the station commands (`send`,
 //! `outbox`, `inbox`, `overdue`, `fetch`, `ack`, `receipt`, sharing
-//! [`station`]), the oversight body's `witness`, and the load
+//! [`station`], and the `station` group: the agent and its vault), the oversight body's `witness`, and the load
 //! generator `bench`.
 //!
 //! This is the edge where arguments are checked and errors get context for
@@ -85,6 +85,11 @@ enum Command {
     Ack(ack::AckArgs),
     /// Show the receipt of one of your items (station).
     Receipt(receipt::ReceiptArgs),
+    /// The station agent for stations on poor links: a vault encrypted at
+    /// rest, kept in step with the gateway (init, run, unlock, lock,
+    /// status, list, read, send).
+    #[command(subcommand)]
+    Station(station::StationCommand),
     /// A witness for the audit log, run by an oversight body on its own
     /// machine (C2SP tlog-witness): its key and its service.
     #[command(subcommand)]
@@ -124,6 +129,7 @@ impl Cli {
             Command::Fetch(args) => fetch::run(args).await,
             Command::Ack(args) => ack::run(args).await,
             Command::Receipt(args) => receipt::run(args).await,
+            Command::Station(cmd) => station::run_agent_command(cmd).await,
             Command::Witness(cmd) => witness::run(cmd).await,
             Command::Bench(args) => bench::run(args).await,
         }

@@ -66,9 +66,16 @@ pub async fn run(args: SendArgs) -> Result<ExitCode> {
     }
 }
 
+impl SendArgs {
+    /// The station options.
+    pub(crate) fn station(&self) -> &StationArgs {
+        &self.station
+    }
+}
+
 /// The item to sign: the item file, or the one-portion item the options
-/// describe.
-fn item_spec(args: &SendArgs) -> Result<ItemSpec> {
+/// describe (`send` and `station send`).
+pub(crate) fn item_spec(args: &SendArgs) -> Result<ItemSpec> {
     Ok(match &args.item {
         Some(path) => {
             let text = std::fs::read_to_string(path)

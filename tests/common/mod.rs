@@ -2,6 +2,7 @@
 //! example PKI, and real stations that talk to it over mutual TLS.
 #![allow(dead_code)]
 
+pub mod faulty_proxy;
 pub mod witness;
 
 use std::path::{Path, PathBuf};

@@ -12,6 +12,7 @@
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+use crate::agent::AgentSettings;
 use crate::config::{base_dir, read_toml, AgencyConfig, ConfigError};
 use crate::domain::principal::PrincipalId;
 
@@ -50,6 +51,10 @@ pub struct ClientConfig {
     /// (see [`crate::client::finality`]); none by default.
     #[serde(default)]
     pub witnesses: Option<WitnessQuorum>,
+    /// The station agent (`passerelle station run`): its vault, control
+    /// socket, key idle time, retention and pauses.
+    #[serde(default)]
+    pub agent: AgentSettings,
 }
 
 /// `[witnesses]`: the witnesses a station trusts to have seen the log grow
@@ -93,6 +98,8 @@ impl ClientConfig {
         c.key = base.join(&c.key);
         c.ca = base.join(&c.ca);
         c.outbox = base.join(&c.outbox);
+        c.agent.vault = base.join(&c.agent.vault);
+        c.agent.control = base.join(&c.agent.control);
         c.gateway_key =
             key_or_file::<crate::audit::signed_note::VerifierKey>(&base, &c.gateway_key)?;
         if let Some(w) = &mut c.witnesses {

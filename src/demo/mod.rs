@@ -11,9 +11,14 @@
 //! overdue. Each step states what should happen and what did; the demo
 //! succeeds only if every step behaved as expected. Apart from that drill,
 //! it uses the same public pieces and policy as the CLI and the tests.
+//!
+//! [`abroad`] is the second demo (`passerelle demo --abroad`): a station's
+//! agent that writes while the link is down and syncs when it is back.
 
 use std::path::Path;
 use std::time::Duration;
+
+pub mod abroad;
 
 use crate::client::{ClientError, Station};
 use crate::config::GatewayConfig;

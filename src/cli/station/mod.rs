@@ -2,7 +2,8 @@
 //! opening the station from its `client.toml`, printing a receipt, and
 //! showing a due time. Each station command has its own module beside this
 //! one (`send`, `outbox`, `inbox`, `overdue`, `fetch`, `ack`, `receipt`);
-//! the station itself is the library's [`passerelle::client`].
+//! the station itself is the library's [`passerelle::client`]. The
+//! `station` command group (the agent and its vault) is in [`agent`].
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -12,6 +13,9 @@ use passerelle::client::Station;
 use passerelle::domain::item::Priority;
 use passerelle::domain::receipt::SignedReceipt;
 use passerelle::station_config::ClientConfig;
+
+mod agent;
+pub use agent::{run as run_agent_command, StationCommand};
 
 #[derive(Args)]
 pub struct StationArgs {

@@ -1,0 +1,542 @@
+//! The station agent against the real gateway: items written on the
+//! station reach the gateway once, items delivered reach the station's
+//! vault verified once and are acknowledged only then, through a link
+//! that drops, cuts, delays and black-holes (tests/common/faulty_proxy.rs),
+//! across a crash of the agent. And what the vault refuses: a wrong
+//! passphrase, a forged attestation or item, a tampered file; and what a
+//! locked vault shows: nothing but sizes and times.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::faulty_proxy::{Fault, FaultyProxy};
+use common::{item, Harness};
+use passerelle::agent::{read_item, Agent, AgentError};
+use passerelle::audit::event::AuditEvent;
+use passerelle::client::{ClientError, Station};
+use passerelle::domain::item::SignedItem;
+use passerelle::station_config::ClientConfig;
+use passerelle::vault::{KdfParams, OutgoingState, Record, Vault, VaultError};
+
+const PASS: &[u8] = b"la pluie de Rabat";
+
+/// `principal`'s config, reaching the gateway at `gateway`, with its
+/// agent's files under `dir` and short pauses.
+fn agent_config(h: &Harness, principal: &str, gateway: SocketAddr, dir: &Path) -> ClientConfig {
+    let mut c = h.client_config(principal);
+    c.gateway = gateway.to_string();
+    c.outbox = dir.join("outbox");
+    c.agent.vault = dir.join("vault");
+    c.agent.control = dir.join("control");
+    c.agent.poll_seconds = 1;
+    c.agent.reconnect_min_millis = 50;
+    c.agent.reconnect_max_seconds = 1;
+    c
+}
+
+struct Running {
+    agent: Arc<Agent>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn agent(config: ClientConfig) -> Arc<Agent> {
+    let mut station = Station::new(config).unwrap();
+    // Black holes are detected by this, so it is short here.
+    station.timeout = Duration::from_secs(3);
+    let vault = Vault::at(&station.config().agent.vault);
+    if !vault.exists() {
+        vault.create(PASS, KdfParams::MINIMUM).unwrap();
+    }
+    let agent = Arc::new(Agent::new(station));
+    agent.unlock(PASS).unwrap();
+    agent
+}
+
+fn start(agent: Arc<Agent>) -> Running {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(agent.clone().run(async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }));
+    Running { agent, stop, task }
+}
+
+async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "not done in {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn received_refs(agent: &Agent) -> Vec<String> {
+    let vault = agent.unlocked(false).expect("unlocked");
+    let mut refs: Vec<String> = vault
+        .scan()
+        .unwrap()
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Received(r) => Some(r.item_ref.clone()),
+            _ => None,
+        })
+        .collect();
+    refs.sort();
+    refs
+}
+
+fn outgoing_states(agent: &Agent) -> BTreeMap<String, OutgoingState> {
+    let vault = agent.unlocked(false).expect("unlocked");
+    vault
+        .scan()
+        .unwrap()
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Outgoing(o) => Some((o.header.id.clone(), o.state())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn flash(station: &Station, id: &str, to: &str, text: &str) -> SignedItem {
+    passerelle::spec::ItemSpec::parse(&format!(
+        "id = \"{id}\"\nto = [\"{to}\"]\npurpose = \"terrorism\"\ncases = [\"CT-2026-014\"]\npriority = \"FLASH\"\n\
+         [label]\nlevel = \"RESTREINT\"\n[[portion]]\ntext = \"{text}\"\n[portion.label]\nlevel = \"RESTREINT\"\n"
+    ))
+    .unwrap()
+    .sign(
+        station.signing_key(),
+        &station.config().principal,
+        passerelle::gateway::unix_now(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_script_of_faults_every_item_arrives_once_each_way_across_a_crash() {
+    // A short lease: an item fetched but not acknowledged (answer cut,
+    // crash) is offered again soon, and must not be stored twice.
+    let h = Harness::start_with(|c| c.lease_seconds = 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = FaultyProxy::start(
+        h.addr(),
+        vec![
+            Fault::Refuse,
+            Fault::CutAnswerAfter(200),
+            Fault::Delay(Duration::from_millis(500)),
+            Fault::CutRequestAfter(1_500),
+            Fault::CutAnswerAfter(2_500),
+            Fault::BlackHole(Duration::from_secs(4)),
+            Fault::CutAnswerAfter(4_000),
+            Fault::Refuse,
+            Fault::CutAnswerAfter(6_000),
+            Fault::CutRequestAfter(3_000),
+        ],
+        Duration::from_secs(3),
+    )
+    .await;
+    let vsse = h.station("vsse/analysis/ct");
+    // What VSSE sends to Rabat while Rabat is cut off.
+    let mut sent_to_rabat = Vec::new();
+    for i in 0..5 {
+        let it = if i == 2 {
+            flash(
+                &vsse,
+                &format!("ctx-{i}"),
+                "police/lo/rabat",
+                &format!("context {i}"),
+            )
+        } else {
+            item(
+                &vsse,
+                &format!("ctx-{i}"),
+                &["police/lo/rabat"],
+                &format!("context {i}"),
+            )
+        };
+        sent_to_rabat.push(vsse.submit(&it).await.unwrap().receipt.item_ref);
+    }
+    sent_to_rabat.sort();
+
+    // What Rabat writes offline: through the agent, and with `send`'s
+    // plain outbox while no agent ran.
+    let config = agent_config(&h, "police/lo/rabat", proxy.addr, dir.path());
+    let first = agent(config.clone());
+    let writer = first.station();
+    for i in 0..3 {
+        let vault = first.unlocked(true).unwrap();
+        first
+            .queue(
+                &vault,
+                item(
+                    writer,
+                    &format!("req-{i}"),
+                    &["vsse/analysis/ct"],
+                    "request",
+                ),
+            )
+            .unwrap();
+    }
+    writer
+        .keep_in_outbox(&item(writer, "req-plain", &["vsse/analysis/ct"], "request"))
+        .unwrap();
+
+    // The first agent runs through part of the script, then crashes.
+    let running = start(first);
+    until(
+        "two items received before the crash",
+        Duration::from_secs(60),
+        || received_refs(&running.agent).len() >= 2 || proxy.remaining() == 0,
+    )
+    .await;
+    running.task.abort();
+    let _ = running.task.await;
+
+    // A new agent (a new process after the crash) finishes the work.
+    let second = start(agent(config.clone()));
+    until("everything synced", Duration::from_secs(90), || {
+        proxy.remaining() == 0
+            && received_refs(&second.agent) == sent_to_rabat
+            && outgoing_states(&second.agent)
+                .values()
+                .all(|s| *s == OutgoingState::Sent)
+            && outgoing_states(&second.agent).len() == 4
+    })
+    .await;
+    // Acknowledged only after the vault write: once both are done the
+    // gateway holds nothing more for Rabat.
+    let rabat = h.station("police/lo/rabat");
+    let mut left = rabat.inbox(Duration::ZERO).await.unwrap();
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        left = rabat.inbox(Duration::ZERO).await.unwrap();
+    }
+    assert!(left.is_empty(), "not acknowledged: {left:?}");
+    second.stop().await;
+    assert_eq!(proxy.remaining(), 0, "every fault of the script was played");
+
+    // Rabat's items reached VSSE's inbox exactly once each.
+    let mut at_vsse: Vec<String> = vsse
+        .inbox(Duration::ZERO)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.item_id)
+        .collect();
+    at_vsse.sort();
+    assert_eq!(at_vsse, ["req-0", "req-1", "req-2", "req-plain"]);
+    assert!(
+        std::fs::read_dir(dir.path().join("outbox"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "the plain outbox was moved into the vault"
+    );
+
+    let events = h.audit_events().await;
+    let accepted_from_rabat = events
+        .iter()
+        .filter(|e| matches!(e, AuditEvent::ItemAccepted { sender, .. } if sender.as_str() == "police/lo/rabat"))
+        .count();
+    assert_eq!(
+        accepted_from_rabat, 4,
+        "each of Rabat's items accepted once"
+    );
+    for r in &sent_to_rabat {
+        let acks = events
+            .iter()
+            .filter(|e| matches!(e, AuditEvent::Acknowledged { item_ref, .. } if item_ref == r))
+            .count();
+        assert_eq!(acks, 1, "{r} acknowledged once");
+    }
+
+    // Each stored item verifies again when read; FLASH was taken first.
+    let reader = agent(config);
+    let vault = reader.unlocked(true).unwrap();
+    for r in &sent_to_rabat {
+        let reading = read_item(&vault, reader.station(), r, 0).unwrap();
+        assert!(reading.verified);
+        assert!(reading.portions[0].text.starts_with("context "));
+    }
+    assert_eq!(
+        vault.vault().files().unwrap().len(),
+        9,
+        "5 received + 4 sent, one file each"
+    );
+}
+
+#[tokio::test]
+async fn an_item_stored_but_not_acknowledged_is_acknowledged_again_and_stored_once() {
+    let h = Harness::start_with(|c| c.lease_seconds = 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let vsse = h.station("vsse/analysis/ct");
+    vsse.submit(&item(&vsse, "ctx-1", &["police/lo/rabat"], "context"))
+        .await
+        .unwrap();
+    let agent = agent(agent_config(&h, "police/lo/rabat", h.addr(), dir.path()));
+    let vault = agent.unlocked(true).unwrap();
+    // Fetched and stored, then the power went: no ack.
+    let entry = agent
+        .station()
+        .inbox(Duration::ZERO)
+        .await
+        .unwrap()
+        .remove(0);
+    let fetched = agent.station().fetch(&entry.item_ref).await.unwrap();
+    agent
+        .receive(&vault, &entry, &fetched, passerelle::agent::unix_now())
+        .unwrap();
+    read_item(&vault, agent.station(), &entry.item_ref, 5).unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    agent
+        .sync_once(&vault, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(vault.vault().files().unwrap().len(), 1, "stored once");
+    let kept = vault.received(&entry.item_ref).unwrap().unwrap();
+    assert_eq!(kept.read_at, Some(5), "what the officer did is kept");
+    assert_eq!(
+        h.audit_events()
+            .await
+            .iter()
+            .filter(|e| matches!(e, AuditEvent::Acknowledged { .. }))
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_unused_key_is_forgotten_and_nothing_more_is_fetched() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = agent_config(&h, "police/lo/rabat", h.addr(), dir.path());
+    config.agent.lock_after_idle_seconds = 1;
+    let agent = agent(config);
+    assert!(agent.unlocked(false).is_some());
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert!(
+        agent.unlocked(false).is_none(),
+        "forgotten after its idle time"
+    );
+    assert!(agent.status().unwrap().locked);
+    agent.unlock(PASS).unwrap();
+    assert!(agent.unlocked(true).is_some());
+}
+
+#[tokio::test]
+async fn a_forged_attestation_is_refused_stored_nowhere_and_not_acknowledged() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let vsse = h.station("vsse/analysis/ct");
+    let sent = vsse
+        .submit(&item(&vsse, "ctx-1", &["police/lo/rabat"], "context"))
+        .await
+        .unwrap()
+        .receipt
+        .item_ref;
+    // The station trusts another key than the gateway's: to it, the
+    // gateway's attestations are forgeries.
+    let mut config = agent_config(&h, "police/lo/rabat", h.addr(), dir.path());
+    let origin = config.gateway_key.split('+').next().unwrap().to_string();
+    let other =
+        passerelle::keys::GatewayKey::generate(&dir.path().join("other.key"), &origin).unwrap();
+    config.gateway_key = other.verifier_key().to_string();
+    let agent = agent(config);
+    let vault = agent.unlocked(true).unwrap();
+    agent.sync_once(&vault, Duration::ZERO).await.unwrap();
+    assert!(received_refs(&agent).is_empty(), "nothing stored");
+    let status = agent.status().unwrap();
+    assert!(
+        status.not_verified[&sent].contains("attestation"),
+        "{status:?}"
+    );
+    // Not acknowledged: the gateway still holds it for Rabat (an
+    // acknowledged item is not found any more).
+    let rabat = h.station("police/lo/rabat");
+    rabat.fetch(&sent).await.unwrap();
+    // A second round does not fetch it again.
+    agent.sync_once(&vault, Duration::ZERO).await.unwrap();
+    assert!(received_refs(&agent).is_empty());
+    assert!(!h
+        .audit_events()
+        .await
+        .iter()
+        .any(|e| matches!(e, AuditEvent::Acknowledged { .. })));
+}
+
+#[tokio::test]
+async fn an_item_changed_after_signing_is_refused_and_never_stored() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let vsse = h.station("vsse/analysis/ct");
+    vsse.submit(&item(&vsse, "ctx-1", &["police/lo/rabat"], "the real text"))
+        .await
+        .unwrap();
+    let agent = agent(agent_config(&h, "police/lo/rabat", h.addr(), dir.path()));
+    let entry = agent
+        .station()
+        .inbox(Duration::ZERO)
+        .await
+        .unwrap()
+        .remove(0);
+    let mut delivered = agent.station().fetch(&entry.item_ref).await.unwrap();
+    delivered.portions[0].portion.body.0 = b"the forged text".to_vec();
+    let vault = agent.unlocked(true).unwrap();
+    let refused = agent.receive(&vault, &entry, &delivered, 0).unwrap_err();
+    assert!(
+        matches!(refused, AgentError::Client(ClientError::Unverified(_))),
+        "{refused:?}"
+    );
+    assert!(vault.vault().files().unwrap().is_empty());
+    // The real one, fetched again, is taken.
+    let real = agent.station().fetch(&entry.item_ref).await.unwrap();
+    agent.receive(&vault, &entry, &real, 0).unwrap();
+    assert_eq!(received_refs(&agent), vec![entry.item_ref.clone()]);
+}
+
+/// Every byte under `dir`, file names included.
+fn everything_on_disk(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            out.extend_from_slice(p.to_string_lossy().as_bytes());
+            if p.is_dir() {
+                todo.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                out.extend(bytes);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_locked_station_shows_no_plaintext_refuses_a_wrong_passphrase_and_detects_tampering() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let vsse = h.station("vsse/analysis/ct");
+    let subject = "meeting point moved to the old medina";
+    let sent = vsse
+        .submit(&item(&vsse, "ctx-secret-77", &["police/lo/rabat"], subject))
+        .await
+        .unwrap()
+        .receipt
+        .item_ref;
+    let agent = agent(agent_config(&h, "police/lo/rabat", h.addr(), dir.path()));
+    {
+        let vault = agent.unlocked(true).unwrap();
+        agent
+            .queue(
+                &vault,
+                item(
+                    agent.station(),
+                    "req-secret-78",
+                    &["vsse/analysis/ct"],
+                    "who is the courier",
+                ),
+            )
+            .unwrap();
+        agent.sync_once(&vault, Duration::ZERO).await.unwrap();
+    }
+    assert_eq!(received_refs(&agent), vec![sent.clone()]);
+    agent.lock();
+    assert!(agent.unlocked(true).is_none());
+    let disk = everything_on_disk(dir.path());
+    for secret in [
+        subject,
+        "who is the courier",
+        "ctx-secret-77",
+        "req-secret-78",
+        sent.as_str(),
+        "vsse/analysis/ct",
+        "police/lo/rabat",
+        "CT-2026-014",
+        "RESTREINT",
+    ] {
+        assert!(
+            !disk.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret:?} is readable on the station's disk"
+        );
+    }
+    let status = agent.status().unwrap();
+    assert!(status.locked && status.received.is_none());
+
+    // Locked, the agent takes nothing: items wait at the gateway.
+    vsse.submit(&item(&vsse, "ctx-2", &["police/lo/rabat"], "more"))
+        .await
+        .unwrap();
+    let files_before = Vault::at(dir.path().join("vault")).files().unwrap().len();
+    let running = start(agent.clone());
+    until(
+        "the locked agent saw the waiting item",
+        Duration::from_secs(20),
+        || agent.status().unwrap().waiting_at_gateway == 1,
+    )
+    .await;
+    assert_eq!(
+        Vault::at(dir.path().join("vault")).files().unwrap().len(),
+        files_before
+    );
+
+    assert!(matches!(
+        agent.unlock(b"la pluie de Tanger"),
+        Err(AgentError::Vault(VaultError::WrongPassphrase))
+    ));
+    assert!(agent.unlocked(true).is_none());
+    agent.unlock(PASS).unwrap();
+    until(
+        "unlocked, the waiting item is taken",
+        Duration::from_secs(20),
+        || received_refs(&agent).len() == 2,
+    )
+    .await;
+    running.stop().await;
+
+    let received = received_refs(&agent);
+    assert_eq!(received.len(), 2);
+    // Sealed files changed on disk: each detected, none shown.
+    let sealed = dir.path().join("vault/sealed");
+    let files: Vec<_> = std::fs::read_dir(&sealed)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 3, "two received, one sent");
+    for path in &files {
+        let mut bytes = std::fs::read(path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x20;
+        std::fs::write(path, bytes).unwrap();
+    }
+    let status = agent.status().unwrap();
+    assert_eq!(status.tampered, 3, "{status:?}");
+    assert_eq!(status.received, Some(0));
+    let vault = agent.unlocked(true).unwrap();
+    for r in &received {
+        assert!(matches!(
+            read_item(&vault, agent.station(), r, 0),
+            Err(AgentError::Vault(VaultError::Tampered { .. }))
+        ));
+    }
+    // Left for an investigator, not deleted.
+    assert_eq!(vault.vault().files().unwrap().len(), 3);
+}

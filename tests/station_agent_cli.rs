@@ -1,0 +1,193 @@
+//! `passerelle station …` as an officer meets it, against a running
+//! gateway: init, run, send while the agent runs, status, list, read,
+//! lock, a wrong passphrase refused, and reading with no agent running.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{item, Harness};
+
+const PASS: &str = "sable et vent";
+
+fn passerelle() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_passerelle"))
+}
+
+/// Runs `passerelle station ARGS --config CONFIG` with `passphrase` in the
+/// environment; its exit status and stdout.
+fn station(config: &Path, passphrase: &str, args: &[&str]) -> (bool, String, String) {
+    let out = passerelle()
+        .arg("station")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("PASSERELLE_PASSPHRASE", passphrase)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(config: &Path, args: &[&str]) -> serde_json::Value {
+    let mut args = args.to_vec();
+    args.push("--json");
+    let (ok, out, err) = station(config, PASS, &args);
+    assert!(ok, "{args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+}
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officer_writes_syncs_reads_and_locks_with_the_station_commands() {
+    let h = Harness::start().await;
+    let config: PathBuf = h
+        .path()
+        .join(passerelle::pki::station_dir("police/lo/rabat"))
+        .join("client.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("127.0.0.1:0", &h.addr().to_string());
+    std::fs::write(
+        &config,
+        format!("{text}\n[agent]\npoll_seconds = 1\nreconnect_min_millis = 50\n"),
+    )
+    .unwrap();
+
+    for sub in [
+        "init", "run", "unlock", "lock", "status", "list", "read", "send",
+    ] {
+        let out = passerelle()
+            .args(["station", sub, "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "station {sub} --help");
+    }
+    let (ok, _, err) = station(&config, PASS, &["init"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = station(&config, PASS, &["init"]);
+    assert!(!ok && err.contains("holds a vault already"), "{err}");
+    let status = json(&config, &["status"]);
+    assert!(
+        status["link"].is_null() && status["locked"] == true,
+        "{status}"
+    );
+
+    let agent = Child(
+        passerelle()
+            .args(["station", "run", "--unlock", "--config"])
+            .arg(&config)
+            .env("PASSERELLE_PASSPHRASE", PASS)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let socket = config.parent().unwrap().join("control/agent.sock");
+    let start = Instant::now();
+    while !socket.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the agent did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let vsse = h.station("vsse/analysis/ct");
+    let to_rabat = vsse
+        .submit(&item(
+            &vsse,
+            "ctx-cli",
+            &["police/lo/rabat"],
+            "context for Rabat",
+        ))
+        .await
+        .unwrap()
+        .receipt
+        .item_ref;
+    let queued = json(
+        &config,
+        &[
+            "send",
+            "--to",
+            "vsse/analysis/ct",
+            "--text",
+            "a request",
+            "--priority",
+            "FLASH",
+            "--case",
+            "CT-2026-014",
+            "--id",
+            "st-1",
+        ],
+    );
+    assert_eq!(queued["queued"], true);
+
+    let start = Instant::now();
+    loop {
+        let s = json(&config, &["status"]);
+        if s["received"] == 1 && s["sent"] == 1 {
+            assert_eq!(s["link"]["up"], true);
+            assert_eq!(s["unread"], 1);
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "not synced: {s}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let list = json(&config, &["list"]);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["priority"], "FLASH", "FLASH first: {list:?}");
+    let shown = json(&config, &["read", &to_rabat]);
+    assert_eq!(shown["verified"], true);
+    assert_eq!(shown["portions"][0]["text"], "context for Rabat");
+    let (ok, text, _) = station(&config, PASS, &["status"]);
+    assert!(ok && text.contains("link      up since"), "{text}");
+
+    let (ok, _, _) = station(&config, PASS, &["lock"]);
+    assert!(ok);
+    let (ok, _, err) = station(&config, PASS, &["list"]);
+    assert!(!ok && err.contains("locked"), "{err}");
+    let (ok, _, err) = station(&config, "not it", &["unlock"]);
+    assert!(!ok && err.contains("wrong passphrase"), "{err}");
+    let (ok, _, _) = station(&config, PASS, &["unlock"]);
+    assert!(ok);
+
+    // The agent killed (its socket left behind): the officer still reads,
+    // from the vault itself.
+    drop(agent);
+    let list = json(&config, &["list"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let (ok, _, err) = station(&config, "not it", &["list"]);
+    assert!(!ok && err.contains("wrong passphrase"), "{err}");
+    let (ok, text, _) = station(&config, PASS, &["read", &to_rabat]);
+    assert!(ok && text.contains("context for Rabat"), "{text}");
+}
+
+#[test]
+fn the_station_abroad_demo_runs_and_exits_zero() {
+    let out = passerelle().args(["demo", "--abroad"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("every step behaved as expected"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("nothing readable"), "{stdout}");
+    assert!(!stdout.contains("| NO"), "{stdout}");
+}
