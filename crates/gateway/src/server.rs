@@ -20,7 +20,9 @@
 //! each connection's handshake and identity use the snapshot in force when
 //! it was accepted, each request carries the one in force when it started,
 //! and [`Running::reload_policy`] checks a new one whole before swapping it
-//! in. This module never looks inside requests.
+//! in. This module never looks inside requests; each request's log event
+//! and end-of-request metrics are [`observe`]'s, the metrics endpoint
+//! [`crate::metrics`]'.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -40,9 +42,12 @@ use crate::gateway::{Gateway, Settings};
 use crate::integrity::{self, HeadFile};
 use crate::keys::GatewayKey;
 use crate::limits::{Activity, Admission, Session, Tracked, Verdict};
+use crate::metrics::Metrics;
 use crate::snapshot::{self, Live, Snapshot, SnapshotError};
 use crate::store::{self, StoreConfig};
 use crate::tls::{self, KeyExchangeGroup, VerifiedPeer};
+
+mod observe;
 
 /// How long shutdown waits for requests in progress.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,6 +81,9 @@ pub enum StartError {
     /// A `[[witness]]` is unusable (its URL or CA file).
     #[error("{0}")]
     Witness(String),
+    /// The metrics endpoint (`[metrics]`) is refused or cannot listen.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -106,6 +114,8 @@ pub struct Running {
     pub admission: Arc<Admission>,
     /// The configuration snapshot in force.
     pub live: Arc<Live>,
+    /// The address of the metrics endpoint, when `[metrics]` asks for one.
+    pub metrics_addr: Option<SocketAddr>,
     config: GatewayConfig,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -122,6 +132,7 @@ impl Running {
     pub async fn reload_policy(&self) -> Result<String, StartError> {
         match snapshot::check(&self.config).map_err(StartError::from) {
             Ok(next) => {
+                self.gateway.metrics().reloaded(true);
                 let next = self.live.replace(next);
                 self.gateway.record_policy_loaded(next.decider()).await?;
                 let digest = next.policy_digest();
@@ -129,6 +140,7 @@ impl Running {
                 Ok(digest)
             }
             Err(e) => {
+                self.gateway.metrics().reloaded(false);
                 tracing::error!(error = %e, "policy reload refused; the previous policy stays in force");
                 self.gateway.record_refused_policy(e.to_string()).await;
                 Err(e)
@@ -162,6 +174,11 @@ pub async fn start_with(
     config: &GatewayConfig,
     options: StartOptions,
 ) -> Result<Running, StartError> {
+    // Refused before anything is opened, like any other config mistake.
+    if let Some(m) = &config.metrics {
+        m.check()
+            .map_err(crate::metrics::MetricsError::NotLoopback)?;
+    }
     let live = Arc::new(Live::new(snapshot::check(config)?));
     let first = live.current();
     // A new key only for a new log: no head file (the key never signed a
@@ -187,8 +204,14 @@ pub async fn start_with(
         lease: Duration::from_secs(config.lease_seconds),
         max_wait: Duration::from_secs(config.limits.max_wait_seconds),
     };
-    let gateway =
-        Arc::new(Gateway::new(log, settings, key).with_integrity(checked.head, checked.lost));
+    let metrics = Arc::new(Metrics::new(
+        config.metrics.as_ref().is_some_and(|m| m.principal_labels),
+    ));
+    let gateway = Arc::new(
+        Gateway::new(log, settings, key)
+            .with_integrity(checked.head, checked.lost)
+            .with_metrics(metrics),
+    );
     crate::gateway::witnessing::start(
         &gateway,
         crate::gateway::witnessing::clients(&config.witnesses).map_err(StartError::Witness)?,
@@ -208,6 +231,26 @@ pub async fn start_with(
         source,
     })?;
     let (shutdown, shutdown_rx) = watch::channel(false);
+    // Admission keeps counters and rates per address and principal: it is
+    // built once, from the limits of the first snapshot (a reload reads
+    // the same gateway.toml, so the limits stay).
+    let admission = Admission::new(first.limits());
+    let metrics_addr = match &config.metrics {
+        Some(m) => {
+            let (addr, serve) = crate::metrics::bind(
+                m,
+                gateway.clone(),
+                admission.clone(),
+                live.clone(),
+                shutdown_rx.clone(),
+            )
+            .await?;
+            tokio::spawn(serve);
+            tracing::info!(%addr, "metrics endpoint listening");
+            Some(addr)
+        }
+        None => None,
+    };
     let state = ApiState {
         gateway: gateway.clone(),
         shutdown: shutdown_rx.clone(),
@@ -218,12 +261,8 @@ pub async fn start_with(
         listener,
         live: live.clone(),
         router: api::router(state),
-        // Admission keeps counters and rates per address and principal:
-        // it is built once, from the limits of the first snapshot (a
-        // reload reads the same gateway.toml, so the limits stay).
-        admission: Admission::new(first.limits()),
+        admission: admission.clone(),
     };
-    let admission = accept.admission.clone();
     let task = tokio::spawn(accept.run(shutdown_rx));
     tracing::info!(%addr, "gateway listening");
     Ok(Running {
@@ -232,6 +271,7 @@ pub async fn start_with(
         gateway,
         admission,
         live,
+        metrics_addr,
         shutdown,
         task,
     })
@@ -325,6 +365,7 @@ impl AcceptLoop {
 /// loop must go on accepting while the audit write happens.
 fn refused(gateway: &Arc<Gateway>, peer_addr: SocketAddr, cause: &'static str) {
     tracing::debug!(%peer_addr, cause, "connection refused");
+    gateway.metrics().handshake_refused(cause);
     let gateway = gateway.clone();
     tokio::spawn(async move {
         gateway
@@ -389,6 +430,10 @@ async fn connection(
     builder
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(None);
+    let observed = observe::Observed {
+        principal: identified.as_ref().ok().map(|p| p.principal().clone()),
+        metrics: shared.gateway.metrics().clone(),
+    };
     let service = match identified {
         Ok(peer) => match shared.admission.session(peer.principal()) {
             Ok(session) => {
@@ -434,7 +479,11 @@ async fn connection(
             builder.keep_alive(false);
             refusal
         }
-    };
+    }
+    .layer(axum::middleware::from_fn_with_state(
+        observed,
+        observe::observe,
+    ));
     let conn = builder.serve_connection(
         TokioIo::new(Tracked::new(tls, activity.clone())),
         TowerToHyperService::new(service),

@@ -162,6 +162,9 @@ impl Gateway {
     /// control (over its rate or one of its budgets): a station that
     /// hammers the gateway is on the log under its own name.
     pub fn record_refused_admission(&self, principal: &PrincipalId, cause: &str) {
+        if cause != "identity-refused" {
+            self.metrics.rate_limited(principal, cause);
+        }
         self.count_refusal(RefusedSubject::Principal(principal.clone()), cause, None);
     }
 
