@@ -328,10 +328,18 @@ impl Gateway {
         self
     }
 
-    /// Records on the audit log that `policy` was put in force (a reload:
-    /// the server swapped the configuration snapshot).
-    pub async fn record_policy_loaded(&self, policy: &dyn Decider) -> Result<(), GatewayError> {
+    /// Records on the audit log that `policy` was put in force with the
+    /// certificate, CA and CRL `files` (a reload: the server swapped the
+    /// configuration snapshot), and what `changed` from the one before.
+    pub async fn record_policy_loaded(
+        &self,
+        policy: &dyn Decider,
+        files: Vec<crate::audit::event::ConfigFile>,
+        changed: Vec<String>,
+    ) -> Result<(), GatewayError> {
         self.record(vec![AuditEvent::PolicyLoaded {
+            files,
+            changed,
             policy_digest: policy.digest(),
         }])
         .await

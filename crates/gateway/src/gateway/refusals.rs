@@ -208,11 +208,19 @@ impl Gateway {
         }
     }
 
-    /// Records a policy reload that was refused.
-    pub async fn record_refused_policy(&self, reason: String) {
+    /// Records a reload that was refused, with the `files` it read and
+    /// what it would have `changed`.
+    pub async fn record_refused_policy(
+        &self,
+        reason: String,
+        files: Vec<crate::audit::event::ConfigFile>,
+        changed: Vec<String>,
+    ) {
         if let Err(e) = self
             .record(vec![AuditEvent::PolicyRefused {
+                files,
                 reason: clip(&reason, MAX_TEXT),
+                changed,
             }])
             .await
         {
