@@ -35,8 +35,8 @@ pub mod demo;
 
 pub use passerelle_core::{audit, domain, policy};
 pub use passerelle_gateway::{
-    api, config, export, gateway, integrity, limits, log_service, policy_files, server, snapshot,
-    store,
+    api, config, export, gateway, integrity, limits, log_service, metrics, policy_files, server,
+    snapshot, store,
 };
 pub use passerelle_identity::{keys, pki, tls};
 pub use passerelle_station::{agent, client, spec, station_config, vault};

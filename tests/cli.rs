@@ -34,6 +34,7 @@ fn every_command_has_help() {
         vec![],
         vec!["demo"],
         vec!["serve"],
+        vec!["reload"],
         vec!["pki", "init"],
         vec!["send"],
         vec!["inbox"],

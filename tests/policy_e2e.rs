@@ -195,7 +195,7 @@ level = "CONFIDENTIEL"
     assert!(rabat.inbox(Duration::ZERO).await.unwrap().is_empty());
     let events = h.audit_events().await;
     assert!(events.iter().any(
-        |e| matches!(e, AuditEvent::PolicyLoaded { policy_digest } if *policy_digest == digest)
+        |e| matches!(e, AuditEvent::PolicyLoaded { policy_digest, .. } if *policy_digest == digest)
     ));
     assert!(events.iter().any(|e| matches!(e,
         AuditEvent::DeliveryRefused { item_ref, policy_digest, .. }

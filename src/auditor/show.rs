@@ -321,11 +321,22 @@ impl Shown {
                 RefusedSubject::Principal(_) => write!(f, "  {cause} ×{count}"),
                 RefusedSubject::Others => write!(f, "  (others): {cause} ×{count}"),
             },
-            AuditEvent::PolicyLoaded { policy_digest }
+            AuditEvent::PolicyLoaded {
+                policy_digest,
+                changed,
+                ..
+            } if !changed.is_empty() => {
+                write!(
+                    f,
+                    "  policy {policy_digest}; changed: {}",
+                    changed.join(", ")
+                )
+            }
+            AuditEvent::PolicyLoaded { policy_digest, .. }
             | AuditEvent::GatewayStarted { policy_digest, .. } => {
                 write!(f, "  policy {policy_digest}")
             }
-            AuditEvent::PolicyRefused { reason } => write!(f, "  {reason}"),
+            AuditEvent::PolicyRefused { reason, .. } => write!(f, "  {reason}"),
             AuditEvent::NewLog {
                 previous_head,
                 found,

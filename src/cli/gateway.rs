@@ -1,16 +1,19 @@
 //! The gateway operator's commands: `passerelle serve` (run the gateway
-//! until Ctrl-C or SIGTERM, reloading the policy on SIGHUP) and
-//! `passerelle keygen` (the gateway's signing key). It also names the pid
-//! file `serve` writes, which `policy reload` signals. The gateway itself
-//! is the library's [`passerelle::server`]; this module only starts it and
-//! relays signals.
+//! until Ctrl-C or SIGTERM, reloading its configuration on SIGHUP) and
+//! `passerelle keygen` (the gateway's signing key). `serve` writes its pid
+//! file, which `reload` and `policy reload` signal, and after each reload
+//! the status file they read the outcome from ([`super::reload`]). It also
+//! says which log format the gateway writes. The gateway itself is the
+//! library's [`passerelle::server`]; this module only starts it and relays
+//! signals.
 
 use anyhow::{Context, Result};
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use passerelle::config::GatewayConfig;
+use super::reload::{pid_file, status_file, write_status, ReloadStatus};
+use passerelle::config::{GatewayConfig, LogFormat};
 use passerelle::{pki, server};
 
 #[derive(Args)]
@@ -25,6 +28,30 @@ pub struct ServeArgs {
     /// is nothing to start anew: never leave it in a service file.
     #[arg(long)]
     new_log: bool,
+    /// The log's format: `text` for a terminal, `json` (one object per
+    /// line) for a log shipper. Overrides `[log] format` of the config.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormatArg>,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+impl ServeArgs {
+    /// The log format: the flag, else the config's `[log] format`, else
+    /// text. A config that does not load gets text: `serve` then says
+    /// what is wrong with it.
+    pub fn log_format(&self) -> LogFormat {
+        match self.log_format {
+            Some(LogFormatArg::Json) => LogFormat::Json,
+            Some(LogFormatArg::Text) => LogFormat::Text,
+            None => GatewayConfig::load(&self.config).map_or(LogFormat::Text, |c| c.log.format),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -35,12 +62,6 @@ pub struct KeygenArgs {
     /// The audit log's origin, which names the key in checkpoints.
     #[arg(long, default_value = pki::AUDIT_ORIGIN)]
     origin: String,
-}
-
-/// Where `serve` records its process id, for `policy reload`: beside the
-/// store (`store`, the store's file, as in the gateway's config).
-pub fn pid_file(store: &Path) -> PathBuf {
-    store.with_extension("pid")
 }
 
 pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
@@ -54,10 +75,21 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     .await
     .context("starting the gateway")?;
     std::fs::write(pid_file(&c.store), format!("{}\n", std::process::id()))?;
-    eprintln!(
-        "passerelle gateway listening on {} (Ctrl-C to stop, SIGHUP to reload the policy)",
-        running.addr
-    );
+    // A status left by an earlier run is not this gateway's answer.
+    let _ = std::fs::remove_file(status_file(&c.store));
+    // In JSON, every line is an object: the gateway's own events already
+    // say where it listens.
+    let json = args.log_format() == LogFormat::Json;
+    if !json {
+        eprintln!(
+            "passerelle gateway listening on {} (Ctrl-C to stop, SIGHUP or `passerelle reload` to reload)",
+            running.addr
+        );
+        if let Some(addr) = running.metrics_addr {
+            eprintln!("metrics on http://{addr}/metrics");
+        }
+    }
+    let mut reloads = 0;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     loop {
@@ -65,14 +97,33 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
             _ = hup.recv() => {
-                // Refusals are logged and audited by reload_policy; the
-                // gateway keeps serving with the policy in force.
-                let _ = running.reload_policy().await;
+                // Refusals are logged and audited by reload; the gateway
+                // keeps serving with the configuration in force.
+                let outcome = running.reload().await;
+                reloads += 1;
+                let status = ReloadStatus {
+                    pid: std::process::id(),
+                    reloads,
+                    accepted: outcome.is_ok(),
+                    policy_digest: Some(running.live.current().policy_digest()),
+                    changed: outcome.as_ref().map(|r| r.changed.clone()).unwrap_or_default(),
+                    error: outcome.err().map(|e| e.to_string()),
+                };
+                if let Err(e) = write_status(&c.store, &status) {
+                    // Only `passerelle reload` misses it (it says so); the
+                    // reload itself is logged and audited.
+                    if !json {
+                        eprintln!("warning: could not write the reload status: {e:#}");
+                    }
+                }
             }
         }
     }
     let _ = std::fs::remove_file(pid_file(&c.store));
-    eprintln!("stopping: letting requests in progress finish");
+    let _ = std::fs::remove_file(status_file(&c.store));
+    if !json {
+        eprintln!("stopping: letting requests in progress finish");
+    }
     running.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
@@ -88,21 +139,4 @@ pub fn keygen(args: KeygenArgs) -> Result<ExitCode> {
     println!("public key (Ed25519, hex): {}", hex::encode(&raw));
     println!("verifier key (C2SP signed note): {}", key.verifier_key());
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_pid_file_sits_beside_the_store() {
-        assert_eq!(
-            pid_file(Path::new("/var/lib/passerelle/store.sqlite")),
-            PathBuf::from("/var/lib/passerelle/store.pid")
-        );
-        assert_eq!(
-            pid_file(Path::new("data/passerelle")),
-            PathBuf::from("data/passerelle.pid")
-        );
-    }
 }

@@ -1,7 +1,7 @@
 //! The command tree of `passerelle`: one module per command (or command
 //! group), each with its clap arguments, its handler and its tests, as the
 //! help shows them: the demo, the gateway's own commands (`serve`,
-//! `keygen`), `pki`, `policy`, `audit`, `db`, and the station commands (`send`,
+//! `reload`, `keygen`), `pki`, `policy`, `audit`, `db`, and the station commands (`send`,
 //! `outbox`, `inbox`, `overdue`, `fetch`, `ack`, `receipt`, sharing
 //! [`station`], and the `station` group: the agent and its vault), the oversight body's `witness`, and the load
 //! generator `bench`.
@@ -29,6 +29,7 @@ mod overdue;
 mod pki;
 mod policy;
 mod receipt;
+mod reload;
 mod send;
 mod station;
 mod witness;
@@ -51,6 +52,11 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the gateway.
     Serve(gateway::ServeArgs),
+    /// Have the running gateway read its policy, CAs, CRLs and certificate
+    /// again (checked here first), and say whether it put them in force.
+    /// Exits 0 when it did, 1 when it refused (the configuration in force
+    /// stays). The same as SIGHUP to the pid beside its store.
+    Reload(reload::ReloadArgs),
     /// Example PKI (for examples and tests only).
     #[command(subcommand)]
     Pki(pki::PkiCommand),
@@ -112,11 +118,20 @@ impl Cli {
         }
     }
 
+    /// The log's format: JSON only for a gateway asked to write it.
+    pub fn log_format(&self) -> passerelle::config::LogFormat {
+        match &self.command {
+            Command::Serve(args) => args.log_format(),
+            _ => passerelle::config::LogFormat::Text,
+        }
+    }
+
     /// Runs the command; its exit code, or an error for `main` to print.
     pub async fn run(self) -> Result<ExitCode> {
         match self.command {
             Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => gateway::serve(args).await,
+            Command::Reload(args) => reload::run(args),
             Command::Pki(cmd) => pki::run(cmd),
             Command::Keygen(args) => gateway::keygen(args),
             Command::Policy(cmd) => policy::run(cmd),

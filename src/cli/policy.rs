@@ -5,13 +5,13 @@
 //! running gateway, by SIGHUP). The policy's loader and engine decide; this
 //! module prints what they say and picks the exit code.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::audit::{auditor_key, cannot_run};
-use super::gateway::pid_file;
+use super::reload::{check_and_signal, report, wait_for_status};
 use passerelle::auditor::{replay, show, time};
 use passerelle::config::GatewayConfig;
 use passerelle::domain::principal::PrincipalId;
@@ -217,26 +217,17 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
         }
         PolicyCommand::Reload { config } => {
             let c = GatewayConfig::load(&config)?;
-            // The same check as the gateway's reload: policy, CAs, CRLs,
-            // certificate and key, so a refusal is said here, not only in
-            // the gateway's log.
-            let p = passerelle::snapshot::check(&c)?;
-            let pid_file = pid_file(&c.store);
-            let pid = std::fs::read_to_string(&pid_file).with_context(|| {
-                format!("no running gateway: cannot read {}", pid_file.display())
-            })?;
-            let pid = pid.trim();
-            let status = std::process::Command::new("kill")
-                .args(["-HUP", pid])
-                .status()?;
-            if !status.success() {
-                bail!("could not signal the gateway (pid {pid})");
-            }
-            println!(
-                "policy {} is valid; gateway {pid} asked to reload it",
-                p.policy_digest()
-            );
-            Ok(ExitCode::SUCCESS)
+            let (pid, before) = check_and_signal(&c)?;
+            println!("the configuration is valid; gateway {pid} asked to reload it");
+            Ok(
+                match wait_for_status(&c, before.as_ref(), std::time::Duration::from_secs(10)) {
+                    Some(status) => report(&status),
+                    None => {
+                        println!("gateway {pid} did not report within 10 s; see its log");
+                        ExitCode::SUCCESS
+                    }
+                },
+            )
         }
     }
 }

@@ -116,9 +116,71 @@ pub struct GatewayConfig {
     /// Witnesses asked to cosign each new checkpoint (`[[witness]]`).
     #[serde(default, rename = "witness")]
     pub witnesses: Vec<WitnessEndpoint>,
+    /// The operator's metrics endpoint (`[metrics]`); none when absent.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+    /// The gateway's own log (`[log]`).
+    #[serde(default)]
+    pub log: LogConfig,
     /// Keys that moved into `[limits]`: kept only to say so clearly.
     #[serde(flatten)]
     moved: std::collections::BTreeMap<String, toml::Value>,
+}
+
+/// `[metrics]` of `gateway.toml`: a Prometheus endpoint on a listener of
+/// its own, plain HTTP, for the operator's scraper (see `crate::metrics`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where to listen, e.g. `127.0.0.1:9464`. Loopback unless
+    /// `allow_non_loopback`: the endpoint has no TLS and no client
+    /// authentication, so anyone who reaches it reads the series.
+    pub listen: SocketAddr,
+    /// Lets `listen` be an address other than loopback (behind a firewall
+    /// that only the scraper passes).
+    #[serde(default)]
+    pub allow_non_loopback: bool,
+    /// Adds the principal as a label to the per-principal series (items
+    /// accepted, refusals, rate limiting, deliveries). Off by default: a
+    /// scraper then learns nothing of who talks to whom.
+    #[serde(default)]
+    pub principal_labels: bool,
+}
+
+impl MetricsConfig {
+    /// Refuses a non-loopback `listen` that was not explicitly allowed.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.listen.ip().is_loopback() && !self.allow_non_loopback {
+            return Err(format!(
+                "[metrics] listen = \"{}\" is not a loopback address: the endpoint has no TLS \
+                 and no authentication; bind it to 127.0.0.1 (or ::1), or set \
+                 allow_non_loopback = true if a firewall lets only the scraper reach it",
+                self.listen
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How the gateway writes its log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for a person at a terminal (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// `[log]` of `gateway.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `"text"` (default) or `"json"`; `passerelle serve --log-format`
+    /// overrides it.
+    #[serde(default)]
+    pub format: LogFormat,
 }
 
 /// The top-level keys that moved into `[limits]` (same names).
@@ -341,6 +403,9 @@ impl GatewayConfig {
             return Err(invalid("lease_seconds must be at least 1".into()));
         }
         c.limits.check().map_err(invalid)?;
+        if let Some(m) = &c.metrics {
+            m.check().map_err(invalid)?;
+        }
         Ok(c)
     }
 }

@@ -17,6 +17,7 @@
 //! - [`snapshot`]: the configuration in force (policy, TLS identities,
 //!   limits), checked whole and swapped whole.
 //! - [`server`]: accept loop, housekeeping, graceful shutdown.
+//! - [`metrics`]: the operator's Prometheus series and their endpoint.
 //! - [`config`], [`policy_files`], [`export`]: the operator's files, the
 //!   policy directory, the audit log written out for auditors.
 //!
@@ -32,6 +33,7 @@ pub mod gateway;
 pub mod integrity;
 pub mod limits;
 pub mod log_service;
+pub mod metrics;
 pub mod policy_files;
 pub mod server;
 pub mod snapshot;

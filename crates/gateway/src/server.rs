@@ -20,7 +20,9 @@
 //! each connection's handshake and identity use the snapshot in force when
 //! it was accepted, each request carries the one in force when it started,
 //! and [`Running::reload_policy`] checks a new one whole before swapping it
-//! in. This module never looks inside requests.
+//! in. This module never looks inside requests; each request's log event
+//! and end-of-request metrics are [`observe`]'s, the metrics endpoint
+//! [`crate::metrics`]'.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -40,9 +42,12 @@ use crate::gateway::{Gateway, Settings};
 use crate::integrity::{self, HeadFile};
 use crate::keys::GatewayKey;
 use crate::limits::{Activity, Admission, Session, Tracked, Verdict};
+use crate::metrics::Metrics;
 use crate::snapshot::{self, Live, Snapshot, SnapshotError};
 use crate::store::{self, StoreConfig};
 use crate::tls::{self, KeyExchangeGroup, VerifiedPeer};
+
+mod observe;
 
 /// How long shutdown waits for requests in progress.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,6 +81,9 @@ pub enum StartError {
     /// A `[[witness]]` is unusable (its URL or CA file).
     #[error("{0}")]
     Witness(String),
+    /// The metrics endpoint (`[metrics]`) is refused or cannot listen.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -106,6 +114,8 @@ pub struct Running {
     pub admission: Arc<Admission>,
     /// The configuration snapshot in force.
     pub live: Arc<Live>,
+    /// The address of the metrics endpoint, when `[metrics]` asks for one.
+    pub metrics_addr: Option<SocketAddr>,
     config: GatewayConfig,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -115,25 +125,44 @@ impl Running {
     /// Reads the files of the configuration again (the policy directory,
     /// the agencies' CAs and CRLs, the gateway's certificate and key) and,
     /// if [`snapshot::check`] accepts them all, puts them in force as one
-    /// snapshot for every connection and request that starts from now on;
-    /// returns the policy's digest. Anything invalid refuses the whole
-    /// snapshot: the refusal is recorded on the audit log and the snapshot
-    /// in force stays.
-    pub async fn reload_policy(&self) -> Result<String, StartError> {
-        match snapshot::check(&self.config).map_err(StartError::from) {
+    /// snapshot for every connection and request that starts from now on.
+    /// Anything invalid refuses the whole snapshot and the snapshot in
+    /// force stays. Either way the reload is on the audit log, naming the
+    /// files by digest and what changed, and counted in the metrics.
+    pub async fn reload(&self) -> Result<Reloaded, StartError> {
+        let before = self.live.current();
+        match snapshot::check(&self.config) {
             Ok(next) => {
+                let policy_digest = next.policy_digest();
+                let changed = before.changes(next.files(), Some(&policy_digest));
                 let next = self.live.replace(next);
-                self.gateway.record_policy_loaded(next.decider()).await?;
-                let digest = next.policy_digest();
-                tracing::info!(policy = %digest, "configuration reloaded");
-                Ok(digest)
+                self.gateway.metrics().reloaded(true);
+                self.gateway
+                    .record_policy_loaded(next.decider(), next.files().to_vec(), changed.clone())
+                    .await?;
+                tracing::info!(policy = %policy_digest, changed = ?changed, "configuration reloaded");
+                Ok(Reloaded {
+                    policy_digest,
+                    changed,
+                })
             }
             Err(e) => {
-                tracing::error!(error = %e, "policy reload refused; the previous policy stays in force");
-                self.gateway.record_refused_policy(e.to_string()).await;
+                let e = StartError::from(e);
+                self.gateway.metrics().reloaded(false);
+                let files = snapshot::file_digests(&self.config);
+                let changed = before.changes(&files, None);
+                tracing::error!(error = %e, "reload refused; the configuration in force stays");
+                self.gateway
+                    .record_refused_policy(e.to_string(), files, changed)
+                    .await;
                 Err(e)
             }
         }
+    }
+
+    /// [`Running::reload`], returning the digest of the policy now in force.
+    pub async fn reload_policy(&self) -> Result<String, StartError> {
+        self.reload().await.map(|r| r.policy_digest)
     }
 
     /// Stops accepting, lets requests in progress finish, and returns.
@@ -141,6 +170,17 @@ impl Running {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
     }
+}
+
+/// What an accepted reload put in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Hex digest of the policy now in force.
+    pub policy_digest: String,
+    /// What changed: `policy` and the roles of the certificate, CA and CRL
+    /// files whose digest changed (`tls-cert`, `ca:<agency>`,
+    /// `crl:<agency>`), sorted; empty when nothing did.
+    pub changed: Vec<String>,
 }
 
 /// How to start, beyond the config file.
@@ -162,6 +202,11 @@ pub async fn start_with(
     config: &GatewayConfig,
     options: StartOptions,
 ) -> Result<Running, StartError> {
+    // Refused before anything is opened, like any other config mistake.
+    if let Some(m) = &config.metrics {
+        m.check()
+            .map_err(crate::metrics::MetricsError::NotLoopback)?;
+    }
     let live = Arc::new(Live::new(snapshot::check(config)?));
     let first = live.current();
     // A new key only for a new log: no head file (the key never signed a
@@ -187,8 +232,14 @@ pub async fn start_with(
         lease: Duration::from_secs(config.lease_seconds),
         max_wait: Duration::from_secs(config.limits.max_wait_seconds),
     };
-    let gateway =
-        Arc::new(Gateway::new(log, settings, key).with_integrity(checked.head, checked.lost));
+    let metrics = Arc::new(Metrics::new(
+        config.metrics.as_ref().is_some_and(|m| m.principal_labels),
+    ));
+    let gateway = Arc::new(
+        Gateway::new(log, settings, key)
+            .with_integrity(checked.head, checked.lost)
+            .with_metrics(metrics),
+    );
     crate::gateway::witnessing::start(
         &gateway,
         crate::gateway::witnessing::clients(&config.witnesses).map_err(StartError::Witness)?,
@@ -208,6 +259,26 @@ pub async fn start_with(
         source,
     })?;
     let (shutdown, shutdown_rx) = watch::channel(false);
+    // Admission keeps counters and rates per address and principal: it is
+    // built once, from the limits of the first snapshot (a reload reads
+    // the same gateway.toml, so the limits stay).
+    let admission = Admission::new(first.limits());
+    let metrics_addr = match &config.metrics {
+        Some(m) => {
+            let (addr, serve) = crate::metrics::bind(
+                m,
+                gateway.clone(),
+                admission.clone(),
+                live.clone(),
+                shutdown_rx.clone(),
+            )
+            .await?;
+            tokio::spawn(serve);
+            tracing::info!(%addr, "metrics endpoint listening");
+            Some(addr)
+        }
+        None => None,
+    };
     let state = ApiState {
         gateway: gateway.clone(),
         shutdown: shutdown_rx.clone(),
@@ -218,12 +289,8 @@ pub async fn start_with(
         listener,
         live: live.clone(),
         router: api::router(state),
-        // Admission keeps counters and rates per address and principal:
-        // it is built once, from the limits of the first snapshot (a
-        // reload reads the same gateway.toml, so the limits stay).
-        admission: Admission::new(first.limits()),
+        admission: admission.clone(),
     };
-    let admission = accept.admission.clone();
     let task = tokio::spawn(accept.run(shutdown_rx));
     tracing::info!(%addr, "gateway listening");
     Ok(Running {
@@ -232,6 +299,7 @@ pub async fn start_with(
         gateway,
         admission,
         live,
+        metrics_addr,
         shutdown,
         task,
     })
@@ -325,6 +393,7 @@ impl AcceptLoop {
 /// loop must go on accepting while the audit write happens.
 fn refused(gateway: &Arc<Gateway>, peer_addr: SocketAddr, cause: &'static str) {
     tracing::debug!(%peer_addr, cause, "connection refused");
+    gateway.metrics().handshake_refused(cause);
     let gateway = gateway.clone();
     tokio::spawn(async move {
         gateway
@@ -389,6 +458,10 @@ async fn connection(
     builder
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(None);
+    let observed = observe::Observed {
+        principal: identified.as_ref().ok().map(|p| p.principal().clone()),
+        metrics: shared.gateway.metrics().clone(),
+    };
     let service = match identified {
         Ok(peer) => match shared.admission.session(peer.principal()) {
             Ok(session) => {
@@ -434,7 +507,11 @@ async fn connection(
             builder.keep_alive(false);
             refusal
         }
-    };
+    }
+    .layer(axum::middleware::from_fn_with_state(
+        observed,
+        observe::observe,
+    ));
     let conn = builder.serve_connection(
         TokioIo::new(Tracked::new(tls, activity.clone())),
         TowerToHyperService::new(service),

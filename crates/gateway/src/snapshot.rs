@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::audit::event::ConfigFile;
 use crate::config::{GatewayConfig, LimitsConfig};
 use crate::domain::decision::Decider;
 use crate::policy::Policy;
@@ -49,6 +50,7 @@ pub struct Snapshot {
     identities: Arc<Identities>,
     tls: Arc<rustls::ServerConfig>,
     limits: LimitsConfig,
+    files: Vec<ConfigFile>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -88,6 +90,62 @@ impl Snapshot {
     pub fn limits(&self) -> &LimitsConfig {
         &self.limits
     }
+
+    /// The certificate, CA and CRL files this snapshot was read from, by
+    /// their digests, as a reload's audit entry names them.
+    pub fn files(&self) -> &[ConfigFile] {
+        &self.files
+    }
+
+    /// What `files` (and `policy_digest`, when known) change from this
+    /// snapshot: `policy` and the roles whose digest differs, appeared or
+    /// went, sorted.
+    pub fn changes(&self, files: &[ConfigFile], policy_digest: Option<&str>) -> Vec<String> {
+        let before: std::collections::BTreeMap<&str, &str> = self
+            .files
+            .iter()
+            .map(|f| (f.role.as_str(), f.sha256.as_str()))
+            .collect();
+        let after: std::collections::BTreeMap<&str, &str> = files
+            .iter()
+            .map(|f| (f.role.as_str(), f.sha256.as_str()))
+            .collect();
+        let mut changed: std::collections::BTreeSet<String> = before
+            .keys()
+            .chain(after.keys())
+            .filter(|role| before.get(*role) != after.get(*role))
+            .map(|role| role.to_string())
+            .collect();
+        if policy_digest.is_some_and(|d| d != self.policy_digest()) {
+            changed.insert("policy".into());
+        }
+        changed.into_iter().collect()
+    }
+}
+
+/// The digests of the certificate, CA and CRL files `config` names, as
+/// they are on disk now; a file that cannot be read is left out (a reload
+/// refuses it anyway). The gateway's private key is not among them: its
+/// certificate names it, and a digest of a key file is no business of the
+/// audit log.
+pub fn file_digests(config: &GatewayConfig) -> Vec<ConfigFile> {
+    let mut named = vec![("tls-cert".to_string(), &config.tls.cert)];
+    for a in &config.agencies {
+        named.push((format!("ca:{}", a.name), &a.ca));
+        if let Some(crl) = &a.crl {
+            named.push((format!("crl:{}", a.name), crl));
+        }
+    }
+    named
+        .into_iter()
+        .filter_map(|(role, path)| {
+            let bytes = std::fs::read(path).ok()?;
+            Some(ConfigFile {
+                role,
+                sha256: hex::encode(crate::domain::bytes::sha256(&bytes)),
+            })
+        })
+        .collect()
 }
 
 /// Reads and checks every file `config` names (the policy directory, each
@@ -95,6 +153,9 @@ impl Snapshot {
 /// and returns them as one snapshot, or the first thing wrong.
 pub fn check(config: &GatewayConfig) -> Result<Snapshot, SnapshotError> {
     config.limits.check().map_err(SnapshotError::Limits)?;
+    // Read before the files are loaded: a file replaced in between is
+    // named by its older digest, and the next reload names the newer one.
+    let files = file_digests(config);
     let decider: Arc<dyn Decider> = load_policy(config)?;
     let identities = Arc::new(Identities::new(&config.agencies)?);
     let tls = tls::server_config(
@@ -108,6 +169,7 @@ pub fn check(config: &GatewayConfig) -> Result<Snapshot, SnapshotError> {
         identities,
         tls,
         limits: config.limits.clone(),
+        files,
     })
 }
 
@@ -201,6 +263,31 @@ mod tests {
         assert!(seen.has_changed().unwrap());
         // What was held is still whole and usable.
         assert_eq!(held.policy_digest(), next.policy_digest());
+    }
+
+    #[test]
+    fn a_snapshot_names_its_files_and_what_a_new_one_changes() {
+        let (dir, config) = example();
+        let first = check(&config).unwrap();
+        let roles: Vec<&str> = first.files().iter().map(|f| f.role.as_str()).collect();
+        assert!(
+            roles.contains(&"tls-cert") && roles.contains(&"ca:police"),
+            "{roles:?}"
+        );
+        assert!(!roles.iter().any(|r| r.contains("key")));
+        assert!(first
+            .changes(first.files(), Some(&first.policy_digest()))
+            .is_empty());
+        // A CA file rewritten with a second certificate after the first.
+        let ca = &config.agencies[0].ca;
+        let mut pem = std::fs::read(ca).unwrap();
+        pem.extend(std::fs::read(dir.path().join("gateway/ca.pem")).unwrap());
+        std::fs::write(ca, pem).unwrap();
+        let role = format!("ca:{}", config.agencies[0].name);
+        assert_eq!(
+            first.changes(&file_digests(&config), Some("other")),
+            [role, "policy".to_string()]
+        );
     }
 
     #[test]

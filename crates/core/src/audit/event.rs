@@ -52,6 +52,18 @@ pub struct RecordedDecision {
     pub recipient: PrincipalId,
 }
 
+/// One file of the gateway's configuration snapshot, as a reload read it:
+/// what an auditor compares between reloads. Never a key: the gateway's
+/// private key is not named, its certificate is.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConfigFile {
+    /// What the file is: `tls-cert` (the gateway's certificate chain),
+    /// `ca:<agency>`, `crl:<agency>`.
+    pub role: String,
+    /// Hex SHA-256 of the file's bytes.
+    pub sha256: String,
+}
+
 /// Who was refused: an authenticated principal, or a network address for a
 /// connection refused before any identity was established.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -81,15 +93,36 @@ pub enum AuditEvent {
     },
     /// The gateway stopped cleanly.
     GatewayStopped,
-    /// A policy was loaded (at start or on reload).
+    /// A reload put a new configuration snapshot in force (its policy,
+    /// CAs, CRLs and the gateway's certificate). Fields in RFC 8949 order
+    /// (shorter keys first).
     PolicyLoaded {
+        /// The files the new snapshot was read from, by their digests.
+        /// Absent from entries written before reloads named their files.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<ConfigFile>,
+        /// What differs from the snapshot it replaced: `policy` and the
+        /// [`ConfigFile::role`]s whose digest changed, appeared or went,
+        /// sorted. Absent when nothing changed, and from older entries.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changed: Vec<String>,
         /// Hex SHA-256 of the policy.
         policy_digest: String,
     },
-    /// A reload was refused; the old policy stays in force.
+    /// A reload was refused; the snapshot in force stays. Fields in RFC
+    /// 8949 order.
     PolicyRefused {
+        /// The files as they were read for the refused reload (those that
+        /// could be read). Absent from older entries.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<ConfigFile>,
         /// What was wrong (clipped to [`MAX_TEXT`]).
         reason: String,
+        /// The roles of the files that differ from the snapshot in force
+        /// (what the refused reload would have changed), sorted. Absent
+        /// when none, and from older entries.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changed: Vec<String>,
     },
     /// Refusals of one kind from one subject during one interval, counted
     /// in one entry: refusals anyone can provoke at will must not grow the
@@ -420,12 +453,16 @@ mod tests {
     #[test]
     fn an_entry_that_would_not_fit_a_bundle_cannot_be_built() {
         let big = AuditEvent::PolicyRefused {
+            files: vec![],
             reason: "x".repeat(70_000),
+            changed: vec![],
         };
         let err = BoundedEntry::new(1, big).unwrap_err();
         assert!(err.len > MAX_ENTRY_BYTES);
         let clipped = AuditEvent::PolicyRefused {
+            files: vec![],
             reason: clip(&"é".repeat(70_000), MAX_TEXT),
+            changed: vec![],
         };
         let ok = BoundedEntry::new(1, clipped).unwrap();
         assert!(ok.bytes().len() < MAX_ENTRY_BYTES);
@@ -463,10 +500,26 @@ mod tests {
             },
             AuditEvent::GatewayStopped,
             AuditEvent::PolicyLoaded {
+                files: vec![
+                    ConfigFile {
+                        role: "tls-cert".into(),
+                        sha256: "cd".into(),
+                    },
+                    ConfigFile {
+                        role: "crl:police".into(),
+                        sha256: "ef".into(),
+                    },
+                ],
+                changed: vec!["crl:police".into(), "policy".into()],
                 policy_digest: "ab".into(),
             },
             AuditEvent::PolicyRefused {
+                files: vec![ConfigFile {
+                    role: "ca:vsse".into(),
+                    sha256: "cd".into(),
+                }],
                 reason: "bad".into(),
+                changed: vec!["ca:vsse".into()],
             },
             AuditEvent::Refused {
                 subject: RefusedSubject::Principal(p("police/lo/rabat")),
@@ -593,6 +646,28 @@ mod tests {
         };
         assert!(!has("due") && !has("answers") && has("cases"));
         assert_eq!(AuditEntry::decode(&bytes).unwrap().event, plain);
+    }
+
+    #[test]
+    fn a_reload_entry_written_before_files_were_named_still_decodes() {
+        // As version 2 wrote them before: the digest alone, the reason alone.
+        let loaded = AuditEntry::new(
+            1,
+            AuditEvent::PolicyLoaded {
+                files: vec![],
+                changed: vec![],
+                policy_digest: "ab".into(),
+            },
+        );
+        let bytes = loaded.encode();
+        let old = b"\xa3av\x02dtime\x01eevent\xa1mpolicy-loaded\xa1mpolicy_digestbab";
+        assert_eq!(bytes, old, "nothing new is written when nothing is named");
+        assert_eq!(AuditEntry::decode(old).unwrap(), loaded);
+        let refused = b"\xa3av\x02dtime\x01eevent\xa1npolicy-refused\xa1freasoncbad";
+        assert!(matches!(
+            AuditEntry::decode(refused).unwrap().event,
+            AuditEvent::PolicyRefused { ref files, ref changed, .. } if files.is_empty() && changed.is_empty()
+        ));
     }
 
     #[test]

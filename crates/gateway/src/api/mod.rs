@@ -308,10 +308,16 @@ async fn submit(
         // Whether the refusal is counted is the gateway's to say.
         Err(why) => return Err(state.gateway.refuse_body(&peer, why).await.into()),
     };
-    match state.gateway.submit(&peer, policy, item).await? {
-        Submitted::Accepted(r) => Ok(reply(&headers, StatusCode::CREATED, &r)),
-        Submitted::AlreadyAccepted(r) => Ok(reply(&headers, StatusCode::OK, &r)),
+    let (status, r) = match state.gateway.submit(&peer, policy, item).await? {
+        Submitted::Accepted(r) => (StatusCode::CREATED, r),
+        Submitted::AlreadyAccepted(r) => (StatusCode::OK, r),
+    };
+    let mut response = reply(&headers, status, &r);
+    // For the server's request log: the item this request concerned.
+    if let Some(reference) = ItemRef::parse(&r.receipt.item_ref) {
+        response.extensions_mut().insert(reference);
     }
+    Ok(response)
 }
 
 #[derive(Deserialize)]

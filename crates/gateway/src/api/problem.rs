@@ -50,11 +50,20 @@ impl From<Problem> for wire::Problem {
     }
 }
 
+/// The slug of the problem a response carries, as a response extension:
+/// what the server's request log and metrics count, without reading the
+/// body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProblemSlug(pub String);
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self.0).unwrap_or_default();
-        (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response()
+        let slug = self.kind.rsplit(':').next().unwrap_or_default().to_string();
+        let mut response = (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response();
+        response.extensions_mut().insert(ProblemSlug(slug));
+        response
     }
 }
 

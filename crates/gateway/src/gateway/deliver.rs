@@ -135,7 +135,9 @@ impl Gateway {
         .map_err(|e| GatewayError::Internal(format!("stored item no longer verifies: {e}")))?;
         let policy_digest = policy.digest();
         let now = unix_now();
-        let decision = policy.decide(&ItemFacts::from(&item), peer.principal(), now);
+        let decision = self
+            .metrics
+            .time_decisions(|| policy.decide(&ItemFacts::from(&item), peer.principal(), now));
         // Never more than was released at submission, whatever the policy
         // says now.
         let released: Vec<u32> = stored
@@ -166,6 +168,7 @@ impl Gateway {
             })
             .await?;
             self.mark_unsigned();
+            self.metrics.decided("delivery", &decision);
             return Err(GatewayError::DeliveryRefused);
         }
         let mut record = recorded(&decision, released.clone());
@@ -198,6 +201,7 @@ impl Gateway {
             return Err(GatewayError::NotFound);
         };
         self.mark_unsigned();
+        self.metrics.delivered(peer.principal(), &decision);
         let attestation = durable.attestation(Attestation {
             item_ref: reference.to_string(),
             item_digest: digest,
@@ -256,6 +260,7 @@ impl Gateway {
         match acked {
             Outcome::Appended(durable) => {
                 self.mark_unsigned();
+                self.metrics.acknowledged();
                 Ok(AckOutcome::Acked(durable.get().first()))
             }
             Outcome::Unchanged(Unchanged::AlreadyDone) => Ok(AckOutcome::AlreadyAcked),
@@ -279,6 +284,10 @@ impl Gateway {
             return Ok(0);
         }
         let mut commits = Vec::with_capacity(due.len());
+        let expiries: Vec<bool> = due
+            .iter()
+            .map(|s| matches!(s, Swept::Expired { .. }))
+            .collect();
         for swept in due {
             let (change, event) = match swept {
                 Swept::Expired {
@@ -314,9 +323,11 @@ impl Gateway {
             });
         }
         let mut swept = 0;
-        for outcome in self.commit_all(commits).await? {
+        let outcomes = self.commit_all(commits).await?;
+        for (outcome, expiry) in outcomes.into_iter().zip(expiries) {
             if let Outcome::Appended(_) = outcome? {
                 swept += 1;
+                self.metrics.expired(u64::from(expiry));
             }
         }
         if swept > 0 {

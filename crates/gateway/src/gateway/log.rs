@@ -78,7 +78,10 @@ impl Gateway {
         })
         .await;
         match &signed {
-            Ok(note) => self.checkpoint_signed(note),
+            Ok(note) => {
+                self.metrics.checkpoint_signed();
+                self.checkpoint_signed(note)
+            }
             Err(_) => self.mark_unsigned(),
         }
         signed

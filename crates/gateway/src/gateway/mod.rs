@@ -224,6 +224,20 @@ pub struct Gateway {
     lost: LostItems,
     /// The witnesses' tasks, once started ([`witnessing::start`]).
     witnessing: std::sync::OnceLock<witnessing::Witnessing>,
+    /// The operator's metrics, counted where each event happens.
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// What the metrics endpoint reads from the store at a scrape.
+#[derive(Debug, Clone, Default)]
+pub struct Gauges {
+    /// Entries on the audit log.
+    pub audit_entries: u64,
+    /// Per priority: open inbox entries and the age in seconds of the
+    /// oldest one's item.
+    pub inbox: Vec<(crate::domain::item::Priority, u64, i64)>,
+    /// Requests past due without an answer.
+    pub overdue: u64,
 }
 
 /// Most requests one overdue listing returns, soonest due first.
@@ -274,7 +288,35 @@ impl Gateway {
             head: None,
             lost: LostItems::default(),
             witnessing: std::sync::OnceLock::new(),
+            metrics: Arc::default(),
         }
+    }
+
+    /// The same gateway, counting into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The operator's metrics.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// The gauges a metrics scrape reads from the store now.
+    pub async fn gauges(&self) -> Result<Gauges, GatewayError> {
+        let store = self.store.clone();
+        let now = unix_now();
+        let (audit_entries, g) = blocking(move || Ok((store.size()?, store.gauges(now)?))).await?;
+        Ok(Gauges {
+            audit_entries,
+            inbox: g
+                .inbox
+                .into_iter()
+                .map(|(p, depth, oldest)| (p, depth, now.saturating_sub(oldest)))
+                .collect(),
+            overdue: g.overdue,
+        })
     }
 
     /// The same gateway, writing each published checkpoint to `head` and
@@ -286,10 +328,18 @@ impl Gateway {
         self
     }
 
-    /// Records on the audit log that `policy` was put in force (a reload:
-    /// the server swapped the configuration snapshot).
-    pub async fn record_policy_loaded(&self, policy: &dyn Decider) -> Result<(), GatewayError> {
+    /// Records on the audit log that `policy` was put in force with the
+    /// certificate, CA and CRL `files` (a reload: the server swapped the
+    /// configuration snapshot), and what `changed` from the one before.
+    pub async fn record_policy_loaded(
+        &self,
+        policy: &dyn Decider,
+        files: Vec<crate::audit::event::ConfigFile>,
+        changed: Vec<String>,
+    ) -> Result<(), GatewayError> {
         self.record(vec![AuditEvent::PolicyLoaded {
+            files,
+            changed,
             policy_digest: policy.digest(),
         }])
         .await

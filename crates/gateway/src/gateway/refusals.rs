@@ -162,6 +162,9 @@ impl Gateway {
     /// control (over its rate or one of its budgets): a station that
     /// hammers the gateway is on the log under its own name.
     pub fn record_refused_admission(&self, principal: &PrincipalId, cause: &str) {
+        if cause != "identity-refused" {
+            self.metrics.rate_limited(principal, cause);
+        }
         self.count_refusal(RefusedSubject::Principal(principal.clone()), cause, None);
     }
 
@@ -205,11 +208,19 @@ impl Gateway {
         }
     }
 
-    /// Records a policy reload that was refused.
-    pub async fn record_refused_policy(&self, reason: String) {
+    /// Records a reload that was refused, with the `files` it read and
+    /// what it would have `changed`.
+    pub async fn record_refused_policy(
+        &self,
+        reason: String,
+        files: Vec<crate::audit::event::ConfigFile>,
+        changed: Vec<String>,
+    ) {
         if let Err(e) = self
             .record(vec![AuditEvent::PolicyRefused {
+                files,
                 reason: clip(&reason, MAX_TEXT),
+                changed,
             }])
             .await
         {

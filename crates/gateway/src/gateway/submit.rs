@@ -65,11 +65,13 @@ impl Gateway {
         let facts = ItemFacts::from(&item);
         decider.check_labels(&facts).map_err(ItemError::from)?;
         let now = unix_now();
-        let decisions: Vec<Decision> = header
-            .recipients
-            .iter()
-            .map(|r| decider.decide(&facts, r, now))
-            .collect();
+        let decisions: Vec<Decision> = self.metrics.time_decisions(|| {
+            header
+                .recipients
+                .iter()
+                .map(|r| decider.decide(&facts, r, now))
+                .collect()
+        });
         let reference = item_ref(&header.sender, &header.id);
         let digest = hex::encode(item.digest());
         let policy_digest = decider.digest();
@@ -158,6 +160,8 @@ impl Gateway {
         match self.commit(batch).await? {
             Outcome::Appended(durable) => {
                 self.mark_unsigned();
+                self.metrics
+                    .accepted(header.priority, &header.sender, &decisions);
                 self.wake(&recipients);
                 Ok(Submitted::Accepted(
                     self.sign_receipt(durable.receipt(receipt)),

@@ -387,6 +387,7 @@ impl Task {
         reason: String,
     ) {
         let witness = self.verifier.label();
+        gateway.metrics.witness_refused(&witness);
         tracing::error!(
             %witness,
             size,

@@ -37,6 +37,7 @@ pub fn run(make: impl Fn() -> Arc<dyn Store>) {
     expiry_and_purge_are_swept_once_and_purge_keeps_digests(make());
     checkpoints_never_go_back(make());
     concurrent_batches_share_one_log(make());
+    gauges_count_open_deliveries_and_overdue_requests(make());
 }
 
 /// Runs the checks that need several handles on one database, as several
@@ -484,6 +485,43 @@ pub fn an_acknowledgement_is_recorded_once(store: Arc<dyn Store>) {
             .deliveries_open(&[(reference, ct())])
             .expect("deliveries_open"),
         [false]
+    );
+}
+
+/// MUST: the metrics' gauges count open inbox entries per priority with
+/// their oldest acceptance, and past-due requests without an answer; an
+/// acknowledgement takes its entry out.
+pub fn gauges_count_open_deliveries_and_overdue_requests(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let g = store.gauges(100).expect("gauges");
+    assert!(g.inbox.is_empty() && g.overdue == 0, "gauges: empty store");
+    one(store, item_batch(item("g-1", 1), 1, 0));
+    let mut request = item("g-2", 2);
+    request.accepted_at = 3;
+    request.answer_due = Some(50);
+    one(store, item_batch(request, 1, 1));
+    let g = store.gauges(49).expect("gauges");
+    assert_eq!(
+        g.inbox,
+        [(Priority::Routine, 2, 1)],
+        "gauges: two open, oldest at 1"
+    );
+    assert_eq!(g.overdue, 0, "gauges: not yet due");
+    assert_eq!(store.gauges(50).expect("gauges").overdue, 1, "gauges: due");
+    change(
+        store,
+        Change::Ack {
+            recipient: ct(),
+            item_ref: item("g-1", 1).item_ref,
+            at: 5,
+        },
+        2,
+    );
+    let g = store.gauges(50).expect("gauges");
+    assert_eq!(
+        g.inbox,
+        [(Priority::Routine, 1, 3)],
+        "gauges: the ack is out"
     );
 }
 

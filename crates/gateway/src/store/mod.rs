@@ -39,6 +39,16 @@ pub use records::{
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// What [`Store::gauges`] counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreGauges {
+    /// Per priority that has any: open inbox entries, and the earliest
+    /// acceptance time (Unix seconds) of their items.
+    pub inbox: Vec<(crate::domain::item::Priority, u64, i64)>,
+    /// Requests past due without an answer.
+    pub overdue: u64,
+}
+
 use crate::audit::rfc9162::Hash;
 use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::Receipt;
@@ -379,6 +389,12 @@ pub trait Store: Send + Sync + 'static {
     /// transaction can be started at this moment, and MUST change nothing.
     /// For readiness checks.
     fn check_writable(&self) -> Result<(), StoreError>;
+
+    /// What the operator's metrics read at each scrape: per priority, the
+    /// open inbox entries (not acknowledged, refused or expired, item not
+    /// purged) and the earliest acceptance time among their items; and the
+    /// requests due before `now` without an answer. MUST change nothing.
+    fn gauges(&self, now: i64) -> Result<StoreGauges, StoreError>;
 
     /// For each item reference, whether its item row is stored (purged or
     /// not: purging keeps the row).

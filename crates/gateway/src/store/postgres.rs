@@ -447,6 +447,40 @@ impl Store for PostgresStore {
         }
     }
 
+    fn gauges(&self, now: i64) -> Result<super::StoreGauges, StoreError> {
+        let mut client = self.pool.get()?;
+        let rows = client
+            .query(
+                "SELECT i.priority, COUNT(*), MIN(i.accepted_at)
+                 FROM inbox b JOIN items i ON i.seq = b.item_seq
+                 WHERE b.acked_at IS NULL AND b.refused_at IS NULL AND b.expired_at IS NULL
+                   AND i.purged_at IS NULL
+                 GROUP BY i.priority",
+                &[],
+            )
+            .map_err(backend)?;
+        let mut inbox = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let depth: i64 = col(r, 1)?;
+            inbox.push((
+                priority_from_rank(col(r, 0)?)?,
+                depth.max(0) as u64,
+                col(r, 2)?,
+            ));
+        }
+        let row = client
+            .query_one(
+                "SELECT COUNT(*) FROM requests WHERE answered_at IS NULL AND due <= $1",
+                &[&now],
+            )
+            .map_err(backend)?;
+        let overdue: i64 = col(&row, 0)?;
+        Ok(super::StoreGauges {
+            inbox,
+            overdue: overdue.max(0) as u64,
+        })
+    }
+
     fn items_present(&self, item_refs: &[String]) -> Result<Vec<bool>, StoreError> {
         let mut client = self.pool.get()?;
         let mut present = std::collections::HashSet::new();

@@ -653,6 +653,46 @@ impl Store for SqliteStore {
             .map_err(backend)
     }
 
+    fn gauges(&self, now: i64) -> Result<super::StoreGauges, StoreError> {
+        let guard = self.lock();
+        let mut stmt = guard
+            .conn
+            .prepare_cached(
+                "SELECT i.priority, COUNT(*), MIN(i.accepted_at)
+                 FROM inbox b JOIN items i ON i.seq = b.item_seq
+                 WHERE b.acked_at IS NULL AND b.refused_at IS NULL AND b.expired_at IS NULL
+                   AND i.purged_at IS NULL
+                 GROUP BY i.priority",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(backend)?;
+        let mut inbox = Vec::new();
+        for row in rows {
+            let (rank, depth, oldest) = row.map_err(backend)?;
+            inbox.push((priority_from_rank(rank)?, depth.max(0) as u64, oldest));
+        }
+        let overdue: i64 = guard
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM requests WHERE answered_at IS NULL AND due <= ?1",
+                params![now],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        Ok(super::StoreGauges {
+            inbox,
+            overdue: overdue.max(0) as u64,
+        })
+    }
+
     fn items_present(&self, item_refs: &[String]) -> Result<Vec<bool>, StoreError> {
         // One query per thousand references rather than one per reference:
         // at start this runs over every accepted item of the log.

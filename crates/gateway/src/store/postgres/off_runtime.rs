@@ -84,6 +84,9 @@ impl<S: Store> Store for OffRuntime<S> {
     fn check_writable(&self) -> Result<(), StoreError> {
         off_runtime(|| self.0.check_writable())
     }
+    fn gauges(&self, now: i64) -> Result<super::super::StoreGauges, StoreError> {
+        off_runtime(|| self.0.gauges(now))
+    }
     fn items_present(&self, item_refs: &[String]) -> Result<Vec<bool>, StoreError> {
         off_runtime(|| self.0.items_present(item_refs))
     }
