@@ -29,6 +29,7 @@ use crate::domain::wire::{Acknowledged, Inbox, InboxEntry, Overdue, Problem, CBO
 use crate::station_config::ClientConfig;
 use crate::tls::{self, Identities, TlsError};
 
+mod batch;
 mod link;
 use link::Link;
 pub use link::{Connections, KEEP_IDLE};

@@ -40,6 +40,7 @@ mod refusals;
 mod submit;
 pub mod witnessing;
 
+pub use deliver::{AckedRef, FetchedBatch};
 pub use log::{sign_checkpoint, AuditLog};
 pub use refusals::BodyRefused;
 
@@ -207,6 +208,10 @@ pub struct Gateway {
     /// arrival wakes only its recipients' long-polls. A principal is in the
     /// map only while one of its long-polls waits.
     arrivals: std::sync::Mutex<HashMap<PrincipalId, Arc<tokio::sync::Notify>>>,
+    /// One lock per principal with a batched fetch under way, so that two
+    /// batched fetches of one principal never lease the same item (see
+    /// `deliver/batch.rs`).
+    claims: std::sync::Mutex<HashMap<PrincipalId, Arc<tokio::sync::Mutex<()>>>>,
     /// Serialises checkpoint signing so two never race to store.
     checkpointing: tokio::sync::Mutex<()>,
     /// Refusals of the current interval, written as counts by
@@ -266,6 +271,7 @@ impl Gateway {
             settings,
             key: key.into(),
             arrivals: std::sync::Mutex::default(),
+            claims: std::sync::Mutex::default(),
             checkpointing: tokio::sync::Mutex::new(()),
             refusals: std::sync::Mutex::new(RefusalTally::new()),
             // A crash may have left entries after the last checkpoint: the
