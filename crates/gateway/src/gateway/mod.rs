@@ -315,19 +315,21 @@ impl Gateway {
     /// Appends `batch` through the log service (group commit), once the
     /// gateway is not halted.
     async fn commit(&self, batch: Batch) -> Result<Outcome, GatewayError> {
-        self.refuse_if_halted()?;
-        let log = self.log.clone();
-        blocking(move || log.append(batch)).await
+        self.commit_all(vec![batch])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Backend("the commit was abandoned".into())))
+            .map_err(GatewayError::from)
     }
 
-    /// Appends `batches` together, each atomically (one group commit).
+    /// Appends `batches` together, each atomically (one group commit),
+    /// handed to the log's writer and awaited: no blocking thread per call.
     async fn commit_all(
         &self,
         batches: Vec<Batch>,
     ) -> Result<Vec<Result<Outcome, StoreError>>, GatewayError> {
         self.refuse_if_halted()?;
-        let log = self.log.clone();
-        blocking(move || Ok(log.append_all(batches))).await
+        Ok(self.log.commit(batches).await)
     }
 
     /// Refuses new work once a store invariant broke.
