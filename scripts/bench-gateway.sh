@@ -6,12 +6,14 @@
 # as its own process, the bench given its pid, then the gateway stopped
 # and the directory removed. Every argument goes to `passerelle bench`,
 # but `--cycle`, which adds the example VSSE CT desk as the recipient that
-# fetches and acknowledges the items while they are submitted.
+# fetches and acknowledges the items while they are submitted (with
+# `--batch N`, N at a time in one request each).
 #
 #   scripts/bench-gateway.sh --stations 16 --duration 10
 #   scripts/bench-gateway.sh --stations 16 --duration 10 --rate 2000
 #   scripts/bench-gateway.sh --stations 16 --duration 10 --fresh-connections
 #   scripts/bench-gateway.sh --stations 16 --duration 10 --cycle
+#   scripts/bench-gateway.sh --stations 16 --duration 10 --cycle --batch 50
 #   scripts/bench-gateway.sh --handshakes --connections 2000 --concurrency 4
 #
 # Print the load average beside the figures: on a shared machine it is

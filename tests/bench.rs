@@ -94,6 +94,37 @@ async fn bench_open_loop_with_a_recipient_reports_the_full_cycle() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn bench_full_cycle_with_batches_reports_its_ratio() {
+    let h = Harness::start_with(lift_limits).await;
+    let recipient = h
+        .path()
+        .join(passerelle::pki::station_dir("vsse/analysis/ct"))
+        .join("client.toml");
+    let recipient = recipient.to_string_lossy();
+    let out = bench(
+        &h,
+        &[
+            "--stations",
+            "2",
+            "--duration",
+            "1",
+            "--items",
+            "300",
+            "--recipient",
+            &recipient,
+            "--batch",
+            "20",
+        ],
+    );
+    assert!(
+        out.contains("full cycle: one recipient station, batched fetch (up to 20"),
+        "{out}"
+    );
+    assert!(out.contains("full-cycle ratio"), "{out}");
+    assert!(out.contains("errors: none"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn bench_handshakes_reports_full_and_resumed_connections() {
     let h = Harness::start_with(lift_limits).await;
     let out = bench(

@@ -288,6 +288,24 @@ level = "RESTREINT"
     let overdue = get(&auditor, Method::GET, "/v1/overdue?within=7200", None).await;
     schema.check("overdue", &overdue);
 
+    // Batched delivery: the answer fetched in a batch, then acknowledged
+    // in a batch beside a reference that is not the caller's.
+    let fetched = get(&spoc, Method::GET, "/v1/inbox?wait=2&fetch=10", None).await;
+    schema.check("fetched", &fetched);
+    let fetched: passerelle::domain::wire::Fetched =
+        passerelle::domain::bytes::from_cbor(&fetched).unwrap();
+    assert_eq!(fetched.items.len(), 1);
+    let acks = to_cbor(&passerelle::domain::wire::AckBatch {
+        refs: vec![
+            fetched.items[0].entry.item_ref.clone(),
+            item_ref.clone(),
+            "nope".into(),
+        ],
+    });
+    schema.check("ack-batch", &acks);
+    let results = get(&spoc, Method::POST, "/v1/acks", Some(acks)).await;
+    schema.check("ack-results", &results);
+
     // Proofs and health.
     let size = h.running.as_ref().unwrap().gateway.store().size().unwrap();
     let proof = get(

@@ -48,6 +48,10 @@ pub struct LoadOptions {
     /// A recipient of the items, which lists, fetches and acknowledges
     /// them while they are submitted (the full cycle).
     pub recipient: Option<ClientConfig>,
+    /// The recipient fetches up to this many items per request
+    /// (`GET /v1/inbox?fetch=N`) and acknowledges them in one
+    /// (`POST /v1/acks`), instead of one request per item.
+    pub batch: Option<u32>,
 }
 
 /// Why a run could not start. Failures of single submissions are not
@@ -96,17 +100,27 @@ pub struct LoadReport {
 
 /// What the recipient did in the timed part: one station on one kept
 /// connection, listing its inbox and fetching then acknowledging each
-/// item in turn.
+/// item in turn, or fetching and acknowledging batches.
 #[derive(Debug, Clone, Default)]
 pub struct Delivery {
     /// Items fetched and acknowledged.
     pub delivered: u64,
+    /// Batched: the most items per fetch asked for, and the requests
+    /// made (so the mean batch is `delivered / batches`).
+    pub batched: Option<(u32, u64)>,
     /// `GET /v1/inbox` (no wait).
     pub inbox: Latencies,
-    /// `GET /v1/items/{ref}`.
+    /// `GET /v1/items/{ref}`, or per batch `GET /v1/inbox?fetch=N`.
     pub fetch: Latencies,
-    /// `POST /v1/items/{ref}/ack`.
+    /// `POST /v1/items/{ref}/ack`, or per batch `POST /v1/acks`.
     pub ack: Latencies,
+}
+
+impl Delivery {
+    /// Items delivered per second in `elapsed`.
+    pub fn throughput(&self, elapsed: Duration) -> f64 {
+        self.delivered as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
 }
 
 impl LoadReport {
@@ -173,14 +187,24 @@ impl fmt::Display for LoadReport {
             )?;
         }
         if let Some(d) = &self.delivery {
-            let rate = d.delivered as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
-            writeln!(
-                f,
-                "delivery: one recipient station, fetch then ack per item: {} items = {rate:.0} items/s; ratio {:.2}",
-                d.delivered,
-                rate / self.limit.items_per_second()
-            )?;
-            writeln!(f, "  inbox: {}", d.inbox.summary())?;
+            let rate = d.throughput(self.elapsed);
+            let ratio = rate / self.limit.items_per_second();
+            match d.batched {
+                None => {
+                    writeln!(
+                        f,
+                        "delivery: one recipient station, fetch then ack per item: {} items = {rate:.0} items/s; ratio {ratio:.2}",
+                        d.delivered,
+                    )?;
+                    writeln!(f, "  inbox: {}", d.inbox.summary())?;
+                }
+                Some((n, requests)) => writeln!(
+                    f,
+                    "full cycle: one recipient station, batched fetch (up to {n}, {:.1} per request on average) with attestations and batched ack: {} items = {rate:.0} items/s; full-cycle ratio {ratio:.2}",
+                    d.delivered as f64 / requests.max(1) as f64,
+                    d.delivered,
+                )?,
+            }
             writeln!(f, "  fetch: {}", d.fetch.summary())?;
             writeln!(f, "  ack:   {}", d.ack.summary())?;
         }
@@ -324,9 +348,15 @@ pub async fn run(options: LoadOptions) -> Result<LoadReport, BenchError> {
             latencies
         }));
     }
+    let batch = options.batch;
     let receiving = recipient.map(|r| {
         let errors = errors.clone();
-        tokio::spawn(async move { receive(&r, deadline, &errors).await })
+        tokio::spawn(async move {
+            match batch {
+                Some(n) => receive_batched(&r, n, deadline, &errors).await,
+                None => receive(&r, deadline, &errors).await,
+            }
+        })
     });
     let mut latencies = Latencies::new();
     for w in workers {
@@ -408,6 +438,59 @@ async fn receive(
             }
         }
     }
+    d
+}
+
+/// The recipient's loop until `deadline` with batches: fetch up to `n`
+/// items with their attestations in one request, acknowledge them in one.
+async fn receive_batched(
+    station: &Station,
+    n: u32,
+    deadline: Instant,
+    errors: &Mutex<BTreeMap<String, u64>>,
+) -> Delivery {
+    let mut d = Delivery {
+        batched: Some((n, 0)),
+        ..Delivery::default()
+    };
+    let mut requests = 0;
+    let count = |what: &str, e: &ClientError| {
+        let mut errors = errors.lock().unwrap_or_else(|p| p.into_inner());
+        *errors.entry(format!("{what}: {}", kind(e))).or_default() += 1;
+    };
+    while Instant::now() < deadline {
+        let t = Instant::now();
+        // No long-poll: its wait would run past the deadline and into the
+        // timed part.
+        let fetched = match station.fetch_batch(Duration::ZERO, n).await {
+            Ok(fetched) => fetched,
+            Err(e) => {
+                count("fetch", &e);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+        };
+        if fetched.items.is_empty() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            continue;
+        }
+        d.fetch.record(t.elapsed());
+        requests += 1;
+        let refs: Vec<String> = fetched
+            .items
+            .into_iter()
+            .map(|f| f.entry.item_ref)
+            .collect();
+        let t = Instant::now();
+        match station.ack_batch(&refs).await {
+            Ok(results) => {
+                d.ack.record(t.elapsed());
+                d.delivered += results.iter().filter(|r| r.problem.is_none()).count() as u64;
+            }
+            Err(e) => count("ack", &e),
+        }
+    }
+    d.batched = Some((n, requests));
     d
 }
 

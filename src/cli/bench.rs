@@ -62,6 +62,11 @@ pub struct BenchArgs {
     /// vsse/analysis/ct).
     #[arg(long)]
     recipient: Option<PathBuf>,
+    /// With --recipient: the full cycle with batches, the recipient
+    /// fetching up to this many items per request (1 to 100), each with
+    /// its attestation, and acknowledging them in one request.
+    #[arg(long, requires = "recipient", value_parser = clap::value_parser!(u32).range(1..=100))]
+    batch: Option<u32>,
     /// The gateway's process id, to report its CPU time per 1,000 items
     /// and its peak memory (read from /proc).
     #[arg(long)]
@@ -150,6 +155,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
             .as_ref()
             .map(|p| load_station(p, args.gateway.as_ref()))
             .transpose()?,
+        batch: args.batch,
     })
     .await?;
     print!("{report}");

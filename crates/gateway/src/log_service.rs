@@ -32,14 +32,18 @@
 //! transaction": a backend that can share one fsync (SQLite) or one round
 //! trip (PostgreSQL) between batches does. Gathering the batches of
 //! concurrent requests is the same for every backend, so it lives here,
-//! once: every caller queues its batch, then takes the commit lock;
-//! whoever gets it commits everything queued so far in one call and
-//! answers each caller. While it writes, the next batches queue up for the
-//! next leader, so under load many operations share an fsync and none
-//! waits for a timer; alone, a batch is committed at once.
+//! once: one writer thread per log takes everything queued, commits it in
+//! one call and answers each caller; while it writes, the next batches
+//! queue up for its next round, so under load many operations share an
+//! fsync and none waits for a timer; alone, a batch is committed at once.
+//! A request on the async runtime hands its batch over with
+//! [`AuditLog::commit`] and awaits the answer: no blocking thread per
+//! call, and no lock that every caller takes in turn (an earlier design,
+//! where each caller's blocking thread queued, then took a commit lock to
+//! find its batch already written, woke the callers one after another).
 
-use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use crate::audit::rfc9162::{Hash, ProofError, Tree};
 use crate::store::{Appended, Batch, Durable, Outcome, Store, StoreError, TreeHead};
@@ -47,22 +51,50 @@ use crate::store::{Appended, Batch, Durable, Outcome, Store, StoreError, TreeHea
 /// How many leaf hashes one read asks the store for.
 const CHUNK: u64 = 4096;
 
+/// Most batches one group commit writes; more wait for the next round.
+const GROUP: usize = 4096;
+
+/// What a group commit answers a caller with.
+type Answer = Result<Outcome, StoreError>;
+
+/// Where a batch's answer goes: a task on the async runtime, or a thread
+/// that blocks for it.
+enum Reply {
+    Async(tokio::sync::oneshot::Sender<Answer>),
+    Blocking(SyncSender<Answer>),
+}
+
+impl Reply {
+    fn send(self, answer: Answer) {
+        // A caller that went away (a dropped request) needs no answer: its
+        // batch is committed all the same.
+        let _ = match self {
+            Reply::Async(tx) => tx.send(answer).map_err(|_| ()),
+            Reply::Blocking(tx) => tx.send(answer).map_err(|_| ()),
+        };
+    }
+}
+
 /// A batch waiting for the next group commit.
 struct Queued {
     batch: Batch,
-    reply: SyncSender<Result<Outcome, StoreError>>,
+    reply: Reply,
+}
+
+/// What the log and its writer thread share.
+struct Shared {
+    store: Arc<dyn Store>,
+    tree: RwLock<Tree>,
+    /// Why appending stopped, once a store invariant broke.
+    halted: Mutex<Option<String>>,
 }
 
 /// The audit log of one gateway process: the store, the tree of its leaf
-/// hashes, and the queue of batches waiting for a commit.
+/// hashes, and the queue of its writer thread (started at the first
+/// append; it ends when the log is dropped).
 pub struct AuditLog {
-    store: Arc<dyn Store>,
-    tree: RwLock<Tree>,
-    queue: Mutex<Vec<Queued>>,
-    /// Held by the leader of a group commit while it writes.
-    committing: Mutex<()>,
-    /// Why appending stopped, once a store invariant broke.
-    halted: Mutex<Option<String>>,
+    shared: Arc<Shared>,
+    writer: OnceLock<Sender<Queued>>,
 }
 
 fn proof_error(e: ProofError) -> StoreError {
@@ -78,23 +110,174 @@ impl AuditLog {
     /// The log over `store`, its tree built from the stored leaf hashes.
     pub fn load(store: Arc<dyn Store>) -> Result<Self, StoreError> {
         let log = AuditLog {
-            store,
-            tree: RwLock::new(Tree::new()),
-            queue: Mutex::new(Vec::new()),
-            committing: Mutex::new(()),
-            halted: Mutex::new(None),
+            shared: Arc::new(Shared {
+                store,
+                tree: RwLock::new(Tree::new()),
+                halted: Mutex::new(None),
+            }),
+            writer: OnceLock::new(),
         };
         log.catch_up()?;
         Ok(log)
     }
 
-    /// The store underneath, for reads.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     /// Why appending stopped, if it did.
     pub fn halted(&self) -> Option<String> {
+        self.shared.halted()
+    }
+
+    /// Passes `r` on; a broken invariant in it stops appending first.
+    pub fn watch<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.shared.watch(r)
+    }
+
+    /// An error once appending stopped: nothing is appended or signed
+    /// over a log that broke an invariant.
+    pub fn refuse_if_halted(&self) -> Result<(), StoreError> {
+        self.shared.refuse_if_halted()
+    }
+
+    /// The store underneath, for reads.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    /// Reads what other processes appended since the tree last grew, so
+    /// that the tree holds every committed entry. Returns the size.
+    pub fn catch_up(&self) -> Result<u64, StoreError> {
+        let r = (|| {
+            let size = self.shared.store.size()?;
+            let mut tree = self.shared.tree_mut();
+            if size < tree.size() {
+                return Err(StoreError::Invariant(format!(
+                    "the audit log went back from {} to {size} entries",
+                    tree.size()
+                )));
+            }
+            extend_to(self.shared.store.as_ref(), &mut tree, size)?;
+            Ok(tree.size())
+        })();
+        self.shared.watch(r)
+    }
+
+    /// The tree's head as this process knows it (call
+    /// [`AuditLog::catch_up`] first to include other processes' appends).
+    pub fn head(&self) -> TreeHead {
+        let tree = self.shared.tree();
+        TreeHead {
+            size: tree.size(),
+            root: tree.root(),
+        }
+    }
+
+    /// Root of the tree at an earlier `size`.
+    pub fn root_at(&self, size: u64) -> Result<Hash, StoreError> {
+        self.shared.tree().root_at(size).map_err(proof_error)
+    }
+
+    /// Inclusion proof of entry `index` in the tree of `size`.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        self.shared
+            .tree()
+            .inclusion_proof(index, size)
+            .map_err(proof_error)
+    }
+
+    /// Consistency proof from `old_size` to `new_size`.
+    pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>, StoreError> {
+        self.shared
+            .tree()
+            .consistency_proof(old_size, new_size)
+            .map_err(proof_error)
+    }
+
+    /// The stored entry at `index`: an error, never empty bytes, when it
+    /// is missing (and a missing entry inside the log stops appending).
+    pub fn entry(&self, index: u64) -> Result<Vec<u8>, StoreError> {
+        let r =
+            self.shared
+                .store
+                .audit_entries(index, index + 1)
+                .and_then(|entries| {
+                    entries.into_iter().next().ok_or_else(|| {
+                        StoreError::Invariant(format!("audit entry {index} is missing"))
+                    })
+                });
+        self.shared.watch(r)
+    }
+
+    /// Appends `batch` in the next group commit and extends the tree with
+    /// what it appended. Blocking: call it from a blocking task or outside
+    /// the async runtime ([`AuditLog::commit`] is the async form).
+    pub fn append(&self, batch: Batch) -> Result<Outcome, StoreError> {
+        self.append_all(vec![batch])
+            .pop()
+            .unwrap_or_else(|| Err(abandoned()))
+    }
+
+    /// Appends `batches`, each atomically, in the next group commit; one
+    /// result per batch, in order. Blocking.
+    pub fn append_all(&self, batches: Vec<Batch>) -> Vec<Result<Outcome, StoreError>> {
+        let answers: Vec<_> = batches
+            .into_iter()
+            .map(|batch| {
+                let (reply, answer) = sync_channel(1);
+                self.queue(batch, Reply::Blocking(reply));
+                answer
+            })
+            .collect();
+        answers
+            .into_iter()
+            .map(|answer| answer.recv().unwrap_or_else(|_| Err(abandoned())))
+            .collect()
+    }
+
+    /// Appends `batches`, each atomically, in the next group commit, and
+    /// waits for their outcomes without holding a thread: the form for
+    /// requests on the async runtime. One result per batch, in order.
+    pub async fn commit(&self, batches: Vec<Batch>) -> Vec<Result<Outcome, StoreError>> {
+        let answers: Vec<_> = batches
+            .into_iter()
+            .map(|batch| {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                self.queue(batch, Reply::Async(reply));
+                answer
+            })
+            .collect();
+        let mut outcomes = Vec::with_capacity(answers.len());
+        for answer in answers {
+            outcomes.push(answer.await.unwrap_or_else(|_| Err(abandoned())));
+        }
+        outcomes
+    }
+
+    /// Hands `batch` to the writer thread, started on first use.
+    fn queue(&self, batch: Batch, reply: Reply) {
+        if let Err(e) = self.shared.refuse_if_halted() {
+            return reply.send(Err(e));
+        }
+        let writer = self.writer.get_or_init(|| {
+            let (tx, rx) = channel();
+            let shared = self.shared.clone();
+            if let Err(e) = std::thread::Builder::new()
+                .name("audit-writer".into())
+                .spawn(move || shared.write(rx))
+            {
+                // The receiver went with the failed thread: every batch
+                // is answered "abandoned" below.
+                tracing::error!(error = %e, "the audit log's writer thread did not start");
+            }
+            tx
+        });
+        if let Err(std::sync::mpsc::SendError(q)) = writer.send(Queued { batch, reply }) {
+            q.reply.send(Err(abandoned()));
+        }
+    }
+}
+
+impl Shared {
+    /// Why appending stopped, if it did.
+    fn halted(&self) -> Option<String> {
         self.halted
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -102,7 +285,7 @@ impl AuditLog {
     }
 
     /// Passes `r` on; a broken invariant in it stops appending first.
-    pub fn watch<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+    fn watch<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(e) = &r {
             if is_fatal(e) {
                 let mut halted = self.halted.lock().unwrap_or_else(|p| p.into_inner());
@@ -117,7 +300,7 @@ impl AuditLog {
 
     /// An error once appending stopped: nothing is appended or signed
     /// over a log that broke an invariant.
-    pub fn refuse_if_halted(&self) -> Result<(), StoreError> {
+    fn refuse_if_halted(&self) -> Result<(), StoreError> {
         match self.halted() {
             Some(reason) => Err(StoreError::Invariant(format!(
                 "appending stopped after a broken invariant: {reason}"
@@ -136,111 +319,24 @@ impl AuditLog {
         self.tree.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Reads what other processes appended since the tree last grew, so
-    /// that the tree holds every committed entry. Returns the size.
-    pub fn catch_up(&self) -> Result<u64, StoreError> {
-        let r = (|| {
-            let size = self.store.size()?;
-            let mut tree = self.tree_mut();
-            if size < tree.size() {
-                return Err(StoreError::Invariant(format!(
-                    "the audit log went back from {} to {size} entries",
-                    tree.size()
-                )));
+    /// The writer thread: commits what is queued, round after round, until
+    /// the log is dropped.
+    fn write(&self, queue: Receiver<Queued>) {
+        while let Ok(first) = queue.recv() {
+            let mut group = vec![first];
+            while group.len() < GROUP {
+                match queue.try_recv() {
+                    Ok(q) => group.push(q),
+                    Err(_) => break,
+                }
             }
-            extend_to(self.store.as_ref(), &mut tree, size)?;
-            Ok(tree.size())
-        })();
-        self.watch(r)
-    }
-
-    /// The tree's head as this process knows it (call
-    /// [`AuditLog::catch_up`] first to include other processes' appends).
-    pub fn head(&self) -> TreeHead {
-        let tree = self.tree();
-        TreeHead {
-            size: tree.size(),
-            root: tree.root(),
+            self.commit_group(group);
         }
     }
 
-    /// Root of the tree at an earlier `size`.
-    pub fn root_at(&self, size: u64) -> Result<Hash, StoreError> {
-        self.tree().root_at(size).map_err(proof_error)
-    }
-
-    /// Inclusion proof of entry `index` in the tree of `size`.
-    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
-        self.tree()
-            .inclusion_proof(index, size)
-            .map_err(proof_error)
-    }
-
-    /// Consistency proof from `old_size` to `new_size`.
-    pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>, StoreError> {
-        self.tree()
-            .consistency_proof(old_size, new_size)
-            .map_err(proof_error)
-    }
-
-    /// The stored entry at `index`: an error, never empty bytes, when it
-    /// is missing (and a missing entry inside the log stops appending).
-    pub fn entry(&self, index: u64) -> Result<Vec<u8>, StoreError> {
-        let r =
-            self.store
-                .audit_entries(index, index + 1)
-                .and_then(|entries| {
-                    entries.into_iter().next().ok_or_else(|| {
-                        StoreError::Invariant(format!("audit entry {index} is missing"))
-                    })
-                });
-        self.watch(r)
-    }
-
-    /// Appends `batch` in the next group commit and extends the tree with
-    /// what it appended. Blocking: call it from a blocking task.
-    pub fn append(&self, batch: Batch) -> Result<Outcome, StoreError> {
-        self.append_all(vec![batch])
-            .pop()
-            .unwrap_or_else(|| Err(StoreError::Backend("the commit was abandoned".into())))
-    }
-
-    /// Appends `batches`, each atomically, in the next group commit; one
-    /// result per batch, in order. Blocking.
-    pub fn append_all(&self, batches: Vec<Batch>) -> Vec<Result<Outcome, StoreError>> {
-        if let Err(e) = self.refuse_if_halted() {
-            return batches.iter().map(|_| Err(same(&e))).collect();
-        }
-        let answers: Vec<_> = {
-            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-            batches
-                .into_iter()
-                .map(|batch| {
-                    let (reply, answer) = sync_channel(1);
-                    queue.push(Queued { batch, reply });
-                    answer
-                })
-                .collect()
-        };
-        self.commit_queued();
-        answers
-            .into_iter()
-            .map(|answer| {
-                answer
-                    .recv()
-                    .map_err(|_| StoreError::Backend("the commit was abandoned".into()))?
-            })
-            .collect()
-    }
-
-    /// Group commit: commits everything queued in one store call, unless
-    /// an earlier leader already took ours.
-    fn commit_queued(&self) {
-        let _leader = self.committing.lock().unwrap_or_else(|p| p.into_inner());
-        let queued = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
-        if queued.is_empty() {
-            return;
-        }
+    /// Group commit: commits `queued` in one store call, extends the tree
+    /// and answers each caller.
+    fn commit_group(&self, queued: Vec<Queued>) {
         let (batches, replies): (Vec<Batch>, Vec<_>) =
             queued.into_iter().map(|q| (q.batch, q.reply)).unzip();
         let committed = self
@@ -250,7 +346,7 @@ impl AuditLog {
             Ok(outcomes) => outcomes,
             Err(e) => {
                 for reply in replies {
-                    let _ = reply.send(Err(same(&e)));
+                    reply.send(Err(same(&e)));
                 }
                 return;
             }
@@ -273,9 +369,13 @@ impl AuditLog {
                 Ok(()) => Ok(o),
                 Err(e) => Err(StoreError::Invariant(e.to_string())),
             });
-            let _ = reply.send(self.watch(outcome));
+            reply.send(self.watch(outcome));
         }
     }
+}
+
+fn abandoned() -> StoreError {
+    StoreError::Backend("the commit was abandoned".into())
 }
 
 /// The same failure for another caller of the group (errors are not

@@ -29,6 +29,7 @@ use crate::domain::wire::{Acknowledged, Inbox, InboxEntry, Overdue, Problem, CBO
 use crate::station_config::ClientConfig;
 use crate::tls::{self, Identities, TlsError};
 
+mod batch;
 pub mod finality;
 mod link;
 use link::Link;

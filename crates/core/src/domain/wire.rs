@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::bounds;
-use crate::domain::item::Priority;
+use crate::domain::item::{DeliveredItem, Priority};
 use crate::domain::principal::PrincipalId;
 
 /// CBOR media type: bodies are CBOR unless JSON is asked for.
@@ -121,6 +121,62 @@ pub struct Acknowledged {
     pub item_ref: String,
     /// `acked`, or `already-acked` when this repeats an earlier ack.
     pub status: String,
+}
+
+/// Most items one batched fetch (`GET /v1/inbox?fetch=N`) hands out, and
+/// most references one batched acknowledgement (`POST /v1/acks`) takes.
+pub const MAX_BATCH: u32 = 100;
+
+/// One item of a batched fetch: its inbox entry (as listed before this
+/// fetch) and the item as released to the caller, with its attestation.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FetchedItem {
+    /// The inbox entry the item was taken from.
+    pub entry: InboxEntry,
+    /// The item as released, as `GET /v1/items/{ref}` returns it.
+    pub item: DeliveredItem,
+}
+
+/// What `GET /v1/inbox?fetch=N` returns.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Fetched {
+    /// Items leased to the caller by this request, in inbox order.
+    pub items: Vec<FetchedItem>,
+    /// References the policy in force refused to deliver to the caller
+    /// during this request: they left its inbox (as a single fetch's
+    /// `delivery-refused` does).
+    pub refused: Vec<String>,
+}
+
+/// What `POST /v1/acks` takes.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AckBatch {
+    /// The references to acknowledge, at most [`MAX_BATCH`].
+    pub refs: Vec<String>,
+}
+
+/// One reference's result in a batched acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckResult {
+    /// The reference, as sent; absent when it is not a well-formed
+    /// reference (never repeated, as a path's is not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_ref: Option<String>,
+    /// `acked`, `already-acked`, or `refused` (then `problem` says why, as
+    /// the single acknowledgement would have answered).
+    pub status: String,
+    /// For `refused`: the problem a single acknowledgement of this
+    /// reference answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
+}
+
+/// What `POST /v1/acks` returns: one result per reference, in the order
+/// sent.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AckResults {
+    /// The results.
+    pub results: Vec<AckResult>,
 }
 
 #[cfg(test)]

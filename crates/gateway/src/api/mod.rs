@@ -19,6 +19,8 @@
 //! | --- | --- |
 //! | `POST /v1/items` | submit a signed item (principals the policy lets send); `201` with a receipt, `200` with the original receipt on an identical resubmit |
 //! | `GET /v1/inbox?wait=S&limit=N` | the caller's deliverable items, long-polling up to `S` seconds |
+//! | `GET /v1/inbox?wait=S&fetch=N` | up to `N` of them leased and handed out as released, each with its attestation (batched fetch) |
+//! | `POST /v1/acks` | confirms delivery of several items, one result each (batched acknowledgement) |
 //! | `GET /v1/overdue?within=S` | requests without an answer due within `S` seconds (default 0: past due); auditors see all, others the requests they sent or received |
 //! | `GET /v1/items/{ref}` | the item as released to the caller; leases it |
 //! | `POST /v1/items/{ref}/ack` | confirms delivery |
@@ -43,14 +45,16 @@ use std::time::Duration;
 
 use crate::domain::item::SignedItem;
 use crate::domain::receipt::ItemRef;
-use crate::gateway::{BodyRefused, Gateway, GatewayError, Submitted};
+use crate::gateway::{AckedRef, BodyRefused, Gateway, GatewayError, Submitted};
 use crate::limits::Session;
 use crate::snapshot::Snapshot;
 use crate::store::AckOutcome;
 use crate::tls::{KeyExchangeGroup, VerifiedPeer};
 use problem::Problem;
 
-pub use crate::domain::wire::{Acknowledged, Inbox, Overdue, CBOR, JSON};
+pub use crate::domain::wire::{
+    AckBatch, AckResult, AckResults, Acknowledged, Fetched, Inbox, Overdue, CBOR, JSON, MAX_BATCH,
+};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -70,6 +74,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/overdue", get(overdue))
         .route("/v1/items/{item_ref}", get(fetch))
         .route("/v1/items/{item_ref}/ack", post(ack))
+        .route("/v1/acks", post(ack_batch))
         .route("/v1/receipts/{item_ref}", get(receipt))
         .route("/v1/audit/checkpoint", get(checkpoint))
         .route("/v1/audit/inclusion", get(inclusion))
@@ -326,16 +331,34 @@ struct InboxQuery {
     wait: u64,
     #[serde(default)]
     limit: Option<u32>,
+    /// A batched fetch of at most this many items.
+    #[serde(default)]
+    fetch: Option<u32>,
+}
+
+/// A batch asked for more than [`MAX_BATCH`] items, or none.
+fn batch_refused(asked: &str) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "bad-batch",
+        "The batch size is out of bounds",
+        format!("{asked} is between 1 and {MAX_BATCH}; ask again with fewer"),
+    )
 }
 
 async fn inbox(
     State(state): State<ApiState>,
     Extension(peer): Extension<VerifiedPeer>,
     Extension(session): Extension<Arc<Session>>,
+    Extension(snapshot): Extension<Arc<Snapshot>>,
     q: Result<Query<InboxQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let q = query_of(q)?;
+    // Refused before any wait or store work.
+    if q.fetch.is_some_and(|n| n == 0 || n > MAX_BATCH) {
+        return Err(batch_refused("fetch"));
+    }
     // A long-poll waits in its own budget, not in the connections'.
     let _waiting = if q.wait > 0 {
         match session.long_poll() {
@@ -351,6 +374,23 @@ async fn inbox(
         None
     };
     let mut shutdown = state.shutdown.clone();
+    if let Some(n) = q.fetch {
+        let batch = state
+            .gateway
+            .fetch_batch(
+                &peer,
+                snapshot.decider(),
+                Duration::from_secs(q.wait),
+                n,
+                &mut shutdown,
+            )
+            .await?;
+        let fetched = Fetched {
+            items: batch.items,
+            refused: batch.refused,
+        };
+        return Ok(reply(&headers, StatusCode::OK, &fetched));
+    }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let items = state
         .gateway
@@ -414,6 +454,52 @@ async fn ack(
             status: status.into(),
         },
     ))
+}
+
+/// `POST /v1/acks`: one result per reference, in the order sent; a
+/// reference that is not the caller's gets, as its result, the problem the
+/// single acknowledgement answers.
+async fn ack_batch(
+    State(state): State<ApiState>,
+    Extension(peer): Extension<VerifiedPeer>,
+    Extension(snapshot): Extension<Arc<Snapshot>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let pace = crate::limits::BodyPace::from_limits(snapshot.limits());
+    let asked: AckBatch = read_body(&headers, body, pace)
+        .await
+        .map_err(|why| Problem::from(GatewayError::Body(why)))?;
+    if asked.refs.is_empty() || asked.refs.len() > MAX_BATCH as usize {
+        return Err(batch_refused("the number of references"));
+    }
+    let outcomes = state.gateway.ack_batch(&peer, &asked.refs).await?;
+    let results = asked
+        .refs
+        .into_iter()
+        .zip(outcomes)
+        .map(|(r, outcome)| {
+            let item_ref = ItemRef::parse(&r).map(|_| r);
+            match outcome {
+                AckedRef::Done(AckOutcome::AlreadyAcked) => AckResult {
+                    item_ref,
+                    status: "already-acked".into(),
+                    problem: None,
+                },
+                AckedRef::Done(_) => AckResult {
+                    item_ref,
+                    status: "acked".into(),
+                    problem: None,
+                },
+                AckedRef::Refused(e) => AckResult {
+                    item_ref,
+                    status: "refused".into(),
+                    problem: Some(Problem::from(e).into()),
+                },
+            }
+        })
+        .collect();
+    Ok(reply(&headers, StatusCode::OK, &AckResults { results }))
 }
 
 async fn receipt(

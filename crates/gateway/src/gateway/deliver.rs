@@ -6,6 +6,9 @@
 //! acknowledgement, expiry and purge is on the audit log in the same store
 //! transaction as the change itself.
 
+mod batch;
+pub use batch::{AckedRef, FetchedBatch};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,9 +19,12 @@ use crate::domain::attestation::Attestation;
 use crate::domain::bytes::Bytes;
 use crate::domain::cose::PublicKey;
 use crate::domain::decision::{Decider, ItemFacts};
-use crate::domain::item::{DeliveredItem, DeliveredPortion, SignedItem};
+use crate::domain::item::{DeliveredItem, DeliveredPortion, Portion, SignedItem};
 use crate::domain::principal::PrincipalId;
-use crate::store::{AckOutcome, Batch, Change, InboxEntry, OpenRequest, Outcome, Swept, Unchanged};
+use crate::store::{
+    AckOutcome, Appended, Batch, Change, Durable, InboxEntry, Leased, OpenRequest, Outcome, Swept,
+    Unchanged,
+};
 use crate::tls::VerifiedPeer;
 
 impl Gateway {
@@ -123,6 +129,33 @@ impl Gateway {
         let stored = self
             .own(peer, reference, "fetch", |store, who, r| store.peek(who, r))
             .await?;
+        match self.decide_delivery(peer, policy, reference, stored)? {
+            Decided::Refused(batch) => {
+                self.commit(batch).await?;
+                self.mark_unsigned();
+                Err(GatewayError::DeliveryRefused)
+            }
+            Decided::Released { batch, release } => {
+                let Outcome::Appended(durable) = self.commit(batch).await? else {
+                    return Err(GatewayError::NotFound);
+                };
+                self.mark_unsigned();
+                Ok(self.deliver(release, durable))
+            }
+        }
+    }
+
+    /// Decides the delivery of `stored` to the caller with `policy`: the
+    /// batch that records it (a lease, or the refusal that takes the item
+    /// out of the inbox), and for a lease what to hand over once it is
+    /// durable. Nothing is written here.
+    fn decide_delivery(
+        &self,
+        peer: &VerifiedPeer,
+        policy: &dyn Decider,
+        reference: &str,
+        stored: Leased,
+    ) -> Result<Decided, GatewayError> {
         // Verify again from what was stored: the store is not trusted to
         // have kept the bytes intact.
         let sender_key = PublicKey::from_certificate_der(&stored.sender_certificate)
@@ -158,18 +191,16 @@ impl Gateway {
                 },
             )
             .map_err(|e| GatewayError::Internal(e.to_string()))?;
-            self.commit(Batch {
+            // Counted as decided, whether or not its commit then succeeds.
+            self.metrics.decided("delivery", &decision);
+            return Ok(Decided::Refused(Batch {
                 change: Change::Refuse {
                     recipient: peer.principal().clone(),
                     item_ref: reference.to_string(),
                     at: now,
                 },
                 entries: vec![entry],
-            })
-            .await?;
-            self.mark_unsigned();
-            self.metrics.decided("delivery", &decision);
-            return Err(GatewayError::DeliveryRefused);
+            }));
         }
         let mut record = recorded(&decision, released.clone());
         // The recipient may read this entry: the reasons name the levels of
@@ -187,22 +218,16 @@ impl Gateway {
         )
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
         let until = now + self.settings.lease.as_secs() as i64;
-        let leased = self
-            .commit(Batch {
-                change: Change::Lease {
-                    recipient: peer.principal().clone(),
-                    item_ref: reference.to_string(),
-                    until,
-                },
-                entries: vec![entry],
-            })
-            .await?;
-        let Outcome::Appended(durable) = leased else {
-            return Err(GatewayError::NotFound);
+        let batch = Batch {
+            change: Change::Lease {
+                recipient: peer.principal().clone(),
+                item_ref: reference.to_string(),
+                until,
+            },
+            entries: vec![entry],
         };
-        self.mark_unsigned();
         self.metrics.delivered(peer.principal(), &decision);
-        let attestation = durable.attestation(Attestation {
+        let attestation = Attestation {
             item_ref: reference.to_string(),
             item_digest: digest,
             sender: stored.sender,
@@ -214,22 +239,39 @@ impl Gateway {
             accepted_at: stored.accepted_at,
             time: now,
             audit_index: 0, // filled from the durable indices
-        });
+        };
+        let (envelope, portions) = item.into_parts();
+        // Only the released portions leave, moved rather than copied.
+        let mut portions: Vec<Option<Portion>> = portions.into_iter().map(Some).collect();
         let portions = released
             .iter()
             .filter_map(|&i| {
-                item.portions().get(i as usize).map(|p| DeliveredPortion {
-                    index: i,
-                    portion: p.clone(),
-                })
+                let portion = portions.get_mut(i as usize)?.take()?;
+                Some(DeliveredPortion { index: i, portion })
             })
             .collect();
-        Ok(DeliveredItem {
-            envelope: Bytes(item.into_parts().0),
-            sender_certificate: Bytes(stored.sender_certificate),
-            portions,
-            attestation: self.sign_attestation(&attestation),
+        Ok(Decided::Released {
+            batch,
+            release: Box::new(Release {
+                attestation,
+                item: DeliveredItem {
+                    envelope: Bytes(envelope),
+                    sender_certificate: Bytes(stored.sender_certificate),
+                    portions,
+                    attestation: Bytes(Vec::new()),
+                },
+            }),
         })
+    }
+
+    /// The item of a lease made durable, with its signed attestation.
+    fn deliver(&self, release: Box<Release>, durable: Durable<Appended>) -> DeliveredItem {
+        let Release {
+            attestation,
+            mut item,
+        } = *release;
+        item.attestation = self.sign_attestation(&durable.attestation(attestation));
+        item
     }
 
     /// Records the caller's acknowledgement of an item.
@@ -238,24 +280,8 @@ impl Gateway {
         peer: &VerifiedPeer,
         reference: &str,
     ) -> Result<AckOutcome, GatewayError> {
-        let now = unix_now();
-        let entry = BoundedEntry::new(
-            now,
-            AuditEvent::Acknowledged {
-                item_ref: reference.to_string(),
-                recipient: peer.principal().clone(),
-            },
-        )
-        .map_err(|e| GatewayError::Internal(e.to_string()))?;
         let acked = self
-            .commit(Batch {
-                change: Change::Ack {
-                    recipient: peer.principal().clone(),
-                    item_ref: reference.to_string(),
-                    at: now,
-                },
-                entries: vec![entry],
-            })
+            .commit(batch::ack_change(peer.principal(), reference, unix_now())?)
             .await?;
         match acked {
             Outcome::Appended(durable) => {
@@ -335,6 +361,23 @@ impl Gateway {
         }
         Ok(swept)
     }
+}
+
+/// A delivery decided by [`Gateway::decide_delivery`], not yet written.
+enum Decided {
+    /// The policy refuses: this batch records it and takes the item out of
+    /// the inbox.
+    Refused(Batch),
+    /// Released: the lease with its entry, and what to hand over once it
+    /// is durable.
+    Released { batch: Batch, release: Box<Release> },
+}
+
+/// What a lease hands over once durable: the item without its
+/// attestation, and the attestation to sign.
+struct Release {
+    attestation: Attestation,
+    item: DeliveredItem,
 }
 
 /// A long-poll's registration for its principal's arrivals; the entry is

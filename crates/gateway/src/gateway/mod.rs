@@ -40,6 +40,7 @@ mod refusals;
 mod submit;
 pub mod witnessing;
 
+pub use deliver::{AckedRef, FetchedBatch};
 pub use log::{sign_checkpoint, AuditLog};
 pub use refusals::BodyRefused;
 
@@ -207,6 +208,10 @@ pub struct Gateway {
     /// arrival wakes only its recipients' long-polls. A principal is in the
     /// map only while one of its long-polls waits.
     arrivals: std::sync::Mutex<HashMap<PrincipalId, Arc<tokio::sync::Notify>>>,
+    /// One lock per principal with a batched fetch under way, so that two
+    /// batched fetches of one principal never lease the same item (see
+    /// `deliver/batch.rs`).
+    claims: std::sync::Mutex<HashMap<PrincipalId, Arc<tokio::sync::Mutex<()>>>>,
     /// Serialises checkpoint signing so two never race to store.
     checkpointing: tokio::sync::Mutex<()>,
     /// Refusals of the current interval, written as counts by
@@ -280,6 +285,7 @@ impl Gateway {
             settings,
             key: key.into(),
             arrivals: std::sync::Mutex::default(),
+            claims: std::sync::Mutex::default(),
             checkpointing: tokio::sync::Mutex::new(()),
             refusals: std::sync::Mutex::new(RefusalTally::new()),
             // A crash may have left entries after the last checkpoint: the
@@ -359,19 +365,21 @@ impl Gateway {
     /// Appends `batch` through the log service (group commit), once the
     /// gateway is not halted.
     async fn commit(&self, batch: Batch) -> Result<Outcome, GatewayError> {
-        self.refuse_if_halted()?;
-        let log = self.log.clone();
-        blocking(move || log.append(batch)).await
+        self.commit_all(vec![batch])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Backend("the commit was abandoned".into())))
+            .map_err(GatewayError::from)
     }
 
-    /// Appends `batches` together, each atomically (one group commit).
+    /// Appends `batches` together, each atomically (one group commit),
+    /// handed to the log's writer and awaited: no blocking thread per call.
     async fn commit_all(
         &self,
         batches: Vec<Batch>,
     ) -> Result<Vec<Result<Outcome, StoreError>>, GatewayError> {
         self.refuse_if_halted()?;
-        let log = self.log.clone();
-        blocking(move || Ok(log.append_all(batches))).await
+        Ok(self.log.commit(batches).await)
     }
 
     /// Refuses new work once a store invariant broke.
