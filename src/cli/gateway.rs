@@ -38,9 +38,15 @@ pub struct KeygenArgs {
 }
 
 /// Where `serve` records its process id, for `policy reload`: beside the
-/// store (`store`, the store's file, as in the gateway's config).
-pub fn pid_file(store: &Path) -> PathBuf {
-    store.with_extension("pid")
+/// store's file (`store`, as in the gateway's config), or, when the store
+/// is a database server that several instances share, beside this
+/// instance's audit key (`key`), where its head file is too.
+pub fn pid_file(store: &Path, key: &Path) -> PathBuf {
+    if passerelle::store::StoreConfig::names_a_server(store) {
+        key.with_extension("pid")
+    } else {
+        store.with_extension("pid")
+    }
 }
 
 pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
@@ -53,7 +59,10 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     )
     .await
     .context("starting the gateway")?;
-    std::fs::write(pid_file(&c.store), format!("{}\n", std::process::id()))?;
+    std::fs::write(
+        pid_file(&c.store, &c.audit.key),
+        format!("{}\n", std::process::id()),
+    )?;
     eprintln!(
         "passerelle gateway listening on {} (Ctrl-C to stop, SIGHUP to reload the policy)",
         running.addr
@@ -71,7 +80,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
             }
         }
     }
-    let _ = std::fs::remove_file(pid_file(&c.store));
+    let _ = std::fs::remove_file(pid_file(&c.store, &c.audit.key));
     eprintln!("stopping: letting requests in progress finish");
     running.shutdown().await;
     Ok(ExitCode::SUCCESS)
@@ -95,14 +104,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_pid_file_sits_beside_the_store() {
+    fn the_pid_file_sits_beside_the_store_or_the_instances_key() {
         assert_eq!(
-            pid_file(Path::new("/var/lib/passerelle/store.sqlite")),
+            pid_file(
+                Path::new("/var/lib/passerelle/store.sqlite"),
+                Path::new("/etc/passerelle/audit-key.pem")
+            ),
             PathBuf::from("/var/lib/passerelle/store.pid")
         );
         assert_eq!(
-            pid_file(Path::new("data/passerelle")),
+            pid_file(Path::new("data/passerelle"), Path::new("k.pem")),
             PathBuf::from("data/passerelle.pid")
+        );
+        // Several instances share a database: each has its own.
+        assert_eq!(
+            pid_file(
+                Path::new("postgres://gw@db.example/passerelle"),
+                Path::new("/etc/passerelle/audit-key.pem")
+            ),
+            PathBuf::from("/etc/passerelle/audit-key.pid")
         );
     }
 }

@@ -221,7 +221,7 @@ pub fn run(cmd: PolicyCommand) -> Result<ExitCode> {
             // certificate and key, so a refusal is said here, not only in
             // the gateway's log.
             let p = passerelle::snapshot::check(&c)?;
-            let pid_file = pid_file(&c.store);
+            let pid_file = pid_file(&c.store, &c.audit.key);
             let pid = std::fs::read_to_string(&pid_file).with_context(|| {
                 format!("no running gateway: cannot read {}", pid_file.display())
             })?;
