@@ -186,9 +186,11 @@ pub async fn start_with(
     let settings = Settings {
         lease: Duration::from_secs(config.lease_seconds),
         max_wait: Duration::from_secs(config.limits.max_wait_seconds),
+        recheck: config.inbox_recheck(),
     };
     let gateway =
         Arc::new(Gateway::new(log, settings, key).with_integrity(checked.head, checked.lost));
+    gateway.watch_arrivals()?;
     crate::gateway::witnessing::start(
         &gateway,
         crate::gateway::witnessing::clients(&config.witnesses).map_err(StartError::Witness)?,

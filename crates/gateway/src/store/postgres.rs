@@ -22,6 +22,7 @@
 //! are kept off async threads by `postgres/off_runtime.rs`.
 
 mod append;
+mod arrivals;
 mod migrate;
 mod off_runtime;
 mod pool;
@@ -31,8 +32,8 @@ use std::sync::{Arc, Mutex};
 
 use super::sqlite::{decode, principal, priority_from_rank, stored_receipt};
 use super::{
-    Batch, Durable, InboxEntry, Leased, OpenRequest, Outcome, RequestState, Sealer, Store,
-    StoreError, Swept,
+    ArrivalHook, Batch, Durable, InboxEntry, Leased, OpenRequest, Outcome, RequestState, Sealer,
+    Store, StoreError, Swept,
 };
 use crate::audit::rfc9162::{Hash, RightEdge};
 use crate::domain::item::Portion;
@@ -74,6 +75,8 @@ pub(super) struct PostgresStore {
     /// The right edge of the log as this process last wrote or read it,
     /// only to sign the seal; caught up inside each appending transaction.
     edge: Mutex<RightEdge>,
+    /// The thread waking long-polls on arrivals elsewhere, once asked for.
+    listener: Mutex<Option<arrivals::Listener>>,
 }
 
 /// Rows `start..end` of the audit table, `column` read by `get`: exactly
@@ -158,6 +161,7 @@ impl PostgresStore {
             pool,
             sealer,
             edge: Mutex::new(RightEdge::new()),
+            listener: Mutex::new(None),
         })
     }
 
@@ -577,6 +581,12 @@ impl Store for PostgresStore {
             .map_err(backend)?;
         row.map(|r| Ok((uint(col(&r, 0)?)?, col(&r, 1)?)))
             .transpose()
+    }
+
+    fn watch_arrivals(&self, wake: ArrivalHook) -> Result<(), StoreError> {
+        let listener = arrivals::listen(self.pool.config().clone(), wake);
+        *pool::lock(&self.listener) = Some(listener);
+        Ok(())
     }
 }
 

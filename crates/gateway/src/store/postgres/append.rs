@@ -14,7 +14,8 @@
 use ::postgres::Transaction;
 
 use super::{
-    backend, col, int, leaf_of, next_index, read_range, uint, PostgresStore, SEQUENCER_LOCK,
+    arrivals, backend, col, int, leaf_of, next_index, read_range, uint, PostgresStore,
+    SEQUENCER_LOCK,
 };
 use crate::audit::event::BoundedEntry;
 use crate::audit::rfc9162::{leaf_hash, Hash, RightEdge};
@@ -70,12 +71,35 @@ impl PostgresStore {
         if appended_entries(&steps) {
             seal(&mut tx, &edge, self.sealer.as_ref())?;
         }
+        // Sent by the server at the commit, to every instance listening.
+        let arrived = recipients_of_stored(&batches, &steps);
+        arrivals::notify(&mut tx, &arrived)?;
         tx.commit().map_err(backend)?;
         // Only now is the edge the stored log's: a failed transaction left
         // the edge empty, and the next one catches up from the database.
         *edge_guard = edge;
         Ok(committed(steps))
     }
+}
+
+/// The recipients, each once, of the items the written batches store.
+fn recipients_of_stored<'a>(
+    batches: &'a [Batch],
+    steps: &[Result<Step, StoreError>],
+) -> Vec<&'a str> {
+    let mut recipients: Vec<&str> = batches
+        .iter()
+        .zip(steps)
+        .filter(|(_, step)| matches!(step, Ok(Step::Written { .. })))
+        .filter_map(|(batch, _)| match &batch.change {
+            Change::Item(item) => Some(item),
+            _ => None,
+        })
+        .flat_map(|item| item.deliveries.iter().map(|(r, _)| r.as_str()))
+        .collect();
+    recipients.sort_unstable();
+    recipients.dedup();
+    recipients
 }
 
 /// The right edge of the stored log, checked against the seal: `edge`

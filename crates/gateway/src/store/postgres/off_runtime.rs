@@ -10,8 +10,8 @@
 //! it is. It only forwards: it never changes what a call does or returns.
 
 use super::super::{
-    Batch, Durable, InboxEntry, Leased, OpenRequest, Outcome, RequestState, Store, StoreError,
-    Swept,
+    ArrivalHook, Batch, Durable, InboxEntry, Leased, OpenRequest, Outcome, RequestState, Store,
+    StoreError, Swept,
 };
 use crate::audit::rfc9162::Hash;
 use crate::domain::principal::PrincipalId;
@@ -115,5 +115,9 @@ impl<S: Store> Store for OffRuntime<S> {
         index: Option<u64>,
     ) -> Result<Option<(u64, String)>, StoreError> {
         off_runtime(|| self.0.latest_checkpoint_above(index))
+    }
+    // Starts a thread of its own: nothing to keep off the runtime.
+    fn watch_arrivals(&self, wake: ArrivalHook) -> Result<(), StoreError> {
+        self.0.watch_arrivals(wake)
     }
 }

@@ -137,6 +137,11 @@ impl Pool {
         })
     }
 
+    /// Where and how to connect, for a connection outside the pool.
+    pub(super) fn config(&self) -> &::postgres::Config {
+        &self.config
+    }
+
     pub(super) fn get(&self) -> Result<Conn<'_>, StoreError> {
         let idle = lock(&self.idle).pop();
         let client = match idle {
