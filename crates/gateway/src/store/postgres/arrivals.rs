@@ -1,15 +1,15 @@
 //! Arrivals across instances: PostgreSQL's LISTEN/NOTIFY.
 //!
-//! Owns the channel's name, the notification an appending transaction
-//! sends with the recipients of the items it stores (delivered by the
-//! server only if and when that transaction commits), and the listening
+//! Owns the channel's name (an appending transaction notifies on it the
+//! recipients of the items it stores, see `append.rs`; the server delivers
+//! the notifications only if and when that transaction commits) and the listening
 //! thread that hands each notified recipient to the gateway's hook, on a
 //! connection of its own, connecting again after a failure. It is a
 //! wake-up and nothing more: it never reads or changes a row, and a lost
 //! notification only leaves a long-poll to its next look at the inbox.
 
 use ::postgres::fallible_iterator::FallibleIterator;
-use ::postgres::{Client, NoTls, Transaction};
+use ::postgres::{Client, NoTls};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,27 +19,13 @@ use crate::domain::principal::PrincipalId;
 use crate::store::{ArrivalHook, StoreError};
 
 /// The channel every instance of one database listens on.
-const CHANNEL: &str = "passerelle_arrivals";
+pub(super) const CHANNEL: &str = "passerelle_arrivals";
 
 /// How often the listening thread looks whether its store was dropped.
 const POLL: Duration = Duration::from_millis(500);
 
 /// Pause before connecting again after a failure.
 const RECONNECT: Duration = Duration::from_secs(1);
-
-/// Notifies `recipients` (one notification each) when `tx` commits: one
-/// statement for the whole transaction.
-pub(super) fn notify(tx: &mut Transaction<'_>, recipients: &[&str]) -> Result<(), StoreError> {
-    if recipients.is_empty() {
-        return Ok(());
-    }
-    tx.execute(
-        "SELECT pg_notify($1, r) FROM UNNEST($2::TEXT[]) AS r",
-        &[&CHANNEL, &recipients],
-    )
-    .map_err(backend)?;
-    Ok(())
-}
 
 /// The listening thread; it stops (within [`POLL`]) once this is dropped.
 pub(super) struct Listener {
