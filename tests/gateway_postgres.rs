@@ -74,6 +74,52 @@ async fn two_instances_share_inboxes_ids_and_one_audit_log() {
     assert!(log.head().size >= size);
 }
 
+/// A long-poll on one instance wakes when an item for its principal is
+/// committed through the other (PostgreSQL's NOTIFY), not at its next
+/// look: both instances look again only every 10 minutes, and the
+/// long-poll asks to wait 40 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_wakes_on_an_item_committed_on_the_other_instance() {
+    let server = PgServer::start();
+    let url = server.new_database();
+    let a = Harness::start_with(|c| {
+        c.store = PathBuf::from(&url);
+        c.inbox_recheck_seconds = Some(600);
+    })
+    .await;
+    let mut config_b = a.config.clone();
+    config_b.listen = "127.0.0.1:0".parse().unwrap();
+    let b = passerelle::server::start(&config_b).await.unwrap();
+    let mut vsse_config = a.client_config("vsse/analysis/ct");
+    vsse_config.gateway = b.addr.to_string();
+    let vsse_b = passerelle::client::Station::new(vsse_config).unwrap();
+    let rabat_a = a.station("police/lo/rabat");
+
+    let started = std::time::Instant::now();
+    let waiting = tokio::spawn(async move { vsse_b.inbox(Duration::from_secs(40)).await });
+    // Give the long-poll time to make its first look (which finds
+    // nothing) on B before the item is committed on A. Were it slower, its
+    // first look would find the item and the test would pass without
+    // proving anything, never fail.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let receipt = rabat_a
+        .submit(&item(&rabat_a, "woken", &["vsse/analysis/ct"], "wake up"))
+        .await
+        .unwrap()
+        .receipt;
+    let inbox = waiting.await.unwrap().unwrap();
+    let waited = started.elapsed();
+    assert_eq!(
+        inbox.len(),
+        1,
+        "the long-poll returned empty after {waited:?}"
+    );
+    assert_eq!(inbox[0].item_ref, receipt.item_ref);
+    // Generous: the wait asked for is 40 s, the next look 600 s away.
+    assert!(waited < Duration::from_secs(20), "woken after {waited:?}");
+    b.shutdown().await;
+}
+
 #[test]
 fn db_migrate_applies_the_schema_once() {
     let server = PgServer::start();
@@ -103,5 +149,40 @@ fn db_migrate_applies_the_schema_once() {
     assert!(
         run().contains("schema up to date"),
         "the second run changes nothing"
+    );
+}
+
+/// The recheck period is a positive number of seconds, and defaults to a
+/// quarter of the lease between 1 and 15 s.
+#[test]
+fn inbox_recheck_seconds_is_checked_and_defaults_to_a_quarter_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = passerelle::pki::generate().unwrap();
+    passerelle::pki::write_example(dir.path(), &pki, "127.0.0.1:0", None).unwrap();
+    let toml = dir.path().join("gateway.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    let config = passerelle::config::GatewayConfig::load(&toml).unwrap();
+    assert_eq!(config.inbox_recheck(), Duration::from_secs(15));
+    let with = |line: &str| {
+        std::fs::write(
+            &toml,
+            text.replace("lease_seconds = 60", &format!("lease_seconds = 60\n{line}")),
+        )
+        .unwrap();
+        passerelle::config::GatewayConfig::load(&toml)
+    };
+    let err = with("inbox_recheck_seconds = 0").unwrap_err().to_string();
+    assert!(
+        err.contains("inbox_recheck_seconds must be at least 1"),
+        "{err}"
+    );
+    assert_eq!(
+        with("inbox_recheck_seconds = 600").unwrap().inbox_recheck(),
+        Duration::from_secs(600)
+    );
+    assert_eq!(
+        with("").unwrap().inbox_recheck(),
+        Duration::from_secs(15),
+        "a quarter of 60 s, at most 15"
     );
 }

@@ -74,9 +74,12 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     )
     .await
     .context("starting the gateway")?;
-    std::fs::write(pid_file(&c.store), format!("{}\n", std::process::id()))?;
+    std::fs::write(
+        pid_file(&c.store, &c.audit.key),
+        format!("{}\n", std::process::id()),
+    )?;
     // A status left by an earlier run is not this gateway's answer.
-    let _ = std::fs::remove_file(status_file(&c.store));
+    let _ = std::fs::remove_file(status_file(&c.store, &c.audit.key));
     // In JSON, every line is an object: the gateway's own events already
     // say where it listens.
     let json = args.log_format() == LogFormat::Json;
@@ -109,7 +112,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
                     changed: outcome.as_ref().map(|r| r.changed.clone()).unwrap_or_default(),
                     error: outcome.err().map(|e| e.to_string()),
                 };
-                if let Err(e) = write_status(&c.store, &status) {
+                if let Err(e) = write_status(&c.store, &c.audit.key, &status) {
                     // Only `passerelle reload` misses it (it says so); the
                     // reload itself is logged and audited.
                     if !json {
@@ -119,8 +122,8 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
             }
         }
     }
-    let _ = std::fs::remove_file(pid_file(&c.store));
-    let _ = std::fs::remove_file(status_file(&c.store));
+    let _ = std::fs::remove_file(pid_file(&c.store, &c.audit.key));
+    let _ = std::fs::remove_file(status_file(&c.store, &c.audit.key));
     if !json {
         eprintln!("stopping: letting requests in progress finish");
     }

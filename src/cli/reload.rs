@@ -32,16 +32,27 @@ pub struct ReloadArgs {
     wait: u64,
 }
 
-/// Where `serve` records its process id: beside the store (`store`, the
-/// store's file, as in the gateway's config).
-pub fn pid_file(store: &Path) -> PathBuf {
-    store.with_extension("pid")
+/// What the pid and status files of one gateway instance sit beside: the
+/// store's file (`store`, as in the gateway's config), or, when the store
+/// is a database server that several instances share, this instance's
+/// audit key (`key`), where its head file is too.
+fn instance_path<'a>(store: &'a Path, key: &'a Path) -> &'a Path {
+    if passerelle::store::StoreConfig::names_a_server(store) {
+        key
+    } else {
+        store
+    }
+}
+
+/// Where `serve` records its process id.
+pub fn pid_file(store: &Path, key: &Path) -> PathBuf {
+    instance_path(store, key).with_extension("pid")
 }
 
 /// Where `serve` writes the outcome of its latest reload, beside its pid
 /// file.
-pub fn status_file(store: &Path) -> PathBuf {
-    store.with_extension("reload")
+pub fn status_file(store: &Path, key: &Path) -> PathBuf {
+    instance_path(store, key).with_extension("reload")
 }
 
 /// The outcome of the latest reload of a running gateway, as `serve`
@@ -63,16 +74,16 @@ pub struct ReloadStatus {
 }
 
 /// Writes `status` whole (a reader never sees half of it).
-pub fn write_status(store: &Path, status: &ReloadStatus) -> Result<()> {
-    let path = status_file(store);
+pub fn write_status(store: &Path, key: &Path, status: &ReloadStatus) -> Result<()> {
+    let path = status_file(store, key);
     let partial = path.with_extension("reload.partial");
     std::fs::write(&partial, serde_json::to_vec(status)?)?;
     std::fs::rename(&partial, &path)?;
     Ok(())
 }
 
-fn read_status(store: &Path) -> Option<ReloadStatus> {
-    serde_json::from_slice(&std::fs::read(status_file(store)).ok()?).ok()
+fn read_status(store: &Path, key: &Path) -> Option<ReloadStatus> {
+    serde_json::from_slice(&std::fs::read(status_file(store, key)).ok()?).ok()
 }
 
 /// Checks `config`'s files as the gateway's reload will, then sends
@@ -82,11 +93,11 @@ pub fn check_and_signal(config: &GatewayConfig) -> Result<(String, Option<Reload
     // The same check as the gateway's reload: a refusal is said here, not
     // only in the gateway's log.
     passerelle::snapshot::check(config)?;
-    let pid_file = pid_file(&config.store);
+    let pid_file = pid_file(&config.store, &config.audit.key);
     let pid = std::fs::read_to_string(&pid_file)
         .with_context(|| format!("no running gateway: cannot read {}", pid_file.display()))?;
     let pid = pid.trim().to_string();
-    let before = read_status(&config.store);
+    let before = read_status(&config.store, &config.audit.key);
     let status = std::process::Command::new("kill")
         .args(["-HUP", &pid])
         .status()?;
@@ -105,7 +116,7 @@ pub fn wait_for_status(
     let step = Duration::from_millis(100);
     let polls = (wait.as_millis() / step.as_millis()).max(1);
     for _ in 0..polls {
-        if let Some(now) = read_status(&config.store) {
+        if let Some(now) = read_status(&config.store, &config.audit.key) {
             if Some(&now) != before {
                 return Some(now);
             }
@@ -157,18 +168,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_pid_and_status_files_sit_beside_the_store() {
+    fn the_pid_and_status_files_sit_beside_the_store_or_the_instances_key() {
+        let key = Path::new("/etc/passerelle/audit-key.pem");
         assert_eq!(
-            pid_file(Path::new("/var/lib/passerelle/store.sqlite")),
+            pid_file(Path::new("/var/lib/passerelle/store.sqlite"), key),
             PathBuf::from("/var/lib/passerelle/store.pid")
         );
         assert_eq!(
-            pid_file(Path::new("data/passerelle")),
+            pid_file(Path::new("data/passerelle"), Path::new("k.pem")),
             PathBuf::from("data/passerelle.pid")
         );
         assert_eq!(
-            status_file(Path::new("/var/lib/passerelle/store.sqlite")),
+            status_file(Path::new("/var/lib/passerelle/store.sqlite"), key),
             PathBuf::from("/var/lib/passerelle/store.reload")
+        );
+        // Several instances share a database: each has its own.
+        let db = Path::new("postgres://gw@db.example/passerelle");
+        assert_eq!(
+            pid_file(db, key),
+            PathBuf::from("/etc/passerelle/audit-key.pid")
+        );
+        assert_eq!(
+            status_file(db, key),
+            PathBuf::from("/etc/passerelle/audit-key.reload")
         );
     }
 
@@ -176,7 +198,8 @@ mod tests {
     fn a_status_is_written_whole_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("store.sqlite");
-        assert!(read_status(&store).is_none());
+        let key = dir.path().join("audit-key.pem");
+        assert!(read_status(&store, &key).is_none());
         let status = ReloadStatus {
             pid: 7,
             reloads: 1,
@@ -185,8 +208,8 @@ mod tests {
             changed: vec!["crl:police".into()],
             error: Some("bad CRL".into()),
         };
-        write_status(&store, &status).unwrap();
-        assert_eq!(read_status(&store), Some(status));
+        write_status(&store, &key, &status).unwrap();
+        assert_eq!(read_status(&store, &key), Some(status));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -9,6 +9,7 @@
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub use passerelle_identity::config::{
     base_dir, read_toml, AgencyConfig, ConfigError, KeyExchange,
@@ -110,6 +111,11 @@ pub struct GatewayConfig {
     /// How long a fetched, unacknowledged item stays hidden before it is offered again.
     #[serde(default = "default_lease")]
     pub lease_seconds: u64,
+    /// How often a waiting long-poll looks at its inbox again (leases
+    /// run out with time, not with an event); by default a quarter of the
+    /// lease, between 1 and 15 s. See [`GatewayConfig::inbox_recheck`].
+    #[serde(default)]
+    pub inbox_recheck_seconds: Option<u64>,
     /// Admission control: caps, rates and timeouts (`[limits]`).
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -181,6 +187,20 @@ pub struct LogConfig {
     /// overrides it.
     #[serde(default)]
     pub format: LogFormat,
+}
+
+impl GatewayConfig {
+    /// How often a waiting long-poll looks at its inbox again:
+    /// `inbox_recheck_seconds`, or a quarter of the lease (between 1 and
+    /// 15 s), so that a waiting long-poll costs one store query per that
+    /// interval, not one per second.
+    pub fn inbox_recheck(&self) -> Duration {
+        match self.inbox_recheck_seconds {
+            Some(s) => Duration::from_secs(s),
+            None => (Duration::from_secs(self.lease_seconds) / 4)
+                .clamp(Duration::from_secs(1), Duration::from_secs(15)),
+        }
+    }
 }
 
 /// The top-level keys that moved into `[limits]` (same names).
@@ -401,6 +421,9 @@ impl GatewayConfig {
         }
         if c.lease_seconds == 0 {
             return Err(invalid("lease_seconds must be at least 1".into()));
+        }
+        if c.inbox_recheck_seconds == Some(0) {
+            return Err(invalid("inbox_recheck_seconds must be at least 1".into()));
         }
         c.limits.check().map_err(invalid)?;
         if let Some(m) = &c.metrics {

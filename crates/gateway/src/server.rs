@@ -231,6 +231,7 @@ pub async fn start_with(
     let settings = Settings {
         lease: Duration::from_secs(config.lease_seconds),
         max_wait: Duration::from_secs(config.limits.max_wait_seconds),
+        recheck: config.inbox_recheck(),
     };
     let metrics = Arc::new(Metrics::new(
         config.metrics.as_ref().is_some_and(|m| m.principal_labels),
@@ -240,6 +241,7 @@ pub async fn start_with(
             .with_integrity(checked.head, checked.lost)
             .with_metrics(metrics),
     );
+    gateway.watch_arrivals()?;
     crate::gateway::witnessing::start(
         &gateway,
         crate::gateway::witnessing::clients(&config.witnesses).map_err(StartError::Witness)?,

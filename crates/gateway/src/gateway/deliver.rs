@@ -79,10 +79,8 @@ impl Gateway {
         let deadline = tokio::time::Instant::now() + wait.min(self.settings.max_wait);
         let waiting = Waiting::new(self, peer.principal());
         // Leases expire with time, not with an event: look again now and
-        // then. A quarter of the lease, so a waiting long-poll costs one
-        // store query per that interval, not one per second.
-        let recheck =
-            (self.settings.lease / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
+        // then.
+        let recheck = self.settings.recheck;
         loop {
             // Register for arrivals before looking, so that an item committed
             // between the look and the wait still wakes us.
@@ -104,6 +102,20 @@ impl Gateway {
                 _ = shutdown.changed() => {}
             }
         }
+    }
+
+    /// Has the store wake the long-polls here when another process (an
+    /// instance on the same database) commits an item for their
+    /// principal, rather than at their next look.
+    pub fn watch_arrivals(self: &Arc<Self>) -> Result<(), GatewayError> {
+        let gateway = Arc::downgrade(self);
+        self.store
+            .watch_arrivals(Arc::new(move |who: &PrincipalId| {
+                if let Some(g) = gateway.upgrade() {
+                    g.wake(std::slice::from_ref(who));
+                }
+            }))
+            .map_err(GatewayError::from)
     }
 
     /// Wakes the long-polls of `recipients`.

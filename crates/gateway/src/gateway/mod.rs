@@ -194,6 +194,8 @@ pub struct Settings {
     pub lease: Duration,
     /// Longest long-poll.
     pub max_wait: Duration,
+    /// How often a waiting long-poll looks at its inbox again.
+    pub recheck: Duration,
 }
 
 /// The exchange logic, shared by all connections.

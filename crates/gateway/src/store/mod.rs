@@ -65,6 +65,10 @@ fn ensure_extends(size: u64, current: &str, cosigned: &str) -> Result<(), StoreE
     Ok(())
 }
 
+/// What a store calls with the recipient of each item another process
+/// committed (see [`Store::watch_arrivals`]).
+pub type ArrivalHook = Arc<dyn Fn(&PrincipalId) + Send + Sync>;
+
 /// Why the store failed. Operator's fault (disk, permissions) or a bug.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -441,4 +445,17 @@ pub trait Store: Send + Sync + 'static {
         &self,
         index: Option<u64>,
     ) -> Result<Option<(u64, String)>, StoreError>;
+
+    /// From now on, calls `wake` with each recipient of an item that
+    /// another process (another gateway instance on the same database)
+    /// commits, soon after the commit, so that a long-poll here wakes then
+    /// rather than at its next look. A best effort that MUST NOT block the
+    /// caller or any append: a missed call only delays a long-poll to its
+    /// next look. A later call replaces the hook. The default does nothing:
+    /// for a store that only its own process appends to, the gateway wakes
+    /// its long-polls itself.
+    fn watch_arrivals(&self, wake: ArrivalHook) -> Result<(), StoreError> {
+        let _ = wake;
+        Ok(())
+    }
 }

@@ -22,6 +22,7 @@
 //! are kept off async threads by `postgres/off_runtime.rs`.
 
 mod append;
+mod arrivals;
 mod migrate;
 mod off_runtime;
 mod pool;
@@ -31,8 +32,8 @@ use std::sync::{Arc, Mutex};
 
 use super::sqlite::{decode, principal, priority_from_rank, stored_receipt};
 use super::{
-    Batch, Durable, InboxEntry, Leased, OpenRequest, Outcome, RequestState, Sealer, Store,
-    StoreError, Swept,
+    ArrivalHook, Batch, Durable, InboxEntry, Leased, OpenRequest, Outcome, RequestState, Sealer,
+    Store, StoreError, Swept,
 };
 use crate::audit::rfc9162::{Hash, RightEdge};
 use crate::domain::item::Portion;
@@ -74,6 +75,8 @@ pub(super) struct PostgresStore {
     /// The right edge of the log as this process last wrote or read it,
     /// only to sign the seal; caught up inside each appending transaction.
     edge: Mutex<RightEdge>,
+    /// The thread waking long-polls on arrivals elsewhere, once asked for.
+    listener: Mutex<Option<arrivals::Listener>>,
 }
 
 /// Rows `start..end` of the audit table, `column` read by `get`: exactly
@@ -158,6 +161,7 @@ impl PostgresStore {
             pool,
             sealer,
             edge: Mutex::new(RightEdge::new()),
+            listener: Mutex::new(None),
         })
     }
 
@@ -612,6 +616,12 @@ impl Store for PostgresStore {
         row.map(|r| Ok((uint(col(&r, 0)?)?, col(&r, 1)?)))
             .transpose()
     }
+
+    fn watch_arrivals(&self, wake: ArrivalHook) -> Result<(), StoreError> {
+        let listener = arrivals::listen(self.pool.config().clone(), wake);
+        *pool::lock(&self.listener) = Some(listener);
+        Ok(())
+    }
 }
 
 /// The advisory lock keys of this schema: one sequencer for every
@@ -621,22 +631,3 @@ impl Store for PostgresStore {
 pub(super) const SEQUENCER_LOCK: i64 = 0x7061_7373_6572_656c;
 const CHECKPOINTS_LOCK: i64 = SEQUENCER_LOCK + 1;
 pub(super) const MIGRATIONS_LOCK: i64 = SEQUENCER_LOCK + 2;
-
-#[cfg(test)]
-mod tests {
-    use super::PostgresUrl;
-
-    #[test]
-    fn a_password_in_the_url_is_never_shown() {
-        let url = PostgresUrl::parse("postgres://gw:s3cret@db.example:5432/passerelle")
-            .expect("a postgres URL");
-        assert_eq!(
-            url.to_string(),
-            "postgres://gw:***@db.example:5432/passerelle"
-        );
-        assert!(!format!("{url:?}").contains("s3cret"));
-        let plain = PostgresUrl::parse("postgres://gw@127.0.0.1:5432/p").expect("a URL");
-        assert_eq!(plain.to_string(), "postgres://gw@127.0.0.1:5432/p");
-        assert!(PostgresUrl::parse("/var/lib/passerelle/store.db").is_none());
-    }
-}

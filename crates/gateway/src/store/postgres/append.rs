@@ -4,9 +4,12 @@
 //! Owns [`PostgresStore::append`]'s transaction: the sequencer's advisory
 //! lock taken first (so that the next index read after it is the log's end
 //! for every instance, and indices stay gap-free), the seal checked against
-//! the stored log, each batch in its own savepoint (a failing batch is
-//! rolled back alone), its entries inserted with their leaf hashes in one
-//! statement, the seal replaced once, one commit. Like the SQLite write
+//! the stored log, each batch's change, then every batch's entries with
+//! their leaf hashes, the new seal and the arrivals' notification in one
+//! statement, one commit. The round trips of a group commit are few and do
+//! not grow with its entries: batches run without savepoints, and only when
+//! one fails is the transaction written again with a savepoint per batch,
+//! so that the failing one is rolled back alone. Like the SQLite write
 //! path it never decides whether a change is allowed and keeps only the
 //! log's right edge to sign the seal, caught up from the stored leaf hashes
 //! when another instance appended meanwhile.
@@ -14,15 +17,25 @@
 use ::postgres::Transaction;
 
 use super::{
-    backend, col, int, leaf_of, next_index, read_range, uint, PostgresStore, SEQUENCER_LOCK,
+    arrivals, backend, col, int, leaf_of, next_index, read_range, uint, PostgresStore,
+    SEQUENCER_LOCK,
 };
-use crate::audit::event::BoundedEntry;
 use crate::audit::rfc9162::{leaf_hash, Hash, RightEdge};
 use crate::domain::bytes::to_cbor;
 use crate::domain::item::Portion;
 use crate::store::sqlite::{priority_rank, stored_receipt};
 use crate::store::steps::{appended_entries, committed, starts_a_new_log, Step};
-use crate::store::{Batch, Change, NewItem, Outcome, Sealer, StoreError, TreeHead, Unchanged};
+use crate::store::{Batch, Change, NewItem, Outcome, StoreError, TreeHead, Unchanged};
+
+/// Whether a transaction's batches each run in a savepoint of their own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Savepoints {
+    /// None: two round trips fewer per batch. Any batch failing rolls the
+    /// whole transaction back, to be written again with savepoints.
+    Without,
+    /// One per batch, so that a failing batch is rolled back alone.
+    PerBatch,
+}
 
 impl PostgresStore {
     pub(super) fn append_batches(
@@ -34,6 +47,42 @@ impl PostgresStore {
         // orders them with every other instance's.
         let mut edge_guard = super::pool::lock(&self.edge);
         let mut client = self.pool.get()?;
+        // A failed transaction leaves the edge empty, and the next one
+        // catches up from the database.
+        let edge = std::mem::take(&mut *edge_guard);
+        // Batches rarely fail: first without savepoints, and only if one
+        // did, all of them again, each in its own.
+        let written = match self.write(
+            &mut client,
+            &batches,
+            new_log,
+            edge.clone(),
+            Savepoints::Without,
+        )? {
+            Some(written) => written,
+            None => self
+                .write(&mut client, &batches, new_log, edge, Savepoints::PerBatch)?
+                .ok_or_else(|| {
+                    StoreError::Backend("a batch failed without its savepoint".into())
+                })?,
+        };
+        let (steps, edge) = written;
+        // Only now is the edge the stored log's.
+        *edge_guard = edge;
+        Ok(committed(steps))
+    }
+
+    /// One transaction of `batches`, committed; `None` when a batch failed
+    /// [`Savepoints::Without`] them (nothing was written).
+    #[allow(clippy::type_complexity)]
+    fn write(
+        &self,
+        client: &mut ::postgres::Client,
+        batches: &[Batch],
+        new_log: bool,
+        edge: RightEdge,
+        savepoints: Savepoints,
+    ) -> Result<Option<(Vec<Result<Step, StoreError>>, RightEdge)>, StoreError> {
         let mut tx = client.transaction().map_err(backend)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SEQUENCER_LOCK])
             .map_err(backend)?;
@@ -46,50 +95,144 @@ impl PostgresStore {
             }
             edge
         } else {
-            caught_up(&mut tx, std::mem::take(&mut *edge_guard))?
+            caught_up(&mut tx, edge)?
         };
         let mut steps = Vec::with_capacity(batches.len());
-        for batch in &batches {
-            let mut savepoint = tx.savepoint("batch").map_err(backend)?;
-            match apply(&mut savepoint, batch, edge.size()) {
-                Ok(step) => {
-                    savepoint.commit().map_err(backend)?;
-                    if let Step::Written { leaves, .. } = &step {
-                        for h in leaves {
-                            edge.push(*h);
+        let mut entries: Vec<&[u8]> = Vec::new();
+        for batch in batches {
+            let step = match savepoints {
+                Savepoints::Without => match apply(&mut tx, batch, edge.size()) {
+                    Ok(step) => step,
+                    // Dropped: rolled back.
+                    Err(_) => return Ok(None),
+                },
+                Savepoints::PerBatch => {
+                    let mut savepoint = tx.savepoint("batch").map_err(backend)?;
+                    match apply(&mut savepoint, batch, edge.size()) {
+                        Ok(step) => {
+                            savepoint.commit().map_err(backend)?;
+                            step
+                        }
+                        Err(e) => {
+                            savepoint.rollback().map_err(backend)?;
+                            steps.push(Err(e));
+                            continue;
                         }
                     }
-                    steps.push(Ok(step));
                 }
-                Err(e) => {
-                    savepoint.rollback().map_err(backend)?;
-                    steps.push(Err(e));
+            };
+            if let Step::Written { leaves, .. } = &step {
+                for h in leaves {
+                    edge.push(*h);
                 }
+                entries.extend(batch.entries.iter().map(|e| e.bytes()));
             }
+            steps.push(Ok(step));
         }
-        if appended_entries(&steps) {
-            seal(&mut tx, &edge, self.sealer.as_ref())?;
-        }
+        let seal = if appended_entries(&steps) {
+            let head = TreeHead {
+                size: edge.size(),
+                root: edge.root(),
+            };
+            let note = self
+                .sealer
+                .seal(head)
+                .map_err(|e| StoreError::Invariant(format!("cannot seal the audit log: {e}")))?;
+            Some((head.size, note))
+        } else {
+            None
+        };
+        let arrived = recipients_of_stored(batches, &steps);
+        finish(&mut tx, &entries, edge.size(), seal, &arrived)?;
         tx.commit().map_err(backend)?;
-        // Only now is the edge the stored log's: a failed transaction left
-        // the edge empty, and the next one catches up from the database.
-        *edge_guard = edge;
-        Ok(committed(steps))
+        Ok(Some((steps, edge)))
     }
+}
+
+/// Writes the entries of the written batches (taking the indices up to
+/// `size`, with their leaf hashes), the seal of the log they leave, and
+/// the arrivals' notification, in one statement: one round trip for the
+/// log's part of a group commit, whatever the number of batches.
+fn finish(
+    tx: &mut Transaction<'_>,
+    entries: &[&[u8]],
+    size: u64,
+    seal: Option<(u64, String)>,
+    arrived: &[&str],
+) -> Result<(), StoreError> {
+    if entries.is_empty() && arrived.is_empty() {
+        return Ok(());
+    }
+    let first = size - entries.len() as u64;
+    let indices = (0..entries.len() as u64)
+        .map(|i| int(first + i))
+        .collect::<Result<Vec<i64>, _>>()?;
+    let leaves: Vec<Hash> = entries.iter().map(|e| leaf_hash(e)).collect();
+    let hashes: Vec<&[u8]> = leaves.iter().map(|h| &h[..]).collect();
+    let (sealed, note) = match seal {
+        Some((size, note)) => (Some(int(size)?), Some(note)),
+        None => (None, None),
+    };
+    // Data-modifying CTEs run once, whether or not the query reads them;
+    // the seal's row is written only when there is a seal to write.
+    tx.execute(
+        "WITH entries AS (
+             INSERT INTO audit (idx, entry, leaf)
+             SELECT * FROM UNNEST($1::BIGINT[], $2::BYTEA[], $3::BYTEA[])
+         ), sealed AS (
+             INSERT INTO seal (id, size, note) SELECT 0, $4::BIGINT, $5::TEXT WHERE $5::TEXT IS NOT NULL
+             ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size, note = EXCLUDED.note
+         )
+         SELECT pg_notify($6, r) FROM UNNEST($7::TEXT[]) AS r",
+        &[
+            &indices,
+            &entries,
+            &hashes,
+            &sealed,
+            &note,
+            &arrivals::CHANNEL,
+            &arrived,
+        ],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// The recipients, each once, of the items the written batches store.
+fn recipients_of_stored<'a>(
+    batches: &'a [Batch],
+    steps: &[Result<Step, StoreError>],
+) -> Vec<&'a str> {
+    let mut recipients: Vec<&str> = batches
+        .iter()
+        .zip(steps)
+        .filter(|(_, step)| matches!(step, Ok(Step::Written { .. })))
+        .filter_map(|(batch, _)| match &batch.change {
+            Change::Item(item) => Some(item),
+            _ => None,
+        })
+        .flat_map(|item| item.deliveries.iter().map(|(r, _)| r.as_str()))
+        .collect();
+    recipients.sort_unstable();
+    recipients.dedup();
+    recipients
 }
 
 /// The right edge of the stored log, checked against the seal: `edge`
 /// extended by the leaf hashes other instances appended since this one
 /// last saw the log, read under the sequencer.
 fn caught_up(tx: &mut Transaction<'_>, mut edge: RightEdge) -> Result<RightEdge, StoreError> {
-    let next = next_index(tx)?;
-    let sealed = match tx
-        .query_opt("SELECT size FROM seal WHERE id = 0", &[])
-        .map_err(backend)?
-    {
-        Some(row) => uint(col(&row, 0)?)?,
-        None => 0,
-    };
+    // One round trip for both; after the lock, so that it sees every
+    // commit before it.
+    let row = tx
+        .query_one(
+            "SELECT (SELECT COALESCE(MAX(idx) + 1, 0) FROM audit),
+                    (SELECT COALESCE(MAX(size), 0) FROM seal WHERE id = 0)",
+            &[],
+        )
+        .map_err(backend)?;
+    let next = uint(col(&row, 0)?)?;
+    let sealed = uint(col(&row, 1)?)?;
     // Every appending transaction seals what it leaves: a log that is not
     // the sealed one was changed behind the gateway's back, and appending
     // to it would sign over the change.
@@ -244,55 +387,12 @@ fn apply(tx: &mut Transaction<'_>, batch: &Batch, next: u64) -> Result<Step, Sto
     if !applies {
         return Ok(Step::Skipped(Outcome::Unchanged(Unchanged::NotFound)));
     }
-    let leaves = insert_audit(tx, next, &batch.entries)?;
+    // Inserted with every batch's, by `finish`.
+    let leaves = batch.entries.iter().map(|e| leaf_hash(e.bytes())).collect();
     Ok(Step::Written {
         first: next,
         leaves,
     })
-}
-
-/// Inserts `entries` at `next..`, each with its leaf hash, in one
-/// statement (one round trip per batch, not per entry).
-fn insert_audit(
-    tx: &mut Transaction<'_>,
-    next: u64,
-    entries: &[BoundedEntry],
-) -> Result<Vec<Hash>, StoreError> {
-    if entries.is_empty() {
-        return Ok(Vec::new());
-    }
-    let leaves: Vec<Hash> = entries.iter().map(|e| leaf_hash(e.bytes())).collect();
-    let indices = (0..entries.len() as u64)
-        .map(|i| int(next + i))
-        .collect::<Result<Vec<i64>, _>>()?;
-    let bytes: Vec<&[u8]> = entries.iter().map(|e| e.bytes()).collect();
-    let hashes: Vec<&[u8]> = leaves.iter().map(|h| &h[..]).collect();
-    tx.execute(
-        "INSERT INTO audit (idx, entry, leaf)
-         SELECT * FROM UNNEST($1::BIGINT[], $2::BYTEA[], $3::BYTEA[])",
-        &[&indices, &bytes, &hashes],
-    )
-    .map_err(backend)?;
-    Ok(leaves)
-}
-
-/// Replaces the seal with a signed head of the log `edge` describes (as
-/// the transaction leaves it).
-fn seal(tx: &mut Transaction<'_>, edge: &RightEdge, sealer: &dyn Sealer) -> Result<(), StoreError> {
-    let head = TreeHead {
-        size: edge.size(),
-        root: edge.root(),
-    };
-    let note = sealer
-        .seal(head)
-        .map_err(|e| StoreError::Invariant(format!("cannot seal the audit log: {e}")))?;
-    tx.execute(
-        "INSERT INTO seal (id, size, note) VALUES (0, $1, $2)
-         ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size, note = EXCLUDED.note",
-        &[&int(head.size)?, &note],
-    )
-    .map_err(backend)?;
-    Ok(())
 }
 
 /// Inserts one item and its inbox entries, its acceptance entry at
@@ -362,12 +462,13 @@ fn insert_item(
         )
         .map_err(backend)?;
     }
-    for (recipient, released) in &item.deliveries {
-        tx.execute(
-            "INSERT INTO inbox (recipient, item_seq, released) VALUES ($1, $2, $3)",
-            &[&recipient.as_str(), &seq, &to_cbor(released)],
-        )
-        .map_err(backend)?;
-    }
+    let recipients: Vec<&str> = item.deliveries.iter().map(|(r, _)| r.as_str()).collect();
+    let released: Vec<Vec<u8>> = item.deliveries.iter().map(|(_, p)| to_cbor(p)).collect();
+    tx.execute(
+        "INSERT INTO inbox (recipient, item_seq, released)
+         SELECT r, $1, p FROM UNNEST($2::TEXT[], $3::BYTEA[]) AS d (r, p)",
+        &[&seq, &recipients, &released],
+    )
+    .map_err(backend)?;
     Ok(None)
 }

@@ -1,33 +1,41 @@
 //! Keeps the synchronous PostgreSQL client off the gateway's async threads.
 //!
 //! The `postgres` client drives its connection with a runtime of its own,
-//! which tokio forbids inside a thread that already runs async code (the
-//! gateway's start, `main`'s `block_on`): it would panic there. The store
+//! which tokio forbids on a thread that runs async code (a runtime's
+//! worker, or a thread inside `block_on`): it would panic there. The store
 //! contract is synchronous and some callers (the start checks, the audit
 //! export) call it from such a thread, so [`OffRuntime`] runs every call
-//! made inside a tokio runtime on a short-lived thread of its own and
-//! waits for it; outside one (the tests, plain threads) the call runs where
-//! it is. It only forwards: it never changes what a call does or returns.
+//! where the blocking client may run, at the least cost: directly on a
+//! thread outside any runtime or on tokio's blocking pool (where the
+//! gateway's own store calls run), through `block_in_place` on a
+//! multi-threaded runtime (which leaves the runtime for the call and hands
+//! the thread's other tasks to another worker), and only on a
+//! current-thread runtime, where neither is possible, on a short-lived
+//! thread of its own. It only forwards: it never changes what a call does
+//! or returns.
 
 use super::super::{
-    Batch, Durable, InboxEntry, Leased, OpenRequest, Outcome, RequestState, Store, StoreError,
-    Swept,
+    ArrivalHook, Batch, Durable, InboxEntry, Leased, OpenRequest, Outcome, RequestState, Store,
+    StoreError, Swept,
 };
 use crate::audit::rfc9162::Hash;
 use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::Receipt;
+use tokio::runtime::{Handle, RuntimeFlavor};
 
-/// Runs `f` where the blocking client may run: on a scoped thread of its
-/// own when the current thread is inside a tokio runtime. A panic in `f`
-/// is the caller's panic.
+/// Runs `f` where the blocking client may run (see the module doc). A
+/// panic in `f` is the caller's panic.
 pub(in crate::store) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return f();
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Err(_) => f(),
+        // On a blocking-pool thread this runs `f` as is; on a worker or in
+        // `block_on` it leaves the runtime for the call.
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        Ok(_) => std::thread::scope(|s| match s.spawn(f).join() {
+            Ok(v) => v,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }),
     }
-    std::thread::scope(|s| match s.spawn(f).join() {
-        Ok(v) => v,
-        Err(panic) => std::panic::resume_unwind(panic),
-    })
 }
 
 /// A store whose every call goes through [`off_runtime`].
@@ -118,5 +126,74 @@ impl<S: Store> Store for OffRuntime<S> {
         index: Option<u64>,
     ) -> Result<Option<(u64, String)>, StoreError> {
         off_runtime(|| self.0.latest_checkpoint_above(index))
+    }
+    // Starts a thread of its own: nothing to keep off the runtime.
+    fn watch_arrivals(&self, wake: ArrivalHook) -> Result<(), StoreError> {
+        self.0.watch_arrivals(wake)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::off_runtime;
+    use std::thread::{current, ThreadId};
+
+    fn where_it_ran() -> (ThreadId, ThreadId) {
+        (current().id(), off_runtime(|| current().id()))
+    }
+
+    #[test]
+    fn outside_a_runtime_the_call_runs_where_it_is() {
+        let (here, ran) = where_it_ran();
+        assert_eq!(here, ran);
+    }
+
+    /// Where the gateway's store calls run: no thread per call.
+    #[test]
+    fn on_the_blocking_pool_the_call_runs_where_it_is() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let (here, ran) = runtime
+            .block_on(async { tokio::task::spawn_blocking(where_it_ran).await })
+            .unwrap();
+        assert_eq!(here, ran);
+    }
+
+    /// The start checks, on a worker: the call leaves the runtime in place
+    /// and the client's own runtime may start (it would panic otherwise).
+    #[test]
+    fn on_a_worker_the_call_leaves_the_runtime_in_place() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let (here, ran, started) = runtime
+            .block_on(async {
+                tokio::spawn(async {
+                    let here = current().id();
+                    off_runtime(|| {
+                        let inner = tokio::runtime::Builder::new_current_thread()
+                            .build()
+                            .unwrap();
+                        (here, current().id(), inner.block_on(async { true }))
+                    })
+                })
+                .await
+            })
+            .unwrap();
+        assert_eq!(here, ran);
+        assert!(started);
+    }
+
+    /// On a current-thread runtime neither is possible: a thread of its own.
+    #[test]
+    fn on_a_current_thread_runtime_the_call_gets_a_thread() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (here, ran) = runtime.block_on(async { where_it_ran() });
+        assert_ne!(here, ran);
     }
 }

@@ -137,6 +137,11 @@ impl Pool {
         })
     }
 
+    /// Where and how to connect, for a connection outside the pool.
+    pub(super) fn config(&self) -> &::postgres::Config {
+        &self.config
+    }
+
     pub(super) fn get(&self) -> Result<Conn<'_>, StoreError> {
         let idle = lock(&self.idle).pop();
         let client = match idle {
@@ -154,5 +159,24 @@ impl Pool {
             pool: self,
             client: Some(client),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PostgresUrl;
+
+    #[test]
+    fn a_password_in_the_url_is_never_shown() {
+        let url = PostgresUrl::parse("postgres://gw:s3cret@db.example:5432/passerelle")
+            .expect("a postgres URL");
+        assert_eq!(
+            url.to_string(),
+            "postgres://gw:***@db.example:5432/passerelle"
+        );
+        assert!(!format!("{url:?}").contains("s3cret"));
+        let plain = PostgresUrl::parse("postgres://gw@127.0.0.1:5432/p").expect("a URL");
+        assert_eq!(plain.to_string(), "postgres://gw@127.0.0.1:5432/p");
+        assert!(PostgresUrl::parse("/var/lib/passerelle/store.db").is_none());
     }
 }
