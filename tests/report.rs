@@ -166,6 +166,34 @@ fn the_demos_report_renders_in_chromium_with_every_section() {
     }
     assert!(page.contains("<svg"), "no chart");
 
+    // The filters of `audit show`: one case's page, and a filter that does
+    // not parse is "could not run", with nothing written.
+    let case_html = dir.path().join("case.html");
+    let (code, out) = report(
+        &demo.join("audit-export"),
+        &demo.join("gateway/audit.vkey"),
+        &case_html,
+        &["--case", "CT-2026-014", "--since", "2000-01-01"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let case_page = std::fs::read_to_string(&case_html).unwrap();
+    assert!(
+        case_page.contains("--case CT-2026-014 --since 2000-01-01T00:00:00Z"),
+        "the page does not say its filter"
+    );
+    assert!(
+        case_page.len() < page.len(),
+        "the case's page counts as much as the whole log"
+    );
+    let (code, out) = report(
+        &demo.join("audit-export"),
+        &demo.join("gateway/audit.vkey"),
+        &dir.path().join("bad.html"),
+        &["--agency", "not an agency"],
+    );
+    assert_eq!(code, Some(2), "{out}");
+    assert!(!dir.path().join("bad.html").exists());
+
     let dom = run_chromium(&html, &["--dump-dom"]);
     for section in SECTIONS {
         assert!(dom.contains(section), "the rendered page lacks {section}");
