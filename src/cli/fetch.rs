@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::process::ExitCode;
 
-use super::station::StationArgs;
+use super::station::{print_item, StationArgs};
 
 #[derive(Args)]
 pub struct FetchArgs {
@@ -47,29 +47,23 @@ pub async fn run(args: FetchArgs) -> Result<ExitCode> {
         });
         println!("{}", serde_json::to_string_pretty(&shown)?);
     } else {
-        let h = &manifest.header;
-        println!("item {} from {} (signature verified)", h.id, h.sender);
-        println!(
-            "  priority {:?}, purpose {}, cases {}",
-            h.priority,
-            h.purpose,
-            if h.cases.is_empty() {
-                "-".to_string()
-            } else {
-                h.cases.join(", ")
-            }
+        let portions: Vec<(u32, &str, String)> = item
+            .portions
+            .iter()
+            .map(|p| {
+                (
+                    p.index,
+                    p.portion.label.level.as_str(),
+                    String::from_utf8_lossy(&p.portion.body.0).into_owned(),
+                )
+            })
+            .collect();
+        print_item(
+            &manifest.header,
+            &manifest.label.level,
+            &delivery.attestation,
+            &portions,
         );
-        println!("  label {}", manifest.label.level);
-        println!(
-            "  released to you: portions {:?} under policy {} (gateway attestation verified, audit entry {})",
-            delivery.attestation.portions,
-            &delivery.attestation.policy_digest[..12.min(delivery.attestation.policy_digest.len())],
-            delivery.attestation.audit_index
-        );
-        for p in &item.portions {
-            println!("  [{}] ({})", p.index, p.portion.label.level);
-            println!("    {}", String::from_utf8_lossy(&p.portion.body.0));
-        }
     }
     if ack {
         s.ack(&item_ref).await?;

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-use super::{due_text, priority_text, StationArgs};
+use super::{due_text, print_item, priority_text, StationArgs};
 use passerelle::agent::{
     ask, list_of, read_item, serve_control, status_of, unix_now, Agent, ControlReply,
     ControlRequest, ListEntry, Reading, Status,
@@ -328,31 +328,18 @@ async fn read(args: ReadArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&reading)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let h = &reading.header;
-    println!("item {} from {} (signature verified)", h.id, h.sender);
-    println!(
-        "  priority {}, purpose {}, cases {}",
-        priority_text(h.priority),
-        h.purpose,
-        if h.cases.is_empty() {
-            "-".to_string()
-        } else {
-            h.cases.join(", ")
-        }
-    );
-    println!("  label {}", reading.label.level);
-    let a = &reading.attestation;
-    println!(
-        "  released to you: portions {:?} under policy {} (gateway attestation verified, audit entry {})",
-        a.portions,
-        &a.policy_digest[..12.min(a.policy_digest.len())],
-        a.audit_index
+    let portions: Vec<(u32, &str, String)> = reading
+        .portions
+        .iter()
+        .map(|p| (p.index, p.label.level.as_str(), p.text.clone()))
+        .collect();
+    print_item(
+        &reading.header,
+        &reading.label.level,
+        &reading.attestation,
+        &portions,
     );
     println!("  received {}", rfc3339(reading.received_at));
-    for p in &reading.portions {
-        println!("  [{}] ({})", p.index, p.label.level);
-        println!("    {}", p.text);
-    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -154,7 +154,7 @@ impl Agent {
             vault: Arc::new(vault),
             last_used: Instant::now(),
         });
-        self.wake.notify_one();
+        self.wake.notify_waiters();
         Ok(())
     }
 
@@ -280,7 +280,12 @@ impl Agent {
         if purged > 0 {
             tracing::info!(count = purged, "purged at the end of their retention");
         }
-        let mut entries = self.station.inbox(wait).await?;
+        // An item handed to the agent (`station send`) or an unlock ends
+        // the wait: a long-poll is only a GET, safe to drop.
+        let mut entries = tokio::select! {
+            r = self.station.inbox(wait) => r?,
+            _ = self.wake.notified() => return Ok(()),
+        };
         self.link_is(true, None);
         self.waiting_at_gateway
             .store(entries.len(), Ordering::Relaxed);
@@ -373,7 +378,7 @@ impl Agent {
                 purge_after: None,
             }))?;
         }
-        self.wake.notify_one();
+        self.wake.notify_waiters();
         Ok(reference)
     }
 
