@@ -233,7 +233,7 @@ impl Agent {
                     }
                     tracing::warn!(error = %e, pause = ?pause, "sync failed; trying again");
                     let wait = jittered(pause);
-                    pause = (pause * 2).min(max);
+                    pause = next_pause(pause, max);
                     wait
                 }
             };
@@ -464,6 +464,12 @@ impl Agent {
     }
 }
 
+/// The pause after one more failure in a row: twice the last, at most
+/// `max`.
+fn next_pause(pause: Duration, max: Duration) -> Duration {
+    pause.saturating_mul(2).min(max)
+}
+
 /// A pause drawn between half of `pause` and `pause`.
 fn jittered(pause: Duration) -> Duration {
     use ring::rand::SecureRandom;
@@ -478,8 +484,22 @@ fn jittered(pause: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use super::jittered;
+    use super::{jittered, next_pause};
     use std::time::Duration;
+
+    #[test]
+    fn pauses_grow_to_their_bound_and_stay_there() {
+        let max = Duration::from_secs(60);
+        let mut pause = Duration::from_millis(500);
+        let mut seen = vec![pause];
+        for _ in 0..20 {
+            pause = next_pause(pause, max);
+            seen.push(pause);
+        }
+        assert_eq!(seen[1], Duration::from_secs(1));
+        assert!(seen.windows(2).all(|w| w[1] >= w[0] && w[1] <= max));
+        assert_eq!(*seen.last().unwrap(), max);
+    }
 
     #[test]
     fn pauses_are_jittered_within_their_bounds() {
