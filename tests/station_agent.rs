@@ -114,6 +114,16 @@ fn outgoing_states(agent: &Agent) -> BTreeMap<String, OutgoingState> {
         .collect()
 }
 
+/// VSSE sends `text` to Rabat; the item's reference.
+async fn vsse_to_rabat(h: &Harness, id: &str, text: &str) -> String {
+    let vsse = h.station("vsse/analysis/ct");
+    vsse.submit(&item(&vsse, id, &["police/lo/rabat"], text))
+        .await
+        .unwrap()
+        .receipt
+        .item_ref
+}
+
 fn flash(station: &Station, id: &str, to: &str, text: &str) -> SignedItem {
     passerelle::spec::ItemSpec::parse(&format!(
         "id = \"{id}\"\nto = [\"{to}\"]\npurpose = \"terrorism\"\ncases = [\"CT-2026-014\"]\npriority = \"FLASH\"\n\
@@ -295,10 +305,7 @@ async fn under_a_script_of_faults_every_item_arrives_once_each_way_across_a_cras
 async fn an_item_stored_but_not_acknowledged_is_acknowledged_again_and_stored_once() {
     let h = Harness::start_with(|c| c.lease_seconds = 1).await;
     let dir = tempfile::tempdir().unwrap();
-    let vsse = h.station("vsse/analysis/ct");
-    vsse.submit(&item(&vsse, "ctx-1", &["police/lo/rabat"], "context"))
-        .await
-        .unwrap();
+    vsse_to_rabat(&h, "ctx-1", "context").await;
     let agent = agent(agent_config(&h, "police/lo/rabat", h.addr(), dir.path()));
     let vault = agent.unlocked(true).unwrap();
     // Fetched and stored, then the power went: no ack.
@@ -353,13 +360,7 @@ async fn an_unused_key_is_forgotten_and_nothing_more_is_fetched() {
 async fn a_forged_attestation_is_refused_stored_nowhere_and_not_acknowledged() {
     let h = Harness::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let vsse = h.station("vsse/analysis/ct");
-    let sent = vsse
-        .submit(&item(&vsse, "ctx-1", &["police/lo/rabat"], "context"))
-        .await
-        .unwrap()
-        .receipt
-        .item_ref;
+    let sent = vsse_to_rabat(&h, "ctx-1", "context").await;
     // The station trusts another key than the gateway's: to it, the
     // gateway's attestations are forgeries.
     let mut config = agent_config(&h, "police/lo/rabat", h.addr(), dir.path());
@@ -394,10 +395,7 @@ async fn a_forged_attestation_is_refused_stored_nowhere_and_not_acknowledged() {
 async fn an_item_changed_after_signing_is_refused_and_never_stored() {
     let h = Harness::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let vsse = h.station("vsse/analysis/ct");
-    vsse.submit(&item(&vsse, "ctx-1", &["police/lo/rabat"], "the real text"))
-        .await
-        .unwrap();
+    vsse_to_rabat(&h, "ctx-1", "the real text").await;
     let agent = agent(agent_config(&h, "police/lo/rabat", h.addr(), dir.path()));
     let entry = agent
         .station()
@@ -442,14 +440,8 @@ fn everything_on_disk(dir: &Path) -> Vec<u8> {
 async fn a_locked_station_shows_no_plaintext_refuses_a_wrong_passphrase_and_detects_tampering() {
     let h = Harness::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let vsse = h.station("vsse/analysis/ct");
     let subject = "meeting point moved to the old medina";
-    let sent = vsse
-        .submit(&item(&vsse, "ctx-secret-77", &["police/lo/rabat"], subject))
-        .await
-        .unwrap()
-        .receipt
-        .item_ref;
+    let sent = vsse_to_rabat(&h, "ctx-secret-77", subject).await;
     let agent = agent(agent_config(&h, "police/lo/rabat", h.addr(), dir.path()));
     {
         let vault = agent.unlocked(true).unwrap();
@@ -490,9 +482,7 @@ async fn a_locked_station_shows_no_plaintext_refuses_a_wrong_passphrase_and_dete
     assert!(status.locked && status.received.is_none());
 
     // Locked, the agent takes nothing: items wait at the gateway.
-    vsse.submit(&item(&vsse, "ctx-2", &["police/lo/rabat"], "more"))
-        .await
-        .unwrap();
+    vsse_to_rabat(&h, "ctx-2", "more").await;
     let files_before = Vault::at(dir.path().join("vault")).files().unwrap().len();
     let running = start(agent.clone());
     until(

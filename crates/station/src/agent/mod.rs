@@ -113,9 +113,6 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// Outcome of one verified delivery put in the vault.
-pub type Receive = Stored;
-
 impl Agent {
     /// An agent for `station`, its vault locked.
     pub fn new(station: Station) -> Agent {
@@ -311,7 +308,7 @@ impl Agent {
 
     /// Fetches, verifies, stores and then acknowledges one item; an item
     /// the vault has already is only acknowledged.
-    async fn take(&self, vault: &Unlocked, entry: &InboxEntry) -> Result<Receive, AgentError> {
+    async fn take(&self, vault: &Unlocked, entry: &InboxEntry) -> Result<Stored, AgentError> {
         if vault.received(&entry.item_ref)?.is_some() {
             self.station.ack(&entry.item_ref).await?;
             return Ok(Stored::Already);
@@ -331,7 +328,7 @@ impl Agent {
         entry: &InboxEntry,
         item: &crate::domain::item::DeliveredItem,
         now: i64,
-    ) -> Result<Receive, AgentError> {
+    ) -> Result<Stored, AgentError> {
         let delivery = self.station.open(item)?;
         if delivery.attestation.item_ref != entry.item_ref {
             return Err(ClientError::Unverified(
