@@ -25,7 +25,7 @@ mod settings;
 mod view;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -98,6 +98,12 @@ pub struct Agent {
     // not fetched again by this process.
     not_verified: Mutex<BTreeMap<String, String>>,
     waiting_at_gateway: AtomicUsize,
+    // Whether the vault may hold items to send: set at start, by `queue`
+    // and by a failed push. A round opens every vault file only then, not
+    // each time it polls.
+    to_push: AtomicBool,
+    // When retention was last applied: at most every PURGE_EVERY.
+    last_purge: Mutex<Option<Instant>>,
     wake: tokio::sync::Notify,
 }
 
@@ -105,6 +111,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Each guarded value is valid whatever a panicking holder left.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// How often retention is applied while the agent runs (and once at
+/// its first round): items are kept for days, so this is soon enough, and
+/// a purge opens every vault file.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
@@ -129,6 +140,8 @@ impl Agent {
             }),
             not_verified: Mutex::new(BTreeMap::new()),
             waiting_at_gateway: AtomicUsize::new(0),
+            to_push: AtomicBool::new(true),
+            last_purge: Mutex::new(None),
             wake: tokio::sync::Notify::new(),
         }
     }
@@ -272,10 +285,19 @@ impl Agent {
     /// fetched, verified, stored and acknowledged.
     pub async fn sync_once(&self, vault: &Unlocked, wait: Duration) -> Result<(), AgentError> {
         self.take_outbox(vault)?;
-        self.push(vault).await?;
-        let purged = vault.purge(unix_now())?;
-        if purged > 0 {
-            tracing::info!(count = purged, "purged at the end of their retention");
+        if self.to_push.swap(false, Ordering::SeqCst) {
+            if let Err(e) = self.push(vault).await {
+                self.to_push.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        }
+        let due = lock(&self.last_purge).map_or(true, |t| t.elapsed() >= PURGE_EVERY);
+        if due {
+            let purged = vault.purge(unix_now())?;
+            *lock(&self.last_purge) = Some(Instant::now());
+            if purged > 0 {
+                tracing::info!(count = purged, "purged at the end of their retention");
+            }
         }
         // An item handed to the agent (`station send`) or an unlock ends
         // the wait: a long-poll is only a GET, safe to drop.
@@ -375,6 +397,7 @@ impl Agent {
                 purge_after: None,
             }))?;
         }
+        self.to_push.store(true, Ordering::SeqCst);
         self.wake.notify_waiters();
         Ok(reference)
     }
