@@ -339,6 +339,41 @@ async fn an_item_stored_but_not_acknowledged_is_acknowledged_again_and_stored_on
 }
 
 #[tokio::test]
+async fn an_item_is_acknowledged_only_once_the_vault_has_written_it() {
+    let h = Harness::start_with(|c| c.lease_seconds = 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sent = vsse_to_rabat(&h, "ctx-1", "context").await;
+    let agent = agent(agent_config(&h, "police/lo/rabat", h.addr(), dir.path()));
+    let vault = agent.unlocked(true).unwrap();
+    // The vault's disk fails under the running agent: its files' directory
+    // is gone, so the write of the fetched item fails.
+    let sealed = dir.path().join("vault/sealed");
+    std::fs::remove_dir(&sealed).unwrap();
+    let failed = agent.sync_once(&vault, Duration::from_secs(2)).await;
+    assert!(
+        matches!(failed, Err(AgentError::Vault(VaultError::Io { .. }))),
+        "{failed:?}"
+    );
+    let acks = |events: Vec<AuditEvent>| {
+        events
+            .iter()
+            .filter(|e| matches!(e, AuditEvent::Acknowledged { .. }))
+            .count()
+    };
+    assert_eq!(acks(h.audit_events().await), 0, "not acknowledged");
+    // The disk is back: offered again after its lease, stored, then
+    // acknowledged.
+    std::fs::create_dir(&sealed).unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    agent
+        .sync_once(&vault, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(received_refs(&agent), vec![sent]);
+    assert_eq!(acks(h.audit_events().await), 1);
+}
+
+#[tokio::test]
 async fn an_unused_key_is_forgotten_and_nothing_more_is_fetched() {
     let h = Harness::start().await;
     let dir = tempfile::tempdir().unwrap();
