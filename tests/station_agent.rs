@@ -114,6 +114,16 @@ fn outgoing_states(agent: &Agent) -> BTreeMap<String, OutgoingState> {
         .collect()
 }
 
+/// VSSE sends `text` to Rabat; the item's reference.
+async fn vsse_to_rabat(h: &Harness, id: &str, text: &str) -> String {
+    let vsse = h.station("vsse/analysis/ct");
+    vsse.submit(&item(&vsse, id, &["police/lo/rabat"], text))
+        .await
+        .unwrap()
+        .receipt
+        .item_ref
+}
+
 fn flash(station: &Station, id: &str, to: &str, text: &str) -> SignedItem {
     passerelle::spec::ItemSpec::parse(&format!(
         "id = \"{id}\"\nto = [\"{to}\"]\npurpose = \"terrorism\"\ncases = [\"CT-2026-014\"]\npriority = \"FLASH\"\n\
@@ -218,17 +228,29 @@ async fn under_a_script_of_faults_every_item_arrives_once_each_way_across_a_cras
             && outgoing_states(&second.agent).len() == 4
     })
     .await;
-    // Acknowledged only after the vault write: once both are done the
-    // gateway holds nothing more for Rabat.
-    let rabat = h.station("police/lo/rabat");
-    let mut left = rabat.inbox(Duration::ZERO).await.unwrap();
-    for _ in 0..50 {
-        if left.is_empty() {
+    // Acknowledged after the vault write: the gateway's log records each
+    // acknowledgement (an inbox that looks empty may only be leased).
+    let acked = |events: &[AuditEvent], r: &str| {
+        events
+            .iter()
+            .filter(|e| matches!(e, AuditEvent::Acknowledged { item_ref, .. } if item_ref == r))
+            .count()
+    };
+    let start = Instant::now();
+    loop {
+        let events = h.audit_events().await;
+        if sent_to_rabat.iter().all(|r| acked(&events, r) > 0) {
             break;
         }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not all acknowledged"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
-        left = rabat.inbox(Duration::ZERO).await.unwrap();
     }
+    let rabat = h.station("police/lo/rabat");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let left = rabat.inbox(Duration::ZERO).await.unwrap();
     assert!(left.is_empty(), "not acknowledged: {left:?}");
     second.stop().await;
     assert_eq!(proxy.remaining(), 0, "every fault of the script was played");
@@ -261,11 +283,7 @@ async fn under_a_script_of_faults_every_item_arrives_once_each_way_across_a_cras
         "each of Rabat's items accepted once"
     );
     for r in &sent_to_rabat {
-        let acks = events
-            .iter()
-            .filter(|e| matches!(e, AuditEvent::Acknowledged { item_ref, .. } if item_ref == r))
-            .count();
-        assert_eq!(acks, 1, "{r} acknowledged once");
+        assert_eq!(acked(&events, r), 1, "{r} acknowledged once");
     }
 
     // Each stored item verifies again when read; FLASH was taken first.
@@ -287,10 +305,7 @@ async fn under_a_script_of_faults_every_item_arrives_once_each_way_across_a_cras
 async fn an_item_stored_but_not_acknowledged_is_acknowledged_again_and_stored_once() {
     let h = Harness::start_with(|c| c.lease_seconds = 1).await;
     let dir = tempfile::tempdir().unwrap();
-    let vsse = h.station("vsse/analysis/ct");
-    vsse.submit(&item(&vsse, "ctx-1", &["police/lo/rabat"], "context"))
-        .await
-        .unwrap();
+    vsse_to_rabat(&h, "ctx-1", "context").await;
     let agent = agent(agent_config(&h, "police/lo/rabat", h.addr(), dir.path()));
     let vault = agent.unlocked(true).unwrap();
     // Fetched and stored, then the power went: no ack.
@@ -324,6 +339,41 @@ async fn an_item_stored_but_not_acknowledged_is_acknowledged_again_and_stored_on
 }
 
 #[tokio::test]
+async fn an_item_is_acknowledged_only_once_the_vault_has_written_it() {
+    let h = Harness::start_with(|c| c.lease_seconds = 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sent = vsse_to_rabat(&h, "ctx-1", "context").await;
+    let agent = agent(agent_config(&h, "police/lo/rabat", h.addr(), dir.path()));
+    let vault = agent.unlocked(true).unwrap();
+    // The vault's disk fails under the running agent: its files' directory
+    // is gone, so the write of the fetched item fails.
+    let sealed = dir.path().join("vault/sealed");
+    std::fs::remove_dir(&sealed).unwrap();
+    let failed = agent.sync_once(&vault, Duration::from_secs(2)).await;
+    assert!(
+        matches!(failed, Err(AgentError::Vault(VaultError::Io { .. }))),
+        "{failed:?}"
+    );
+    let acks = |events: Vec<AuditEvent>| {
+        events
+            .iter()
+            .filter(|e| matches!(e, AuditEvent::Acknowledged { .. }))
+            .count()
+    };
+    assert_eq!(acks(h.audit_events().await), 0, "not acknowledged");
+    // The disk is back: offered again after its lease, stored, then
+    // acknowledged.
+    std::fs::create_dir(&sealed).unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    agent
+        .sync_once(&vault, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(received_refs(&agent), vec![sent]);
+    assert_eq!(acks(h.audit_events().await), 1);
+}
+
+#[tokio::test]
 async fn an_unused_key_is_forgotten_and_nothing_more_is_fetched() {
     let h = Harness::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -345,13 +395,7 @@ async fn an_unused_key_is_forgotten_and_nothing_more_is_fetched() {
 async fn a_forged_attestation_is_refused_stored_nowhere_and_not_acknowledged() {
     let h = Harness::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let vsse = h.station("vsse/analysis/ct");
-    let sent = vsse
-        .submit(&item(&vsse, "ctx-1", &["police/lo/rabat"], "context"))
-        .await
-        .unwrap()
-        .receipt
-        .item_ref;
+    let sent = vsse_to_rabat(&h, "ctx-1", "context").await;
     // The station trusts another key than the gateway's: to it, the
     // gateway's attestations are forgeries.
     let mut config = agent_config(&h, "police/lo/rabat", h.addr(), dir.path());
@@ -386,10 +430,7 @@ async fn a_forged_attestation_is_refused_stored_nowhere_and_not_acknowledged() {
 async fn an_item_changed_after_signing_is_refused_and_never_stored() {
     let h = Harness::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let vsse = h.station("vsse/analysis/ct");
-    vsse.submit(&item(&vsse, "ctx-1", &["police/lo/rabat"], "the real text"))
-        .await
-        .unwrap();
+    vsse_to_rabat(&h, "ctx-1", "the real text").await;
     let agent = agent(agent_config(&h, "police/lo/rabat", h.addr(), dir.path()));
     let entry = agent
         .station()
@@ -434,14 +475,8 @@ fn everything_on_disk(dir: &Path) -> Vec<u8> {
 async fn a_locked_station_shows_no_plaintext_refuses_a_wrong_passphrase_and_detects_tampering() {
     let h = Harness::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let vsse = h.station("vsse/analysis/ct");
     let subject = "meeting point moved to the old medina";
-    let sent = vsse
-        .submit(&item(&vsse, "ctx-secret-77", &["police/lo/rabat"], subject))
-        .await
-        .unwrap()
-        .receipt
-        .item_ref;
+    let sent = vsse_to_rabat(&h, "ctx-secret-77", subject).await;
     let agent = agent(agent_config(&h, "police/lo/rabat", h.addr(), dir.path()));
     {
         let vault = agent.unlocked(true).unwrap();
@@ -482,9 +517,7 @@ async fn a_locked_station_shows_no_plaintext_refuses_a_wrong_passphrase_and_dete
     assert!(status.locked && status.received.is_none());
 
     // Locked, the agent takes nothing: items wait at the gateway.
-    vsse.submit(&item(&vsse, "ctx-2", &["police/lo/rabat"], "more"))
-        .await
-        .unwrap();
+    vsse_to_rabat(&h, "ctx-2", "more").await;
     let files_before = Vault::at(dir.path().join("vault")).files().unwrap().len();
     let running = start(agent.clone());
     until(

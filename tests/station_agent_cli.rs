@@ -108,6 +108,10 @@ async fn an_officer_writes_syncs_reads_and_locks_with_the_station_commands() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // A second agent for the same station is refused.
+    let (ok, _, err) = station(&config, PASS, &["run"]);
+    assert!(!ok && err.contains("another agent"), "{err}");
+
     let vsse = h.station("vsse/analysis/ct");
     let to_rabat = vsse
         .submit(&item(
@@ -176,6 +180,24 @@ async fn an_officer_writes_syncs_reads_and_locks_with_the_station_commands() {
     let (ok, _, err) = station(&config, "not it", &["list"]);
     assert!(!ok && err.contains("wrong passphrase"), "{err}");
     let (ok, text, _) = station(&config, PASS, &["read", &to_rabat]);
+    assert!(ok && text.contains("context for Rabat"), "{text}");
+
+    // A new passphrase: the old one opens nothing, the items stay.
+    let new_pass = h.path().join("new-passphrase");
+    std::fs::write(&new_pass, "vent de sable\n").unwrap();
+    let (ok, _, err) = station(
+        &config,
+        PASS,
+        &[
+            "passphrase",
+            "--new-passphrase-file",
+            new_pass.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = station(&config, PASS, &["list"]);
+    assert!(!ok && err.contains("wrong passphrase"), "{err}");
+    let (ok, text, _) = station(&config, "vent de sable", &["read", &to_rabat]);
     assert!(ok && text.contains("context for Rabat"), "{text}");
 }
 

@@ -11,7 +11,7 @@ use clap::Args;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::station::StationArgs;
+use super::station::{print_item, StationArgs};
 use passerelle::client::{Delivery, Station};
 use passerelle::domain::item::DeliveredItem;
 
@@ -144,27 +144,21 @@ fn as_json(item_ref: &str, item: &DeliveredItem, delivery: &Delivery) -> serde_j
 /// A checked item as a person reads it.
 fn show(item: &DeliveredItem, delivery: &Delivery) {
     let manifest = &delivery.manifest;
-    let h = &manifest.header;
-    println!("item {} from {} (signature verified)", h.id, h.sender);
-    println!(
-        "  priority {:?}, purpose {}, cases {}",
-        h.priority,
-        h.purpose,
-        if h.cases.is_empty() {
-            "-".to_string()
-        } else {
-            h.cases.join(", ")
-        }
+    let portions: Vec<(u32, &str, String)> = item
+        .portions
+        .iter()
+        .map(|p| {
+            (
+                p.index,
+                p.portion.label.level.as_str(),
+                String::from_utf8_lossy(&p.portion.body.0).into_owned(),
+            )
+        })
+        .collect();
+    print_item(
+        &manifest.header,
+        &manifest.label.level,
+        &delivery.attestation,
+        &portions,
     );
-    println!("  label {}", manifest.label.level);
-    println!(
-        "  released to you: portions {:?} under policy {} (gateway attestation verified, audit entry {})",
-        delivery.attestation.portions,
-        &delivery.attestation.policy_digest[..12.min(delivery.attestation.policy_digest.len())],
-        delivery.attestation.audit_index
-    );
-    for p in &item.portions {
-        println!("  [{}] ({})", p.index, p.portion.label.level);
-        println!("    {}", String::from_utf8_lossy(&p.portion.body.0));
-    }
 }

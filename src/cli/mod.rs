@@ -3,8 +3,8 @@
 //! help shows them: the demo, the gateway's own commands (`serve`,
 //! `reload`, `keygen`), `pki`, `policy`, `audit`, `db`, and the station commands (`send`,
 //! `outbox`, `inbox`, `overdue`, `fetch`, `ack`, `receipt`, sharing
-//! [`station`], and the `station` group: the agent and its vault), the oversight body's `witness`, and the load
-//! generator `bench`.
+//! [`station`], and the `station` group: the agent and its vault), the
+//! oversight body's `witness`, and the load generator `bench`.
 //!
 //! This is the edge where arguments are checked and errors get context for
 //! the person at the terminal (anyhow); the library below keeps typed

@@ -3,7 +3,8 @@
 //! connection, outbox pushed, inbox fetched, verified, kept encrypted,
 //! then acknowledged), `unlock` / `lock` give the running agent the key or
 //! take it away, `status`, `list` and `read` show what the station holds
-//! (FLASH first), `send` signs an item and hands it to the agent sealed.
+//! (FLASH first), `send` signs an item and hands it to the agent sealed,
+//! `passphrase` changes the vault's passphrase.
 //!
 //! The passphrase is read from the file `--passphrase-file` names, else
 //! from `PASSERELLE_PASSPHRASE`, else as one line on standard input; never
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-use super::{due_text, priority_text, StationArgs};
+use super::{due_text, print_item, priority_text, StationArgs};
 use passerelle::agent::{
     ask, list_of, read_item, serve_control, status_of, unix_now, Agent, ControlReply,
     ControlRequest, ListEntry, Reading, Status,
@@ -46,6 +47,10 @@ pub enum StationCommand {
     List(PassArgs),
     /// Show one received item, verified again, and mark it read.
     Read(ReadArgs),
+    /// Wrap the vault's key under a new passphrase (read from
+    /// --new-passphrase-file or PASSERELLE_NEW_PASSPHRASE); the items stay
+    /// as they are.
+    Passphrase(NewPassArgs),
     /// Sign an item and hand it to the running agent, which keeps it
     /// sealed and sends it when the link allows (the options of `send`).
     Send(super::super::send::SendArgs),
@@ -68,6 +73,15 @@ pub struct RunArgs {
     /// otherwise the agent starts locked and waits for `station unlock`.
     #[arg(long)]
     unlock: bool,
+}
+
+#[derive(Args)]
+pub struct NewPassArgs {
+    #[command(flatten)]
+    pass: PassArgs,
+    /// A file holding the new passphrase (first line).
+    #[arg(long)]
+    new_passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -134,6 +148,27 @@ pub async fn run(cmd: StationCommand) -> Result<ExitCode> {
         StationCommand::List(args) => list(args).await,
         StationCommand::Read(args) => read(args).await,
         StationCommand::Send(args) => send(args).await,
+        StationCommand::Passphrase(args) => {
+            let old = args.pass.passphrase()?;
+            let new = Zeroizing::new(match &args.new_passphrase_file {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+                None => std::env::var("PASSERELLE_NEW_PASSPHRASE").context(
+                    "give the new passphrase with --new-passphrase-file or PASSERELLE_NEW_PASSPHRASE",
+                )?,
+            });
+            let new = Zeroizing::new(new.lines().next().unwrap_or_default().to_string());
+            if new.is_empty() {
+                bail!("the new passphrase is empty");
+            }
+            args.pass.vault()?.change_passphrase(
+                old.as_bytes(),
+                new.as_bytes(),
+                KdfParams::default(),
+            )?;
+            println!("the vault's passphrase is changed");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -157,6 +192,14 @@ fn init(args: PassArgs) -> Result<ExitCode> {
 
 async fn run_agent(args: RunArgs) -> Result<ExitCode> {
     let station = args.pass.station.open()?;
+    // Checked before anything runs: two agents would fetch the same items.
+    let socket = station.config().agent.socket();
+    if ask(&socket, &ControlRequest::Status).await.is_ok() {
+        bail!(
+            "another agent is running for this station ({})",
+            socket.display()
+        );
+    }
     let agent = Arc::new(Agent::new(station));
     if args.unlock {
         let passphrase = args.pass.passphrase()?;
@@ -328,31 +371,18 @@ async fn read(args: ReadArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&reading)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let h = &reading.header;
-    println!("item {} from {} (signature verified)", h.id, h.sender);
-    println!(
-        "  priority {}, purpose {}, cases {}",
-        priority_text(h.priority),
-        h.purpose,
-        if h.cases.is_empty() {
-            "-".to_string()
-        } else {
-            h.cases.join(", ")
-        }
-    );
-    println!("  label {}", reading.label.level);
-    let a = &reading.attestation;
-    println!(
-        "  released to you: portions {:?} under policy {} (gateway attestation verified, audit entry {})",
-        a.portions,
-        &a.policy_digest[..12.min(a.policy_digest.len())],
-        a.audit_index
+    let portions: Vec<(u32, &str, String)> = reading
+        .portions
+        .iter()
+        .map(|p| (p.index, p.label.level.as_str(), p.text.clone()))
+        .collect();
+    print_item(
+        &reading.header,
+        &reading.label.level,
+        &reading.attestation,
+        &portions,
     );
     println!("  received {}", rfc3339(reading.received_at));
-    for p in &reading.portions {
-        println!("  [{}] ({})", p.index, p.label.level);
-        println!("    {}", p.text);
-    }
     Ok(ExitCode::SUCCESS)
 }
 

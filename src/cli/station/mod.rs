@@ -70,6 +70,41 @@ pub fn print_receipt(signed: &SignedReceipt, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// An item verified and released to this station, for a person: header,
+/// label, what the gateway attested, then each portion (`fetch`,
+/// `station read`).
+pub fn print_item(
+    header: &passerelle::domain::item::Header,
+    level: &str,
+    attestation: &passerelle::domain::attestation::Attestation,
+    portions: &[(u32, &str, String)],
+) {
+    let h = header;
+    println!("item {} from {} (signature verified)", h.id, h.sender);
+    println!(
+        "  priority {:?}, purpose {}, cases {}",
+        h.priority,
+        h.purpose,
+        if h.cases.is_empty() {
+            "-".to_string()
+        } else {
+            h.cases.join(", ")
+        }
+    );
+    println!("  label {level}");
+    let a = attestation;
+    println!(
+        "  released to you: portions {:?} under policy {} (gateway attestation verified, audit entry {})",
+        a.portions,
+        &a.policy_digest[..12.min(a.policy_digest.len())],
+        a.audit_index
+    );
+    for (index, level, text) in portions {
+        println!("  [{index}] ({level})");
+        println!("    {text}");
+    }
+}
+
 /// A priority as the station's listings print it: `FLASH`, `ROUTINE`, ...
 pub fn priority_text(p: Priority) -> String {
     format!("{p:?}").to_uppercase()

@@ -149,6 +149,13 @@ pub async fn serve_control(
 ) -> Result<(), AgentError> {
     let settings = agent.settings();
     crate::vault::make_private_dir(&settings.control)?;
+    #[cfg(unix)]
+    {
+        // A directory that existed before keeps its mode otherwise.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&settings.control, std::fs::Permissions::from_mode(0o700))
+            .map_err(control)?;
+    }
     let path = settings.socket();
     if UnixStream::connect(&path).await.is_ok() {
         return Err(control(format!(

@@ -25,7 +25,7 @@ mod settings;
 mod view;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -98,6 +98,12 @@ pub struct Agent {
     // not fetched again by this process.
     not_verified: Mutex<BTreeMap<String, String>>,
     waiting_at_gateway: AtomicUsize,
+    // Whether the vault may hold items to send: set at start, by `queue`
+    // and by a failed push. A round opens every vault file only then, not
+    // each time it polls.
+    to_push: AtomicBool,
+    // When retention was last applied: at most every PURGE_EVERY.
+    last_purge: Mutex<Option<Instant>>,
     wake: tokio::sync::Notify,
 }
 
@@ -106,15 +112,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// How often retention is applied while the agent runs (and once at
+/// its first round): items are kept for days, so this is soon enough, and
+/// a purge opens every vault file.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
-
-/// Outcome of one verified delivery put in the vault.
-pub type Receive = Stored;
 
 impl Agent {
     /// An agent for `station`, its vault locked.
@@ -132,6 +140,8 @@ impl Agent {
             }),
             not_verified: Mutex::new(BTreeMap::new()),
             waiting_at_gateway: AtomicUsize::new(0),
+            to_push: AtomicBool::new(true),
+            last_purge: Mutex::new(None),
             wake: tokio::sync::Notify::new(),
         }
     }
@@ -154,7 +164,7 @@ impl Agent {
             vault: Arc::new(vault),
             last_used: Instant::now(),
         });
-        self.wake.notify_one();
+        self.wake.notify_waiters();
         Ok(())
     }
 
@@ -233,7 +243,7 @@ impl Agent {
                     }
                     tracing::warn!(error = %e, pause = ?pause, "sync failed; trying again");
                     let wait = jittered(pause);
-                    pause = (pause * 2).min(max);
+                    pause = next_pause(pause, max);
                     wait
                 }
             };
@@ -275,12 +285,26 @@ impl Agent {
     /// fetched, verified, stored and acknowledged.
     pub async fn sync_once(&self, vault: &Unlocked, wait: Duration) -> Result<(), AgentError> {
         self.take_outbox(vault)?;
-        self.push(vault).await?;
-        let purged = vault.purge(unix_now())?;
-        if purged > 0 {
-            tracing::info!(count = purged, "purged at the end of their retention");
+        if self.to_push.swap(false, Ordering::SeqCst) {
+            if let Err(e) = self.push(vault).await {
+                self.to_push.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
         }
-        let mut entries = self.station.inbox(wait).await?;
+        let due = lock(&self.last_purge).map_or(true, |t| t.elapsed() >= PURGE_EVERY);
+        if due {
+            let purged = vault.purge(unix_now())?;
+            *lock(&self.last_purge) = Some(Instant::now());
+            if purged > 0 {
+                tracing::info!(count = purged, "purged at the end of their retention");
+            }
+        }
+        // An item handed to the agent (`station send`) or an unlock ends
+        // the wait: a long-poll is only a GET, safe to drop.
+        let mut entries = tokio::select! {
+            r = self.station.inbox(wait) => r?,
+            _ = self.wake.notified() => return Ok(()),
+        };
         self.link_is(true, None);
         self.waiting_at_gateway
             .store(entries.len(), Ordering::Relaxed);
@@ -306,7 +330,7 @@ impl Agent {
 
     /// Fetches, verifies, stores and then acknowledges one item; an item
     /// the vault has already is only acknowledged.
-    async fn take(&self, vault: &Unlocked, entry: &InboxEntry) -> Result<Receive, AgentError> {
+    async fn take(&self, vault: &Unlocked, entry: &InboxEntry) -> Result<Stored, AgentError> {
         if vault.received(&entry.item_ref)?.is_some() {
             self.station.ack(&entry.item_ref).await?;
             return Ok(Stored::Already);
@@ -326,7 +350,7 @@ impl Agent {
         entry: &InboxEntry,
         item: &crate::domain::item::DeliveredItem,
         now: i64,
-    ) -> Result<Receive, AgentError> {
+    ) -> Result<Stored, AgentError> {
         let delivery = self.station.open(item)?;
         if delivery.attestation.item_ref != entry.item_ref {
             return Err(ClientError::Unverified(
@@ -373,7 +397,8 @@ impl Agent {
                 purge_after: None,
             }))?;
         }
-        self.wake.notify_one();
+        self.to_push.store(true, Ordering::SeqCst);
+        self.wake.notify_waiters();
         Ok(reference)
     }
 
@@ -459,6 +484,12 @@ impl Agent {
     }
 }
 
+/// The pause after one more failure in a row: twice the last, at most
+/// `max`.
+fn next_pause(pause: Duration, max: Duration) -> Duration {
+    pause.saturating_mul(2).min(max)
+}
+
 /// A pause drawn between half of `pause` and `pause`.
 fn jittered(pause: Duration) -> Duration {
     use ring::rand::SecureRandom;
@@ -473,8 +504,22 @@ fn jittered(pause: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use super::jittered;
+    use super::{jittered, next_pause};
     use std::time::Duration;
+
+    #[test]
+    fn pauses_grow_to_their_bound_and_stay_there() {
+        let max = Duration::from_secs(60);
+        let mut pause = Duration::from_millis(500);
+        let mut seen = vec![pause];
+        for _ in 0..20 {
+            pause = next_pause(pause, max);
+            seen.push(pause);
+        }
+        assert_eq!(seen[1], Duration::from_secs(1));
+        assert!(seen.windows(2).all(|w| w[1] >= w[0] && w[1] <= max));
+        assert_eq!(*seen.last().unwrap(), max);
+    }
 
     #[test]
     fn pauses_are_jittered_within_their_bounds() {

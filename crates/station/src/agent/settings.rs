@@ -25,7 +25,9 @@ pub struct AgentSettings {
     /// Received items are deleted from the station this many days after
     /// they arrived, unless `retention` names their level.
     pub retention_days: u32,
-    /// Days kept per classification level, e.g. `{ "TRES SECRET" = 7 }`.
+    /// Days kept per classification level, as the item's label writes it
+    /// (the station has no scheme, so `SECRET` and `GEHEIM` are two
+    /// keys), e.g. `{ SECRET = 30, GEHEIM = 30 }`.
     pub retention: BTreeMap<String, u32>,
     /// How long one inbox long-poll waits, seconds.
     pub poll_seconds: u64,
@@ -73,5 +75,22 @@ impl AgentSettings {
     /// The control socket's path.
     pub fn socket(&self) -> PathBuf {
         self.control.join("agent.sock")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AgentSettings;
+
+    #[test]
+    fn retention_by_level_and_otherwise_the_default() {
+        let s: AgentSettings =
+            toml::from_str("retention_days = 10\nretention = { SECRET = 2 }\n").unwrap();
+        assert_eq!(s.retention_seconds("SECRET"), 2 * 86_400);
+        assert_eq!(s.retention_seconds("RESTREINT"), 10 * 86_400);
+        assert_eq!(s.poll_seconds, AgentSettings::default().poll_seconds);
+        assert!(toml::from_str::<AgentSettings>("retention_dayz = 1").is_err());
+        let never: AgentSettings = toml::from_str("lock_after_idle_seconds = 0").unwrap();
+        assert!(never.idle_lock().is_none());
     }
 }

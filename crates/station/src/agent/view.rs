@@ -300,3 +300,80 @@ pub fn read_item(
         read_at: received.read_at,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::item::Priority;
+    use crate::vault::tests::received;
+    use crate::vault::{Outgoing, Record, Scan};
+
+    fn scan(records: Vec<Record>) -> Scan {
+        Scan {
+            records,
+            tampered: vec![],
+        }
+    }
+
+    #[test]
+    fn a_request_past_due_is_overdue_until_an_answer_is_written() {
+        let mut request = received("rfi-1", None);
+        request.due = Some(1_000);
+        let mut flash = received("flash-1", None);
+        flash.header.priority = Priority::Flash;
+        flash.received_at = 10;
+        let mut records = vec![Record::Received(request.clone()), Record::Received(flash)];
+        let status = status_of(
+            Some(&scan(records.clone())),
+            None,
+            0,
+            Default::default(),
+            999,
+        );
+        assert_eq!(status.overdue, Some(0), "not yet due");
+        let status = status_of(
+            Some(&scan(records.clone())),
+            None,
+            0,
+            Default::default(),
+            1_000,
+        );
+        assert_eq!(status.overdue, Some(1));
+        assert_eq!(
+            (status.received, status.unread, status.unread_flash),
+            (Some(2), Some(2), Some(1))
+        );
+        let list = list_of(&scan(records.clone()), 1_000);
+        assert_eq!(list[0].item_ref, records[1].item_ref(), "FLASH first");
+        assert!(list[1].overdue);
+
+        // An answer written (queued, not even sent yet) closes it here.
+        let mut answer = request.header.clone();
+        answer.in_reply_to = Some(request.item_ref.clone());
+        records.push(Record::Outgoing(Outgoing {
+            item_ref: "answer".into(),
+            kept_at: 1_001,
+            attempts: 0,
+            last_attempt: None,
+            header: answer,
+            item: crate::domain::item::SignedItem {
+                envelope: Default::default(),
+                portions: vec![],
+            },
+            receipt: None,
+            refused: None,
+            purge_after: None,
+        }));
+        let status = status_of(Some(&scan(records)), None, 0, Default::default(), 2_000);
+        assert_eq!(status.overdue, Some(0));
+        assert_eq!(status.queued, Some(1));
+    }
+
+    #[test]
+    fn a_locked_status_counts_nothing_it_cannot_see() {
+        let status = status_of(None, None, 3, Default::default(), 0);
+        assert!(status.locked);
+        assert_eq!(status.waiting_at_gateway, 3);
+        assert!(status.received.is_none() && status.queued.is_none());
+    }
+}

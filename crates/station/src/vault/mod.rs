@@ -310,5 +310,6 @@ impl Unlocked {
     }
 }
 
+// The agent's tests build records with its helpers.
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -15,7 +15,7 @@ fn key() -> SigningKey {
     SigningKey::from_pkcs8(pkcs8.as_ref()).unwrap()
 }
 
-fn received(id: &str, purge_after: Option<i64>) -> Received {
+pub(crate) fn received(id: &str, purge_after: Option<i64>) -> Received {
     let sender = PrincipalId::new("vsse/analysis/ct").unwrap();
     let spec = format!(
         r#"
