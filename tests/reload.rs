@@ -175,3 +175,53 @@ async fn passerelle_reload_signals_the_running_gateway_and_reports_its_answer() 
     let _ = gateway.kill();
     gateway.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_watch_a_changed_file_is_reloaded_without_a_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = passerelle::pki::generate().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    passerelle::pki::write_example(dir.path(), &pki, &format!("127.0.0.1:{port}"), None).unwrap();
+    let config = dir.path().join("gateway.toml");
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .args(["serve", "--watch", "1", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let store = passerelle::config::GatewayConfig::load(&config)
+        .unwrap()
+        .store;
+    for _ in 0..100 {
+        if store.with_extension("pid").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(store.with_extension("pid").exists(), "not started in 10 s");
+    let purposes = dir.path().join("policies/purposes.toml");
+    let text = std::fs::read_to_string(&purposes).unwrap();
+    std::fs::write(
+        &purposes,
+        format!("{text}\n[[case]]\nid = \"CT-2026-096\"\npurpose = \"terrorism\"\n"),
+    )
+    .unwrap();
+    let mut status = serde_json::Value::Null;
+    for _ in 0..100 {
+        if let Ok(bytes) = std::fs::read(store.with_extension("reload")) {
+            status = serde_json::from_slice(&bytes).unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["reloads"], 1, "no reload within 10 s: {status}");
+    assert_eq!(status["accepted"], true, "{status}");
+    assert_eq!(status["changed"], serde_json::json!(["policy"]), "{status}");
+    let _ = gateway.kill();
+    gateway.wait().unwrap();
+}

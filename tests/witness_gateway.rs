@@ -232,6 +232,16 @@ async fn a_gateway_gets_its_checkpoints_cosigned_and_a_wiped_log_is_refused_reco
     // one, and so does the stop): once the new log reaches the size the
     // witness knows, as a fork (422). One entry per cause, never one per
     // checkpoint, which would feed itself.
+    // The operator's metrics count each refusal.
+    let metrics = running
+        .gateway
+        .metrics()
+        .encode(&passerelle::metrics::Sample::default());
+    let series = format!(
+        "passerelle_witness_refusals_total{{witness=\"{}\"}} ",
+        witness.label()
+    );
+    assert!(metrics.contains(&series), "{metrics}");
     running.gateway.checkpoint().await.unwrap();
     running.shutdown().await;
     let causes: Vec<(u16, Option<u64>)> = entries(&h.config)

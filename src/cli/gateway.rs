@@ -32,6 +32,12 @@ pub struct ServeArgs {
     /// line) for a log shipper. Overrides `[log] format` of the config.
     #[arg(long, value_enum)]
     log_format: Option<LogFormatArg>,
+    /// Also reload when a file a reload reads changes (the policy
+    /// directory, the certificate, key, CA and CRL files), looking every
+    /// SECONDS. A file caught half-written is refused like any invalid
+    /// file (and audited), and reloaded once complete.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    watch: Option<u64>,
 }
 
 /// `--log-format`.
@@ -95,31 +101,29 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let mut reloads = 0;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut watch = args
+        .watch
+        .map(|s| tokio::time::interval(std::time::Duration::from_secs(s)));
+    let mut seen = passerelle::snapshot::on_disk(&c);
     loop {
-        tokio::select! {
+        let reload = tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
-            _ = hup.recv() => {
-                // Refusals are logged and audited by reload; the gateway
-                // keeps serving with the configuration in force.
-                let outcome = running.reload().await;
-                reloads += 1;
-                let status = ReloadStatus {
-                    pid: std::process::id(),
-                    reloads,
-                    accepted: outcome.is_ok(),
-                    policy_digest: Some(running.live.current().policy_digest()),
-                    changed: outcome.as_ref().map(|r| r.changed.clone()).unwrap_or_default(),
-                    error: outcome.err().map(|e| e.to_string()),
-                };
-                if let Err(e) = write_status(&c.store, &c.audit.key, &status) {
-                    // Only `passerelle reload` misses it (it says so); the
-                    // reload itself is logged and audited.
-                    if !json {
-                        eprintln!("warning: could not write the reload status: {e:#}");
-                    }
+            _ = hup.recv() => true,
+            _ = async {
+                match watch.as_mut() {
+                    Some(every) => every.tick().await,
+                    None => std::future::pending().await,
                 }
+            } => {
+                let now = passerelle::snapshot::on_disk(&c);
+                std::mem::replace(&mut seen, now) != now
             }
+        };
+        if reload {
+            reloads += 1;
+            reload_and_report(&running, &c, reloads, json).await;
+            seen = passerelle::snapshot::on_disk(&c);
         }
     }
     let _ = std::fs::remove_file(pid_file(&c.store, &c.audit.key));
@@ -129,6 +133,31 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     }
     running.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reloads (refusals are logged and audited by the gateway, which keeps
+/// serving with the configuration in force) and writes the outcome where
+/// `passerelle reload` waits for it.
+async fn reload_and_report(running: &server::Running, c: &GatewayConfig, reloads: u64, json: bool) {
+    let outcome = running.reload().await;
+    let status = ReloadStatus {
+        pid: std::process::id(),
+        reloads,
+        accepted: outcome.is_ok(),
+        policy_digest: Some(running.live.current().policy_digest()),
+        changed: outcome
+            .as_ref()
+            .map(|r| r.changed.clone())
+            .unwrap_or_default(),
+        error: outcome.err().map(|e| e.to_string()),
+    };
+    if let Err(e) = write_status(&c.store, &c.audit.key, &status) {
+        // Only `passerelle reload` misses it (it says so); the reload
+        // itself is logged and audited.
+        if !json {
+            eprintln!("warning: could not write the reload status: {e:#}");
+        }
+    }
 }
 
 pub fn keygen(args: KeygenArgs) -> Result<ExitCode> {

@@ -48,6 +48,9 @@ use crate::store::{self, StoreConfig};
 use crate::tls::{self, KeyExchangeGroup, VerifiedPeer};
 
 mod observe;
+mod reload;
+
+pub use reload::Reloaded;
 
 /// How long shutdown waits for requests in progress.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -122,65 +125,11 @@ pub struct Running {
 }
 
 impl Running {
-    /// Reads the files of the configuration again (the policy directory,
-    /// the agencies' CAs and CRLs, the gateway's certificate and key) and,
-    /// if [`snapshot::check`] accepts them all, puts them in force as one
-    /// snapshot for every connection and request that starts from now on.
-    /// Anything invalid refuses the whole snapshot and the snapshot in
-    /// force stays. Either way the reload is on the audit log, naming the
-    /// files by digest and what changed, and counted in the metrics.
-    pub async fn reload(&self) -> Result<Reloaded, StartError> {
-        let before = self.live.current();
-        match snapshot::check(&self.config) {
-            Ok(next) => {
-                let policy_digest = next.policy_digest();
-                let changed = before.changes(next.files(), Some(&policy_digest));
-                let next = self.live.replace(next);
-                self.gateway.metrics().reloaded(true);
-                self.gateway
-                    .record_policy_loaded(next.decider(), next.files().to_vec(), changed.clone())
-                    .await?;
-                tracing::info!(policy = %policy_digest, changed = ?changed, "configuration reloaded");
-                Ok(Reloaded {
-                    policy_digest,
-                    changed,
-                })
-            }
-            Err(e) => {
-                let e = StartError::from(e);
-                self.gateway.metrics().reloaded(false);
-                let files = snapshot::file_digests(&self.config);
-                let changed = before.changes(&files, None);
-                tracing::error!(error = %e, "reload refused; the configuration in force stays");
-                self.gateway
-                    .record_refused_policy(e.to_string(), files, changed)
-                    .await;
-                Err(e)
-            }
-        }
-    }
-
-    /// [`Running::reload`], returning the digest of the policy now in force.
-    pub async fn reload_policy(&self) -> Result<String, StartError> {
-        self.reload().await.map(|r| r.policy_digest)
-    }
-
     /// Stops accepting, lets requests in progress finish, and returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
     }
-}
-
-/// What an accepted reload put in force.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reloaded {
-    /// Hex digest of the policy now in force.
-    pub policy_digest: String,
-    /// What changed: `policy` and the roles of the certificate, CA and CRL
-    /// files whose digest changed (`tls-cert`, `ca:<agency>`,
-    /// `crl:<agency>`), sorted; empty when nothing did.
-    pub changed: Vec<String>,
 }
 
 /// How to start, beyond the config file.

@@ -148,6 +148,31 @@ pub fn file_digests(config: &GatewayConfig) -> Vec<ConfigFile> {
         .collect()
 }
 
+/// A digest of everything a reload reads from disk: the policy
+/// directory's files, the certificate, CA and CRL files and the gateway's
+/// key. Loads and checks nothing: a watcher compares it to notice a change
+/// cheaply, and then reloads. A file that cannot be read counts as absent.
+pub fn on_disk(config: &GatewayConfig) -> [u8; 32] {
+    let mut all = Vec::new();
+    let mut add = |name: &str, digest: &[u8]| {
+        all.extend_from_slice(name.as_bytes());
+        all.push(0);
+        all.extend_from_slice(digest);
+    };
+    if let Ok(files) = crate::policy_files::read_toml_files(&config.policy) {
+        for (name, text) in files {
+            add(&name, &crate::domain::bytes::sha256(text.as_bytes()));
+        }
+    }
+    for f in file_digests(config) {
+        add(&f.role, f.sha256.as_bytes());
+    }
+    if let Ok(key) = std::fs::read(&config.tls.key) {
+        add("tls-key", &crate::domain::bytes::sha256(&key));
+    }
+    crate::domain::bytes::sha256(&all)
+}
+
 /// Reads and checks every file `config` names (the policy directory, each
 /// agency's CA and CRLs, the gateway's certificate and key) and the limits,
 /// and returns them as one snapshot, or the first thing wrong.
@@ -288,6 +313,22 @@ mod tests {
             first.changes(&file_digests(&config), Some("other")),
             [role, "policy".to_string()]
         );
+    }
+
+    #[test]
+    fn what_is_on_disk_changes_with_any_file_a_reload_reads() {
+        let (dir, config) = example();
+        let first = on_disk(&config);
+        assert_eq!(on_disk(&config), first);
+        let purposes = dir.path().join("policies/purposes.toml");
+        let text = std::fs::read_to_string(&purposes).unwrap();
+        std::fs::write(&purposes, format!("{text}\n# reviewed\n")).unwrap();
+        let second = on_disk(&config);
+        assert_ne!(second, first, "a policy file");
+        let mut key = std::fs::read(&config.tls.key).unwrap();
+        key.push(b'\n');
+        std::fs::write(&config.tls.key, key).unwrap();
+        assert_ne!(on_disk(&config), second, "the key");
     }
 
     #[test]

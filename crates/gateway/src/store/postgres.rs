@@ -20,6 +20,9 @@
 //!
 //! Connections (the URL and a small pool) are in `postgres/pool.rs`; calls
 //! are kept off async threads by `postgres/off_runtime.rs`.
+//!
+//! Over 600 lines: every read of the contract, each with its SQL beside it
+//! as in the SQLite backend, so the two can be compared read by read.
 
 mod append;
 mod arrivals;
