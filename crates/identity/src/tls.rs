@@ -39,6 +39,9 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("TLS configuration refused: {0}")]
     Rustls(String),
+    /// A private key file is readable by group or others, or unreadable.
+    #[error(transparent)]
+    KeyFile(#[from] crate::keys::KeyFileError),
 }
 
 /// Most bytes of a certificate's URI quoted in an [`IdentityError`].
@@ -208,8 +211,10 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
     Ok(certs)
 }
 
-/// Loads the first private key in a PEM file.
+/// Loads the first private key in a PEM file; a file group or others can
+/// read is refused ([`crate::keys::refuse_open`]).
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    crate::keys::refuse_open(path)?;
     PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error(path, e))
 }
 
