@@ -37,6 +37,6 @@ pub use passerelle_gateway::{
     api, config, export, gateway, integrity, limits, log_service, policy_files, server, snapshot,
     store,
 };
-pub use passerelle_identity::{keys, pki, tls};
+pub use passerelle_identity::{keys, pki, tls, validity};
 pub use passerelle_station::{client, spec, station_config};
 pub use passerelle_witness as witness;

@@ -376,3 +376,263 @@ fn the_keys_the_project_writes_are_created_0600() {
     passerelle::keys::write_private(&loose, b"new").unwrap();
     assert_eq!(mode(&loose), 0o600);
 }
+
+/// `passerelle config check`: its exit code and its output.
+fn config_check(gateway: &Path, extra: &[&str]) -> (i32, String) {
+    let out = passerelle()
+        .args(["config", "check"])
+        .arg(gateway)
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// An example written to disk, with its PKI kept to issue more.
+fn example_with_pki() -> (tempfile::TempDir, PathBuf, passerelle::pki::ExamplePki) {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = passerelle::pki::generate().unwrap();
+    passerelle::pki::write_example(dir.path(), &pki, "127.0.0.1:0", None).unwrap();
+    let gateway = dir.path().join("gateway.toml");
+    (dir, gateway, pki)
+}
+
+#[test]
+fn config_check_passes_a_good_config_and_reports_what_expires_within_the_window() {
+    let (_dir, gateway) = example();
+    let (code, text) = config_check(&gateway, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("ok: server certificate"), "{text}");
+    assert!(text.contains("ok: agency police CA"), "{text}");
+    assert!(text.contains("ok: audit key"), "{text}");
+    assert!(!text.contains("error:"), "{text}");
+
+    // The example's certificates run ten years: a wider window sees them.
+    let (code, text) = config_check(&gateway, &["--within-days", "4000"]);
+    assert_eq!(code, 3, "{text}");
+    assert!(
+        text.contains("expires: server certificate") && text.contains("(in 36"),
+        "{text}"
+    );
+}
+
+#[test]
+fn config_check_refuses_what_a_start_would_refuse() {
+    // An unknown key, with its line.
+    let (_dir, gateway) = example();
+    insert_after(&gateway, "lease_seconds", "lease_second = 30");
+    let (code, text) = config_check(&gateway, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("line 7,") && text.contains("lease_second"),
+        "{text}"
+    );
+
+    // A TLS key others can read.
+    let (dir, gateway) = example();
+    let key = dir.path().join("gateway/key.pem");
+    chmod(&key, 0o644);
+    let (code, text) = config_check(&gateway, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!("chmod 600 {}", key.display())),
+        "{text}"
+    );
+
+    // A key that is not the certificate's.
+    let (dir, gateway) = example();
+    let station_key = dir
+        .path()
+        .join(passerelle::pki::station_dir("police/lo/rabat"))
+        .join("key.pem");
+    std::fs::copy(&station_key, dir.path().join("gateway/key.pem")).unwrap();
+    let (code, text) = config_check(&gateway, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("error: "), "{text}");
+    assert!(text.to_lowercase().contains("key"), "{text}");
+    drop(dir);
+
+    // A policy that does not load.
+    let (dir, gateway) = example();
+    std::fs::write(
+        dir.path().join("policies/zz.toml"),
+        "[[principal]]\nid = 3\n",
+    )
+    .unwrap();
+    let (code, text) = config_check(&gateway, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("zz.toml:"), "{text}");
+}
+
+#[test]
+fn config_check_refuses_an_audit_key_others_can_read_or_a_verifier_key_that_disagrees() {
+    let (dir, gateway) = example();
+    let audit = dir.path().join("gateway/audit-key.pem");
+    chmod(&audit, 0o640);
+    let (code, text) = config_check(&gateway, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!("chmod 600 {}", audit.display())),
+        "{text}"
+    );
+    chmod(&audit, 0o600);
+
+    let vkey = dir.path().join("gateway/audit.vkey");
+    let other = passerelle::keys::GatewayKey::generate(
+        &dir.path().join("other.pem"),
+        passerelle::pki::AUDIT_ORIGIN,
+    )
+    .unwrap();
+    std::fs::write(&vkey, format!("{}\n", other.verifier_key())).unwrap();
+    let (code, text) = config_check(&gateway, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("not the verifier key of"), "{text}");
+
+    // No key yet: a new log's first start makes it.
+    std::fs::remove_file(&audit).unwrap();
+    std::fs::remove_file(&vkey).unwrap();
+    let (code, text) = config_check(&gateway, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("the first start of a new log makes it"),
+        "{text}"
+    );
+}
+
+#[test]
+fn config_check_refuses_an_expired_certificate_and_reports_one_about_to() {
+    let (dir, gateway, pki) = example_with_pki();
+    let now = time::OffsetDateTime::now_utc();
+    let police = pki.agency("police").unwrap();
+    let issue = |days_left: i64| {
+        police
+            .issue_client(
+                "spiffe://police.example/lo/rabat",
+                &passerelle::pki::ClientCertOptions {
+                    not_before: now - time::Duration::days(100),
+                    not_after: now + time::Duration::days(days_left),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+    };
+    // A server certificate that runs out in ten days.
+    let soon = issue(10);
+    std::fs::write(dir.path().join("gateway/cert.pem"), &soon.cert_pem).unwrap();
+    passerelle::keys::write_private(&dir.path().join("gateway/key.pem"), soon.key_pem.as_bytes())
+        .unwrap();
+    let (code, text) = config_check(&gateway, &[]);
+    assert_eq!(code, 3, "{text}");
+    assert!(
+        text.contains("expires: server certificate")
+            && (text.contains("(in 9 days)") || text.contains("(in 10 days)")),
+        "{text}"
+    );
+    let (code, text) = config_check(&gateway, &["--within-days", "5"]);
+    assert_eq!(code, 0, "{text}");
+
+    // One that ran out yesterday.
+    let gone = issue(-1);
+    std::fs::write(dir.path().join("gateway/cert.pem"), &gone.cert_pem).unwrap();
+    passerelle::keys::write_private(&dir.path().join("gateway/key.pem"), gone.key_pem.as_bytes())
+        .unwrap();
+    let (code, text) = config_check(&gateway, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("error: server certificate") && text.contains("expired on"),
+        "{text}"
+    );
+}
+
+#[test]
+fn config_check_reads_crls_their_signer_and_their_next_update() {
+    let (dir, gateway, pki) = example_with_pki();
+    let crl = dir.path().join("police/crl.pem");
+    let with_crl = |ca: &str| {
+        let text = std::fs::read_to_string(&gateway).unwrap().replacen(
+            "trust_domain = \"police.example\"",
+            &format!("trust_domain = \"police.example\"\ncrl = \"police/crl.pem\"\nca = \"{ca}\""),
+            1,
+        );
+        // The police block's own `ca` line goes: the inserted one wins.
+        let text = text.replacen("ca = \"police/ca.pem\"\n", "", 1);
+        std::fs::write(&gateway, text).unwrap();
+    };
+    with_crl("police/ca.pem");
+
+    // The example CA's CRL promises its next update in 30 days: within the
+    // default window, so it is reported; outside a shorter one.
+    std::fs::write(&crl, pki.agency("police").unwrap().crl(&[]).unwrap()).unwrap();
+    let (code, text) = config_check(&gateway, &[]);
+    assert_eq!(code, 3, "{text}");
+    assert!(
+        text.contains("expires: agency police CRL") && text.contains("must be replaced by"),
+        "{text}"
+    );
+    let (code, text) = config_check(&gateway, &["--within-days", "7"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("ok: agency police CRL"), "{text}");
+
+    // A CRL the police CA did not sign (the VSSE CA's): it revokes nothing
+    // the police CA issued.
+    std::fs::write(&crl, pki.agency("vsse").unwrap().crl(&[]).unwrap()).unwrap();
+    let (code, text) = config_check(&gateway, &["--within-days", "7"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("is not signed by the agency's CA"), "{text}");
+
+    // A stale CRL: its next update is past, so it misses revocations.
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "stale test CA");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let ca = params.self_signed(&key).unwrap();
+    std::fs::write(dir.path().join("police/other-ca.pem"), ca.pem()).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let stale = rcgen::CertificateRevocationListParams {
+        this_update: now - time::Duration::days(40),
+        next_update: now - time::Duration::days(10),
+        crl_number: rcgen::SerialNumber::from(7u64),
+        issuing_distribution_point: None,
+        revoked_certs: vec![],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&ca, &key)
+    .unwrap();
+    std::fs::write(&crl, stale.pem().unwrap()).unwrap();
+    let text = std::fs::read_to_string(&gateway)
+        .unwrap()
+        .replace("ca = \"police/ca.pem\"", "ca = \"police/other-ca.pem\"");
+    std::fs::write(&gateway, text).unwrap();
+    let (code, text) = config_check(&gateway, &["--within-days", "7"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("is stale"), "{text}");
+}
+
+/// The config the systemd unit reads parses (its files are the operator's).
+#[test]
+fn the_deployment_config_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gateway.toml");
+    let c = passerelle::config::GatewayConfig::load(&path).unwrap();
+    assert_eq!(
+        c.tls.key,
+        Path::new("/run/credentials/passerelle-gateway.service/tls-key")
+    );
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/passerelle-gateway.service"),
+    )
+    .unwrap();
+    assert!(unit.contains("LoadCredential=tls-key:"), "{unit}");
+    let exec: Vec<&str> = unit.lines().filter(|l| l.starts_with("Exec")).collect();
+    assert!(exec.iter().all(|l| !l.contains("--new-log")), "{exec:?}");
+}
