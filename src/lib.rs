@@ -31,6 +31,7 @@
 pub mod auditor;
 pub mod bench;
 pub mod demo;
+pub mod fuzz_targets;
 
 pub use passerelle_core::{audit, domain, policy};
 pub use passerelle_gateway::{
