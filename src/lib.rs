@@ -32,12 +32,13 @@
 pub mod auditor;
 pub mod bench;
 pub mod demo;
+pub mod fuzz_targets;
 
 pub use passerelle_core::{audit, domain, policy};
 pub use passerelle_gateway::{
     api, config, export, gateway, integrity, limits, log_service, metrics, policy_files, server,
     snapshot, store,
 };
-pub use passerelle_identity::{keys, pki, tls};
+pub use passerelle_identity::{keys, pki, tls, validity};
 pub use passerelle_station::{agent, client, spec, station_config, vault};
 pub use passerelle_witness as witness;

@@ -280,6 +280,13 @@ fn policy_check_compares_the_gateway_config_and_test_speaks_json() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let policies = root.join("policies");
     let config = root.join("certs-example/gateway.toml");
+    // Git keeps no file mode but 0644 and 0755, and the gateway refuses a
+    // key others can read: the README's first step for the example, here.
+    std::fs::set_permissions(
+        root.join("certs-example/gateway/key.pem"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     // `policy check policies --config FILE`: whether it passed, and its output.
     let check_with = |config: &std::path::Path| {
         let out = passerelle()

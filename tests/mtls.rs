@@ -5,6 +5,7 @@ mod common;
 
 use common::{raw_client, raw_healthz, Harness};
 use passerelle::pki::{Authority, ClientCertOptions, KeyAlg};
+use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -46,7 +47,7 @@ fn write_pair(
     let dir = h.path().join("raw").join(name);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("cert.pem"), &issued.cert_pem).unwrap();
-    std::fs::write(dir.join("key.pem"), &issued.key_pem).unwrap();
+    passerelle::keys::write_private(&dir.join("key.pem"), issued.key_pem.as_bytes()).unwrap();
     (dir.join("cert.pem"), dir.join("key.pem"))
 }
 
@@ -219,7 +220,8 @@ impl WithCrl {
             )
             .unwrap();
         std::fs::write(dir.path().join("second.pem"), &second.cert_pem).unwrap();
-        std::fs::write(dir.path().join("second.key"), &second.key_pem).unwrap();
+        passerelle::keys::write_private(&dir.path().join("second.key"), second.key_pem.as_bytes())
+            .unwrap();
         let crl = dir.path().join("police/crl.pem");
         let revoked = if revoke_second {
             vec![second.serial.clone()]
@@ -308,6 +310,18 @@ async fn the_committed_example_runs_as_it_is() {
     let _ = std::fs::remove_file(root.join("gateway/audit-key.pem"));
     let _ = std::fs::remove_file(root.join("gateway/audit.vkey"));
     let _ = std::fs::remove_dir_all(root.join("data"));
+    // Git keeps no file mode but 0644 and 0755, and private keys others
+    // can read are refused: the README's first step after a clone.
+    let mut keys = vec![root.join("gateway/key.pem")];
+    for (principal, _) in passerelle::pki::STATIONS {
+        keys.push(
+            root.join(passerelle::pki::station_dir(principal))
+                .join("key.pem"),
+        );
+    }
+    for key in keys {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
 
     let mut config = passerelle::config::GatewayConfig::load(&root.join("gateway.toml")).unwrap();
     assert!(config.listen.ip().is_loopback());

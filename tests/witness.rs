@@ -335,7 +335,11 @@ async fn a_witness_with_tls_answers_over_tls_13() {
     let config = write_config(dir.path(), &key_file, &[&log_key().verifier_key()]);
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     std::fs::write(dir.path().join("w.crt"), cert.cert.pem()).unwrap();
-    std::fs::write(dir.path().join("w.pem"), cert.key_pair.serialize_pem()).unwrap();
+    passerelle::keys::write_private(
+        &dir.path().join("w.pem"),
+        cert.key_pair.serialize_pem().as_bytes(),
+    )
+    .unwrap();
     let mut toml = std::fs::read_to_string(&config).unwrap();
     toml = toml.replacen(
         "\n\n[[log]]",

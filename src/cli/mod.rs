@@ -1,7 +1,7 @@
 //! The command tree of `passerelle`: one module per command (or command
 //! group), each with its clap arguments, its handler and its tests, as the
 //! help shows them: the demo, the gateway's own commands (`serve`,
-//! `reload`, `keygen`), `pki`, `policy`, `audit`, `db`, and the station commands (`send`,
+//! `reload`, `keygen`), `pki`, `config check`, `policy`, `audit`, `db`, and the station commands (`send`,
 //! `outbox`, `inbox`, `overdue`, `fetch`, `ack`, `receipt`, sharing
 //! [`station`], and the `station` group: the agent and its vault), the
 //! oversight body's `witness`, and the load generator `bench`.
@@ -19,6 +19,7 @@ use std::process::ExitCode;
 mod ack;
 mod audit;
 mod bench;
+mod config;
 mod db;
 mod demo;
 mod fetch;
@@ -63,6 +64,11 @@ enum Command {
     /// Make the gateway's Ed25519 signing key (mode 0600) and print its
     /// public key, raw and as a C2SP signed-note verifier key for auditors.
     Keygen(gateway::KeygenArgs),
+    /// Check a gateway's configuration, policy and certificates together,
+    /// and say what expires within 30 days. Exit codes: 0 all is well, 1
+    /// something is refused or wrong now, 3 something expires soon.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Security officers' tools for the classification and need-to-know
     /// policy.
     #[command(subcommand)]
@@ -134,6 +140,7 @@ impl Cli {
             Command::Reload(args) => reload::run(args),
             Command::Pki(cmd) => pki::run(cmd),
             Command::Keygen(args) => gateway::keygen(args),
+            Command::Config(ConfigCommand::Check(args)) => config::check(args),
             Command::Policy(cmd) => policy::run(cmd),
             Command::Audit(cmd) => audit::run(cmd).await,
             Command::Db(cmd) => db::run(cmd),
@@ -149,6 +156,17 @@ impl Cli {
             Command::Bench(args) => bench::run(args).await,
         }
     }
+}
+
+/// `passerelle config …`.
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a gateway's configuration, its policy and its certificates
+    /// together: what a start or a reload would refuse, the audit key, CRLs
+    /// that are stale or not signed by their CA, and what expires within
+    /// `--within-days`. Exit codes: 0 all is well, 1 something is refused
+    /// or wrong now, 3 something expires soon.
+    Check(config::CheckArgs),
 }
 
 /// Refuses a directory that exists and holds anything: commands that write

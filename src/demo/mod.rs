@@ -527,7 +527,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<Report> {
     )?;
     std::fs::create_dir_all(&impostor_dir)?;
     std::fs::write(impostor_dir.join("cert.pem"), &forged.cert_pem)?;
-    std::fs::write(impostor_dir.join("key.pem"), &forged.key_pem)?;
+    crate::keys::write_private(&impostor_dir.join("key.pem"), forged.key_pem.as_bytes())?;
     let mut impostor_config = rabat.config().clone();
     impostor_config.cert = impostor_dir.join("cert.pem");
     impostor_config.key = impostor_dir.join("key.pem");

@@ -72,7 +72,7 @@ impl Harness {
         let dir = self.dir.path().join("extra").join(name);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("cert.pem"), &issued.cert_pem).unwrap();
-        std::fs::write(dir.join("key.pem"), &issued.key_pem).unwrap();
+        passerelle::keys::write_private(&dir.join("key.pem"), issued.key_pem.as_bytes()).unwrap();
         let mut c = self.client_config(as_principal);
         c.cert = dir.join("cert.pem");
         c.key = dir.join("key.pem");

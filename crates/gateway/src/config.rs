@@ -59,8 +59,23 @@ pub struct AuditConfig {
     /// (`audit = "all"` on a principal). Still parsed so that a config
     /// written for an older version is refused with a message saying so,
     /// not with "unknown field".
-    #[serde(default, rename = "auditor_agencies")]
-    removed_auditor_agencies: Option<toml::Value>,
+    #[serde(
+        default,
+        rename = "auditor_agencies",
+        deserialize_with = "removed_auditor_agencies"
+    )]
+    _removed_auditor_agencies: Option<()>,
+}
+
+fn removed_auditor_agencies<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<()>, D::Error> {
+    let _ = toml::Value::deserialize(d)?;
+    Err(serde::de::Error::custom(
+        "[audit] auditor_agencies is no longer read: the policy says who reads every audit \
+         proof (`audit = \"all\"` on a [[principal]]; principals of role \"auditor\" do by \
+         default); remove the line",
+    ))
 }
 
 /// One `[[witness]]`: a witness (C2SP `tlog-witness`, e.g. `passerelle
@@ -89,10 +104,11 @@ fn cosignature_key<'de, D: serde::Deserializer<'de>>(
     text.trim().parse().map_err(serde::de::Error::custom)
 }
 
-/// `gateway.toml`. Unknown keys are refused (see [`GatewayConfig::load`]);
-/// the catch-all map is there so that keys moved into `[limits]` get a
-/// message saying where they went.
+/// `gateway.toml`. Unknown keys are refused with their file and line; the
+/// keys that moved into `[limits]` are still read, only to be refused with
+/// a message saying where they went.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
@@ -128,9 +144,27 @@ pub struct GatewayConfig {
     /// The gateway's own log (`[log]`).
     #[serde(default)]
     pub log: LogConfig,
-    /// Keys that moved into `[limits]`: kept only to say so clearly.
-    #[serde(flatten)]
-    moved: std::collections::BTreeMap<String, toml::Value>,
+    /// Keys that moved into `[limits]`: never accepted, read only so that
+    /// the refusal says where they went (and, like every parse error, on
+    /// which line they are).
+    #[serde(
+        default,
+        rename = "max_body_bytes",
+        deserialize_with = "moved_to_limits"
+    )]
+    _max_body_bytes: Option<()>,
+    #[serde(
+        default,
+        rename = "max_connections",
+        deserialize_with = "moved_to_limits"
+    )]
+    _max_connections: Option<()>,
+    #[serde(
+        default,
+        rename = "max_wait_seconds",
+        deserialize_with = "moved_to_limits"
+    )]
+    _max_wait_seconds: Option<()>,
 }
 
 /// `[metrics]` of `gateway.toml`: a Prometheus endpoint on a listener of
@@ -203,8 +237,13 @@ impl GatewayConfig {
     }
 }
 
-/// The top-level keys that moved into `[limits]` (same names).
-const MOVED_TO_LIMITS: [&str; 3] = ["max_body_bytes", "max_connections", "max_wait_seconds"];
+/// Refuses a top-level key that moved into `[limits]` (same name).
+fn moved_to_limits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<()>, D::Error> {
+    let _ = toml::Value::deserialize(d)?;
+    Err(serde::de::Error::custom(
+        "this key moved into the [limits] table (same name): write it under [limits]",
+    ))
+}
 
 /// `[limits]` of `gateway.toml`: what one source address or one principal
 /// may hold, how fast, and for how long. Every refusal here is cheap: it
@@ -356,14 +395,6 @@ impl GatewayConfig {
         c.audit.key = base.join(&c.audit.key);
         c.audit.vkey = c.audit.vkey.as_ref().map(|p| base.join(p));
         c.policy = base.join(&c.policy);
-        if c.audit.removed_auditor_agencies.is_some() {
-            return Err(invalid(
-                "[audit] auditor_agencies is no longer read: the policy says who reads every audit \
-                 proof (`audit = \"all\"` on a [[principal]]; principals of role \"auditor\" do by \
-                 default); remove the line"
-                    .into(),
-            ));
-        }
         if c.audit.checkpoint_seconds == 0 {
             return Err(invalid(
                 "[audit] checkpoint_seconds must be at least 1".into(),
@@ -386,15 +417,6 @@ impl GatewayConfig {
                     a.trust_domain
                 )));
             }
-        }
-        if let Some(key) = c.moved.keys().next() {
-            return Err(if MOVED_TO_LIMITS.contains(&key.as_str()) {
-                invalid(format!(
-                    "{key} moved into the [limits] table (same name): write it under [limits]"
-                ))
-            } else {
-                invalid(format!("unknown key {key}"))
-            });
         }
         let mut labels = std::collections::BTreeSet::new();
         for w in &mut c.witnesses {

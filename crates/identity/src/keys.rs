@@ -4,8 +4,12 @@
 //! The key is an Ed25519 PKCS#8 PEM file, so it can be made by
 //! `passerelle keygen` or by `openssl genpkey -algorithm ed25519`. A key file
 //! that group or others can read is refused: whoever reads it can forge the
-//! log's checkpoints. This module reads and writes that one file; it never
-//! signs anything itself beyond handing out the keys.
+//! log's checkpoints. This module reads and writes that one file, and owns
+//! the rule every private key file of the project follows (the gateway's
+//! TLS key, a station's key, this key): it is refused when group or others
+//! can read it ([`refuse_open`]), and the project creates it 0600
+//! ([`write_private`]). It never signs anything itself beyond handing out
+//! the keys.
 
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -85,6 +89,53 @@ fn from_pem(path: &Path, pem: &str, origin: &str) -> Result<GatewayKey, KeyFileE
     Ok(GatewayKey { cose, note })
 }
 
+/// Refuses a private key file that group or others can read (any of the
+/// mode bits 0o077): whoever reads it can act as its owner, so it must be
+/// the service's alone. The error names the file and the fix (`chmod 600`).
+pub fn refuse_open(path: &Path) -> Result<(), KeyFileError> {
+    let mode = std::fs::metadata(path)
+        .map_err(|source| KeyFileError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(KeyFileError::TooOpen {
+            path: path.to_path_buf(),
+            mode: mode & 0o777,
+        });
+    }
+    Ok(())
+}
+
+/// Writes a private key file with mode 0600, replacing any file there.
+/// The file is created 0600 rather than chmod-ed after the write, so its
+/// contents are never readable by others, not even for an instant; a file
+/// that was already there is set to 0600 before anything is written.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), KeyFileError> {
+    let io = |source| KeyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(io)?;
+    file.write_all(contents).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
 impl GatewayKey {
     /// Loads the key at `path`; `origin` names the log in checkpoints.
     pub fn load(path: &Path, origin: &str) -> Result<Self, KeyFileError> {
@@ -92,13 +143,7 @@ impl GatewayKey {
             path: path.to_path_buf(),
             source,
         };
-        let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(KeyFileError::TooOpen {
-                path: path.to_path_buf(),
-                mode: mode & 0o777,
-            });
-        }
+        refuse_open(path)?;
         let pem = std::fs::read_to_string(path).map_err(io)?;
         from_pem(path, &pem, origin)
     }

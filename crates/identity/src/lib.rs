@@ -8,7 +8,9 @@
 //! - [`config`]: what the gateway's and the stations' operator files share
 //!   (agency CAs and trust domains, key exchange policy, reading TOML).
 //! - [`keys`]: the gateway's Ed25519 signing key file (receipts,
-//!   attestations, checkpoints).
+//!   attestations, checkpoints), and the rule every private key file
+//!   follows (refused when others can read it, written 0600).
+//! - [`validity`]: certificates' and CRLs' dates, for `config check`.
 //! - [`pki`]: an example PKI for demos and tests (rcgen); never for
 //!   production certificates.
 //!
@@ -23,5 +25,6 @@ pub mod config;
 pub mod keys;
 pub mod pki;
 pub mod tls;
+pub mod validity;
 
 use passerelle_core::{audit, domain};

@@ -340,12 +340,13 @@ fn write(path: &Path, contents: &str, private: bool) -> Result<(), PkiError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    std::fs::write(path, contents).map_err(err)?;
     if private {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+        return crate::keys::write_private(path, contents.as_bytes()).map_err(|e| match e {
+            crate::keys::KeyFileError::Io { path, source } => PkiError::Write { path, source },
+            other => PkiError::Key(other.to_string()),
+        });
     }
-    Ok(())
+    std::fs::write(path, contents).map_err(err)
 }
 
 /// Directory of a station's files inside the PKI directory.

@@ -39,6 +39,9 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("TLS configuration refused: {0}")]
     Rustls(String),
+    /// A private key file is readable by group or others, or unreadable.
+    #[error(transparent)]
+    KeyFile(#[from] crate::keys::KeyFileError),
 }
 
 /// Most bytes of a certificate's URI quoted in an [`IdentityError`].
@@ -208,15 +211,17 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
     Ok(certs)
 }
 
-/// Loads the first private key in a PEM file.
+/// Loads the first private key in a PEM file; a file group or others can
+/// read is refused ([`crate::keys::refuse_open`]).
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    crate::keys::refuse_open(path)?;
     PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error(path, e))
 }
 
 /// Loads every CRL in a PEM file (at least one: a configured CRL file
 /// with none in it, say one cut short while it was copied, would silently
 /// un-revoke every certificate it revoked).
-fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
     let crls = CertificateRevocationListDer::pem_file_iter(path)
         .map_err(|e| pem_error(path, e))?
         .collect::<Result<Vec<_>, _>>()
@@ -359,6 +364,18 @@ pub fn not_after(der: &[u8]) -> i64 {
     x509_parser::parse_x509_certificate(der)
         .map(|(_, cert)| cert.validity().not_after.timestamp())
         .unwrap_or(i64::MIN)
+}
+
+/// What the identity step reads from a certificate's extensions, apart
+/// from its chain: its single spiffe:// URI SAN, whether its key usages
+/// let a station connect, and its end of validity. For bytes no CA has
+/// vouched for yet (the fuzz targets call it).
+pub fn read_claims(der: &[u8]) -> (Option<String>, bool, i64) {
+    (
+        spiffe_uri(der),
+        usage_problem(der).is_none(),
+        not_after(der),
+    )
 }
 
 /// The single spiffe:// URI SAN of a certificate, if it has exactly one.

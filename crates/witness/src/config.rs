@@ -147,6 +147,25 @@ impl WitnessConfig {
     }
 }
 
+/// Refuses a private key file (the witness's key, its TLS key) that group
+/// or others can read.
+pub fn refuse_open(path: &Path) -> Result<(), ConfigError> {
+    let mode = std::fs::metadata(path)
+        .map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(ConfigError::TooOpen {
+            path: path.display().to_string(),
+            mode: mode & 0o777,
+        });
+    }
+    Ok(())
+}
+
 /// Loads the witness's key, refusing a file group or others can read.
 // The same check as the gateway's key loader (passerelle-identity), kept
 // apart on purpose: a witness depends on the core only (tests/layers.rs),
@@ -156,13 +175,7 @@ pub fn load_key(path: &Path) -> Result<CosignerKey, ConfigError> {
         path: path.to_path_buf(),
         source,
     };
-    let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(ConfigError::TooOpen {
-            path: path.display().to_string(),
-            mode: mode & 0o777,
-        });
-    }
+    refuse_open(path)?;
     let text = std::fs::read_to_string(path).map_err(io)?;
     CosignerKey::from_signer_key_string(text.trim()).map_err(|e| ConfigError::Invalid {
         path: path.to_path_buf(),

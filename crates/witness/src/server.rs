@@ -184,6 +184,7 @@ fn tls_acceptor(files: &config::TlsFiles) -> Result<tokio_rustls::TlsAcceptor, S
     if certs.is_empty() {
         return Err(err(&files.cert, &"no certificate"));
     }
+    config::refuse_open(&files.key)?;
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| err(&files.key, &e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
