@@ -76,14 +76,9 @@ async fn a_restored_backup_behind_what_was_handed_out_is_refused_at_start() {
 
     // The exchange goes on; its checkpoints are handed out and cosigned.
     let running = server::start(&h.config).await.unwrap();
-    let mut config = passerelle::station_config::ClientConfig::load(
-        &h.path()
-            .join(passerelle::pki::station_dir("police/lo/rabat"))
-            .join("client.toml"),
-    )
-    .unwrap();
-    config.gateway = running.addr.to_string();
-    let rabat = passerelle::client::Station::new(config).unwrap();
+    let rabat =
+        passerelle::client::Station::new(h.client_config_at("police/lo/rabat", running.addr))
+            .unwrap();
     for id in ["after-backup-1", "after-backup-2"] {
         rabat
             .submit(&item(&rabat, id, &["vsse/analysis/ct"], id))
