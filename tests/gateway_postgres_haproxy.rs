@@ -35,10 +35,13 @@ impl Balancer {
         std::fs::read_to_string(s.dir.path().join("haproxy.log")).unwrap_or_default()
     }
 
-    /// Waits (at most 20 s) until HAProxy logged `what`.
-    async fn wait_for(s: &Instances, what: &str) {
+    /// Waits (at most 20 s) until HAProxy logged `what` after its last
+    /// line holding `after` (anywhere, if none).
+    async fn wait_for(s: &Instances, after: &str, what: &str) {
         for _ in 0..100 {
-            if Self::log(s).contains(what) {
+            let log = Self::log(s);
+            let from = log.rfind(after).unwrap_or(0);
+            if log[from..].contains(what) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -214,7 +217,7 @@ async fn stations_keep_working_through_haproxy_when_an_instance_is_killed() {
 
     a.kill().unwrap(); // SIGKILL
     a.wait().unwrap();
-    Balancer::wait_for(&s, "gateways/gw1 is DOWN").await;
+    Balancer::wait_for(&s, "gateways/gw1 is DOWN", "gateways/gw1 is DOWN").await;
     let second = submit(&rabat, "a-killed", 5).await;
     receive_all(&vsse, &second, &mut done).await;
 
@@ -222,7 +225,7 @@ async fn stations_keep_working_through_haproxy_when_an_instance_is_killed() {
     // now lost the instance its connection went to.
     let mut a = s.spawn(0);
     s.wait_until_up(0).await;
-    Balancer::wait_for(&s, "gateways/gw1 is UP").await;
+    Balancer::wait_for(&s, "gateways/gw1 is DOWN", "gateways/gw1 is UP").await;
     b.kill().unwrap();
     b.wait().unwrap();
     let third = submit(&rabat, "b-killed", 5).await;
