@@ -186,3 +186,92 @@ fn inbox_recheck_seconds_is_checked_and_defaults_to_a_quarter_lease() {
         "a quarter of 60 s, at most 15"
     );
 }
+
+/// `passerelle db import` moves an embedded store into PostgreSQL with
+/// its audit log, checked before and after; the gateway then runs on
+/// PostgreSQL where the embedded one stopped. A store that does not
+/// verify, or a database that is not empty, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_import_moves_an_embedded_store_and_its_log_into_postgres() {
+    let server = PgServer::start();
+    let url = server.new_database();
+    let mut h = Harness::start().await;
+    let rabat = h.station("police/lo/rabat");
+    let vsse = h.station("vsse/analysis/ct");
+    let first = rabat
+        .submit(&item(&rabat, "moved-1", &["vsse/analysis/ct"], "one"))
+        .await
+        .unwrap()
+        .receipt;
+    rabat
+        .submit(&item(&rabat, "moved-2", &["vsse/analysis/ct"], "two"))
+        .await
+        .unwrap();
+    vsse.fetch(&first.item_ref).await.unwrap();
+    vsse.ack(&first.item_ref).await.unwrap();
+    h.running.take().unwrap().shutdown().await;
+    let sqlite = h.config.store.clone();
+
+    let toml = h.path().join("gateway.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    let line = "store = \"data/passerelle.sqlite3\"";
+    assert!(text.contains(line));
+    std::fs::write(&toml, text.replace(line, &format!("store = \"{url}\""))).unwrap();
+    let import = |from: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .args(["db", "import", "--config"])
+            .arg(&toml)
+            .arg("--from")
+            .arg(from)
+            .output()
+            .unwrap()
+    };
+
+    // A copy of the embedded store with an audit entry changed behind the
+    // gateway's back is not imported.
+    let tampered = h.path().join("tampered.sqlite3");
+    std::fs::copy(&sqlite, &tampered).unwrap();
+    rusqlite::Connection::open(&tampered)
+        .unwrap()
+        .execute("UPDATE audit SET entry = X'00' WHERE idx = 1", [])
+        .unwrap();
+    let out = import(&tampered);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not verify; nothing copied"), "{err}");
+
+    let out = import(&sqlite);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("2 items, 2 deliveries"), "{said}");
+    assert!(said.contains("verified"), "{said}");
+    // Never into a database that holds anything.
+    let out = import(&sqlite);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not empty"), "{err}");
+
+    // The gateway on PostgreSQL goes on where the embedded one stopped:
+    // the same log (its head file agrees), inbox and receipts.
+    let config = passerelle::config::GatewayConfig::load(&toml).unwrap();
+    let running = passerelle::server::start(&config).await.unwrap();
+    let at = |principal: &str| {
+        passerelle::client::Station::new(h.client_config_at(principal, running.addr)).unwrap()
+    };
+    let (rabat, vsse) = (at("police/lo/rabat"), at("vsse/analysis/ct"));
+    let inbox = vsse.inbox(Duration::ZERO).await.unwrap();
+    assert_eq!(inbox.len(), 1, "the acknowledged item stays acknowledged");
+    assert_eq!(inbox[0].item_id, "moved-2");
+    assert_eq!(rabat.receipt(&first.item_ref).await.unwrap().receipt, first);
+    let third = rabat
+        .submit(&item(&rabat, "moved-3", &["vsse/analysis/ct"], "three"))
+        .await
+        .unwrap()
+        .receipt;
+    assert!(third.audit_index > first.audit_index);
+    running.shutdown().await;
+}

@@ -12,17 +12,18 @@
 //! Without PostgreSQL this test fails, saying what is missing.
 
 mod common;
+#[path = "common/instances.rs"]
+mod instances;
 #[path = "common/postgres.rs"]
 mod postgres_server;
 
+use instances::Instances;
 use passerelle::audit::event::{AuditEntry, AuditEvent};
 use passerelle::client::Station;
 use passerelle::domain::item::SignedItem;
-use passerelle::station_config::ClientConfig;
 use postgres_server::PgServer;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,111 +33,6 @@ const ITEMS: usize = 60;
 /// Short, so that what the killed instance leased comes back soon.
 const LEASE_SECONDS: i64 = 2;
 const RECIPIENTS: [&str; 2] = ["vsse/analysis/ct", "vsse/desk/ci"];
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts an instance; what it logs goes to `<config>.log`, for a failure.
-fn spawn(config: &Path) -> Child {
-    let log = std::fs::File::create(config.with_extension("log")).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_passerelle"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-struct Setup {
-    dir: tempfile::TempDir,
-    /// Instance A's and B's configurations and addresses.
-    configs: [PathBuf; 2],
-    addrs: [String; 2],
-}
-
-/// The example PKI with its gateway configuration on PostgreSQL, and a
-/// second configuration beside it for instance B: another port, a copy of
-/// the key in a directory of its own (so its own head file).
-fn setup(url: &str) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = passerelle::pki::generate().unwrap();
-    let addrs = [0, 1].map(|_| format!("127.0.0.1:{}", free_port()));
-    passerelle::pki::write_example(dir.path(), &pki, &addrs[0], None).unwrap();
-    let a = dir.path().join("gateway.toml");
-    let text = std::fs::read_to_string(&a)
-        .unwrap()
-        .replace(
-            "store = \"data/passerelle.sqlite3\"",
-            &format!("store = \"{url}\""),
-        )
-        .replace(
-            "lease_seconds = 60",
-            &format!("lease_seconds = {LEASE_SECONDS}"),
-        )
-        // Many requests from few stations on one address.
-        .replace(
-            "[limits]\n",
-            "[limits]\nhandshakes_per_address_per_second = 100000\nhandshake_burst_per_address = 100000\n\
-             requests_per_principal_per_second = 100000\nrequest_burst_per_principal = 100000\n",
-        );
-    assert!(text.contains(url) && text.contains("lease_seconds = 2"));
-    std::fs::write(&a, &text).unwrap();
-    std::fs::create_dir(dir.path().join("gateway-b")).unwrap();
-    std::fs::copy(
-        dir.path().join("gateway/audit-key.pem"),
-        dir.path().join("gateway-b/audit-key.pem"),
-    )
-    .unwrap();
-    let b = dir.path().join("gateway-b.toml");
-    let text = text
-        .replace(
-            &format!("listen = \"{}\"", addrs[0]),
-            &format!("listen = \"{}\"", addrs[1]),
-        )
-        .replace(
-            "key = \"gateway/audit-key.pem\"",
-            "key = \"gateway-b/audit-key.pem\"",
-        );
-    assert!(text.contains(&addrs[1]) && text.contains("gateway-b/audit-key.pem"));
-    std::fs::write(&b, text).unwrap();
-    Setup {
-        dir,
-        configs: [a, b],
-        addrs,
-    }
-}
-
-fn station(s: &Setup, principal: &str, instance: usize) -> Station {
-    let mut c = ClientConfig::load(
-        &s.dir
-            .path()
-            .join(passerelle::pki::station_dir(principal))
-            .join("client.toml"),
-    )
-    .unwrap();
-    c.gateway = s.addrs[instance].clone();
-    c.retries = 0;
-    Station::new(c).unwrap()
-}
-
-async fn wait_until_up(station: &Station, config: &Path) {
-    for _ in 0..200 {
-        if station.inbox(Duration::ZERO).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "the gateway did not come up within 20 s:\n{}",
-        std::fs::read_to_string(config.with_extension("log")).unwrap_or_default()
-    );
-}
 
 /// A station that moves to the surviving instance when its own dies, as
 /// behind the balancer: `at` is shared, `alive[i]` says whether instance
@@ -220,23 +116,12 @@ async fn receive(at: Roaming, expected: usize, acked: Arc<AtomicUsize>) -> BTree
 async fn killing_one_of_two_instances_loses_nothing_and_the_log_verifies() {
     let server = PgServer::start();
     let url = server.new_database();
-    let s = setup(&url);
-    let mut a = spawn(&s.configs[0]);
-    wait_until_up(&station(&s, "police/spoc", 0), &s.configs[0]).await;
-    // A second instance joins with the key and a head of the log this one
-    // published (docs/operations-postgres.md): without a head file beside
-    // its key, an instance refuses a database that holds a log.
-    std::fs::copy(
-        s.dir.path().join("gateway/audit-key.head"),
-        s.dir.path().join("gateway-b/audit-key.head"),
-    )
-    .unwrap();
-    let mut b = spawn(&s.configs[1]);
-    wait_until_up(&station(&s, "police/spoc", 1), &s.configs[1]).await;
+    let s = Instances::new(&url, LEASE_SECONDS as u64);
+    let [mut a, mut b] = s.start_both().await;
 
     let alive = Arc::new([AtomicBool::new(true), AtomicBool::new(true)]);
     let roaming = |principal: &str, home: usize| Roaming {
-        stations: [station(&s, principal, 0), station(&s, principal, 1)],
+        stations: [s.station(principal, 0), s.station(principal, 1)],
         home,
         alive: alive.clone(),
     };

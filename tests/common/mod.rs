@@ -52,13 +52,19 @@ impl Harness {
     }
 
     pub fn client_config(&self, principal: &str) -> ClientConfig {
+        self.client_config_at(principal, self.addr())
+    }
+
+    /// `principal`'s config, talking to the gateway at `addr` (one started
+    /// beside the harness's, or after it stopped).
+    pub fn client_config_at(&self, principal: &str, addr: std::net::SocketAddr) -> ClientConfig {
         let path = self
             .dir
             .path()
             .join(pki::station_dir(principal))
             .join("client.toml");
         let mut c = ClientConfig::load(&path).unwrap();
-        c.gateway = self.addr().to_string();
+        c.gateway = addr.to_string();
         c.retries = 0;
         c
     }

@@ -238,6 +238,22 @@ impl PgServer {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
 
+    /// A copy of the database `url` names, as restoring a backup taken now
+    /// gives (`CREATE DATABASE … TEMPLATE`: nothing may be connected to
+    /// the source); returns the copy's URL.
+    pub fn copy_database(&self, url: &str) -> String {
+        own_thread(|| {
+            let source = url.rsplit('/').next().expect("a database name");
+            let name = format!("copy{}", self.next_db.fetch_add(1, Ordering::Relaxed));
+            let mut admin = ::postgres::Client::connect(&self.admin_params(), ::postgres::NoTls)
+                .expect("the server accepts connections");
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {source}"))
+                .expect("CREATE DATABASE … TEMPLATE");
+            format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+        })
+    }
+
     /// Stops the server: a fast shutdown by `pg_ctl`, waiting at most 30 s,
     /// then SIGKILL of the child if it is still there.
     fn stop(&mut self) {

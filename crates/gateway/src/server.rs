@@ -177,6 +177,19 @@ pub async fn start_with(
         crate::gateway::unix_now(),
     )?;
     let log = checked.log;
+    let witnesses =
+        crate::gateway::witnessing::clients(&config.witnesses).map_err(StartError::Witness)?;
+    // The head file only knows what this instance published; the
+    // witnesses know what every instance did (see behind_witnesses).
+    if !options.new_log {
+        let behind = crate::gateway::witnessing::behind_witnesses(&witnesses, &log, &key).await?;
+        if !behind.is_empty() {
+            for t in &behind {
+                tracing::error!(found = %t, "the store is behind what a witness cosigned");
+            }
+            return Err(integrity::IntegrityError::Tampered(behind).into());
+        }
+    }
     let settings = Settings {
         lease: Duration::from_secs(config.lease_seconds),
         max_wait: Duration::from_secs(config.limits.max_wait_seconds),
@@ -191,10 +204,7 @@ pub async fn start_with(
             .with_metrics(metrics),
     );
     gateway.watch_arrivals()?;
-    crate::gateway::witnessing::start(
-        &gateway,
-        crate::gateway::witnessing::clients(&config.witnesses).map_err(StartError::Witness)?,
-    );
+    crate::gateway::witnessing::start(&gateway, witnesses);
     gateway.record_start(first.decider()).await?;
     // A crash may have left entries after the last checkpoint: cover them
     // now, so the next checkpoint an auditor sees extends the earlier ones.

@@ -37,7 +37,7 @@ use crate::audit::cosignature::{self, CosignatureVerifier};
 use crate::audit::event::{clip, AuditEvent, MAX_TEXT};
 use crate::audit::signed_note::{self, VerifierKey};
 use crate::config::WitnessEndpoint;
-use crate::store::StoreError;
+use crate::store::{StoreError, Tamper};
 use crate::witness::client::{ClientError, WitnessClient};
 
 /// Bounds one exchange with a witness (connect, TLS, answer).
@@ -88,6 +88,59 @@ pub fn clients(endpoints: &[WitnessEndpoint]) -> Result<Vec<WitnessClient>, Stri
                 .map_err(|e| format!("[[witness]] {}: {e}", w.key.label()))
         })
         .collect()
+}
+
+/// At start, before anything is appended: what the witnesses say against
+/// the stored log. A witness that cosigned a larger checkpoint of this log
+/// than the store holds (a restored backup, or a database rolled back with
+/// the instance's head file) saw checkpoints that the stored log no longer
+/// extends. Each witness is sent a checkpoint of the stored head, signed
+/// now and not stored, from that same size: a witness that last cosigned
+/// that size cosigns it again (nothing changes), one that knows another
+/// size answers 409 with it, one that cosigned another tree of that size
+/// refuses it as inconsistent (422). A witness that cannot be reached is
+/// logged and skipped: the start does not wait on a witness being up.
+pub async fn behind_witnesses(
+    clients: &[WitnessClient],
+    log: &AuditLog,
+    key: &crate::keys::GatewayKey,
+) -> Result<Vec<Tamper>, StoreError> {
+    use crate::store::Sealer as _;
+    let head = log.head();
+    let mut found = Vec::new();
+    if clients.is_empty() {
+        return Ok(found);
+    }
+    let note = key
+        .seal(head)
+        .map_err(|e| StoreError::Invariant(format!("cannot sign the head: {e}")))?;
+    for client in clients {
+        let what = format!("checkpoint witness {} cosigned", client.verifier().label());
+        match client.add_checkpoint(head.size, &[], &note).await {
+            Err(ClientError::Conflict { known_size, .. }) if known_size > head.size => {
+                // Another instance on the same database may have appended
+                // and been cosigned since the head was read.
+                log.catch_up()?;
+                let stored = log.head().size;
+                if known_size > stored {
+                    found.push(Tamper::Truncated {
+                        what,
+                        signed: known_size,
+                        stored,
+                    });
+                }
+            }
+            Err(ClientError::Refused { status: 422, .. }) => found.push(Tamper::EntriesChanged {
+                what,
+                size: head.size,
+            }),
+            Ok(_) | Err(ClientError::Conflict { .. }) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "a witness could not be asked at start; starting without its view");
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Starts one task per witness for `gateway` and hooks them to its

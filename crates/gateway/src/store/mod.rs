@@ -29,7 +29,7 @@ mod records;
 mod sqlite;
 mod steps;
 
-pub use self::postgres::PostgresUrl;
+pub use self::postgres::{Imported, PostgresUrl};
 pub use durable::{Appended, Durable};
 pub use records::{
     AckOutcome, Batch, Change, InboxEntry, Leased, NewItem, OpenRequest, Outcome, RequestState,
@@ -270,6 +270,21 @@ pub fn migrate(config: &StoreConfig) -> Result<Vec<String>, StoreError> {
     match config {
         StoreConfig::Sqlite(path) => sqlite::SqliteStore::migrate_only(path).map(|()| Vec::new()),
         StoreConfig::Postgres(url) => postgres::PostgresStore::migrate_only(url),
+    }
+}
+
+/// Copies the embedded store at `from`, every row as it is (items, inbox
+/// entries, requests, the audit log with its checkpoints and seal), into
+/// the PostgreSQL database `to` names, which must hold nothing yet; whole
+/// or not at all. For `passerelle db import`, which checks the source
+/// against its signatures before and the copy after: this only copies.
+pub fn import_embedded(from: &Path, to: &StoreConfig) -> Result<Imported, StoreError> {
+    match to {
+        StoreConfig::Postgres(url) => postgres::import(from, url),
+        StoreConfig::Sqlite(path) => Err(StoreError::BadBatch(format!(
+            "an import goes into a PostgreSQL store, and the store {} is a file",
+            path.display()
+        ))),
     }
 }
 

@@ -26,6 +26,7 @@
 
 mod append;
 mod arrivals;
+mod import;
 mod migrate;
 mod off_runtime;
 mod pool;
@@ -43,6 +44,7 @@ use crate::domain::item::Portion;
 use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::Receipt;
 
+pub use import::Imported;
 pub(super) use migrate::migrate;
 use off_runtime::{off_runtime, OffRuntime};
 use pool::Pool;
@@ -151,6 +153,12 @@ pub(super) fn open(
     sealer: Arc<dyn Sealer>,
 ) -> Result<OffRuntime<PostgresStore>, StoreError> {
     off_runtime(|| PostgresStore::open(url, sealer)).map(OffRuntime)
+}
+
+/// Copies the embedded store at `from` into the empty database `to`
+/// (see `postgres/import.rs`).
+pub(super) fn import(from: &std::path::Path, to: &PostgresUrl) -> Result<Imported, StoreError> {
+    off_runtime(|| import::import_sqlite(from, to))
 }
 
 impl PostgresStore {

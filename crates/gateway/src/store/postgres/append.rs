@@ -37,6 +37,10 @@ enum Savepoints {
     PerBatch,
 }
 
+/// What a committed transaction did: each batch's step, and the log's
+/// right edge after it.
+type Written = (Vec<Result<Step, StoreError>>, RightEdge);
+
 impl PostgresStore {
     pub(super) fn append_batches(
         &self,
@@ -74,7 +78,6 @@ impl PostgresStore {
 
     /// One transaction of `batches`, committed; `None` when a batch failed
     /// [`Savepoints::Without`] them (nothing was written).
-    #[allow(clippy::type_complexity)]
     fn write(
         &self,
         client: &mut ::postgres::Client,
@@ -82,7 +85,7 @@ impl PostgresStore {
         new_log: bool,
         edge: RightEdge,
         savepoints: Savepoints,
-    ) -> Result<Option<(Vec<Result<Step, StoreError>>, RightEdge)>, StoreError> {
+    ) -> Result<Option<Written>, StoreError> {
         let mut tx = client.transaction().map_err(backend)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SEQUENCER_LOCK])
             .map_err(backend)?;
