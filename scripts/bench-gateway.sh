@@ -17,11 +17,16 @@
 #   scripts/bench-gateway.sh --handshakes --connections 2000 --concurrency 4
 #
 # Print the load average beside the figures: on a shared machine it is
-# part of the result.
+# part of the result. PASSERELLE_BIN names another build of the binary
+# (gateway and generator both), to compare two versions in one sitting.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet --bin passerelle
-bin="$PWD/target/release/passerelle"
+if [ -n "${PASSERELLE_BIN:-}" ]; then
+  bin="$PASSERELLE_BIN"
+else
+  cargo build --release --quiet --bin passerelle
+  bin="$PWD/target/release/passerelle"
+fi
 dir=$(mktemp -d)
 port=${BENCH_PORT:-18443}
 gateway=""

@@ -330,7 +330,14 @@ impl Shared {
                     Err(_) => break,
                 }
             }
-            self.commit_group(group);
+            // A bug that panics in one group must not stop every later
+            // commit: that group's callers hear "abandoned" (their reply
+            // senders drop with it), the next group is written as usual.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit_group(group)))
+                .is_err()
+            {
+                tracing::error!("a group commit panicked; its callers were answered with an error");
+            }
         }
     }
 

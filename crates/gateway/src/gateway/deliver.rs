@@ -1,5 +1,6 @@
 //! Delivery: inboxes, long-polls, fetch with an attestation, ack, and the
-//! sweep of expired and purged items.
+//! sweep of expired and purged items; batched fetch and ack are in
+//! `deliver/batch.rs`, over the same steps.
 //!
 //! A fetch decides again with the policy in force now and never releases
 //! more than was released at submission; every delivery, refused delivery,

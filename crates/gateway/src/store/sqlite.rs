@@ -349,6 +349,9 @@ impl SqliteStore {
             .map_err(backend)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(backend)?;
+        // Room for every statement of the write path and the reads, so
+        // that none is parsed again per call (the default keeps 16).
+        conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(SCHEMA).map_err(backend)?;
         Ok(conn)
     }

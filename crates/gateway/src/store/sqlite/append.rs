@@ -45,10 +45,10 @@ impl SqliteStore {
         };
         let mut steps = Vec::with_capacity(batches.len());
         for batch in &batches {
-            tx.execute_batch("SAVEPOINT batch").map_err(backend)?;
+            exec(&tx, "SAVEPOINT batch", []).map_err(backend)?;
             match apply(&tx, batch, edge.size()) {
                 Ok(step) => {
-                    tx.execute_batch("RELEASE batch").map_err(backend)?;
+                    exec(&tx, "RELEASE batch", []).map_err(backend)?;
                     if let Step::Written { leaves, .. } = &step {
                         for h in leaves {
                             edge.push(*h);
@@ -57,8 +57,8 @@ impl SqliteStore {
                     steps.push(Ok(step));
                 }
                 Err(e) => {
-                    tx.execute_batch("ROLLBACK TO batch; RELEASE batch")
-                        .map_err(backend)?;
+                    exec(&tx, "ROLLBACK TO batch", []).map_err(backend)?;
+                    exec(&tx, "RELEASE batch", []).map_err(backend)?;
                     steps.push(Err(e));
                 }
             }
@@ -78,15 +78,14 @@ impl SqliteStore {
 /// stored log: `edge` extended by the leaf hashes appended since it was
 /// last seen (by another process), read inside `tx`.
 fn caught_up(tx: &Transaction<'_>, mut edge: RightEdge) -> Result<RightEdge, StoreError> {
-    let next: u64 = tx
-        .query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit", [], |r| {
-            r.get(0)
-        })
-        .map_err(backend)?;
-    let sealed: Option<u64> = tx
-        .query_row("SELECT size FROM seal WHERE id = 0", [], |r| r.get(0))
-        .optional()
-        .map_err(backend)?;
+    let next: u64 = cached_row(tx, "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit", [], |r| {
+        r.get(0)
+    })
+    .map_err(backend)?;
+    let sealed: Option<u64> =
+        cached_row(tx, "SELECT size FROM seal WHERE id = 0", [], |r| r.get(0))
+            .optional()
+            .map_err(backend)?;
     // Every appending transaction seals what it leaves: a log that is not
     // the sealed one was changed behind the gateway's back, and appending
     // to it would sign over the change.
@@ -109,11 +108,10 @@ fn caught_up(tx: &Transaction<'_>, mut edge: RightEdge) -> Result<RightEdge, Sto
 }
 
 fn edge_from_scratch(tx: &Transaction<'_>) -> Result<RightEdge, StoreError> {
-    let next: u64 = tx
-        .query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit", [], |r| {
-            r.get(0)
-        })
-        .map_err(backend)?;
+    let next: u64 = cached_row(tx, "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit", [], |r| {
+        r.get(0)
+    })
+    .map_err(backend)?;
     let mut edge = RightEdge::new();
     for h in leaves_in(tx, 0, next)? {
         edge.push(h);
@@ -148,7 +146,8 @@ fn apply(tx: &Transaction<'_>, batch: &Batch, next: u64) -> Result<Step, StoreEr
             item_ref,
             until,
         } => {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE inbox SET lease_until = ?1, deliveries = deliveries + 1
                  WHERE recipient = ?2 AND acked_at IS NULL AND refused_at IS NULL AND expired_at IS NULL
                    AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3)",
@@ -162,7 +161,8 @@ fn apply(tx: &Transaction<'_>, batch: &Batch, next: u64) -> Result<Step, StoreEr
             item_ref,
             at,
         } => {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE inbox SET refused_at = ?1
                  WHERE recipient = ?2 AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3)",
                 params![at, recipient.as_str(), item_ref],
@@ -175,8 +175,8 @@ fn apply(tx: &Transaction<'_>, batch: &Batch, next: u64) -> Result<Step, StoreEr
             item_ref,
             at,
         } => {
-            let row: Option<(i64, Option<i64>)> = tx
-                .query_row(
+            let row: Option<(i64, Option<i64>)> = cached_row(
+                tx,
                     "SELECT b.item_seq, b.acked_at FROM inbox b JOIN items i ON i.seq = b.item_seq
                      WHERE b.recipient = ?1 AND i.item_ref = ?2 AND b.refused_at IS NULL",
                     params![recipient.as_str(), item_ref],
@@ -190,7 +190,8 @@ fn apply(tx: &Transaction<'_>, batch: &Batch, next: u64) -> Result<Step, StoreEr
                     return Ok(Step::Skipped(Outcome::Unchanged(Unchanged::AlreadyDone)))
                 }
                 Some((seq, None)) => {
-                    tx.execute(
+                    exec(
+                tx,
                         "UPDATE inbox SET acked_at = ?1 WHERE recipient = ?2 AND item_seq = ?3",
                         params![at, recipient.as_str(), seq],
                     )
@@ -204,7 +205,8 @@ fn apply(tx: &Transaction<'_>, batch: &Batch, next: u64) -> Result<Step, StoreEr
             recipient,
             at,
         } => {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE inbox SET expired_at = ?1
                  WHERE recipient = ?2 AND acked_at IS NULL AND refused_at IS NULL AND expired_at IS NULL
                    AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3
@@ -217,7 +219,8 @@ fn apply(tx: &Transaction<'_>, batch: &Batch, next: u64) -> Result<Step, StoreEr
         // The envelope holds the header and labels, the portions the
         // content: both go; digest, receipt and audit entries stay.
         Change::Purge { item_ref, at } => {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE items SET envelope = x'', portions = ?1, purged_at = ?2
                  WHERE item_ref = ?3 AND purged_at IS NULL
                    AND purge_after IS NOT NULL AND purge_after <= ?2",
@@ -228,7 +231,7 @@ fn apply(tx: &Transaction<'_>, batch: &Batch, next: u64) -> Result<Step, StoreEr
         }
         Change::NewLog { stale } => {
             for size in stale {
-                tx.execute("DELETE FROM checkpoints WHERE size = ?1", params![size])
+                exec(tx, "DELETE FROM checkpoints WHERE size = ?1", params![size])
                     .map_err(backend)?;
             }
             true
@@ -242,6 +245,23 @@ fn apply(tx: &Transaction<'_>, batch: &Batch, next: u64) -> Result<Step, StoreEr
         first: next,
         leaves,
     })
+}
+
+/// `tx.execute` through the connection's statement cache: every statement
+/// of the write path runs once or more per commit, so it is parsed once
+/// per connection rather than at each call.
+fn exec(tx: &Transaction<'_>, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(params)
+}
+
+/// `tx.query_row` through the connection's statement cache.
+fn cached_row<T>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    tx.prepare_cached(sql)?.query_row(params, f)
 }
 
 /// Inserts `entries` at `next..` inside `tx`, each with its leaf hash.
@@ -273,7 +293,8 @@ fn seal(tx: &Transaction<'_>, edge: &RightEdge, sealer: &dyn Sealer) -> Result<(
     let note = sealer
         .seal(head)
         .map_err(|e| StoreError::Invariant(format!("cannot seal the audit log: {e}")))?;
-    tx.execute(
+    exec(
+        tx,
         "INSERT OR REPLACE INTO seal (id, size, note) VALUES (0, ?1, ?2)",
         params![head.size, note],
     )
@@ -289,14 +310,14 @@ fn insert_item(
     item: &NewItem,
     index: u64,
 ) -> Result<Option<Outcome>, StoreError> {
-    let existing: Option<(Vec<u8>, Vec<u8>, Option<u64>)> = tx
-        .query_row(
-            "SELECT digest, receipt, audit_index FROM items WHERE sender = ?1 AND item_id = ?2",
-            params![item.sender.as_str(), item.item_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()
-        .map_err(backend)?;
+    let existing: Option<(Vec<u8>, Vec<u8>, Option<u64>)> = cached_row(
+        tx,
+        "SELECT digest, receipt, audit_index FROM items WHERE sender = ?1 AND item_id = ?2",
+        params![item.sender.as_str(), item.item_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .optional()
+    .map_err(backend)?;
     if let Some((digest, receipt, audit_index)) = existing {
         return Ok(Some(if digest[..] == item.digest[..] {
             Outcome::Duplicate(stored_receipt(&receipt, audit_index)?)
@@ -304,7 +325,8 @@ fn insert_item(
             Outcome::Conflict
         }));
     }
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO items (item_ref, sender, item_id, digest, priority, accepted_at, expires_at,
                             envelope, sender_cert, portions, receipt, purge_after, audit_index)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
@@ -327,7 +349,8 @@ fn insert_item(
     .map_err(backend)?;
     let seq = tx.last_insert_rowid();
     if let Some(due) = item.answer_due {
-        tx.execute(
+        exec(
+            tx,
             "INSERT INTO requests (item_seq, due) VALUES (?1, ?2)",
             params![seq, due],
         )
@@ -336,7 +359,8 @@ fn insert_item(
     if let Some(request) = &item.answers {
         // The first answer closes the request; a later one finds it
         // closed and changes nothing.
-        tx.execute(
+        exec(
+            tx,
             "UPDATE requests SET answered_at = ?1, answer_ref = ?2
              WHERE answered_at IS NULL
                AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3)",
@@ -345,7 +369,8 @@ fn insert_item(
         .map_err(backend)?;
     }
     for (recipient, released) in &item.deliveries {
-        tx.execute(
+        exec(
+            tx,
             "INSERT INTO inbox (recipient, item_seq, released) VALUES (?1, ?2, ?3)",
             params![recipient.as_str(), seq, to_cbor(released)],
         )
