@@ -126,7 +126,7 @@ async fn resubmit_is_idempotent_and_other_content_conflicts() {
 
 #[tokio::test]
 async fn unacked_item_is_offered_again_after_its_lease() {
-    let h = Harness::start_with(|c| c.lease_seconds = 1).await;
+    let h = Harness::start_with(|c| c.lease_seconds = 3).await;
     let rabat = h.station("police/lo/rabat");
     let vsse = h.station("vsse/analysis/ct");
     let r = rabat

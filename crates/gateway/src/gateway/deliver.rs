@@ -142,7 +142,7 @@ impl Gateway {
         let stored = self
             .own(peer, reference, "fetch", |store, who, r| store.peek(who, r))
             .await?;
-        match self.decide_delivery(peer, policy, reference, stored)? {
+        match self.decide_delivery(peer, policy, reference, stored, false)? {
             Decided::Refused(batch) => {
                 self.commit(batch).await?;
                 self.mark_unsigned();
@@ -161,13 +161,17 @@ impl Gateway {
     /// Decides the delivery of `stored` to the caller with `policy`: the
     /// batch that records it (a lease, or the refusal that takes the item
     /// out of the inbox), and for a lease what to hand over once it is
-    /// durable. Nothing is written here.
+    /// durable. Nothing is written here. With `only_free`, the lease
+    /// applies only if no other lease on the entry runs now (a batched
+    /// fetch takes what is free; a fetch by reference may take its own
+    /// entry again).
     fn decide_delivery(
         &self,
         peer: &VerifiedPeer,
         policy: &dyn Decider,
         reference: &str,
         stored: Leased,
+        only_free: bool,
     ) -> Result<Decided, GatewayError> {
         // Verify again from what was stored: the store is not trusted to
         // have kept the bytes intact.
@@ -236,6 +240,7 @@ impl Gateway {
                 recipient: peer.principal().clone(),
                 item_ref: reference.to_string(),
                 until,
+                free_at: only_free.then_some(now),
             },
             entries: vec![entry],
         };

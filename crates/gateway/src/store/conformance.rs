@@ -405,6 +405,7 @@ pub fn leases_expire_and_items_are_delivered_again(store: Arc<dyn Store>) {
                 recipient: ct(),
                 item_ref: reference.clone(),
                 until,
+                free_at: None,
             },
             tag,
         )
@@ -419,12 +420,36 @@ pub fn leases_expire_and_items_are_delivered_again(store: Arc<dyn Store>) {
     assert_eq!(again[0].deliveries, 1, "leases: the delivery counted");
     appended(&lease(40, 2), "leases: redelivery");
     let before = size(store);
+    let taken = |free_at, tag| {
+        change(
+            store,
+            Change::Lease {
+                recipient: ct(),
+                item_ref: reference.clone(),
+                until: 60,
+                free_at: Some(free_at),
+            },
+            tag,
+        )
+    };
+    assert_eq!(
+        taken(39, 4),
+        Outcome::Unchanged(Unchanged::NotFound),
+        "leases: a lease only of a free entry is not taken while another runs"
+    );
+    assert_eq!(size(store), before, "leases: no entry without the change");
+    appended(
+        &taken(40, 5),
+        "leases: a lease only of a free entry, once the other ended",
+    );
+    let before = size(store);
     let other = change(
         store,
         Change::Lease {
             recipient: who("police/spoc"),
             item_ref: reference.clone(),
             until: 40,
+            free_at: None,
         },
         3,
     );
@@ -474,6 +499,7 @@ pub fn an_acknowledgement_is_recorded_once(store: Arc<dyn Store>) {
                 recipient: ct(),
                 item_ref: reference.clone(),
                 until: 50,
+                free_at: None,
             },
             4,
         ),

@@ -175,6 +175,11 @@ pub enum Change {
         item_ref: String,
         /// End of the lease (Unix seconds).
         until: i64,
+        /// When set, applies only if no lease runs past this time: a
+        /// batched fetch takes only entries that are free, so that two
+        /// fetchers (on any instance) never hold one entry at once. A
+        /// fetch by reference (`None`) may take its own entry again.
+        free_at: Option<i64>,
     },
     /// Takes the item out of the recipient's inbox: policy refused
     /// delivery. Always applies (the refusal is recorded even when the

@@ -120,7 +120,7 @@ impl Gateway {
         let mut kept = Vec::with_capacity(found.len());
         for (entry, stored) in found {
             let reference = entry.item_ref.clone();
-            match self.decide_delivery(peer, policy, &reference, stored) {
+            match self.decide_delivery(peer, policy, &reference, stored, true) {
                 Ok(Decided::Refused(batch)) => {
                     batches.push(batch);
                     kept.push((entry, None));

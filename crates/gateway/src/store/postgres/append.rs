@@ -299,6 +299,7 @@ fn apply(tx: &mut Transaction<'_>, batch: &Batch, next: u64) -> Result<Step, Sto
             recipient,
             item_ref,
             until,
+            free_at,
         } => {
             tx.execute(
                 "UPDATE inbox SET lease_until = $1, deliveries = deliveries + 1
@@ -306,8 +307,9 @@ fn apply(tx: &mut Transaction<'_>, batch: &Batch, next: u64) -> Result<Step, Sto
                      SELECT b.recipient, b.item_seq FROM inbox b JOIN items i ON i.seq = b.item_seq
                      WHERE b.recipient = $2 AND i.item_ref = $3 AND b.acked_at IS NULL
                        AND b.refused_at IS NULL AND b.expired_at IS NULL
+                       AND ($4::BIGINT IS NULL OR b.lease_until <= $4)
                      FOR UPDATE OF b SKIP LOCKED)",
-                &[until, &recipient.as_str(), item_ref],
+                &[until, &recipient.as_str(), item_ref, free_at],
             )
             .map_err(backend)?
                 > 0

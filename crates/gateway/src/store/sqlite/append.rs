@@ -145,13 +145,15 @@ fn apply(tx: &Transaction<'_>, batch: &Batch, next: u64) -> Result<Step, StoreEr
             recipient,
             item_ref,
             until,
+            free_at,
         } => {
             exec(
                 tx,
                 "UPDATE inbox SET lease_until = ?1, deliveries = deliveries + 1
                  WHERE recipient = ?2 AND acked_at IS NULL AND refused_at IS NULL AND expired_at IS NULL
-                   AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3)",
-                params![until, recipient.as_str(), item_ref],
+                   AND item_seq = (SELECT seq FROM items WHERE item_ref = ?3)
+                   AND (?4 IS NULL OR lease_until <= ?4)",
+                params![until, recipient.as_str(), item_ref, free_at],
             )
             .map_err(backend)?
                 > 0
