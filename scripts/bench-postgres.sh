@@ -36,7 +36,14 @@ pids=()
 as_pg=()
 [ "$(id -u)" = 0 ] && as_pg=(runuser -u postgres --)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-stop() { for p in "$@"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+# Gateways are started in command substitutions, so they are not this
+# shell's children: wait for them to be gone (at most 30 s each).
+stop() {
+  for p in "$@"; do
+    kill "$p" 2>/dev/null || continue
+    for _ in $(seq 1 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  done
+}
 cleanup() {
   stop "${pids[@]}"
   [ -n "${pg:-}" ] && "${as_pg[@]}" "$pgbin/pg_ctl" stop -m fast -D "$dir/pg/data" >/dev/null 2>&1 || true
@@ -70,11 +77,15 @@ config() {
 serve() {
   RUST_LOG=${RUST_LOG:-warn} "$bin" serve --config "$1" >>"$dir/gateway.log" 2>&1 &
   local pid=$!
-  for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then break; fi
+  # Up to 60 s: a loaded machine starts slowly.
+  for _ in $(seq 1 600); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then echo "$pid"; return; fi
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
-  echo "$pid"
+  echo "the gateway of $1 did not start:" >&2
+  tail -5 "$dir/gateway.log" >&2
+  exit 1
 }
 # Fresh keys directories: each run is a log of its own.
 keys() { mkdir -p "$dir/pki/$1"; cp -p "$dir/pki/gateway/audit-key.pem" "$dir/pki/$1/"; }
