@@ -29,7 +29,7 @@ fn cbor_refs(n: u32, definite: bool) -> Vec<u8> {
     } else {
         body.push(0x9f);
     }
-    body.extend(std::iter::repeat_n(0x60u8, n as usize));
+    body.resize(body.len() + n as usize, 0x60);
     if !definite {
         body.push(0xff);
     }

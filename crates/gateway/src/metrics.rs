@@ -16,6 +16,10 @@
 //! priorities, witness names, the policy digest, and principal names only
 //! when the operator set `principal_labels`. It must never carry anything
 //! from an item: no payload, label, case, item id or reference.
+//!
+//! A little over 600 lines: the series and the listener that serves them
+//! (with its own bounds on connections, since anyone who reaches the port
+//! may connect) are read together.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
