@@ -96,7 +96,12 @@ pub fn check_and_signal(config: &GatewayConfig) -> Result<(String, Option<Reload
     let pid_file = pid_file(&config.store, &config.audit.key);
     let pid = std::fs::read_to_string(&pid_file)
         .with_context(|| format!("no running gateway: cannot read {}", pid_file.display()))?;
-    let pid = pid.trim().to_string();
+    // Only one process: to `kill`, a negative number is a process group,
+    // -1 every process we may signal and 0 our own group.
+    let pid = match pid.trim().parse::<u32>() {
+        Ok(n) if n > 1 => n.to_string(),
+        _ => bail!("{} holds not a process id", pid_file.display()),
+    };
     let before = read_status(&config.store, &config.audit.key);
     let status = std::process::Command::new("kill")
         .args(["-HUP", &pid])

@@ -16,6 +16,10 @@
 //! priorities, witness names, the policy digest, and principal names only
 //! when the operator set `principal_labels`. It must never carry anything
 //! from an item: no payload, label, case, item id or reference.
+//!
+//! A little over 600 lines: the series and the listener that serves them
+//! (with its own bounds on connections, since anyone who reaches the port
+//! may connect) are read together.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -489,6 +493,15 @@ async fn readyz(State(e): State<Endpoint>) -> Response {
         .into_response()
 }
 
+/// Most connections the metrics listener holds at once; more are closed at
+/// once. A scraper and a few probes need a handful.
+const MAX_SCRAPERS: usize = 16;
+/// How long a connection may take to send a request's headers, or idle
+/// between requests.
+const SCRAPE_HEADERS: Duration = Duration::from_secs(5);
+/// Longest a metrics connection stays open.
+const SCRAPE_LIFETIME: Duration = Duration::from_secs(60);
+
 /// Binds the metrics listener of `config`, refusing a non-loopback address
 /// that was not allowed, and returns its address and a future serving it
 /// until `shutdown`.
@@ -519,19 +532,36 @@ pub async fn bind(
             admission,
             live,
         });
+    // Not `axum::serve`: it has no header timeout and no bound on
+    // connections, and this process's file descriptors are the TLS
+    // listener's too.
     let serve = async move {
-        let stopped = async move {
-            while !*shutdown.borrow() {
-                if shutdown.changed().await.is_err() {
-                    return;
+        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPERS));
+        while !*shutdown.borrow() {
+            let tcp = tokio::select! {
+                r = listener.accept() => r,
+                r = shutdown.changed() => if r.is_err() { break } else { continue },
+            };
+            let (tcp, permit) = match (tcp, permits.clone().try_acquire_owned()) {
+                (Ok((tcp, _)), Ok(permit)) => (tcp, permit),
+                // Over the budget: closed at once. Out of descriptors:
+                // back off rather than spin.
+                (Ok(_), Err(_)) => continue,
+                (Err(_), _) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
-            }
-        };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(stopped)
-            .await
-        {
-            tracing::error!(error = %e, "metrics endpoint stopped");
+            };
+            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            tokio::spawn(async move {
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(SCRAPE_HEADERS);
+                let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+                let _ = tokio::time::timeout(SCRAPE_LIFETIME, conn).await;
+                drop(permit);
+            });
         }
     };
     Ok((addr, serve))

@@ -329,7 +329,12 @@ impl Identities {
         let (domain, path) = rest.split_once('/').ok_or(IdentityError::NoPrincipal)?;
         // The URI is quoted in the refusal and on the audit log: bounded,
         // since whoever runs a trusted CA can make it as long as it likes.
-        let quoted = || crate::domain::bounds::truncate(uri.clone(), CLAIM_QUOTED);
+        // Control characters are allowed in an IA5String; escaped, so that
+        // the URI cannot start a forged line in the operator's text log.
+        let quoted = || {
+            let head = crate::domain::bounds::truncate(uri.clone(), CLAIM_QUOTED);
+            crate::domain::bounds::truncate(head.escape_debug().to_string(), CLAIM_QUOTED)
+        };
         if domain != trust.trust_domain {
             return Err(IdentityError::WrongAgency {
                 agency: trust.agency.to_string(),

@@ -151,8 +151,44 @@ pub struct Fetched {
 /// What `POST /v1/acks` takes.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AckBatch {
-    /// The references to acknowledge, at most [`MAX_BATCH`].
+    /// The references to acknowledge, at most [`MAX_BATCH`]. Decoding
+    /// keeps one more than that and skips the rest, so that the gateway
+    /// still answers that the batch is too large.
+    #[serde(deserialize_with = "at_most_one_over_batch")]
     pub refs: Vec<String>,
+}
+
+/// The first [`MAX_BATCH`]` + 1` strings of a sequence; the others are read
+/// and dropped. A body of a million empty strings (a byte each in CBOR)
+/// would otherwise become a million `String`s, dozens of bytes of memory
+/// per byte sent, before the count is checked.
+fn at_most_one_over_batch<'de, D>(de: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Kept;
+    impl<'de> serde::de::Visitor<'de> for Kept {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of item references")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let keep = MAX_BATCH as usize + 1;
+            let mut kept = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(keep));
+            while kept.len() < keep {
+                match seq.next_element::<String>()? {
+                    Some(r) => kept.push(r),
+                    None => return Ok(kept),
+                }
+            }
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(kept)
+        }
+    }
+    de.deserialize_seq(Kept)
 }
 
 /// One reference's result in a batched acknowledgement.

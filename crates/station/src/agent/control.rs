@@ -141,6 +141,28 @@ async fn serve_one(agent: Arc<Agent>, stream: UnixStream) -> Result<(), AgentErr
     write.shutdown().await.map_err(control)
 }
 
+/// Refuses a control directory that another account may enter (or a
+/// symbolic link): there, someone else could have put a socket of their
+/// own where the agent's should be, and be sent the passphrase.
+/// `make_private_dir` leaves a directory that already existed as it was.
+fn private(dir: &Path) -> Result<(), AgentError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::symlink_metadata(dir)
+            .map_err(|e| control(format!("{}: {e}", dir.display())))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if !meta.is_dir() || mode & 0o077 != 0 {
+            return Err(control(format!(
+                "{} is not a directory only this account may enter (mode {mode:o}); run: chmod 700 {}",
+                dir.display(),
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Serves the control socket of `agent` until `shutdown` resolves.
 /// Refuses to start when another agent answers on the socket.
 pub async fn serve_control(
@@ -149,13 +171,7 @@ pub async fn serve_control(
 ) -> Result<(), AgentError> {
     let settings = agent.settings();
     crate::vault::make_private_dir(&settings.control)?;
-    #[cfg(unix)]
-    {
-        // A directory that existed before keeps its mode otherwise.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&settings.control, std::fs::Permissions::from_mode(0o700))
-            .map_err(control)?;
-    }
+    private(&settings.control)?;
     let path = settings.socket();
     if UnixStream::connect(&path).await.is_ok() {
         return Err(control(format!(
@@ -203,6 +219,9 @@ pub async fn serve_control(
 /// Sends `request` to the agent listening on `socket` and returns its
 /// reply.
 pub async fn ask(socket: &Path, request: &ControlRequest) -> Result<ControlReply, AgentError> {
+    if let Some(dir) = socket.parent() {
+        private(dir)?;
+    }
     let mut stream = UnixStream::connect(socket).await.map_err(|e| {
         control(format!(
             "no agent answers on {} ({e}); start one with `passerelle station run`",

@@ -208,6 +208,7 @@ impl Gateway {
             let result = match outcome? {
                 Outcome::Appended(durable) => {
                     appended = true;
+                    self.metrics.acknowledged();
                     AckedRef::Done(AckOutcome::Acked(durable.get().first()))
                 }
                 Outcome::Unchanged(Unchanged::AlreadyDone) => {
