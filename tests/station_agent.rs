@@ -660,6 +660,12 @@ async fn an_acknowledgement_refused_for_one_reference_does_not_lose_the_others()
     assert_eq!(acks_of(&events, &sent), 1, "the other one is acknowledged");
     assert_eq!(acks_of(&events, &not_ours), 0);
     // Repeated: recorded before, counted done, not acknowledged twice.
-    assert_eq!(agent.acknowledge(&[sent.clone()]).await.unwrap(), 1);
+    assert_eq!(
+        agent
+            .acknowledge(std::slice::from_ref(&sent))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(acks_of(&h.audit_events().await, &sent), 1);
 }
