@@ -573,3 +573,99 @@ async fn a_locked_station_shows_no_plaintext_refuses_a_wrong_passphrase_and_dete
     // Left for an investigator, not deleted.
     assert_eq!(vault.vault().files().unwrap().len(), 3);
 }
+
+fn acks_of(events: &[AuditEvent], r: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, AuditEvent::Acknowledged { item_ref, .. } if item_ref == r))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_cut_in_the_middle_of_its_body_loses_nothing_and_stores_nothing_twice() {
+    let h = Harness::start_with(|c| c.lease_seconds = 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Three items of 100 kB: the batch that carries them is the only
+    // answer longer than the cut, so the cut falls inside its body.
+    let big = "x".repeat(100_000);
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        sent.push(vsse_to_rabat(&h, &format!("big-{i}"), &big).await);
+    }
+    sent.sort();
+    let proxy = FaultyProxy::start(
+        h.addr(),
+        vec![Fault::CutAnswerAfter(150_000)],
+        Duration::from_secs(30),
+    )
+    .await;
+    let running = start(agent(agent_config(
+        &h,
+        "police/lo/rabat",
+        proxy.addr,
+        dir.path(),
+    )));
+    until(
+        "the cut batch fetched again",
+        Duration::from_secs(60),
+        || received_refs(&running.agent) == sent,
+    )
+    .await;
+    let start = Instant::now();
+    loop {
+        let events = h.audit_events().await;
+        if sent.iter().all(|r| acks_of(&events, r) > 0) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not all acknowledged"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Past a lease: nothing comes back to be taken twice.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    running.stop().await;
+    assert_eq!(proxy.remaining(), 0, "the cut was played");
+    assert!(proxy.connections.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    let events = h.audit_events().await;
+    for r in &sent {
+        assert_eq!(acks_of(&events, r), 1, "{r} acknowledged once");
+    }
+    let files = Vault::at(dir.path().join("vault")).files().unwrap();
+    assert_eq!(files.len(), 3, "each stored once");
+}
+
+#[tokio::test]
+async fn an_acknowledgement_refused_for_one_reference_does_not_lose_the_others() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sent = vsse_to_rabat(&h, "ctx-1", "context").await;
+    let agent = agent(agent_config(&h, "police/lo/rabat", h.addr(), dir.path()));
+    // A reference that is not Rabat's (VSSE's own item to the SPOC): the
+    // gateway refuses its acknowledgement, as a single ack would.
+    let vsse = h.station("vsse/analysis/ct");
+    let not_ours = vsse
+        .submit(&item(&vsse, "to-spoc", &["police/spoc"], "not for Rabat"))
+        .await
+        .unwrap()
+        .receipt
+        .item_ref;
+    let done = agent
+        .acknowledge(&[not_ours.clone(), sent.clone()])
+        .await
+        .unwrap();
+    assert_eq!(done, 1);
+    let events = h.audit_events().await;
+    assert_eq!(acks_of(&events, &sent), 1, "the other one is acknowledged");
+    assert_eq!(acks_of(&events, &not_ours), 0);
+    // Repeated: recorded before, counted done, not acknowledged twice.
+    assert_eq!(
+        agent
+            .acknowledge(std::slice::from_ref(&sent))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(acks_of(&h.audit_events().await, &sent), 1);
+}

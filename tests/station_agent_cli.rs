@@ -213,3 +213,74 @@ fn the_station_abroad_demo_runs_and_exits_zero() {
     assert!(stdout.contains("nothing readable"), "{stdout}");
     assert!(!stdout.contains("| NO"), "{stdout}");
 }
+
+/// `passerelle station init` at a terminal: a pseudo-terminal made by
+/// `script` (util-linux), whose transcript is everything the terminal
+/// showed. The passphrase typed must not be in it, and must be the one
+/// the vault was made with.
+#[tokio::test]
+async fn a_passphrase_typed_at_a_terminal_is_not_shown() {
+    use std::io::{Read, Write};
+    let h = Harness::start().await;
+    let config: PathBuf = h
+        .path()
+        .join(passerelle::pki::station_dir("police/lo/rabat"))
+        .join("client.toml");
+    let typed = "dunes-at-dawn-4417";
+    let command = format!(
+        "{} station init --config {}",
+        env!("CARGO_BIN_EXE_passerelle"),
+        config.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env_remove("PASSERELLE_PASSPHRASE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script (util-linux) makes the pseudo-terminal");
+    // What the terminal shows, read on a thread so that a hang is a
+    // failure at a deadline, not a stuck test run.
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n @ 1..) = out.read(&mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut shown = Vec::new();
+    let read_until = |shown: &mut Vec<u8>, done: &dyn Fn(&[u8]) -> bool| {
+        while !done(shown) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => shown.extend(chunk),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(e) => panic!("{e}: {}", String::from_utf8_lossy(shown)),
+            }
+        }
+    };
+    // Typed only once the prompt is there, as a person would: the terminal
+    // echoes what arrives before echo is turned off.
+    read_until(&mut shown, &|s| {
+        String::from_utf8_lossy(s).contains("vault passphrase: ")
+    });
+    // rpassword writes the prompt, then turns echo off: a person takes
+    // longer than that to type, and so does this test.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(format!("{typed}\n").as_bytes()).unwrap();
+    read_until(&mut shown, &|_| false);
+    drop(input);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{}", String::from_utf8_lossy(&shown));
+    let shown = String::from_utf8_lossy(&shown);
+    assert!(shown.contains("vault made in"), "{shown}");
+    assert!(!shown.contains(typed), "the passphrase was shown: {shown}");
+    let (ok, list, err) = station(&config, typed, &["list"]);
+    assert!(ok && list.contains("no items"), "{err}");
+}

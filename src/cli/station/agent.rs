@@ -7,8 +7,9 @@
 //! `passphrase` changes the vault's passphrase.
 //!
 //! The passphrase is read from the file `--passphrase-file` names, else
-//! from `PASSERELLE_PASSPHRASE`, else as one line on standard input; never
-//! from the command line, where other accounts could see it. `list` and
+//! from `PASSERELLE_PASSPHRASE`, else as one line on standard input (not
+//! echoed when it is a terminal); never from the command line, where other
+//! accounts could see it. `list` and
 //! `read` open the vault themselves when no agent runs.
 
 use anyhow::{bail, Context, Result};
@@ -100,10 +101,11 @@ impl PassArgs {
                 .with_context(|| format!("reading {}", path.display()))?;
         } else if let Ok(value) = std::env::var("PASSERELLE_PASSPHRASE") {
             *text = value;
+        } else if std::io::stdin().is_terminal() {
+            // Typed at a terminal: not echoed.
+            *text = rpassword::prompt_password("vault passphrase: ")
+                .context("reading the passphrase from the terminal")?;
         } else {
-            if std::io::stdin().is_terminal() {
-                eprint!("vault passphrase: ");
-            }
             std::io::stdin().read_line(&mut text)?;
         }
         let line = Zeroizing::new(text.lines().next().unwrap_or_default().to_string());

@@ -6,13 +6,17 @@
 //! Each round, with the vault unlocked: signed items left in the plain
 //! outbox by `passerelle send` move into the vault; every item not yet
 //! accepted is submitted again as the same signed bytes (idempotent at the
-//! gateway), FLASH first; then the inbox is long-polled and each item is
-//! fetched, verified ([`crate::client::Station::open`]: the sender's
-//! certificate and signature, the gateway's attestation), stored durably
-//! and only then acknowledged. An item the vault holds already is
-//! acknowledged again without being stored twice, so a crash between the
-//! write and the ack loses nothing and duplicates nothing. An item that
-//! does not verify is neither stored nor acknowledged. When the link
+//! gateway), FLASH first; then the inbox is long-polled and, when items
+//! wait, up to [`FETCH_BATCH`] are fetched in one request (in the
+//! gateway's order, FLASH first), each verified
+//! ([`crate::client::Station::open`]: the sender's certificate and
+//! signature, the gateway's attestation) and stored durably, and only then
+//! are the stored ones acknowledged, in one request. An item the vault
+//! holds already is acknowledged again without being stored twice, so a
+//! crash or a cut link between the write and the ack loses nothing and
+//! duplicates nothing: the gateway offers the unacknowledged items again
+//! after their lease. An item that does not verify is neither stored nor
+//! acknowledged. When the link
 //! fails, the agent waits a growing, jittered, bounded pause and tries
 //! again. With the vault locked it fetches nothing: it only watches the
 //! link and how many items wait at the gateway.
@@ -111,6 +115,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Each guarded value is valid whatever a panicking holder left.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// Most items one batched fetch asks for: on a link that drops, a batch
+/// cut in the middle comes back whole after its lease, so batches are kept
+/// small enough to get through between two drops.
+const FETCH_BATCH: u32 = 10;
 
 /// How often retention is applied while the agent runs (and once at
 /// its first round): items are kept for days, so this is soon enough, and
@@ -281,8 +290,9 @@ impl Agent {
     }
 
     /// One round with the vault unlocked: outbox moved in and pushed,
-    /// retention purged, inbox long-polled up to `wait`, each item
-    /// fetched, verified, stored and acknowledged.
+    /// retention purged, inbox long-polled up to `wait`, one batch of
+    /// items fetched, each verified and stored, then the stored ones
+    /// acknowledged together.
     pub async fn sync_once(&self, vault: &Unlocked, wait: Duration) -> Result<(), AgentError> {
         self.take_outbox(vault)?;
         if self.to_push.swap(false, Ordering::SeqCst) {
@@ -300,46 +310,103 @@ impl Agent {
             }
         }
         // An item handed to the agent (`station send`) or an unlock ends
-        // the wait: a long-poll is only a GET, safe to drop.
-        let mut entries = tokio::select! {
+        // the wait: a long-poll is only a GET, safe to drop. The batched
+        // fetch that follows leases what it hands out, so it is never
+        // dropped half way: it does not wait.
+        let entries = tokio::select! {
             r = self.station.inbox(wait) => r?,
             _ = self.wake.notified() => return Ok(()),
         };
         self.link_is(true, None);
         self.waiting_at_gateway
             .store(entries.len(), Ordering::Relaxed);
-        entries.sort_by_key(|e| (e.priority, e.accepted_at));
-        for entry in &entries {
-            if lock(&self.not_verified).contains_key(&entry.item_ref) {
+        let new = {
+            let not_verified = lock(&self.not_verified);
+            entries
+                .iter()
+                .any(|e| !not_verified.contains_key(&e.item_ref))
+        };
+        if !new {
+            return Ok(());
+        }
+        let fetched = self
+            .station
+            .fetch_batch(Duration::ZERO, FETCH_BATCH)
+            .await?;
+        if fetched.items.is_empty() && fetched.refused.is_empty() {
+            // Listed but not handed out (taken meanwhile, or an item the
+            // gateway cannot deliver): not asked again at once.
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => {}
+            }
+            return Ok(());
+        }
+        for r in fetched.refused {
+            tracing::error!(item = %r, "the gateway's policy refused to deliver an item to this station");
+            lock(&self.not_verified).insert(
+                r,
+                "the gateway's policy refused to deliver it to this station".into(),
+            );
+        }
+        // In the gateway's order (FLASH first), each verified and on disk
+        // before the one acknowledgement of them all. An item the vault
+        // holds already (stored, then the ack was lost) is acknowledged
+        // again, not stored twice.
+        let mut kept = Vec::with_capacity(fetched.items.len());
+        for f in &fetched.items {
+            let reference = &f.entry.item_ref;
+            if lock(&self.not_verified).contains_key(reference) {
                 continue;
             }
-            match self.take(vault, entry).await {
-                Ok(_) => {}
-                Err(e) if e.is_transient() => return Err(e),
+            match self.receive(vault, &f.entry, &f.item, unix_now()) {
+                Ok(_) => kept.push(reference.clone()),
                 Err(
                     e @ (AgentError::Client(_) | AgentError::Vault(VaultError::Tampered { .. })),
                 ) => {
-                    tracing::error!(item = %entry.item_ref, error = %e, "item not taken");
-                    lock(&self.not_verified).insert(entry.item_ref.clone(), e.to_string());
+                    tracing::error!(item = %reference, error = %e, "item not taken");
+                    lock(&self.not_verified).insert(reference.clone(), e.to_string());
                 }
-                Err(e) => return Err(e),
+                // The disk failed: what is already on it is acknowledged,
+                // the rest comes back after its lease.
+                Err(e) => {
+                    self.acknowledge(&kept).await?;
+                    return Err(e);
+                }
             }
         }
+        self.acknowledge(&kept).await?;
+        self.waiting_at_gateway
+            .store(entries.len().saturating_sub(kept.len()), Ordering::Relaxed);
         Ok(())
     }
 
-    /// Fetches, verifies, stores and then acknowledges one item; an item
-    /// the vault has already is only acknowledged.
-    async fn take(&self, vault: &Unlocked, entry: &InboxEntry) -> Result<Stored, AgentError> {
-        if vault.received(&entry.item_ref)?.is_some() {
-            self.station.ack(&entry.item_ref).await?;
-            return Ok(Stored::Already);
+    /// Acknowledges `refs`, each already stored, in one request; returns
+    /// how many the gateway recorded (now or before). A reference it
+    /// refuses is logged and does not stop the others: its item stays in
+    /// the vault, and if the gateway offers it again it is acknowledged
+    /// again without being stored twice.
+    pub async fn acknowledge(&self, refs: &[String]) -> Result<usize, AgentError> {
+        if refs.is_empty() {
+            return Ok(0);
         }
-        let item = self.station.fetch(&entry.item_ref).await?;
-        let stored = self.receive(vault, entry, &item, unix_now())?;
-        // Only now, with the item on disk, may the gateway forget it.
-        self.station.ack(&entry.item_ref).await?;
-        Ok(stored)
+        let results = self.station.ack_batch(refs).await?;
+        let mut done = 0;
+        for (sent, result) in refs.iter().zip(results) {
+            if result.item_ref.as_deref().is_some_and(|r| r != sent) {
+                tracing::error!(item = %sent, answer = ?result.item_ref, "the gateway answered an acknowledgement for another reference");
+                continue;
+            }
+            match result.status.as_str() {
+                "acked" | "already-acked" => done += 1,
+                _ => tracing::warn!(
+                    item = %sent,
+                    problem = ?result.problem.as_ref().map(|p| p.slug().to_string()),
+                    "the gateway refused the acknowledgement of a stored item"
+                ),
+            }
+        }
+        Ok(done)
     }
 
     /// Verifies `item` as delivered for `entry` and stores it durably.

@@ -12,8 +12,10 @@
 //! sender, label, subject or body, in a name or in a byte. A file changed,
 //! truncated, renamed or swapped does not open ([`VaultError::Tampered`]).
 //! What the vault cannot see is a file deleted or rolled back to an older
-//! sealed version of itself; the gateway's audit log keeps what was
-//! delivered and acknowledged.
+//! sealed version of itself: a counter or manifest kept on the same disk
+//! could be rolled back with the files (SECURITY.md, "Rollback of the
+//! vault"); the gateway's audit log keeps what was delivered and
+//! acknowledged.
 //!
 //! This module never talks to the gateway and never verifies an item:
 //! the agent stores only what [`crate::client::Station::open`] verified.
