@@ -91,10 +91,27 @@ struct Shared {
 
 /// The audit log of one gateway process: the store, the tree of its leaf
 /// hashes, and the queue of its writer thread (started at the first
-/// append; it ends when the log is dropped).
+/// append; it ends when the log is dropped, and the drop waits for it, so
+/// that a stopped gateway has closed its store: a file copied after
+/// `shutdown` is whole).
 pub struct AuditLog {
     shared: Arc<Shared>,
-    writer: OnceLock<Sender<Queued>>,
+    writer: OnceLock<(Sender<Queued>, Option<std::thread::JoinHandle<()>>)>,
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        if let Some((queue, thread)) = self.writer.take() {
+            // The writer ends once its queue is closed and what was queued
+            // is committed.
+            drop(queue);
+            if let Some(thread) = thread {
+                if thread.join().is_err() {
+                    tracing::error!("the audit log's writer thread panicked");
+                }
+            }
+        }
+    }
 }
 
 fn proof_error(e: ProofError) -> StoreError {
@@ -256,18 +273,19 @@ impl AuditLog {
         if let Err(e) = self.shared.refuse_if_halted() {
             return reply.send(Err(e));
         }
-        let writer = self.writer.get_or_init(|| {
+        let (writer, _) = self.writer.get_or_init(|| {
             let (tx, rx) = channel();
             let shared = self.shared.clone();
-            if let Err(e) = std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name("audit-writer".into())
                 .spawn(move || shared.write(rx))
-            {
-                // The receiver went with the failed thread: every batch
-                // is answered "abandoned" below.
-                tracing::error!(error = %e, "the audit log's writer thread did not start");
-            }
-            tx
+                .map_err(|e| {
+                    // The receiver went with the failed thread: every
+                    // batch is answered "abandoned" below.
+                    tracing::error!(error = %e, "the audit log's writer thread did not start");
+                })
+                .ok();
+            (tx, thread)
         });
         if let Err(std::sync::mpsc::SendError(q)) = writer.send(Queued { batch, reply }) {
             q.reply.send(Err(abandoned()));
