@@ -319,12 +319,12 @@ impl Metrics {
         }
     }
 
-    /// Counts an item handed to `recipient` under `decision`.
-    pub fn delivered(&self, recipient: &PrincipalId, decision: &Decision) {
+    /// Counts an item handed to `recipient` (its lease durable; the
+    /// decision is counted by [`Metrics::decided`]).
+    pub fn delivered(&self, recipient: &PrincipalId) {
         self.deliveries
             .get_or_create(&self.about(recipient, vec![]))
             .inc();
-        self.decided("delivery", decision);
     }
 
     /// Counts an acknowledgement.

@@ -244,7 +244,7 @@ impl Gateway {
             },
             entries: vec![entry],
         };
-        self.metrics.delivered(peer.principal(), &decision);
+        self.metrics.decided("delivery", &decision);
         let attestation = Attestation {
             item_ref: reference.to_string(),
             item_digest: digest,
@@ -288,6 +288,9 @@ impl Gateway {
             attestation,
             mut item,
         } = *release;
+        // Counted here, once the lease is durable: a lease the store did
+        // not take (closed, or held by another fetch) is no delivery.
+        self.metrics.delivered(&attestation.recipient);
         item.attestation = self.sign_attestation(&durable.attestation(attestation));
         item
     }
