@@ -31,6 +31,8 @@
 //! `checkpoint_seconds` when the log grew, on demand, and at stop), not with
 //! every transaction: that would double the fsyncs of every commit. The
 //! window this leaves is written down in SECURITY.md.
+//!
+//! Over 600 lines only with its tests: the checks themselves are under 600.
 
 use std::collections::HashMap;
 use std::io::Write as _;

@@ -23,6 +23,11 @@
 //! in. This module never looks inside requests; each request's log event
 //! and end-of-request metrics are [`observe`]'s, the metrics endpoint
 //! [`crate::metrics`]'.
+//!
+//! Over 600 lines: starting (store, log, TLS, listeners, witnesses, the
+//! housekeeping task) and the accept loop with its per-connection
+//! re-identification are one sequence read top to bottom; what could stand
+//! apart already does (`server/observe.rs`, `server/reload.rs`, `metrics`).
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
