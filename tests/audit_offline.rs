@@ -679,7 +679,7 @@ async fn a_real_gateways_log_verifies_offline_and_tampering_is_named() {
     every_tampering_is_caught(x.export.path(), &key.note);
 
     // The receipt kept by the sender checks out offline.
-    let ok = prove::check_receipt_file(&x.receipt_json, &vkey).unwrap();
+    let ok = prove::check_receipt_file(&x.receipt_json, &vkey, &[], 0).unwrap();
     assert!(ok.checked.included_in.is_some());
     assert!(ok.to_string().contains("inclusion proof verified"), "{ok}");
     // Tampered: another digest.
@@ -691,11 +691,11 @@ async fn a_real_gateways_log_verifies_offline_and_tampering_is_named() {
     assert_eq!(e.exit_code(), verify::EXIT_FAILED);
     // Checked with another log's key.
     let other = Synthetic::new(&[1]);
-    let e = prove::check_receipt_file(&x.receipt_json, &other.vkey()).unwrap_err();
+    let e = prove::check_receipt_file(&x.receipt_json, &other.vkey(), &[], 0).unwrap_err();
     assert!(matches!(e, ReceiptError::OtherLog { .. }), "{e}");
     assert!(e.to_string().contains("another log"), "{e}");
     // Not a receipt at all.
-    let e = prove::check_receipt_file(&x.h.path().join("gateway.toml"), &vkey).unwrap_err();
+    let e = prove::check_receipt_file(&x.h.path().join("gateway.toml"), &vkey, &[], 0).unwrap_err();
     assert_eq!(e.exit_code(), verify::EXIT_CANNOT_RUN, "{e}");
 
     // show: filters.

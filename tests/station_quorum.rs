@@ -159,6 +159,93 @@ async fn a_station_takes_a_receipt_as_final_only_with_its_quorum_and_notices_a_r
     let proof = done.signed.inclusion.as_ref().unwrap();
     assert!(proof.index == done.signed.receipt.audit_index && proof.size == done.finality.size);
 
+    // An auditor checks the kept receipt's finality offline, with the
+    // witnesses' keys: final with the one that cosigned; not final when
+    // the quorum needs one that did not, or when the receipt carries no
+    // cosigned checkpoint; a cosignature altered on the way is named.
+    let vkey = h.config.audit.vkey.clone().unwrap();
+    let kept = h.path().join("kept-receipt.json");
+    std::fs::write(&kept, serde_json::to_vec(&done.signed).unwrap()).unwrap();
+    let check = |file: &Path, extra: &[String]| {
+        let out = passerelle()
+            .args(["audit", "check-receipt"])
+            .arg(file)
+            .arg("--key")
+            .arg(&vkey)
+            .args(extra)
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out))
+    };
+    let (code, shown) = check(&kept, &["--witness".into(), w1.to_string()]);
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "cosigned by 1 of 1 witnesses (quorum 1): {}",
+            w1.label()
+        )),
+        "{shown}"
+    );
+    let (code, shown) = check(
+        &kept,
+        &[
+            "--witness".into(),
+            w1.to_string(),
+            "--witness".into(),
+            w2.to_string(),
+        ],
+    );
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(
+        shown.contains("NOT FINAL") && shown.contains(&format!("not cosigned: {}", w2.label())),
+        "{shown}"
+    );
+    let (code, shown) = check(
+        &kept,
+        &[
+            "--witness".into(),
+            w1.to_string(),
+            "--quorum".into(),
+            "2".into(),
+        ],
+    );
+    assert_eq!(
+        code,
+        Some(2),
+        "a quorum larger than the witnesses given: {shown}"
+    );
+    let mut unproved = done.signed.clone();
+    unproved.inclusion = None;
+    let unproved_file = h.path().join("unproved-receipt.json");
+    std::fs::write(&unproved_file, serde_json::to_vec(&unproved).unwrap()).unwrap();
+    let (code, shown) = check(&unproved_file, &["--witness".into(), w1.to_string()]);
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(
+        shown.contains("NOT FINAL") && shown.contains("no inclusion proof"),
+        "{shown}"
+    );
+    // The witness's line, its signature bytes changed: forged.
+    let mut forged = done.signed.clone();
+    let note = &mut forged.inclusion.as_mut().unwrap().checkpoint;
+    let prefix = format!("\u{2014} {} ", w1.name());
+    let start = note.find(&prefix).expect("the witness's cosignature line") + prefix.len();
+    let end = start + note[start..].find('\n').unwrap();
+    // A character inside the signature's bytes (keyid and timestamp
+    // come first), so that the line still parses.
+    let at = start + (end - start) / 2;
+    let swapped = if &note[at..at + 1] == "A" { "B" } else { "A" };
+    note.replace_range(at..at + 1, swapped);
+    let forged_file = h.path().join("forged-receipt.json");
+    std::fs::write(&forged_file, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let (code, shown) = check(&forged_file, &["--witness".into(), w1.to_string()]);
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(shown.contains("does NOT verify"), "{shown}");
+    // Without witnesses the same receipt is valid, and said not to be
+    // checked for finality (no "final" line).
+    let (code, shown) = check(&kept, &[]);
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(!shown.contains("  final "), "{shown}");
+
     // The station keeps the final checkpoint, to hold the gateway to it.
     let held = h
         .path()

@@ -6,8 +6,12 @@
 //! export's latest signed checkpoint, in the JSON shape of
 //! [`InclusionProof`] (the one receipts carry), and the check of a
 //! [`SignedReceipt`] a sender kept, through
-//! [`crate::audit::receipts::check_receipt`]. A proof is checked with the key
-//! before it is returned, so nothing unverified is ever printed. It reads
+//! [`crate::audit::receipts::check_receipt`], and, when the auditor names
+//! witnesses, that the receipt is final: the checkpoint its proof is
+//! against carries valid cosignatures of at least a quorum of them (as
+//! `passerelle receipt --wait` prints it for a station with `[witnesses]`).
+//! A proof is checked with the key before it is returned, so nothing
+//! unverified is ever printed. It reads
 //! files through [`super::verify::ExportSource`]; it never verifies the whole
 //! log (that is [`super::verify`]) and never writes.
 
@@ -16,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use super::verify::{self, DirSource, ExportSource, Fault, Layout, SourceError};
 use crate::audit::checkpoint::Checkpoint;
+use crate::audit::cosignature::{self, CosignatureError, CosignatureVerifier};
 use crate::audit::event::AuditEntry;
 use crate::audit::receipts::{self, CheckedReceipt, VouchError};
 use crate::audit::rfc9162::Tree;
@@ -207,6 +212,14 @@ pub enum ReceiptError {
     /// The receipt does not verify.
     #[error("the receipt is NOT valid: {0}")]
     Invalid(#[from] VouchError),
+    /// The receipt verifies, but no checkpoint cosigned by the quorum of
+    /// the witnesses given proves its entry.
+    #[error("the receipt is valid but NOT FINAL: {0}")]
+    NotFinal(String),
+    /// A cosignature on the receipt's checkpoint that claims to be one of
+    /// the witnesses given does not verify: altered or forged.
+    #[error("the receipt's checkpoint does NOT verify: {0}")]
+    BadCosignature(#[from] CosignatureError),
 }
 
 impl ReceiptError {
@@ -217,7 +230,10 @@ impl ReceiptError {
             ReceiptError::Unreadable { .. } | ReceiptError::NotAReceipt { .. } => {
                 verify::EXIT_CANNOT_RUN
             }
-            ReceiptError::OtherLog { .. } | ReceiptError::Invalid(_) => verify::EXIT_FAILED,
+            ReceiptError::OtherLog { .. }
+            | ReceiptError::Invalid(_)
+            | ReceiptError::NotFinal(_)
+            | ReceiptError::BadCosignature(_) => verify::EXIT_FAILED,
         }
     }
 }
@@ -229,6 +245,22 @@ pub struct ReceiptReport {
     pub checked: CheckedReceipt,
     /// The key that verified it.
     pub key: String,
+    /// The witnesses that cosigned the checkpoint proving it, when the
+    /// auditor asked for a quorum.
+    pub finality: Option<Finality>,
+}
+
+/// A receipt's checkpoint cosigned by the quorum of the witnesses given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finality {
+    /// The checkpoint's size.
+    pub size: u64,
+    /// The quorum asked for.
+    pub quorum: usize,
+    /// How many witnesses were given.
+    pub witnesses: usize,
+    /// The witnesses that cosigned (`name+keyid`).
+    pub cosigned: Vec<String>,
 }
 
 impl fmt::Display for ReceiptReport {
@@ -277,12 +309,30 @@ impl fmt::Display for ReceiptReport {
                 "  audit      entry {}; the receipt carries no inclusion proof yet: it proves the gateway accepted the item, not yet that its log includes the entry (ask `passerelle receipt` again once a checkpoint covers it, or `passerelle audit prove` on an export)",
                 r.audit_index
             ),
+        }?;
+        match &self.finality {
+            Some(fin) => writeln!(
+                f,
+                "  final      the checkpoint of size {} is cosigned by {} of {} witnesses (quorum {}): {}",
+                fin.size,
+                fin.cosigned.len(),
+                fin.witnesses,
+                fin.quorum,
+                fin.cosigned.join(", ")
+            ),
+            None => Ok(()),
         }
     }
 }
 
-/// Checks the signed receipt in the JSON file at `path` with `key`.
-pub fn check_receipt_file(path: &Path, key: &VerifierKey) -> Result<ReceiptReport, ReceiptError> {
+/// Checks the signed receipt in the JSON file at `path` with `key`, and
+/// that it is final for `witnesses` when some are given.
+pub fn check_receipt_file(
+    path: &Path,
+    key: &VerifierKey,
+    witnesses: &[CosignatureVerifier],
+    quorum: usize,
+) -> Result<ReceiptReport, ReceiptError> {
     let bytes = std::fs::read(path).map_err(|source| ReceiptError::Unreadable {
         path: path.to_path_buf(),
         source,
@@ -292,7 +342,54 @@ pub fn check_receipt_file(path: &Path, key: &VerifierKey) -> Result<ReceiptRepor
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-    check_signed_receipt(&signed, key)
+    let mut report = check_signed_receipt(&signed, key)?;
+    if !witnesses.is_empty() {
+        report.finality = Some(check_final(&signed, key, witnesses, quorum)?);
+    }
+    Ok(report)
+}
+
+/// Whether the checkpoint that `signed`'s (already checked) proof is
+/// against carries valid cosignatures of at least `quorum` of
+/// `witnesses`. A receipt without a proof is not final: nothing shows
+/// its entry in a checkpoint anyone cosigned.
+pub fn check_final(
+    signed: &SignedReceipt,
+    key: &VerifierKey,
+    witnesses: &[CosignatureVerifier],
+    quorum: usize,
+) -> Result<Finality, ReceiptError> {
+    let Some(proof) = &signed.inclusion else {
+        return Err(ReceiptError::NotFinal(
+            "it carries no inclusion proof, so no cosigned checkpoint covers its entry (ask `passerelle receipt REF --wait` again)".into(),
+        ));
+    };
+    let opened =
+        cosignature::open_cosigned(proof.checkpoint.as_bytes(), key.name(), key, witnesses)?;
+    let cosigned: Vec<String> = opened
+        .cosignatures
+        .iter()
+        .map(|c| c.witness.label())
+        .collect();
+    if !opened.meets(quorum) {
+        let missing: Vec<String> = witnesses
+            .iter()
+            .filter(|w| !opened.cosignatures.iter().any(|c| &c.witness == *w))
+            .map(CosignatureVerifier::label)
+            .collect();
+        return Err(ReceiptError::NotFinal(format!(
+            "its checkpoint of size {} is cosigned by {} of the witnesses given, fewer than the quorum of {quorum} (not cosigned: {})",
+            opened.checkpoint.size,
+            cosigned.len(),
+            missing.join(", ")
+        )));
+    }
+    Ok(Finality {
+        size: opened.checkpoint.size,
+        quorum,
+        witnesses: witnesses.len(),
+        cosigned,
+    })
 }
 
 /// Checks a signed receipt with `key`, telling a receipt of another log
@@ -327,5 +424,6 @@ pub fn check_signed_receipt(
     Ok(ReceiptReport {
         checked,
         key: key.to_string(),
+        finality: None,
     })
 }

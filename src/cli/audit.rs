@@ -92,7 +92,15 @@ pub enum AuditCommand {
     /// Exit codes: 0 valid, 1 not valid (altered, or from another log),
     /// 2 could not run (usage, unreadable file, not a receipt).
     ///
+    /// With --witness, the receipt must also be final: the checkpoint its
+    /// proof is against must carry valid cosignatures (C2SP cosignature/v1)
+    /// from at least --quorum of the witnesses given (all by default), as
+    /// `passerelle receipt REF --wait S --json` prints it for a station
+    /// whose client.toml has [witnesses]. Exit 1 when it is not.
+    ///
     /// Example: passerelle audit check-receipt receipt.json --key gateway/audit.vkey
+    /// Example: passerelle audit check-receipt receipt.json --key gateway/audit.vkey \
+    ///            --witness comite-p.vkey --witness comite-r.vkey --quorum 1
     #[command(verbatim_doc_comment)]
     CheckReceipt {
         /// The receipt file (JSON).
@@ -100,6 +108,8 @@ pub enum AuditCommand {
         /// The gateway's verifier key, or a file holding it.
         #[arg(long)]
         key: String,
+        #[command(flatten)]
+        witnesses: WitnessArgs,
     },
     /// List the entries of an exported log: index, time (RFC 3339, UTC),
     /// event, principals, item reference, decisions and rules.
@@ -156,7 +166,8 @@ pub enum AuditCommand {
     },
 }
 
-/// `--witness KEY… [--quorum N]`, for the commands that verify an export.
+/// `--witness KEY… [--quorum N]`, for the commands that verify an export
+/// or a receipt.
 #[derive(Args)]
 pub struct WitnessArgs {
     /// A witness's verifier key (name+keyid+base64 of type 0x04, as
@@ -204,7 +215,11 @@ pub async fn run(cmd: AuditCommand) -> Result<ExitCode> {
             witnesses,
         } => Ok(verify_export(&dir, &key, &witnesses)),
         AuditCommand::Prove { dir, index, key } => prove_entry(&dir, index, &key),
-        AuditCommand::CheckReceipt { receipt, key } => Ok(check_receipt(&receipt, &key)),
+        AuditCommand::CheckReceipt {
+            receipt,
+            key,
+            witnesses,
+        } => Ok(check_receipt(&receipt, &key, &witnesses)),
         AuditCommand::Show {
             dir,
             key,
@@ -450,12 +465,12 @@ fn prove_entry(dir: &Path, index: u64, key: &str) -> Result<ExitCode> {
     }
 }
 
-fn check_receipt(receipt: &Path, key: &str) -> ExitCode {
-    let key = match auditor_key(key) {
-        Ok(k) => k,
-        Err(code) => return code,
+fn check_receipt(receipt: &Path, key: &str, witnesses: &WitnessArgs) -> ExitCode {
+    let (key, quorum) = match (auditor_key(key), witnesses.quorum()) {
+        (Ok(k), Ok(q)) => (k, q),
+        (Err(code), _) | (_, Err(code)) => return code,
     };
-    match prove::check_receipt_file(receipt, &key) {
+    match prove::check_receipt_file(receipt, &key, &quorum.witnesses, quorum.quorum) {
         Ok(report) => {
             print!("{report}");
             ExitCode::from(verify::EXIT_VERIFIED)
