@@ -28,6 +28,20 @@ pub struct PgServer {
     next_db: AtomicUsize,
 }
 
+/// TLS for a test server: its certificate and key, the CA it checks client
+/// certificates against, and the whole `pg_hba.conf` (who may connect,
+/// over what, how).
+pub struct ServerTls {
+    /// The server's certificate (PEM).
+    pub cert_pem: String,
+    /// Its private key (PEM).
+    pub key_pem: String,
+    /// The CA for client certificates (PEM), `ssl_ca_file`.
+    pub client_ca_pem: String,
+    /// The `pg_hba.conf` that replaces initdb's.
+    pub hba: String,
+}
+
 /// Fails the test loudly: PostgreSQL is required, never skipped.
 fn missing(what: &str) -> ! {
     panic!(
@@ -95,10 +109,16 @@ impl PgServer {
     /// Initialises and starts a server; panics saying what is missing when
     /// it cannot.
     pub fn start() -> PgServer {
-        own_thread(Self::start_here)
+        own_thread(|| Self::start_here(None))
     }
 
-    fn start_here() -> PgServer {
+    /// A server that also speaks TLS, with `tls`'s certificate and
+    /// `pg_hba.conf`.
+    pub fn start_tls(tls: &ServerTls) -> PgServer {
+        own_thread(|| Self::start_here(Some(tls)))
+    }
+
+    fn start_here(tls: Option<&ServerTls>) -> PgServer {
         let bindir = bindir();
         let root = output(Command::new("id").arg("-u"), "`id -u`") == "0";
         let run_as = root.then(|| "postgres".to_string());
@@ -121,6 +141,14 @@ impl PgServer {
                 missing(&format!("cannot give the data directory to postgres: {e}"))
             });
         }
+        let owner = match &run_as {
+            Some(user) => {
+                let uid = output(Command::new("id").args(["-u", user]), "`id -u postgres`");
+                let gid = output(Command::new("id").args(["-g", user]), "`id -g postgres`");
+                uid.parse().ok().zip(gid.parse().ok())
+            }
+            None => None,
+        };
         let mut server = PgServer {
             dir,
             bindir,
@@ -150,6 +178,31 @@ impl PgServer {
                 String::from_utf8_lossy(&init.stderr).trim()
             ));
         }
+        let mut settings = vec!["listen_addresses=127.0.0.1".to_string(), "fsync=on".into()];
+        if let Some(tls) = tls {
+            // The key must be the server user's and unreadable by others,
+            // or the server refuses it.
+            for (name, contents, mode) in [
+                ("server.crt", &tls.cert_pem, 0o644),
+                ("server.key", &tls.key_pem, 0o600),
+                ("client-ca.crt", &tls.client_ca_pem, 0o644),
+                ("pg_hba.conf", &tls.hba, 0o600),
+            ] {
+                let path = data.join(name);
+                std::fs::write(&path, contents).expect("a TLS file of the server");
+                std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                    .expect("its mode");
+                if let Some((uid, gid)) = owner {
+                    std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("its owner");
+                }
+            }
+            settings.extend([
+                "ssl=on".to_string(),
+                "ssl_cert_file=server.crt".into(),
+                "ssl_key_file=server.key".into(),
+                "ssl_ca_file=client-ca.crt".into(),
+            ]);
+        }
         // Started directly (not through pg_ctl) so that the child is the
         // server, or runuser waiting on it; its log goes to a file.
         server.port = free_port();
@@ -160,7 +213,7 @@ impl PgServer {
             .arg(&data)
             .args(["-p", &server.port.to_string(), "-k"])
             .arg(server.dir.path())
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=on"])
+            .args(settings.iter().flat_map(|s| ["-c", s.as_str()]))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -236,6 +289,34 @@ impl PgServer {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .expect("CREATE DATABASE");
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Creates the login role `role` (when new) and a new empty database
+    /// it owns; returns the database's URL for `role` (no query string).
+    pub fn new_database_of(&self, role: &str) -> String {
+        own_thread(|| {
+            let name = format!("store{}", self.next_db.fetch_add(1, Ordering::Relaxed));
+            let mut admin = ::postgres::Client::connect(&self.admin_params(), ::postgres::NoTls)
+                .expect("the server accepts connections");
+            let exists = admin
+                .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+                .expect("pg_roles")
+                .is_some();
+            if !exists {
+                admin
+                    .batch_execute(&format!("CREATE ROLE {role} LOGIN"))
+                    .expect("CREATE ROLE");
+            }
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name} OWNER {role}"))
+                .expect("CREATE DATABASE");
+            format!("postgres://{role}@127.0.0.1:{}/{name}", self.port)
+        })
+    }
+
+    /// The server's log so far (to show why a connection was refused).
+    pub fn server_log(&self) -> String {
+        self.log()
     }
 
     /// A copy of the database `url` names, as restoring a backup taken now

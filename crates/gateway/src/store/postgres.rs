@@ -30,6 +30,7 @@ mod import;
 mod migrate;
 mod off_runtime;
 mod pool;
+mod tls;
 
 use ::postgres::{Client, GenericClient, Row};
 use std::sync::{Arc, Mutex};
@@ -51,7 +52,17 @@ use pool::Pool;
 pub use pool::PostgresUrl;
 
 pub(super) fn backend(e: ::postgres::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    // The client says only "db error" or "error performing TLS handshake"
+    // and keeps the why (the server's message, the certificate's fault)
+    // in its sources: the operator needs the why.
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    StoreError::Backend(text)
 }
 
 /// Column `i` of `row`, as `T`: a type mismatch is corruption, not a panic.
@@ -629,7 +640,7 @@ impl Store for PostgresStore {
     }
 
     fn watch_arrivals(&self, wake: ArrivalHook) -> Result<(), StoreError> {
-        let listener = arrivals::listen(self.pool.config().clone(), wake);
+        let listener = arrivals::listen(self.pool.connector().clone(), wake);
         *pool::lock(&self.listener) = Some(listener);
         Ok(())
     }

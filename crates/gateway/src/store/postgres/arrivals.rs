@@ -9,12 +9,13 @@
 //! notification only leaves a long-poll to its next look at the inbox.
 
 use ::postgres::fallible_iterator::FallibleIterator;
-use ::postgres::{Client, NoTls};
+use ::postgres::Client;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::backend;
+use super::tls::Connector;
 use crate::domain::principal::PrincipalId;
 use crate::store::{ArrivalHook, StoreError};
 
@@ -38,16 +39,16 @@ impl Drop for Listener {
     }
 }
 
-/// Starts a thread listening on the database `config` names, calling
+/// Starts a thread listening on the database `connector` reaches, calling
 /// `wake` with each notified recipient.
-pub(super) fn listen(config: ::postgres::Config, wake: ArrivalHook) -> Listener {
+pub(super) fn listen(connector: Connector, wake: ArrivalHook) -> Listener {
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
     let spawned = std::thread::Builder::new()
         .name("passerelle-arrivals".into())
         .spawn(move || {
             while !stopped.load(Ordering::Acquire) {
-                match config.connect(NoTls) {
+                match connector.connect() {
                     Ok(mut client) => match client.batch_execute(&format!("LISTEN {CHANNEL}")) {
                         Ok(()) => {
                             if let Err(e) = pump(&mut client, &stopped, &wake) {

@@ -7,12 +7,13 @@
 //! and the next call connects again. Each new session sets
 //! `synchronous_commit = on`. It never runs a query of the store itself.
 
-use ::postgres::{Client, NoTls};
+use ::postgres::Client;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::backend;
 use super::off_runtime::off_runtime;
+use super::tls::Connector;
 use crate::store::StoreError;
 
 /// Idle clients kept for reuse; more may be open while calls overlap.
@@ -33,7 +34,7 @@ impl PostgresUrl {
     }
 
     /// The URL with a password, if any, replaced by `***`.
-    fn redacted(&self) -> String {
+    pub(super) fn redacted(&self) -> String {
         let Some((scheme, rest)) = self.0.split_once("://") else {
             return self.0.clone();
         };
@@ -62,7 +63,7 @@ impl std::fmt::Display for PostgresUrl {
 
 /// A few idle clients behind a mutex.
 pub(super) struct Pool {
-    config: ::postgres::Config,
+    connector: Connector,
     idle: Mutex<Vec<Client>>,
 }
 
@@ -121,10 +122,8 @@ impl Drop for Pool {
 
 impl Pool {
     pub(super) fn new(url: &PostgresUrl) -> Result<Self, StoreError> {
-        let mut config: ::postgres::Config = url
-            .0
-            .parse()
-            .map_err(|e| StoreError::Backend(format!("store URL {url}: {e}")))?;
+        let mut connector = Connector::new(&url.0, &url.redacted())?;
+        let config = connector.config_mut();
         // A server that does not answer must not hang a blocking thread
         // for ever.
         config.connect_timeout(Duration::from_secs(10));
@@ -132,14 +131,14 @@ impl Pool {
             config.application_name("passerelle");
         }
         Ok(Pool {
-            config,
+            connector,
             idle: Mutex::new(Vec::new()),
         })
     }
 
     /// Where and how to connect, for a connection outside the pool.
-    pub(super) fn config(&self) -> &::postgres::Config {
-        &self.config
+    pub(super) fn connector(&self) -> &Connector {
+        &self.connector
     }
 
     pub(super) fn get(&self) -> Result<Conn<'_>, StoreError> {
@@ -147,7 +146,7 @@ impl Pool {
         let client = match idle {
             Some(c) if !c.is_closed() => c,
             _ => {
-                let mut c = self.config.connect(NoTls).map_err(backend)?;
+                let mut c = self.connector.connect().map_err(backend)?;
                 // "Durable before answered": a commit returns once the WAL
                 // is flushed, even on a server whose default is otherwise.
                 c.batch_execute("SET synchronous_commit TO on")
