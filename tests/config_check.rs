@@ -549,6 +549,68 @@ fn config_check_refuses_an_expired_certificate_and_reports_one_about_to() {
     );
 }
 
+/// A PostgreSQL store URL: checked as a start would before connecting
+/// (how a remote database is reached), and the database CA's dates read.
+#[test]
+fn config_check_reads_the_store_url_and_the_database_ca() {
+    let (dir, gateway, pki) = example_with_pki();
+    let set_store = |value: &str| {
+        let text = std::fs::read_to_string(&gateway).unwrap();
+        let text: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("store =") {
+                    format!("store = {value:?}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        std::fs::write(&gateway, text.join("\n") + "\n").unwrap();
+    };
+    // A remote database, the URL silent on TLS: a start would refuse it.
+    set_store("postgres://gw@db.internal:5432/passerelle");
+    let (code, text) = config_check(&gateway, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("error: store: URL postgres://gw@db.internal:5432/passerelle")
+            && text.contains("not on this machine"),
+        "{text}"
+    );
+    set_store("postgres://gw@db.internal:5432/passerelle?sslmode=require");
+    let (code, text) = config_check(&gateway, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("sslmode=require is refused"), "{text}");
+
+    // Verified TLS with a CA that runs out in ten days.
+    let now = time::OffsetDateTime::now_utc();
+    let soon = pki
+        .agency("police")
+        .unwrap()
+        .issue_client(
+            "spiffe://police.example/db-ca",
+            &passerelle::pki::ClientCertOptions {
+                not_before: now - time::Duration::days(100),
+                not_after: now + time::Duration::days(10),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let ca = dir.path().join("db-ca.pem");
+    std::fs::write(&ca, &soon.cert_pem).unwrap();
+    set_store(&format!(
+        "postgres://gw@db.internal:5432/passerelle?sslmode=verify-full&sslrootcert={}",
+        ca.display()
+    ));
+    let (code, text) = config_check(&gateway, &[]);
+    assert_eq!(code, 3, "{text}");
+    assert!(
+        text.contains("ok: store postgres://gw@db.internal")
+            && text.contains("expires: database CA (sslrootcert)"),
+        "{text}"
+    );
+}
+
 #[test]
 fn config_check_reads_crls_their_signer_and_their_next_update() {
     let (dir, gateway, pki) = example_with_pki();

@@ -108,6 +108,16 @@ fn run(path: &Path, now: i64, window: i64) -> Findings {
         Err(e) => f.errors.push(e.to_string()),
     }
     audit_key(&config, &mut f);
+    let store = passerelle::store::StoreConfig::from_setting(&config.store);
+    match store.check() {
+        Ok(files) => {
+            f.ok.push(format!("store {store}"));
+            for (what, file) in files {
+                dates(&file, what, now, window, &mut f);
+            }
+        }
+        Err(e) => f.errors.push(e.to_string()),
+    }
 
     dates(&config.tls.cert, "server certificate", now, window, &mut f);
     for a in &config.agencies {

@@ -238,6 +238,17 @@ impl StoreConfig {
     pub fn names_a_server(store: &Path) -> bool {
         matches!(Self::from_setting(store), StoreConfig::Postgres(_))
     }
+
+    /// What an open would refuse before connecting (a PostgreSQL URL's
+    /// TLS settings, its CA and client key files), checked without
+    /// connecting; and the certificate files the setting names, each with
+    /// what it is, so that their dates can be checked.
+    pub fn check(&self) -> Result<Vec<(&'static str, PathBuf)>, StoreError> {
+        match self {
+            StoreConfig::Sqlite(_) => Ok(Vec::new()),
+            StoreConfig::Postgres(url) => url.certificate_files(),
+        }
+    }
 }
 
 impl std::fmt::Display for StoreConfig {

@@ -8,6 +8,7 @@
 //! `synchronous_commit = on`. It never runs a query of the store itself.
 
 use ::postgres::Client;
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -31,6 +32,13 @@ impl PostgresUrl {
     pub fn parse(setting: &str) -> Option<Self> {
         (setting.starts_with("postgres://") || setting.starts_with("postgresql://"))
             .then(|| PostgresUrl(setting.to_string()))
+    }
+
+    /// Checks the URL's TLS settings as a connection would (modes, the CA
+    /// and client key files), without connecting; returns the
+    /// certificate files it names.
+    pub(crate) fn certificate_files(&self) -> Result<Vec<(&'static str, PathBuf)>, StoreError> {
+        Connector::new(&self.0, &self.redacted()).map(|c| c.certificate_files())
     }
 
     /// The URL with a password, if any, replaced by `***`.

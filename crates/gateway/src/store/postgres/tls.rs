@@ -38,6 +38,8 @@ use crate::tls;
 pub(super) struct Connector {
     config: ::postgres::Config,
     tls: Option<MakeRustlsConnect>,
+    /// The certificate files the URL names, and what each is.
+    certificates: Vec<(&'static str, PathBuf)>,
 }
 
 /// The TLS settings the store URL's query may hold.
@@ -52,7 +54,7 @@ struct TlsSettings {
 impl Connector {
     /// The connector for `url` (shown as `shown`, its password hidden).
     pub(super) fn new(url: &str, shown: &str) -> Result<Self, StoreError> {
-        let refused = |why: String| StoreError::Backend(format!("store URL {shown}: {why}"));
+        let refused = |why: String| StoreError::Backend(format!("URL {shown}: {why}"));
         let (rest, settings) = split_tls_settings(url).map_err(refused)?;
         let mut config: ::postgres::Config = rest.parse().map_err(|e| refused(format!("{e}")))?;
         let tls = match settings.mode.as_deref() {
@@ -95,7 +97,23 @@ impl Connector {
                 None
             }
         };
-        Ok(Connector { config, tls })
+        let certificates = [
+            ("database CA (sslrootcert)", settings.root_cert),
+            ("database client certificate (sslcert)", settings.cert),
+        ]
+        .into_iter()
+        .filter_map(|(what, file)| file.map(|f| (what, f)))
+        .collect();
+        Ok(Connector {
+            config,
+            tls,
+            certificates,
+        })
+    }
+
+    /// The certificate files the URL names, and what each is.
+    pub(super) fn certificate_files(&self) -> Vec<(&'static str, PathBuf)> {
+        self.certificates.clone()
     }
 
     /// The client configuration (hosts, user, database, timeouts).
