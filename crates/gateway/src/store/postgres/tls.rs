@@ -87,10 +87,24 @@ impl Connector {
                         "sslrootcert, sslcert and sslkey need sslmode=verify-full".into(),
                     ));
                 }
-                if let Some(host) = config.get_hosts().iter().find(|h| !on_this_machine(h)) {
+                // `hostaddr` is where the client really connects when it
+                // is given: a `localhost` host beside a remote address is
+                // remote.
+                let remote = config
+                    .get_hosts()
+                    .iter()
+                    .find(|h| !on_this_machine(h))
+                    .map(host_name)
+                    .or_else(|| {
+                        config
+                            .get_hostaddrs()
+                            .iter()
+                            .find(|a| !a.is_loopback())
+                            .map(IpAddr::to_string)
+                    });
+                if let Some(host) = remote {
                     return Err(refused(format!(
-                        "the database at {} is not on this machine and the URL does not say how to reach it: add sslmode=verify-full&sslrootcert=CA.pem (TLS, the server verified), or sslmode=disable to send items in plaintext over a network you vouch for",
-                        host_name(host)
+                        "the database at {host} is not on this machine and the URL does not say how to reach it: add sslmode=verify-full&sslrootcert=CA.pem (TLS, the server verified), or sslmode=disable to send items in plaintext over a network you vouch for"
                     )));
                 }
                 config.ssl_mode(SslMode::Disable);
@@ -267,6 +281,14 @@ mod tests {
     fn a_remote_database_must_say_how_it_is_reached() {
         let why = refusal("postgres://gw@db.internal:5432/passerelle");
         assert!(why.contains("not on this machine"), "{why}");
+        // A local name in front of a remote address is remote.
+        let why = refusal("postgres://gw@localhost:5432/passerelle?hostaddr=10.1.2.3");
+        assert!(why.contains("10.1.2.3 is not on this machine"), "{why}");
+        Connector::new(
+            "postgres://gw@localhost:5432/passerelle?hostaddr=127.0.0.1",
+            "shown",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert!(why.contains("sslmode=verify-full"), "{why}");
         // Said explicitly, plaintext is the operator's choice.
         let plain = Connector::new(
