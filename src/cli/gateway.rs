@@ -72,6 +72,10 @@ pub struct KeygenArgs {
 
 pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let c = GatewayConfig::load(&args.config)?;
+    // What `--watch` compares with, read before the start loads the
+    // files: a change made while the gateway starts is then reloaded, not
+    // taken as the baseline and missed.
+    let mut seen = passerelle::snapshot::on_disk(&c);
     let running = server::start_with(
         &c,
         server::StartOptions {
@@ -104,7 +108,6 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let mut watch = args
         .watch
         .map(|s| tokio::time::interval(std::time::Duration::from_secs(s)));
-    let mut seen = passerelle::snapshot::on_disk(&c);
     loop {
         let reload = tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
