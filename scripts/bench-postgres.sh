@@ -20,14 +20,19 @@
 #   3. open loop, $RATE items/s offered in all: two instances, half each,
 #      for the p99 latency.
 # Print the load average beside the figures: on a shared machine it is
-# part of the result.
+# part of the result. PASSERELLE_BIN names another build of the binary
+# (gateways and generators both), to compare two versions in one sitting.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATIONS=${STATIONS:-16}
 DURATION=${DURATION:-10}
 RATE=${RATE:-500}
-cargo build --release --quiet --bin passerelle
-bin="$PWD/target/release/passerelle"
+if [ -n "${PASSERELLE_BIN:-}" ]; then
+  bin="$PASSERELLE_BIN"
+else
+  cargo build --release --quiet --bin passerelle
+  bin="$PWD/target/release/passerelle"
+fi
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -x "$pgbin/initdb" ] || { echo "PostgreSQL's server binaries are missing: apt-get install postgresql" >&2; exit 2; }
 dir=$(mktemp -d -p /tmp)

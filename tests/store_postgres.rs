@@ -161,3 +161,48 @@ fn a_store_checked_while_another_instance_appends_is_not_called_tampered() {
         assert!(check.is_ok(), "check {i} of 30: {:?}", check.as_ref().err());
     }
 }
+
+/// A group commit's round trips do not grow with its items: the items of
+/// one call go in one statement, their inbox rows with them, and all their
+/// entries in one. Each statement that writes takes a command id of its
+/// own in the transaction (`cmin`), so the database itself tells which
+/// statement wrote each row.
+#[test]
+fn a_group_commit_writes_all_its_items_in_one_statement() {
+    use passerelle::store::conformance::{item, item_batch};
+    let server = PgServer::start();
+    let url = server.new_database();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(&config(&url), key(dir.path())).unwrap();
+    let batches = (0..40u8)
+        .map(|n| {
+            item_batch(
+                item(&format!("item-{n}"), n),
+                1 + u64::from(n % 3),
+                100 * u64::from(n),
+            )
+        })
+        .collect();
+    for r in store.append(batches).unwrap() {
+        assert!(matches!(
+            r.unwrap(),
+            passerelle::store::Outcome::Appended(_)
+        ));
+    }
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut commands = |table: &str| -> Vec<i64> {
+        client
+            .query(
+                &format!("SELECT DISTINCT cmin::TEXT::BIGINT FROM {table} ORDER BY 1"),
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let items = commands("items");
+    assert_eq!(items.len(), 1, "40 items in one statement, not {items:?}");
+    assert_eq!(commands("inbox"), items, "their inbox rows in the same one");
+    assert_eq!(commands("audit").len(), 1, "their entries in one statement");
+}

@@ -31,6 +31,7 @@ pub fn run(make: impl Fn() -> Arc<dyn Store>) {
     leaf_hashes_and_entries_come_by_range(make());
     resubmission_is_idempotent(make());
     an_id_reused_for_other_content_conflicts(make());
+    copies_within_one_call_are_decided_in_order(make());
     leases_expire_and_items_are_delivered_again(make());
     an_acknowledgement_is_recorded_once(make());
     a_refusal_takes_the_item_out_of_the_inbox(make());
@@ -130,8 +131,8 @@ fn entries(from: u64, n: u64) -> Vec<BoundedEntry> {
 }
 
 /// An item from `police/lo/rabat` with id `id`, content `content`, to
-/// `vsse/analysis/ct`.
-fn item(id: &str, content: u8) -> NewItem {
+/// `vsse/analysis/ct` (public for a backend's own tests).
+pub fn item(id: &str, content: u8) -> NewItem {
     let sender = who("police/lo/rabat");
     let reference = item_ref(&sender, id);
     NewItem {
@@ -162,7 +163,9 @@ fn item(id: &str, content: u8) -> NewItem {
     }
 }
 
-fn item_batch(item: NewItem, n_entries: u64, tag: u64) -> Batch {
+/// `item` with `n_entries` distinct audit entries from `tag` (public for
+/// a backend's own tests).
+pub fn item_batch(item: NewItem, n_entries: u64, tag: u64) -> Batch {
     Batch {
         change: Change::Item(Box::new(item)),
         entries: entries(tag, n_entries),
@@ -385,6 +388,74 @@ pub fn an_id_reused_for_other_content_conflicts(store: Arc<dyn Store>) {
         appended(results[1].as_ref().expect("batch"), "after a conflict"),
         1..2,
         "id conflict: no index taken"
+    );
+}
+
+/// MUST: copies of one item within one call are decided in order, as if
+/// each batch were appended alone: the first new copy is stored, a later
+/// one with the same content is its duplicate (with its index), one with
+/// other content conflicts, and the items after a copy take the indices
+/// left free, with their stored receipts saying so.
+pub fn copies_within_one_call_are_decided_in_order(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let stored = appended(&one(store, item_batch(item("stored", 1), 1, 0)), "first");
+    let results = store
+        .append(vec![
+            item_batch(item("stored", 1), 2, 10),
+            item_batch(item("new", 2), 2, 20),
+            item_batch(item("new", 2), 1, 30),
+            Batch::entries(entries(40, 1)),
+            item_batch(item("new", 3), 1, 50),
+            item_batch(item("after", 4), 1, 60),
+        ])
+        .expect("the append call");
+    let outcomes: Vec<Outcome> = results
+        .into_iter()
+        .map(|r| r.expect("no batch fails"))
+        .collect();
+    match &outcomes[0] {
+        Outcome::Duplicate(r) => assert_eq!(r.get().audit_index, stored.start),
+        other => panic!("in one call: a copy of a stored item, got {other:?}"),
+    }
+    let new = appended(&outcomes[1], "in one call: a new item");
+    assert_eq!(
+        new,
+        1..3,
+        "in one call: after the stored copy, no index taken"
+    );
+    match &outcomes[2] {
+        Outcome::Duplicate(r) => assert_eq!(
+            r.get().audit_index,
+            new.start,
+            "in one call: a second copy is the first's duplicate, with its index"
+        ),
+        other => panic!("in one call: a second copy, got {other:?}"),
+    }
+    assert_eq!(appended(&outcomes[3], "in one call: entries"), 3..4);
+    assert_eq!(
+        outcomes[4],
+        Outcome::Conflict,
+        "in one call: the same id for other content"
+    );
+    let after = appended(&outcomes[5], "in one call: the item after");
+    assert_eq!(after, 4..5, "in one call: the indices the copies left free");
+    let sender = who("police/lo/rabat");
+    for (id, content, index) in [("new", 2, new.start), ("after", 4, after.start)] {
+        let receipt = store
+            .receipt(&sender, &item(id, content).item_ref)
+            .expect("receipt")
+            .expect("stored");
+        assert_eq!(
+            receipt.get().audit_index,
+            index,
+            "in one call: the stored receipt of {id} names its acceptance entry"
+        );
+    }
+    assert_eq!(size(store), 5);
+    assert_eq!(
+        store.pending(&ct(), 10, 10).expect("pending").len(),
+        3,
+        "in one call: one inbox entry per item stored"
     );
 }
 

@@ -4,7 +4,9 @@
 //! (a small pool of synchronous `postgres` clients), the schema (versioned
 //! migrations in `postgres/migrations/`, applied at open and by
 //! `passerelle db migrate`, see `postgres/migrate.rs`) and the reads of the
-//! [`Store`] contract; the write path is in `postgres/append.rs`. Like the
+//! [`Store`] contract; the write path is in `postgres/append.rs` (the
+//! transaction), `postgres/bulk.rs` (a call's items in one statement),
+//! `postgres/items.rs` and `postgres/changes.rs`. Like the
 //! SQLite backend it persists what the gateway decided and never decides,
 //! reads the clock or holds the gateway's key (it signs its seal through
 //! the [`Sealer`]).
@@ -26,7 +28,10 @@
 
 mod append;
 mod arrivals;
+mod bulk;
+mod changes;
 mod import;
+mod items;
 mod migrate;
 mod off_runtime;
 mod pool;
