@@ -35,6 +35,14 @@ impl DecodeError {
 
 /// Decodes CBOR.
 pub fn cbor<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    // Decoded first without tracking the field path, which costs on every
+    // field of every item; the same bytes are decoded again with it only
+    // to say where they failed (the decoder is deterministic: they fail
+    // again, at the same place).
+    let reader = cbor4ii::core::utils::SliceReader::new(bytes);
+    if let Ok(value) = T::deserialize(&mut cbor4ii::serde::Deserializer::new(reader)) {
+        return Ok(value);
+    }
     let reader = cbor4ii::core::utils::SliceReader::new(bytes);
     let mut de = cbor4ii::serde::Deserializer::new(reader);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {

@@ -26,14 +26,16 @@ impl Gateway {
         policy: &dyn Decider,
         item: SignedItem,
     ) -> Result<Submitted, GatewayError> {
-        let refused_digest = hex::encode(crate::domain::bytes::sha256(&item.envelope.0));
+        // Kept as bytes: written out only for a refusal.
+        let refused_digest = crate::domain::bytes::sha256(&item.envelope.0);
         let outcome = self.accept(peer, policy, item).await;
         if let Err(e) = &outcome {
             if !matches!(
                 e,
                 GatewayError::Store(_) | GatewayError::Internal(_) | GatewayError::Halted(_)
             ) {
-                self.record_refused_submission(peer.principal(), e.cause(), Some(&refused_digest))
+                let digest = hex::encode(refused_digest);
+                self.record_refused_submission(peer.principal(), e.cause(), Some(&digest))
                     .await;
             }
         }

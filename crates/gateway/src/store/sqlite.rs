@@ -476,16 +476,21 @@ impl Store for SqliteStore {
     fn peek(&self, recipient: &PrincipalId, item_ref: &str) -> Result<Option<Leased>, StoreError> {
         let guard = self.lock();
         type Row = (String, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, i64);
+        // Through the statement cache: a batched fetch peeks at each of
+        // its items in turn.
         let row: Option<Row> = guard
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT i.sender, i.envelope, i.sender_cert, i.portions, b.released, i.accepted_at
                  FROM inbox b JOIN items i ON i.seq = b.item_seq
                  WHERE b.recipient = ?1 AND i.item_ref = ?2 AND b.acked_at IS NULL AND b.refused_at IS NULL
                    AND b.expired_at IS NULL AND i.purged_at IS NULL",
-                params![recipient.as_str(), item_ref],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
             )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![recipient.as_str(), item_ref], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                })
+            })
             .optional()
             .map_err(backend)?;
         let Some((sender, envelope, sender_certificate, portions, released, accepted_at)) = row

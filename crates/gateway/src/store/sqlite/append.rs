@@ -22,6 +22,20 @@ use crate::store::{
     Batch, Change, Durable, NewItem, Outcome, Sealer, StoreError, TreeHead, Unchanged,
 };
 
+/// How the batches of one transaction are kept apart.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Isolation {
+    /// No savepoints: the first batch that fails abandons the whole
+    /// transaction. A savepoint copies every page a batch touches into a
+    /// sub-journal first, and the batches of a group touch the same pages
+    /// (the ends of the items, inbox and audit tables and their indices),
+    /// so this is the form a group is tried in.
+    Together,
+    /// A savepoint per batch: a batch that fails is rolled back alone and
+    /// the others are committed.
+    PerBatch,
+}
+
 impl SqliteStore {
     pub(super) fn append_batches(
         &self,
@@ -30,6 +44,38 @@ impl SqliteStore {
         let new_log = starts_a_new_log(&batches)?;
         let mut guard = self.lock();
         let inner = &mut *guard;
+        // Almost every group has no failing batch: it is written without
+        // savepoints. One that has is written again, from the start, with
+        // a savepoint per batch, so each batch's outcome is the same as if
+        // it had been the only form.
+        let written = match self.write(inner, &batches, new_log, Isolation::Together) {
+            Ok(None) => self.write(inner, &batches, new_log, Isolation::PerBatch),
+            other => other,
+        };
+        match written {
+            Ok(Some(outcomes)) => Ok(outcomes),
+            Ok(None) => Err(StoreError::Backend(
+                "a group written batch by batch was abandoned".into(),
+            )),
+            Err(e) => {
+                // A transaction that failed may have left the stored log
+                // other than this process thinks (a commit whose answer was
+                // lost): the next one catches up from the store alone.
+                inner.edge = RightEdge::default();
+                Err(e)
+            }
+        }
+    }
+
+    /// One transaction over `batches`; `None` when, kept [`Isolation::Together`],
+    /// a batch failed and the transaction was rolled back whole.
+    fn write(
+        &self,
+        inner: &mut super::Inner,
+        batches: &[Batch],
+        new_log: bool,
+        isolation: Isolation,
+    ) -> Result<Option<Vec<Result<Outcome, StoreError>>>, StoreError> {
         let tx = inner
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -41,14 +87,20 @@ impl SqliteStore {
             rehash(&tx)?;
             edge_from_scratch(&tx)?
         } else {
-            caught_up(&tx, std::mem::take(&mut inner.edge))?
+            // A clone: `inner.edge` stays the stored log's until a commit.
+            caught_up(&tx, inner.edge.clone())?
         };
         let mut steps = Vec::with_capacity(batches.len());
-        for batch in &batches {
-            exec(&tx, "SAVEPOINT batch", []).map_err(backend)?;
+        for batch in batches {
+            let per_batch = isolation == Isolation::PerBatch;
+            if per_batch {
+                exec(&tx, "SAVEPOINT batch", []).map_err(backend)?;
+            }
             match apply(&tx, batch, edge.size()) {
                 Ok(step) => {
-                    exec(&tx, "RELEASE batch", []).map_err(backend)?;
+                    if per_batch {
+                        exec(&tx, "RELEASE batch", []).map_err(backend)?;
+                    }
                     if let Step::Written { leaves, .. } = &step {
                         for h in leaves {
                             edge.push(*h);
@@ -56,6 +108,8 @@ impl SqliteStore {
                     }
                     steps.push(Ok(step));
                 }
+                // Dropping `tx` rolls the whole transaction back.
+                Err(_) if !per_batch => return Ok(None),
                 Err(e) => {
                     exec(&tx, "ROLLBACK TO batch", []).map_err(backend)?;
                     exec(&tx, "RELEASE batch", []).map_err(backend)?;
@@ -67,10 +121,9 @@ impl SqliteStore {
             seal(&tx, &edge, self.sealer.as_ref())?;
         }
         tx.commit().map_err(backend)?;
-        // Only now is the edge the stored log's: a failed transaction left
-        // `inner.edge` empty, and the next one catches up from the store.
+        // Only now is the edge the stored log's.
         inner.edge = edge;
-        Ok(committed(steps))
+        Ok(Some(committed(steps)))
     }
 }
 
