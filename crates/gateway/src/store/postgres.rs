@@ -37,6 +37,7 @@ mod off_runtime;
 mod pool;
 mod tls;
 
+use ::postgres::types::Type;
 use ::postgres::{Client, GenericClient, Row};
 use std::sync::{Arc, Mutex};
 
@@ -111,9 +112,9 @@ pub(super) fn read_range<T>(
     get: impl Fn(u64, &Row) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
     let rows = client
-        .query(
+        .query_typed(
             &format!("SELECT idx, {column} FROM audit WHERE idx >= $1 AND idx < $2 ORDER BY idx"),
-            &[&int(start)?, &int(end)?],
+            &[(&int(start)?, Type::INT8), (&int(end)?, Type::INT8)],
         )
         .map_err(backend)?;
     let mut out = Vec::with_capacity(rows.len());
@@ -146,7 +147,7 @@ pub(super) fn leaf_of(idx: u64, row: &Row) -> Result<Hash, StoreError> {
 
 pub(super) fn next_index(client: &mut impl GenericClient) -> Result<u64, StoreError> {
     let row = client
-        .query_one("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit", &[])
+        .query_typed_one("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit", &[])
         .map_err(backend)?;
     uint(col(&row, 0)?)
 }

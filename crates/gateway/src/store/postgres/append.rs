@@ -89,16 +89,17 @@ impl PostgresStore {
         savepoints: Savepoints,
     ) -> Result<Option<Written>, StoreError> {
         let mut tx = client.transaction().map_err(backend)?;
-        let (next, sealed) = sequenced(&mut tx)?;
         let mut edge = if new_log {
+            let head = sequenced(&mut tx, None)?;
             rehash(&mut tx)?;
             let mut edge = RightEdge::new();
-            for h in leaves_in(&mut tx, 0, next)? {
+            for h in leaves_in(&mut tx, 0, head.next)? {
                 edge.push(h);
             }
             edge
         } else {
-            caught_up(&mut tx, edge, next, sealed)?
+            let head = sequenced(&mut tx, Some(edge.size()))?;
+            caught_up(edge, head)?
         };
         let steps: Vec<Result<Step, StoreError>> = match savepoints {
             Savepoints::Without => match bulk::apply_all(&mut tx, batches, edge.size()) {
@@ -226,45 +227,86 @@ fn recipients_of_stored<'a>(
     recipients
 }
 
-/// Takes the sequencer's lock, then reads the log's end (the next index)
-/// and the size its seal covers: one round trip for the three. Two
-/// statements of one simple query: in READ COMMITTED each statement reads
-/// a snapshot of its own, so the second, which runs once the lock is
-/// held, sees every commit made before it.
-fn sequenced(tx: &mut Transaction<'_>) -> Result<(u64, u64), StoreError> {
+/// The log as the sequencer's holder finds it.
+struct Head {
+    /// The next index (the number of entries).
+    next: u64,
+    /// The size the seal covers.
+    sealed: u64,
+    /// The leaf hashes from the index asked for, by index.
+    leaves: Vec<(u64, Hash)>,
+}
+
+/// Takes the sequencer's lock, then reads the log's end, the size its
+/// seal covers and, from index `from` when given, the leaf hashes other
+/// instances appended: one round trip for all. Statements of one simple
+/// query: in READ COMMITTED each statement reads a snapshot of its own,
+/// so those after the lock's see every commit made before it. `from` is a
+/// number this process computed, not input, so it may be written into
+/// the query; leaf hashes come as hex, the simple protocol being text.
+fn sequenced(tx: &mut Transaction<'_>, from: Option<u64>) -> Result<Head, StoreError> {
+    let leaves = match from {
+        Some(from) => format!(
+            "; SELECT idx, encode(leaf, 'hex') FROM audit WHERE idx >= {} ORDER BY idx",
+            int(from)?
+        ),
+        None => String::new(),
+    };
     let messages = tx
         .simple_query(&format!(
             "SELECT pg_advisory_xact_lock({SEQUENCER_LOCK});
              SELECT (SELECT COALESCE(MAX(idx) + 1, 0) FROM audit),
-                    (SELECT COALESCE(MAX(size), 0) FROM seal WHERE id = 0)"
+                    (SELECT COALESCE(MAX(size), 0) FROM seal WHERE id = 0){leaves}"
         ))
         .map_err(backend)?;
-    let mut rows = messages.iter().filter_map(|m| match m {
-        SimpleQueryMessage::Row(row) => Some(row),
-        _ => None,
-    });
-    // The first row is the lock's.
+    // The first row is the lock's, the second the log's end, then leaves.
+    let mut rows = messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+        .skip(1);
     let head = rows
-        .nth(1)
+        .next()
         .ok_or_else(|| StoreError::Corrupt("the log's end was not read".into()))?;
-    let number = |i: usize| -> Result<u64, StoreError> {
-        head.get(i)
+    let number = |row: &::postgres::SimpleQueryRow, i: usize| -> Result<u64, StoreError> {
+        row.get(i)
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| StoreError::Corrupt(format!("the log's end, column {i}")))
     };
-    Ok((number(0)?, number(1)?))
+    let (next, sealed) = (number(head, 0)?, number(head, 1)?);
+    let leaves = rows
+        .map(|row| {
+            let idx = number(row, 0)?;
+            let leaf = row
+                .get(1)
+                .and_then(|h| hex::decode(h).ok())
+                .and_then(|h| Hash::try_from(h.as_slice()).ok())
+                .ok_or_else(|| {
+                    StoreError::Invariant(format!(
+                        "the leaf hash of audit entry {idx} is malformed"
+                    ))
+                })?;
+            Ok((idx, leaf))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Head {
+        next,
+        sealed,
+        leaves,
+    })
 }
 
 /// The right edge of the stored log, checked against the seal: `edge`
 /// extended by the leaf hashes other instances appended since this one
-/// last saw the log (`next` entries, `sealed` covered by the seal, both
-/// read under the sequencer).
-fn caught_up(
-    tx: &mut Transaction<'_>,
-    mut edge: RightEdge,
-    next: u64,
-    sealed: u64,
-) -> Result<RightEdge, StoreError> {
+/// last saw the log, as `head` read them under the sequencer.
+fn caught_up(mut edge: RightEdge, head: Head) -> Result<RightEdge, StoreError> {
+    let Head {
+        next,
+        sealed,
+        leaves,
+    } = head;
     // Every appending transaction seals what it leaves: a log that is not
     // the sealed one was changed behind the gateway's back, and appending
     // to it would sign over the change.
@@ -279,11 +321,20 @@ fn caught_up(
             edge.size()
         )));
     }
-    // Nothing to read when no other instance appended since.
-    if edge.size() < next {
-        for h in leaves_in(tx, edge.size(), next)? {
-            edge.push(h);
+    for (idx, leaf) in leaves {
+        if idx != edge.size() {
+            return Err(StoreError::Invariant(format!(
+                "audit entry {} is missing",
+                edge.size()
+            )));
         }
+        edge.push(leaf);
+    }
+    if edge.size() != next {
+        return Err(StoreError::Invariant(format!(
+            "audit entry {} is missing",
+            edge.size()
+        )));
     }
     Ok(edge)
 }

@@ -62,7 +62,8 @@ pub(super) fn apply_all(
         return Ok(steps);
     }
     // The other changes first, in order: none of them names an item of
-    // this call, so they see what they would have seen after the items.
+    // this call, so running them before the items changes nothing they
+    // find or do.
     let mut passes = Vec::with_capacity(batches.len());
     for batch in batches {
         passes.push(match &batch.change {
