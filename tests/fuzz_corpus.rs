@@ -1,6 +1,7 @@
 //! The fuzz targets on stable Rust: every file of every target's corpus
-//! (`fuzz/corpus/<target>/`, seeds from the test vectors and a real
-//! exchange, and each crash the fuzzer found) goes through the same
+//! (`fuzz/corpus/<target>/`: `seed-*` from the test vectors and a real
+//! exchange, `found-*` a handful of the fuzzer's inputs that reach code the
+//! seeds do not, and `crash-*` each crash it found) goes through the same
 //! function `cargo fuzz` calls (`passerelle::fuzz_targets`), then a bounded,
 //! seeded run of mutations of them. A target that panics fails the test.
 //!
@@ -69,6 +70,23 @@ fn every_target_has_a_fuzz_target_file_and_a_corpus() {
         assert!(
             corpus(name).len() >= 2,
             "fuzz/corpus/{name} has too few seeds"
+        );
+    }
+}
+
+/// A dictionary scripts/fuzz.sh would not pass to any target (a renamed
+/// target's) is a dictionary no run uses.
+#[test]
+fn every_dictionary_is_a_targets() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/dict");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        assert!(
+            path.extension().is_some_and(|x| x == "dict")
+                && TARGETS.iter().any(|(t, _)| *t == name),
+            "{} names no fuzz target",
+            path.display()
         );
     }
 }
@@ -163,7 +181,7 @@ fn seeded_mutations_of_every_corpus_run_through_their_targets() {
 /// Writes the seed corpus: the repository's test vectors and the bytes of a
 /// real exchange with a real gateway (items, deliveries, receipts,
 /// attestations, certificates). Run by hand when a format changes; the
-/// regression inputs the fuzzer found (`crash-*`) are kept.
+/// inputs the fuzzer found (`found-*`, `crash-*`) are kept.
 #[tokio::test]
 #[ignore = "writes fuzz/corpus; run by hand"]
 async fn write_seed_corpus() {
