@@ -1,7 +1,9 @@
 //! The SQLite write path: batches appended in one IMMEDIATE transaction.
 //!
-//! Owns [`SqliteStore::append`]'s transaction: each batch in its own
-//! savepoint (one batch's failure leaves the others), its entries inserted
+//! Owns [`SqliteStore::append`]'s transaction: the batches written
+//! together, or, when one of them fails, the group written again with each
+//! batch in its own savepoint (one batch's failure leaves the others, and
+//! never a batch half written), its entries inserted
 //! with their leaf hashes at the next indices, the seal replaced once for
 //! the whole transaction, one commit and so one fsync for the group. It
 //! never decides whether a change is allowed (the gateway did) and never
