@@ -196,6 +196,52 @@ async fn police_certificate_claiming_a_vsse_identity_is_forbidden() {
     good_station_still_served(&h).await;
 }
 
+/// An impostor refused just before the operator stops the gateway is on
+/// the log all the same: the refusal is counted before the answer, so the
+/// stop's last flush writes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_refused_just_before_a_stop_is_on_the_log() {
+    let mut h = Harness::start().await;
+    let forged = h
+        .pki
+        .agency("police")
+        .unwrap()
+        .issue_client(
+            "spiffe://vsse.example/analysis/ct",
+            &ClientCertOptions::default(),
+        )
+        .unwrap();
+    let impostor = h.station_with("police/lo/rabat", &forged, "impostor");
+    let err = impostor.inbox(Duration::ZERO).await.unwrap_err();
+    assert!(
+        matches!(&err, passerelle::client::ClientError::Refused(p) if p.slug() == "identity-refused"),
+        "{err}"
+    );
+    h.running.take().unwrap().shutdown().await;
+    let key = std::sync::Arc::new(
+        passerelle::keys::GatewayKey::load(&h.config.audit.key, &h.config.audit.origin).unwrap(),
+    );
+    let log = passerelle::integrity::open_checked(
+        &passerelle::store::StoreConfig::from_setting(&h.config.store),
+        key,
+    )
+    .unwrap();
+    let store = log.store();
+    let size = store.size().unwrap();
+    let refused = store
+        .audit_entries(0, size)
+        .unwrap()
+        .iter()
+        .map(|e| passerelle::audit::event::AuditEntry::decode(e).unwrap())
+        .any(|e| {
+            matches!(
+                &e.event,
+                passerelle::audit::event::AuditEvent::Refused { cause, .. } if cause == "identity-refused"
+            )
+        });
+    assert!(refused, "the impostor's refusal is not on the log");
+}
+
 /// A gateway over a fresh example PKI whose police CA has a CRL file, and
 /// a second certificate for `police/lo/rabat` beside the station's own.
 struct WithCrl {

@@ -355,17 +355,15 @@ impl AcceptLoop {
     }
 }
 
-/// Records a refused connection without making the caller wait: the accept
-/// loop must go on accepting while the audit write happens.
+/// Records a refused connection: counted at once (no I/O; the counts go
+/// to the audit log at the next flush, and at the stop), before the
+/// connection is answered or closed. Counted in a task of its own, it
+/// could still be waiting when a stop made its last flush, and the
+/// refusal would be on no log.
 fn refused(gateway: &Arc<Gateway>, peer_addr: SocketAddr, cause: &'static str) {
     tracing::debug!(%peer_addr, cause, "connection refused");
     gateway.metrics().handshake_refused(cause);
-    let gateway = gateway.clone();
-    tokio::spawn(async move {
-        gateway
-            .record_refused_connection(peer_addr.to_string(), cause.to_string())
-            .await
-    });
+    gateway.record_refused_connection(&peer_addr.to_string(), cause);
 }
 
 /// One connection: the handshake within its deadline, identity, a slot for

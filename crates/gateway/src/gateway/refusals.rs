@@ -144,7 +144,10 @@ impl Gateway {
     /// Counts a refused handshake or identity from `peer` (an address, with
     /// or without a port: the port is dropped, it changes with every
     /// connection). `cause` is a short fixed text chosen by the gateway.
-    pub async fn record_refused_connection(&self, peer: String, cause: String) {
+    /// Only counted here (a lock and an insertion, no I/O), so the caller
+    /// counts before it answers or closes: a stop's last flush then
+    /// finds every refusal made before it.
+    pub fn record_refused_connection(&self, peer: &str, cause: &str) {
         // Counted as admission control counts addresses: an IPv6 host
         // usually holds a whole /64, and must not spread its refusals over
         // many subjects.
@@ -153,9 +156,9 @@ impl Gateway {
                 std::net::IpAddr::V4(v4) => v4.to_string(),
                 std::net::IpAddr::V6(v6) => format!("{v6}/64"),
             },
-            Err(_) => clip(&peer, 64),
+            Err(_) => clip(peer, 64),
         };
-        self.count_refusal(RefusedSubject::Address(address), &cause, None);
+        self.count_refusal(RefusedSubject::Address(address), cause, None);
     }
 
     /// Counts a request or connection of `principal` refused by admission
