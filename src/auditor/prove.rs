@@ -372,11 +372,7 @@ pub fn check_final(
         .map(|c| c.witness.label())
         .collect();
     if !opened.meets(quorum) {
-        let missing: Vec<String> = witnesses
-            .iter()
-            .filter(|w| !opened.cosignatures.iter().any(|c| &c.witness == *w))
-            .map(CosignatureVerifier::label)
-            .collect();
+        let missing = opened.missing(witnesses);
         return Err(ReceiptError::NotFinal(format!(
             "its checkpoint of size {} is cosigned by {} of the witnesses given, fewer than the quorum of {quorum} (not cosigned: {})",
             opened.checkpoint.size,

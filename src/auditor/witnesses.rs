@@ -119,11 +119,7 @@ pub fn check(
         .iter()
         .map(|c| (c.witness.label(), c.timestamp))
         .collect();
-    let missing = witnesses
-        .iter()
-        .filter(|w| !opened.cosignatures.iter().any(|c| &c.witness == *w))
-        .map(CosignatureVerifier::label)
-        .collect();
+    let missing = opened.missing(witnesses);
     let report = WitnessReport {
         size: opened.checkpoint.size,
         quorum,

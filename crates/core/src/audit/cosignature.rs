@@ -290,6 +290,17 @@ impl CosignedCheckpoint {
     pub fn meets(&self, quorum: usize) -> bool {
         self.count() >= quorum
     }
+
+    /// The labels (`name+keyid`) of the witnesses among `witnesses` that
+    /// did not cosign, in their order: what a verdict short of its quorum
+    /// names.
+    pub fn missing(&self, witnesses: &[CosignatureVerifier]) -> Vec<String> {
+        witnesses
+            .iter()
+            .filter(|w| !self.cosignatures.iter().any(|c| &c.witness == *w))
+            .map(CosignatureVerifier::label)
+            .collect()
+    }
 }
 
 fn check_unambiguous(witnesses: &[CosignatureVerifier]) -> Result<(), CosignatureError> {

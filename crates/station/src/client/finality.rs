@@ -111,12 +111,7 @@ impl Quorum {
             size: opened.checkpoint.size,
             quorum: self.quorum,
             cosigned: cosigned.into_iter().map(|(w, _)| w).collect(),
-            missing: self
-                .witnesses
-                .iter()
-                .filter(|w| !opened.cosignatures.iter().any(|c| &c.witness == *w))
-                .map(CosignatureVerifier::label)
-                .collect(),
+            missing: opened.missing(&self.witnesses),
         })
     }
 }

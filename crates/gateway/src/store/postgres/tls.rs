@@ -43,12 +43,19 @@ pub(super) struct Connector {
 }
 
 /// The TLS settings the store URL's query may hold.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 struct TlsSettings {
     mode: Option<String>,
     root_cert: Option<PathBuf>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
+}
+
+impl TlsSettings {
+    /// Whether the URL names a CA, certificate or key file.
+    fn names_files(&self) -> bool {
+        self.root_cert.is_some() || self.cert.is_some() || self.key.is_some()
+    }
 }
 
 impl Connector {
@@ -68,7 +75,7 @@ impl Connector {
                 Some(connector(root, settings.cert.as_ref(), settings.key.as_ref()).map_err(refused)?)
             }
             Some("disable") => {
-                if settings != (TlsSettings { mode: settings.mode.clone(), ..TlsSettings::default() }) {
+                if settings.names_files() {
                     return Err(refused(
                         "sslmode=disable takes no sslrootcert, sslcert or sslkey".into(),
                     ));
@@ -82,7 +89,7 @@ impl Connector {
                 )))
             }
             None => {
-                if settings.root_cert.is_some() || settings.cert.is_some() || settings.key.is_some() {
+                if settings.names_files() {
                     return Err(refused(
                         "sslrootcert, sslcert and sslkey need sslmode=verify-full".into(),
                     ));
