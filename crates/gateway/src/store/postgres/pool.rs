@@ -46,13 +46,32 @@ impl PostgresUrl {
         let Some((scheme, rest)) = self.0.split_once("://") else {
             return self.0.clone();
         };
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        match authority.rsplit_once('@') {
+        let (before_query, query) = match rest.split_once('?') {
+            Some((before, query)) => (before, Some(query)),
+            None => (rest, None),
+        };
+        let (authority, path) =
+            before_query.split_at(before_query.find('/').unwrap_or(before_query.len()));
+        let authority = match authority.rsplit_once('@') {
             Some((userinfo, host)) if userinfo.contains(':') => {
                 let user = userinfo.split(':').next().unwrap_or_default();
-                format!("{scheme}://{user}:***@{host}{path}")
+                format!("{user}:***@{host}")
             }
-            _ => self.0.clone(),
+            _ => authority.to_string(),
+        };
+        // The client also takes the password as a query parameter.
+        let query = query.map(|q| {
+            q.split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some(("password", _)) => "password=***",
+                    _ => pair,
+                })
+                .collect::<Vec<_>>()
+                .join("&")
+        });
+        match query {
+            Some(q) => format!("{scheme}://{authority}{path}?{q}"),
+            None => format!("{scheme}://{authority}{path}"),
         }
     }
 }
@@ -185,5 +204,14 @@ mod tests {
         let plain = PostgresUrl::parse("postgres://gw@127.0.0.1:5432/p").expect("a URL");
         assert_eq!(plain.to_string(), "postgres://gw@127.0.0.1:5432/p");
         assert!(PostgresUrl::parse("/var/lib/passerelle/store.db").is_none());
+        // Nor in the query, where the client takes it too.
+        let query = PostgresUrl::parse(
+            "postgres://gw@db.example/passerelle?sslmode=disable&password=s3cret&connect_timeout=5",
+        )
+        .expect("a URL");
+        assert_eq!(
+            query.to_string(),
+            "postgres://gw@db.example/passerelle?sslmode=disable&password=***&connect_timeout=5"
+        );
     }
 }
