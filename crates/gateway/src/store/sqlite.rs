@@ -23,15 +23,19 @@
 //!
 //! Several processes may open the same file (SQLite's own locking orders
 //! their transactions); each write transaction reads the next index from
-//! the table, inside the transaction. One connection behind one
-//! `std::sync::Mutex` per process: every call is short and blocking, and
-//! the gateway calls it from `spawn_blocking`, so an async mutex would buy
-//! nothing. This module never decides and never reads the clock.
+//! the table, inside the transaction. Per process, one writer connection
+//! behind one `std::sync::Mutex` takes every write and every read a write
+//! depends on; the other reads run on read-only connections of their own
+//! (`sqlite/readers.rs`), so they never wait for the writer's commit and
+//! fsync. Every call is short and blocking, and the gateway calls it off
+//! its async threads, so an async mutex would buy nothing. This module
+//! never decides and never reads the clock.
 //!
 //! Over 600 lines: one backend's reads, schema and migrations, kept beside
 //! the SQL they share; the write path is apart.
 
 mod append;
+mod readers;
 
 // Shared with the PostgreSQL backend, which stores the same records.
 pub(super) use append::stored_receipt;
@@ -116,6 +120,7 @@ CREATE TABLE IF NOT EXISTS seal (
 );
 ";
 
+/// The writer: every write, and every read a write depends on.
 struct Inner {
     conn: Connection,
     /// The right edge of the log as this process last wrote or read it,
@@ -126,6 +131,7 @@ struct Inner {
 /// The embedded SQLite store.
 pub(super) struct SqliteStore {
     inner: Mutex<Inner>,
+    readers: readers::Readers,
     sealer: Arc<dyn Sealer>,
 }
 
@@ -278,6 +284,14 @@ fn read_range<T>(
     Ok(out)
 }
 
+/// How many entries the audit log holds.
+fn log_size(conn: &Connection) -> Result<u64, StoreError> {
+    conn.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit", [], |r| {
+        r.get(0)
+    })
+    .map_err(backend)
+}
+
 /// The recipients an item was released to at submission (its inbox
 /// entries, in any state), sorted.
 fn recipients_of(conn: &Connection, seq: i64) -> Result<Vec<PrincipalId>, StoreError> {
@@ -306,6 +320,7 @@ impl SqliteStore {
                 conn,
                 edge: RightEdge::new(),
             }),
+            readers: readers::Readers::new(path),
             sealer,
         })
     }
@@ -368,19 +383,15 @@ impl SqliteStore {
         if start > end {
             return Err(StoreError::Proof(format!("no entries {start}..{end}")));
         }
-        let guard = self.lock();
-        let size: u64 = guard
-            .conn
-            .query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit", [], |r| {
-                r.get(0)
-            })
-            .map_err(backend)?;
-        if end > size {
-            return Err(StoreError::Proof(format!(
-                "entries {start}..{end} are past the end of the log ({size})"
-            )));
-        }
-        read_range(&guard.conn, start, end, column, get)
+        self.readers.snapshot(|conn| {
+            let size = log_size(conn)?;
+            if end > size {
+                return Err(StoreError::Proof(format!(
+                    "entries {start}..{end} are past the end of the log ({size})"
+                )));
+            }
+            read_range(conn, start, end, column, get)
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -397,12 +408,7 @@ impl Store for SqliteStore {
     }
 
     fn size(&self) -> Result<u64, StoreError> {
-        self.lock()
-            .conn
-            .query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit", [], |r| {
-                r.get(0)
-            })
-            .map_err(backend)
+        self.readers.with(log_size)
     }
 
     fn leaf_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
@@ -416,11 +422,11 @@ impl Store for SqliteStore {
     }
 
     fn seal(&self) -> Result<Option<String>, StoreError> {
-        self.lock()
-            .conn
-            .query_row("SELECT note FROM seal WHERE id = 0", [], |r| r.get(0))
-            .optional()
-            .map_err(backend)
+        self.readers.with(|conn| {
+            conn.query_row("SELECT note FROM seal WHERE id = 0", [], |r| r.get(0))
+                .optional()
+                .map_err(backend)
+        })
     }
 
     fn pending(
@@ -429,9 +435,8 @@ impl Store for SqliteStore {
         now: i64,
         limit: u32,
     ) -> Result<Vec<InboxEntry>, StoreError> {
-        let guard = self.lock();
-        let mut stmt = guard
-            .conn
+        self.readers.with(|conn| {
+        let mut stmt = conn
             .prepare_cached(
                 "SELECT i.item_ref, i.sender, i.item_id, i.priority, i.accepted_at, b.deliveries, q.due
                  FROM inbox b JOIN items i ON i.seq = b.item_seq
@@ -471,15 +476,15 @@ impl Store for SqliteStore {
             });
         }
         Ok(out)
+        })
     }
 
     fn peek(&self, recipient: &PrincipalId, item_ref: &str) -> Result<Option<Leased>, StoreError> {
-        let guard = self.lock();
+        self.readers.with(|conn| {
         type Row = (String, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, i64);
         // Through the statement cache: a batched fetch peeks at each of
         // its items in turn.
-        let row: Option<Row> = guard
-            .conn
+        let row: Option<Row> = conn
             .prepare_cached(
                 "SELECT i.sender, i.envelope, i.sender_cert, i.portions, b.released, i.accepted_at
                  FROM inbox b JOIN items i ON i.seq = b.item_seq
@@ -505,78 +510,78 @@ impl Store for SqliteStore {
             released: decode(&released)?,
             accepted_at,
         }))
+        })
     }
 
     fn sweep_due(&self, now: i64, limit: u32) -> Result<Vec<Swept>, StoreError> {
-        let guard = self.lock();
-        let mut swept = Vec::new();
-        let mut stmt = guard
-            .conn
-            .prepare_cached(
-                "SELECT i.item_ref, b.recipient FROM inbox b JOIN items i ON i.seq = b.item_seq
+        self.readers.snapshot(|conn| {
+            let mut swept = Vec::new();
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT i.item_ref, b.recipient FROM inbox b JOIN items i ON i.seq = b.item_seq
                  WHERE i.expires_at IS NOT NULL AND i.expires_at <= ?1
                    AND b.acked_at IS NULL AND b.refused_at IS NULL AND b.expired_at IS NULL
                  ORDER BY i.seq, b.recipient LIMIT ?2",
-            )
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map(params![now, limit], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
-            .map_err(backend)?;
-        for row in rows {
-            let (item_ref, recipient) = row.map_err(backend)?;
-            swept.push(Swept::Expired {
-                item_ref,
-                recipient: principal(recipient)?,
-            });
-        }
-        let left = u64::from(limit).saturating_sub(swept.len() as u64);
-        let mut stmt = guard
-            .conn
-            .prepare_cached(
-                "SELECT item_ref, digest FROM items
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![now, limit], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(backend)?;
+            for row in rows {
+                let (item_ref, recipient) = row.map_err(backend)?;
+                swept.push(Swept::Expired {
+                    item_ref,
+                    recipient: principal(recipient)?,
+                });
+            }
+            let left = u64::from(limit).saturating_sub(swept.len() as u64);
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT item_ref, digest FROM items
                  WHERE purge_after IS NOT NULL AND purge_after <= ?1 AND purged_at IS NULL
                  ORDER BY seq LIMIT ?2",
-            )
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map(params![now, left], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })
-            .map_err(backend)?;
-        for row in rows {
-            let (item_ref, digest) = row.map_err(backend)?;
-            let digest: [u8; 32] = digest
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("digest is not 32 bytes".into()))?;
-            swept.push(Swept::Purged { item_ref, digest });
-        }
-        Ok(swept)
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![now, left], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })
+                .map_err(backend)?;
+            for row in rows {
+                let (item_ref, digest) = row.map_err(backend)?;
+                let digest: [u8; 32] = digest
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("digest is not 32 bytes".into()))?;
+                swept.push(Swept::Purged { item_ref, digest });
+            }
+            Ok(swept)
+        })
     }
 
     fn request(&self, item_ref: &str) -> Result<Option<RequestState>, StoreError> {
-        let guard = self.lock();
-        let row: Option<(i64, String, i64, Option<i64>)> = guard
-            .conn
-            .query_row(
-                "SELECT i.seq, i.sender, q.due, q.answered_at
+        self.readers.snapshot(|conn| {
+            let row: Option<(i64, String, i64, Option<i64>)> = conn
+                .query_row(
+                    "SELECT i.seq, i.sender, q.due, q.answered_at
                  FROM requests q JOIN items i ON i.seq = q.item_seq WHERE i.item_ref = ?1",
-                params![item_ref],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()
-            .map_err(backend)?;
-        let Some((seq, sender, due, answered_at)) = row else {
-            return Ok(None);
-        };
-        let recipients = recipients_of(&guard.conn, seq)?;
-        Ok(Some(RequestState {
-            sender: principal(sender)?,
-            recipients,
-            due,
-            answered_at,
-        }))
+                    params![item_ref],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some((seq, sender, due, answered_at)) = row else {
+                return Ok(None);
+            };
+            let recipients = recipients_of(conn, seq)?;
+            Ok(Some(RequestState {
+                sender: principal(sender)?,
+                recipients,
+                due,
+                answered_at,
+            }))
+        })
     }
 
     fn open_requests(
@@ -585,9 +590,8 @@ impl Store for SqliteStore {
         concerning: Option<&PrincipalId>,
         limit: u32,
     ) -> Result<Vec<OpenRequest>, StoreError> {
-        let guard = self.lock();
-        let mut stmt = guard
-            .conn
+        self.readers.snapshot(|conn| {
+        let mut stmt = conn
             .prepare_cached(
                 "SELECT i.seq, i.item_ref, i.sender, i.item_id, i.priority, i.accepted_at, q.due
                  FROM requests q JOIN items i ON i.seq = q.item_seq
@@ -626,10 +630,11 @@ impl Store for SqliteStore {
                 priority: priority_from_rank(priority)?,
                 accepted_at,
                 due,
-                recipients: recipients_of(&guard.conn, seq)?,
+                recipients: recipients_of(conn, seq)?,
             });
         }
         Ok(out)
+        })
     }
 
     fn receipt(
@@ -637,18 +642,18 @@ impl Store for SqliteStore {
         sender: &PrincipalId,
         item_ref: &str,
     ) -> Result<Option<Durable<Receipt>>, StoreError> {
-        let guard = self.lock();
-        let row: Option<(Vec<u8>, Option<u64>)> = guard
-            .conn
-            .query_row(
-                "SELECT receipt, audit_index FROM items WHERE sender = ?1 AND item_ref = ?2",
-                params![sender.as_str(), item_ref],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(backend)?;
-        row.map(|(bytes, index)| append::stored_receipt(&bytes, index))
-            .transpose()
+        self.readers.with(|conn| {
+            let row: Option<(Vec<u8>, Option<u64>)> = conn
+                .query_row(
+                    "SELECT receipt, audit_index FROM items WHERE sender = ?1 AND item_ref = ?2",
+                    params![sender.as_str(), item_ref],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            row.map(|(bytes, index)| append::stored_receipt(&bytes, index))
+                .transpose()
+        })
     }
 
     fn check_writable(&self) -> Result<(), StoreError> {
@@ -662,88 +667,87 @@ impl Store for SqliteStore {
     }
 
     fn gauges(&self, now: i64) -> Result<super::StoreGauges, StoreError> {
-        let guard = self.lock();
-        let mut stmt = guard
-            .conn
-            .prepare_cached(
-                "SELECT i.priority, COUNT(*), MIN(i.accepted_at)
+        self.readers.snapshot(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT i.priority, COUNT(*), MIN(i.accepted_at)
                  FROM inbox b JOIN items i ON i.seq = b.item_seq
                  WHERE b.acked_at IS NULL AND b.refused_at IS NULL AND b.expired_at IS NULL
                    AND i.purged_at IS NULL
                  GROUP BY i.priority",
-            )
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .map_err(backend)?;
+            let mut inbox = Vec::new();
+            for row in rows {
+                let (rank, depth, oldest) = row.map_err(backend)?;
+                inbox.push((priority_from_rank(rank)?, depth.max(0) as u64, oldest));
+            }
+            let overdue: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM requests WHERE answered_at IS NULL AND due <= ?1",
+                    params![now],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            Ok(super::StoreGauges {
+                inbox,
+                overdue: overdue.max(0) as u64,
             })
-            .map_err(backend)?;
-        let mut inbox = Vec::new();
-        for row in rows {
-            let (rank, depth, oldest) = row.map_err(backend)?;
-            inbox.push((priority_from_rank(rank)?, depth.max(0) as u64, oldest));
-        }
-        let overdue: i64 = guard
-            .conn
-            .query_row(
-                "SELECT COUNT(*) FROM requests WHERE answered_at IS NULL AND due <= ?1",
-                params![now],
-                |r| r.get(0),
-            )
-            .map_err(backend)?;
-        Ok(super::StoreGauges {
-            inbox,
-            overdue: overdue.max(0) as u64,
         })
     }
 
     fn items_present(&self, item_refs: &[String]) -> Result<Vec<bool>, StoreError> {
         // One query per thousand references rather than one per reference:
         // at start this runs over every accepted item of the log.
-        let guard = self.lock();
-        let mut present = std::collections::HashSet::new();
-        for chunk in item_refs.chunks(1000) {
-            let marks = vec!["?"; chunk.len()].join(",");
-            let mut stmt = guard
-                .conn
-                .prepare_cached(&format!(
-                    "SELECT item_ref FROM items WHERE item_ref IN ({marks})"
-                ))
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(chunk), |r| r.get::<_, String>(0))
-                .map_err(backend)?;
-            for row in rows {
-                present.insert(row.map_err(backend)?);
+        self.readers.snapshot(|conn| {
+            let mut present = std::collections::HashSet::new();
+            for chunk in item_refs.chunks(1000) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                let mut stmt = conn
+                    .prepare_cached(&format!(
+                        "SELECT item_ref FROM items WHERE item_ref IN ({marks})"
+                    ))
+                    .map_err(backend)?;
+                let rows = stmt
+                    .query_map(rusqlite::params_from_iter(chunk), |r| r.get::<_, String>(0))
+                    .map_err(backend)?;
+                for row in rows {
+                    present.insert(row.map_err(backend)?);
+                }
             }
-        }
-        Ok(item_refs.iter().map(|r| present.contains(r)).collect())
+            Ok(item_refs.iter().map(|r| present.contains(r)).collect())
+        })
     }
 
     fn deliveries_open(
         &self,
         deliveries: &[(String, PrincipalId)],
     ) -> Result<Vec<bool>, StoreError> {
-        let guard = self.lock();
-        let mut stmt = guard
-            .conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM inbox b JOIN items i ON i.seq = b.item_seq
+        self.readers.with(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM inbox b JOIN items i ON i.seq = b.item_seq
                  WHERE i.item_ref = ?1 AND b.recipient = ?2 AND b.acked_at IS NULL
                    AND b.refused_at IS NULL AND b.expired_at IS NULL AND i.purged_at IS NULL)",
-            )
-            .map_err(backend)?;
-        deliveries
-            .iter()
-            .map(|(r, who)| {
-                stmt.query_row(params![r, who.as_str()], |row| row.get(0))
-                    .map_err(backend)
-            })
-            .collect()
+                )
+                .map_err(backend)?;
+            deliveries
+                .iter()
+                .map(|(r, who)| {
+                    stmt.query_row(params![r, who.as_str()], |row| row.get(0))
+                        .map_err(backend)
+                })
+                .collect()
+        })
     }
 
     fn save_checkpoint(&self, size: u64, note: &str, now: i64) -> Result<(), StoreError> {
@@ -794,41 +798,40 @@ impl Store for SqliteStore {
         &self,
         index: Option<u64>,
     ) -> Result<Option<(u64, String)>, StoreError> {
-        let guard = self.lock();
-        // -1 is below every size: with no index, any checkpoint qualifies.
-        let above = index.map(|i| i as i64).unwrap_or(-1);
-        guard
-            .conn
-            .query_row(
+        self.readers.with(|conn| {
+            // -1 is below every size: with no index, any checkpoint qualifies.
+            let above = index.map(|i| i as i64).unwrap_or(-1);
+            conn.query_row(
                 "SELECT size, note FROM checkpoints WHERE size > ?1 ORDER BY size DESC LIMIT 1",
                 params![above],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
             .map_err(backend)
+        })
     }
 
     fn checkpoint_of_size(&self, size: u64) -> Result<Option<String>, StoreError> {
-        self.lock()
-            .conn
-            .query_row(
+        self.readers.with(|conn| {
+            conn.query_row(
                 "SELECT note FROM checkpoints WHERE size = ?1",
                 params![size],
                 |r| r.get(0),
             )
             .optional()
             .map_err(backend)
+        })
     }
 
     fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
-        let guard = self.lock();
-        let mut stmt = guard
-            .conn
-            .prepare_cached("SELECT size, note FROM checkpoints ORDER BY size")
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(backend)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        self.readers.with(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT size, note FROM checkpoints ORDER BY size")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
     }
 }
