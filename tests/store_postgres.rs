@@ -57,7 +57,10 @@ fn migrations_are_versioned_and_apply_once() {
         !store::holds_a_log(&config).unwrap(),
         "an empty database holds no log, and asking does not create the schema"
     );
-    assert_eq!(store::migrate(&config).unwrap(), ["0001 schema"]);
+    assert_eq!(
+        store::migrate(&config).unwrap(),
+        ["0001 schema", "0002 index under the lock"]
+    );
     assert!(
         store::migrate(&config).unwrap().is_empty(),
         "migrating again changes nothing"
@@ -164,7 +167,7 @@ fn a_store_checked_while_another_instance_appends_is_not_called_tampered() {
 
 /// A group commit's round trips do not grow with its items: the items of
 /// one call go in one statement, their inbox rows with them, and all their
-/// entries in one. Each statement that writes takes a command id of its
+/// entries in one, with the items' acceptance indices. Each statement that writes takes a command id of its
 /// own in the transaction (`cmin`), so the database itself tells which
 /// statement wrote each row.
 #[test]
@@ -201,8 +204,133 @@ fn a_group_commit_writes_all_its_items_in_one_statement() {
             .map(|r| r.get(0))
             .collect()
     };
-    let items = commands("items");
-    assert_eq!(items.len(), 1, "40 items in one statement, not {items:?}");
-    assert_eq!(commands("inbox"), items, "their inbox rows in the same one");
-    assert_eq!(commands("audit").len(), 1, "their entries in one statement");
+    let inbox = commands("inbox");
+    assert_eq!(
+        inbox.len(),
+        1,
+        "40 items' inbox rows in one statement, not {inbox:?}"
+    );
+    let audit = commands("audit");
+    assert_eq!(
+        audit.len(),
+        1,
+        "their entries in one statement, not {audit:?}"
+    );
+    assert!(
+        inbox < audit,
+        "the items and their inbox rows come before the entries (and the sequencer's lock)"
+    );
+    // Each item's row as it stands was last written by the statement that
+    // gave it its acceptance index: the entries'.
+    assert_eq!(commands("items"), audit, "their indices with the entries");
+}
+
+/// The sequencer's advisory lock (`store/postgres.rs`): "passerel" in ASCII.
+const SEQUENCER_LOCK: i64 = 0x7061_7373_6572_656c;
+
+/// Backends of the database `url` waiting on a lock of kind `event`
+/// (`advisory`, `transactionid`), as `pg_stat_activity` shows them.
+fn waiting_on(watcher: &mut postgres::Client, event: &str) -> i64 {
+    watcher
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = $1",
+            &[&event],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// An instance writes a call's items before it takes the sequencer's lock,
+/// so that other instances wait for its index, not for its items. A copy
+/// of such an item reaching another instance meanwhile waits on the
+/// unique constraint for the first copy's commit, and is then answered
+/// as a duplicate with the first copy's receipt: the database still
+/// decides once. Here the test holds the sequencer, so that instance A's
+/// item stays written and uncommitted while instance B's copy arrives.
+#[test]
+fn a_copy_reaching_another_instance_while_the_first_waits_for_the_sequencer_is_a_duplicate() {
+    use passerelle::store::Outcome;
+    let server = PgServer::start();
+    let url = server.new_database();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key(dir.path());
+    let config = config(&url);
+    let a = store::open(&config, key.clone()).unwrap();
+    let b = store::open(&config, key).unwrap();
+    let mut holder = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    holder
+        .execute("SELECT pg_advisory_lock($1)", &[&SEQUENCER_LOCK])
+        .unwrap();
+    let mut watcher = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let first = std::thread::spawn(move || {
+        a.append(vec![conformance::item_batch(
+            conformance::item("twice", 7),
+            2,
+            10,
+        )])
+    });
+    // Generous bounds: each wait is met within milliseconds.
+    let waits_for = |watcher: &mut postgres::Client, event: &str, what: &str| {
+        for _ in 0..600 {
+            if waiting_on(watcher, event) == 1 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("{what}");
+    };
+    waits_for(
+        &mut watcher,
+        "advisory",
+        "instance A waits for the sequencer",
+    );
+    let second = std::thread::spawn(move || {
+        b.append(vec![conformance::item_batch(
+            conformance::item("twice", 7),
+            2,
+            20,
+        )])
+    });
+    waits_for(
+        &mut watcher,
+        "transactionid",
+        "instance B's copy waits for instance A's uncommitted item, not for the sequencer: \
+         A wrote its item before taking the lock",
+    );
+    holder
+        .execute("SELECT pg_advisory_unlock($1)", &[&SEQUENCER_LOCK])
+        .unwrap();
+    let first = first.join().unwrap().unwrap().remove(0).unwrap();
+    let second = second.join().unwrap().unwrap().remove(0).unwrap();
+    let stored = match first {
+        Outcome::Appended(appended) => appended,
+        other => panic!("the first copy is stored, got {other:?}"),
+    };
+    match second {
+        Outcome::Duplicate(receipt) => assert_eq!(
+            receipt.get().audit_index,
+            stored.get().first(),
+            "the duplicate is answered with the first copy's receipt and index"
+        ),
+        other => panic!("the second copy is a duplicate, got {other:?}"),
+    }
+    let rows: i64 = watcher
+        .query_one("SELECT count(*) FROM items WHERE item_id = 'twice'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1, "one copy stored");
+    let audited: i64 = watcher
+        .query_one("SELECT count(*) FROM audit", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(audited, 2, "only the first copy's entries are in the log");
+    let index: i64 = watcher
+        .query_one("SELECT audit_index FROM items WHERE item_id = 'twice'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        index, 0,
+        "the item's acceptance index, written under the lock"
+    );
 }

@@ -295,7 +295,7 @@ impl Store for PostgresStore {
                  WHERE b.recipient = $1 AND b.acked_at IS NULL AND b.refused_at IS NULL
                    AND b.expired_at IS NULL AND i.purged_at IS NULL
                    AND b.lease_until <= $2 AND (i.expires_at IS NULL OR i.expires_at > $2)
-                 ORDER BY i.priority, q.due IS NULL, q.due, i.seq
+                 ORDER BY i.priority, q.due IS NULL, q.due, i.audit_index
                  LIMIT $3",
                 &[&recipient.as_str(), &now, &i64::from(limit)],
             )
@@ -417,7 +417,7 @@ impl Store for PostgresStore {
                    AND ($2::TEXT IS NULL OR i.sender = $2
                         OR EXISTS (SELECT 1 FROM inbox b WHERE b.item_seq = i.seq AND b.recipient = $2
                                    AND b.refused_at IS NULL AND b.expired_at IS NULL))
-                 ORDER BY q.due, i.seq
+                 ORDER BY q.due, i.audit_index
                  LIMIT $3",
                 &[&due_by, &concerning.map(|p| p.as_str()), &i64::from(limit)],
             )

@@ -1,26 +1,30 @@
 //! The PostgreSQL write path: a call's batches in one transaction, under
-//! the sequencer.
+//! the sequencer for as short a time as it can.
 //!
-//! Owns [`PostgresStore::append`]'s transaction: the sequencer's advisory
-//! lock taken first (so that the next index read after it is the log's end
-//! for every instance, and indices stay gap-free) with that read in the
-//! same round trip, the seal checked against the stored log, the batches'
-//! changes (`bulk.rs`: every item of the call in one statement), then every
-//! batch's entries with their leaf hashes, the new seal and the arrivals'
-//! notification in one statement, one commit. A group commit of items is
-//! five round trips whatever its size (BEGIN, lock and log's end, items
-//! and inbox rows, entries and seal, COMMIT), each statement sent with its
-//! parameters' types so that none is prepared first. Batches run without
-//! savepoints, and only when one fails is the transaction written again
-//! with a savepoint per batch (`changes.rs`, batch by batch), so that the
-//! failing one is rolled back alone. Like the SQLite write
-//! path it never decides whether a change is allowed and keeps only the
-//! log's right edge to sign the seal, caught up from the stored leaf hashes
-//! when another instance appended meanwhile.
+//! Owns [`PostgresStore::append`]'s transaction. A call of new items (the
+//! group commit's usual call, `bulk.rs`) writes its items and inbox rows
+//! first, outside the sequencer: they do not need the log's index, and
+//! they are the bulk of the bytes. Then the sequencer's advisory lock (so
+//! that the next index read after it is the log's end for every instance,
+//! and indices stay gap-free) with that read in the same round trip, the
+//! seal checked against the stored log, and every batch's entries with
+//! their leaf hashes, the items' acceptance indices, the new seal and the
+//! arrivals' notification in one statement, one commit: under the lock,
+//! two round trips and the commit. Every statement is sent with its
+//! parameters' types so that none is prepared first. A call that does not
+//! fit (a change naming an item of the same call, a new log) takes the
+//! lock first and goes batch by batch. Batches run without savepoints, and
+//! only when one fails is the transaction written again, lock first, with
+//! a savepoint per batch (`changes.rs`), so that the failing one is rolled
+//! back alone. Like the SQLite write path it never decides whether a
+//! change is allowed and keeps only the log's right edge to sign the seal,
+//! caught up from the stored leaf hashes when another instance appended
+//! meanwhile.
 
 use ::postgres::types::Type;
 use ::postgres::{SimpleQueryMessage, Transaction};
 
+use super::bulk::Indexed;
 use super::changes::apply;
 use super::{
     arrivals, backend, bulk, col, int, leaf_of, read_range, PostgresStore, SEQUENCER_LOCK,
@@ -89,6 +93,18 @@ impl PostgresStore {
         savepoints: Savepoints,
     ) -> Result<Option<Written>, StoreError> {
         let mut tx = client.transaction().map_err(backend)?;
+        // The items first, when the call fits, outside the lock; any
+        // failure on this path is written again, lock first, with
+        // savepoints.
+        let early = match savepoints {
+            Savepoints::Without if !new_log && bulk::fits(batches) => {
+                match bulk::before_the_lock(&mut tx, batches) {
+                    Ok(early) => Some(early),
+                    Err(_) => return Ok(None),
+                }
+            }
+            _ => None,
+        };
         let mut edge = if new_log {
             let head = sequenced(&mut tx, None)?;
             rehash(&mut tx)?;
@@ -98,16 +114,32 @@ impl PostgresStore {
             }
             edge
         } else {
-            let head = sequenced(&mut tx, Some(edge.size()))?;
+            let head = match sequenced(&mut tx, Some(edge.size())) {
+                Ok(head) => head,
+                // Waiting for the lock while holding items another
+                // instance's transaction waits for (its copy of one of
+                // them, under the lock) is a deadlock, which the database
+                // breaks by failing one of the two: when it is this one,
+                // the call is written again, lock first.
+                Err(_) if early.is_some() => return Ok(None),
+                Err(e) => return Err(e),
+            };
             caught_up(edge, head)?
         };
-        let steps: Vec<Result<Step, StoreError>> = match savepoints {
-            Savepoints::Without => match bulk::apply_all(&mut tx, batches, edge.size()) {
-                Ok(steps) => steps.into_iter().map(Ok).collect(),
-                // Dropped: rolled back.
-                Err(_) => return Ok(None),
-            },
-            Savepoints::PerBatch => {
+        let (steps, indexed): (Vec<Result<Step, StoreError>>, Indexed) = match (savepoints, early) {
+            (Savepoints::Without, early) => {
+                let applied = match early {
+                    Some(early) => bulk::under_the_lock(&mut tx, batches, early, edge.size()),
+                    None => bulk::one_by_one(&mut tx, batches, edge.size())
+                        .map(|steps| (steps, Indexed::default())),
+                };
+                match applied {
+                    Ok((steps, indexed)) => (steps.into_iter().map(Ok).collect(), indexed),
+                    // Dropped: rolled back.
+                    Err(_) => return Ok(None),
+                }
+            }
+            (Savepoints::PerBatch, _) => {
                 let mut steps = Vec::with_capacity(batches.len());
                 let mut next = edge.size();
                 for batch in batches {
@@ -126,7 +158,7 @@ impl PostgresStore {
                         }
                     }
                 }
-                steps
+                (steps, Indexed::default())
             }
         };
         let mut entries: Vec<&[u8]> = Vec::new();
@@ -152,22 +184,24 @@ impl PostgresStore {
             None
         };
         let arrived = recipients_of_stored(batches, &steps);
-        finish(&mut tx, &entries, edge.size(), seal, &arrived)?;
+        finish(&mut tx, &entries, edge.size(), seal, &arrived, &indexed)?;
         tx.commit().map_err(backend)?;
         Ok(Some((steps, edge)))
     }
 }
 
 /// Writes the entries of the written batches (taking the indices up to
-/// `size`, with their leaf hashes), the seal of the log they leave, and
-/// the arrivals' notification, in one statement: one round trip for the
-/// log's part of a group commit, whatever the number of batches.
+/// `size`, with their leaf hashes), the acceptance index of each item
+/// inserted before the lock, the seal of the log they leave, and the
+/// arrivals' notification, in one statement: one round trip for the log's
+/// part of a group commit, whatever the number of batches.
 fn finish(
     tx: &mut Transaction<'_>,
     entries: &[&[u8]],
     size: u64,
     seal: Option<(u64, String)>,
     arrived: &[&str],
+    indexed: &Indexed,
 ) -> Result<(), StoreError> {
     if entries.is_empty() && arrived.is_empty() {
         return Ok(());
@@ -188,6 +222,9 @@ fn finish(
         "WITH entries AS (
              INSERT INTO audit (idx, entry, leaf)
              SELECT * FROM UNNEST($1::BIGINT[], $2::BYTEA[], $3::BYTEA[])
+         ), indexed AS (
+             UPDATE items SET audit_index = u.idx
+             FROM UNNEST($8::BIGINT[], $9::BIGINT[]) AS u (seq, idx) WHERE items.seq = u.seq
          ), sealed AS (
              INSERT INTO seal (id, size, note) SELECT 0, $4::BIGINT, $5::TEXT WHERE $5::TEXT IS NOT NULL
              ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size, note = EXCLUDED.note
@@ -201,6 +238,8 @@ fn finish(
             (&note, Type::TEXT),
             (&arrivals::CHANNEL, Type::TEXT),
             (&arrived, Type::TEXT_ARRAY),
+            (&indexed.seq, Type::INT8_ARRAY),
+            (&indexed.index, Type::INT8_ARRAY),
         ],
     )
     .map_err(backend)?;

@@ -2,9 +2,8 @@
 //!
 //! Owns the statements that store accepted items: [`insert_items`], any
 //! number of items with all their inbox rows in one statement (`INSERT …
-//! SELECT … FROM UNNEST … ON CONFLICT (sender, item_id) DO NOTHING`, so
-//! that the unique constraint decides, whichever instance stored a first
-//! copy), [`already_stored`], what to answer for the copies not inserted
+//! SELECT … FROM UNNEST … ON CONFLICT DO NOTHING`, so that the unique
+//! constraints decide, whichever instance stored a first copy), [`already_stored`], what to answer for the copies not inserted
 //! (the stored receipt, or a conflict) in one statement, and [`requests`],
 //! a request's due time and the request an answer closes. One item alone
 //! ([`insert_item`], the batch-by-batch path) goes through the same
@@ -20,9 +19,15 @@ use crate::domain::bytes::to_cbor;
 use crate::store::sqlite::{priority_rank, stored_receipt};
 use crate::store::{NewItem, Outcome, StoreError};
 
-/// Every item of the call and its inbox rows, inserted when new; returns
-/// each inserted row's sequence number and (tentative) acceptance index,
-/// which also ties each inbox row to its item.
+/// Every item of the call and its inbox rows, inserted when new, in the
+/// call's order. A copy is not new when it meets a stored or uncommitted
+/// row of the same sender and id, or of the same reference (made from
+/// them): without a conflict target, both unique constraints decide, so
+/// that two instances inserting one item at once never fail on the one
+/// that is not the target. Returns each inserted row's sequence number
+/// and reference, which also ties each inbox row to its item. The acceptance
+/// index is NULL for an item inserted before the sequencer's lock, and
+/// filled in under it, with the log's entries (`append.rs`).
 const INSERT_ITEMS: &str = "
     WITH new AS (
         INSERT INTO items (item_ref, sender, item_id, digest, priority, accepted_at, expires_at,
@@ -36,15 +41,15 @@ const INSERT_ITEMS: &str = "
                                    expires_at, envelope, sender_cert, portions, receipt,
                                    purge_after, audit_index, n)
         ORDER BY n
-        ON CONFLICT (sender, item_id) DO NOTHING
-        RETURNING seq, audit_index
+        ON CONFLICT DO NOTHING
+        RETURNING seq, item_ref
     ), delivered AS (
         INSERT INTO inbox (recipient, item_seq, released)
         SELECT d.recipient, new.seq, d.released
-        FROM UNNEST($14::BIGINT[], $15::TEXT[], $16::BYTEA[]) AS d (audit_index, recipient, released)
-        JOIN new ON new.audit_index = d.audit_index
+        FROM UNNEST($14::TEXT[], $15::TEXT[], $16::BYTEA[]) AS d (item_ref, recipient, released)
+        JOIN new ON new.item_ref = d.item_ref
     )
-    SELECT seq, audit_index FROM new";
+    SELECT seq, item_ref FROM new";
 
 /// Inserts one item and its inbox entries, its acceptance entry at
 /// `index`; or, when the sender already stored this id (the unique
@@ -55,14 +60,13 @@ pub(super) fn insert_item(
     item: &NewItem,
     index: u64,
 ) -> Result<Option<Outcome>, StoreError> {
-    let items = [(0, item)];
-    let inserted = insert_items(tx, &items, &HashMap::from([(0, int(index)?)]))?;
+    let inserted = insert_items(tx, &[(0, item, Some(int(index)?))])?;
     match inserted.into_values().next() {
         Some(seq) => {
             requests(tx, item, seq)?;
             Ok(None)
         }
-        None => Ok(already_stored(tx, &items)?
+        None => Ok(already_stored(tx, &[(0, item)])?
             .into_iter()
             .next()
             .map(|(_, outcome)| outcome)),
@@ -101,14 +105,13 @@ pub(super) fn requests(
     Ok(())
 }
 
-/// Inserts `items` (batch number, item) at their `tentative` indices with
-/// their inbox rows, in one statement; returns the sequence number of each
-/// inserted one by its tentative index.
+/// Inserts `items` (batch number, item, acceptance index when known)
+/// with their inbox rows, in one statement; returns the sequence number
+/// of each inserted one by its batch number.
 pub(super) fn insert_items(
     tx: &mut Transaction<'_>,
-    items: &[(usize, &NewItem)],
-    tentative: &HashMap<usize, i64>,
-) -> Result<HashMap<i64, i64>, StoreError> {
+    items: &[(usize, &NewItem, Option<i64>)],
+) -> Result<HashMap<usize, i64>, StoreError> {
     let n = items.len();
     let mut item_ref = Vec::with_capacity(n);
     let mut sender = Vec::with_capacity(n);
@@ -124,10 +127,9 @@ pub(super) fn insert_items(
     let mut purge_after = Vec::with_capacity(n);
     let mut audit_index = Vec::with_capacity(n);
     let (mut of, mut recipient, mut released) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, item) in items {
-        let index = *tentative
-            .get(i)
-            .ok_or_else(|| StoreError::Invariant("an item without an index".into()))?;
+    let mut batch_of = HashMap::with_capacity(n);
+    for (i, item, index) in items {
+        batch_of.insert(item.item_ref.as_str(), *i);
         item_ref.push(item.item_ref.as_str());
         sender.push(item.sender.as_str());
         item_id.push(item.item_id.as_str());
@@ -140,9 +142,9 @@ pub(super) fn insert_items(
         portions.push(to_cbor(&item.portions));
         receipt.push(to_cbor(&item.receipt));
         purge_after.push(item.purge_after);
-        audit_index.push(index);
+        audit_index.push(*index);
         for (r, p) in &item.deliveries {
-            of.push(index);
+            of.push(item.item_ref.as_str());
             recipient.push(r.as_str());
             released.push(to_cbor(p));
         }
@@ -164,13 +166,21 @@ pub(super) fn insert_items(
                 (&receipt, Type::BYTEA_ARRAY),
                 (&purge_after, Type::INT8_ARRAY),
                 (&audit_index, Type::INT8_ARRAY),
-                (&of, Type::INT8_ARRAY),
+                (&of, Type::TEXT_ARRAY),
                 (&recipient, Type::TEXT_ARRAY),
                 (&released, Type::BYTEA_ARRAY),
             ],
         )
         .map_err(backend)?;
-    rows.iter().map(|r| Ok((col(r, 1)?, col(r, 0)?))).collect()
+    rows.iter()
+        .map(|r| {
+            let item_ref: String = col(r, 1)?;
+            let i = batch_of.get(item_ref.as_str()).ok_or_else(|| {
+                StoreError::Invariant(format!("{item_ref} was inserted but not asked for"))
+            })?;
+            Ok((*i, col(r, 0)?))
+        })
+        .collect()
 }
 
 /// What to answer for each of `items` (batch number, item) that the

@@ -14,8 +14,14 @@ use super::{backend, col, MIGRATIONS_LOCK};
 use crate::store::StoreError;
 
 /// Every migration, in order: version, name, SQL.
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "schema", include_str!("migrations/0001_schema.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "schema", include_str!("migrations/0001_schema.sql")),
+    (
+        2,
+        "index under the lock",
+        include_str!("migrations/0002_index_under_the_lock.sql"),
+    ),
+];
 
 /// Applies the migrations the database lacks; returns those applied, as
 /// `0001 schema`, none when it was up to date.
