@@ -130,8 +130,13 @@ struct Inner {
 
 /// The embedded SQLite store.
 pub(super) struct SqliteStore {
-    inner: Mutex<Inner>,
+    // Dropped before the writer, in this order of fields: SQLite folds
+    // the WAL into the database file only when the last connection
+    // closes, and a read-only one cannot. Closed the other way round, a
+    // stopped gateway would leave its latest commits in the WAL beside a
+    // file that, copied alone, lacks them.
     readers: readers::Readers,
+    inner: Mutex<Inner>,
     sealer: Arc<dyn Sealer>,
 }
 
