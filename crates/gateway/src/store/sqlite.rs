@@ -55,13 +55,6 @@ use crate::domain::principal::PrincipalId;
 use crate::domain::receipt::Receipt;
 
 const SCHEMA: &str = "
--- Each sender certificate once, keyed by the SHA-256 of its DER bytes:
--- a station's items all carry the same one, and in every item's row it
--- was about a third of the row, written to the WAL and checkpointed again.
-CREATE TABLE IF NOT EXISTS certificates (
-    digest       BLOB PRIMARY KEY,
-    der          BLOB NOT NULL
-);
 CREATE TABLE IF NOT EXISTS items (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     item_ref     TEXT NOT NULL UNIQUE,
@@ -72,10 +65,7 @@ CREATE TABLE IF NOT EXISTS items (
     accepted_at  INTEGER NOT NULL,
     expires_at   INTEGER,
     envelope     BLOB NOT NULL,
-    -- The sender's certificate (its digest). Nullable only because a
-    -- database of an earlier version, with the certificate in each row,
-    -- gains the column by ALTER TABLE (filled at open).
-    cert_digest  BLOB REFERENCES certificates(digest),
+    sender_cert  BLOB NOT NULL,
     portions     BLOB NOT NULL,
     receipt      BLOB NOT NULL,
     purge_after  INTEGER,
@@ -225,14 +215,10 @@ fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool, Stor
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let leaf = has_column(conn, "audit", "leaf")?;
     let index = has_column(conn, "items", "audit_index")?;
-    let certificates_inline = has_column(conn, "items", "sender_cert")?;
-    if leaf && index && !certificates_inline {
+    if leaf && index {
         return Ok(());
     }
     let tx = conn.transaction().map_err(backend)?;
-    if certificates_inline {
-        certificates_apart(&tx)?;
-    }
     if !leaf {
         tx.execute_batch("ALTER TABLE audit ADD COLUMN leaf BLOB")
             .map_err(backend)?;
@@ -260,82 +246,6 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         }
     }
     tx.commit().map_err(backend)
-}
-
-/// Moves the certificate out of each item row of an earlier version into
-/// the `certificates` table, inside `tx`: the same bytes, each stored
-/// once, the row keeping its digest. A chunk of rows at a time, so that a
-/// large database is not read into memory whole.
-fn certificates_apart(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
-    if !has_column(tx, "items", "cert_digest")? {
-        tx.execute_batch(
-            "ALTER TABLE items ADD COLUMN cert_digest BLOB REFERENCES certificates(digest)",
-        )
-        .map_err(backend)?;
-    }
-    let mut after = i64::MIN;
-    loop {
-        let rows: Vec<(i64, Vec<u8>)> = {
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT seq, sender_cert FROM items WHERE seq > ?1 ORDER BY seq LIMIT 1000",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![after], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)?
-        };
-        let Some(&(last, _)) = rows.last() else {
-            break;
-        };
-        for (seq, der) in rows {
-            let digest = store_certificate(tx, &der).map_err(backend)?;
-            tx.prepare_cached("UPDATE items SET cert_digest = ?1 WHERE seq = ?2")
-                .and_then(|mut stmt| stmt.execute(params![&digest[..], seq]))
-                .map_err(backend)?;
-        }
-        after = last;
-    }
-    // The cached statements name the column: they go before it does.
-    tx.flush_prepared_statement_cache();
-    // Rewrites the table once, without the copies.
-    tx.execute_batch("ALTER TABLE items DROP COLUMN sender_cert")
-        .map_err(backend)
-}
-
-/// Stores `der` in the `certificates` table unless it is there, inside
-/// the caller's transaction; returns its key, the SHA-256 of its bytes.
-pub(super) fn store_certificate(conn: &Connection, der: &[u8]) -> rusqlite::Result<[u8; 32]> {
-    let digest = ring::digest::digest(&ring::digest::SHA256, der);
-    let mut key = [0u8; 32];
-    key.copy_from_slice(digest.as_ref());
-    conn.prepare_cached("INSERT OR IGNORE INTO certificates (digest, der) VALUES (?1, ?2)")?
-        .execute(params![&key[..], der])?;
-    Ok(key)
-}
-
-/// The query `passerelle db import` reads item rows with, whichever
-/// version wrote the database (it opens the file read-only, so it may be
-/// one this version never migrated): the columns `seq, item_ref, sender,
-/// item_id, digest, priority, accepted_at, expires_at, envelope,
-/// sender_cert, portions, receipt, purge_after, purged_at, audit_index`,
-/// in that order, `sender_cert` being the certificate's DER bytes, by
-/// `seq`.
-// Read by the import (`postgres/import.rs`, another part's file), which
-// until it calls this reads the earlier schema's column itself.
-#[allow(dead_code)]
-pub(in crate::store) fn item_rows_query(conn: &Connection) -> Result<&'static str, StoreError> {
-    Ok(if has_column(conn, "items", "sender_cert")? {
-        "SELECT seq, item_ref, sender, item_id, digest, priority, accepted_at, expires_at,
-                envelope, sender_cert, portions, receipt, purge_after, purged_at, audit_index
-         FROM items ORDER BY seq"
-    } else {
-        "SELECT i.seq, i.item_ref, i.sender, i.item_id, i.digest, i.priority, i.accepted_at,
-                i.expires_at, i.envelope, c.der, i.portions, i.receipt, i.purge_after,
-                i.purged_at, i.audit_index
-         FROM items i JOIN certificates c ON c.digest = i.cert_digest ORDER BY i.seq"
-    })
 }
 
 /// Rows `start..end` of the audit table, `column` read by `get`: exactly
@@ -526,86 +436,80 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<InboxEntry>, StoreError> {
         self.readers.with(|conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT i.item_ref, i.sender, i.item_id, i.priority, i.accepted_at, b.deliveries, q.due
-                     FROM inbox b JOIN items i ON i.seq = b.item_seq
-                     LEFT JOIN requests q ON q.item_seq = i.seq AND q.answered_at IS NULL
-                     WHERE b.recipient = ?1 AND b.acked_at IS NULL AND b.refused_at IS NULL
-                       AND b.expired_at IS NULL AND i.purged_at IS NULL
-                       AND b.lease_until <= ?2 AND (i.expires_at IS NULL OR i.expires_at > ?2)
-                     ORDER BY i.priority, q.due IS NULL, q.due, i.seq
-                     LIMIT ?3",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![recipient.as_str(), now, limit], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, u32>(5)?,
-                        r.get::<_, Option<i64>>(6)?,
-                    ))
-                })
-                .map_err(backend)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (item_ref, sender, item_id, priority, accepted_at, deliveries, due) =
-                    row.map_err(backend)?;
-                out.push(InboxEntry {
-                    item_ref,
-                    sender: principal(sender)?,
-                    item_id,
-                    priority: priority_from_rank(priority)?,
-                    accepted_at,
-                    deliveries,
-                    due,
-                });
-            }
-            Ok(out)
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT i.item_ref, i.sender, i.item_id, i.priority, i.accepted_at, b.deliveries, q.due
+                 FROM inbox b JOIN items i ON i.seq = b.item_seq
+                 LEFT JOIN requests q ON q.item_seq = i.seq AND q.answered_at IS NULL
+                 WHERE b.recipient = ?1 AND b.acked_at IS NULL AND b.refused_at IS NULL
+                   AND b.expired_at IS NULL AND i.purged_at IS NULL
+                   AND b.lease_until <= ?2 AND (i.expires_at IS NULL OR i.expires_at > ?2)
+                 ORDER BY i.priority, q.due IS NULL, q.due, i.seq
+                 LIMIT ?3",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![recipient.as_str(), now, limit], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, u32>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                ))
+            })
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (item_ref, sender, item_id, priority, accepted_at, deliveries, due) =
+                row.map_err(backend)?;
+            out.push(InboxEntry {
+                item_ref,
+                sender: principal(sender)?,
+                item_id,
+                priority: priority_from_rank(priority)?,
+                accepted_at,
+                deliveries,
+                due,
+            });
+        }
+        Ok(out)
         })
     }
 
     fn peek(&self, recipient: &PrincipalId, item_ref: &str) -> Result<Option<Leased>, StoreError> {
         self.readers.with(|conn| {
-            type Row = (String, Vec<u8>, Option<Vec<u8>>, Vec<u8>, Vec<u8>, i64);
-            // Through the statement cache: a batched fetch peeks at each of
-            // its items in turn.
-            let row: Option<Row> = conn
-                .prepare_cached(
-                    "SELECT i.sender, i.envelope, c.der, i.portions, b.released, i.accepted_at
-                     FROM inbox b JOIN items i ON i.seq = b.item_seq
-                     LEFT JOIN certificates c ON c.digest = i.cert_digest
-                     WHERE b.recipient = ?1 AND i.item_ref = ?2 AND b.acked_at IS NULL AND b.refused_at IS NULL
-                       AND b.expired_at IS NULL AND i.purged_at IS NULL",
-                )
-                .and_then(|mut stmt| {
-                    stmt.query_row(params![recipient.as_str(), item_ref], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-                    })
+        type Row = (String, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, i64);
+        // Through the statement cache: a batched fetch peeks at each of
+        // its items in turn.
+        let row: Option<Row> = conn
+            .prepare_cached(
+                "SELECT i.sender, i.envelope, i.sender_cert, i.portions, b.released, i.accepted_at
+                 FROM inbox b JOIN items i ON i.seq = b.item_seq
+                 WHERE b.recipient = ?1 AND i.item_ref = ?2 AND b.acked_at IS NULL AND b.refused_at IS NULL
+                   AND b.expired_at IS NULL AND i.purged_at IS NULL",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![recipient.as_str(), item_ref], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
                 })
-                .optional()
-                .map_err(backend)?;
-            let Some((sender, envelope, sender_certificate, portions, released, accepted_at)) = row
-            else {
-                return Ok(None);
-            };
-            // Delivery checks the item again with this certificate: without
-            // it the item cannot be released.
-            let sender_certificate = sender_certificate.ok_or_else(|| {
-                StoreError::Corrupt(format!("the sender certificate of {item_ref} is missing"))
-            })?;
-            Ok(Some(Leased {
-                sender: principal(sender)?,
-                envelope,
-                sender_certificate,
-                portions: decode::<Vec<Portion>>(&portions)?,
-                released: decode(&released)?,
-                accepted_at,
-            }))
+            })
+            .optional()
+            .map_err(backend)?;
+        let Some((sender, envelope, sender_certificate, portions, released, accepted_at)) = row
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Leased {
+            sender: principal(sender)?,
+            envelope,
+            sender_certificate,
+            portions: decode::<Vec<Portion>>(&portions)?,
+            released: decode(&released)?,
+            accepted_at,
+        }))
         })
     }
 
@@ -687,49 +591,49 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<OpenRequest>, StoreError> {
         self.readers.snapshot(|conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT i.seq, i.item_ref, i.sender, i.item_id, i.priority, i.accepted_at, q.due
-                     FROM requests q JOIN items i ON i.seq = q.item_seq
-                     WHERE q.answered_at IS NULL AND q.due <= ?1
-                       AND (?2 IS NULL OR i.sender = ?2
-                            OR EXISTS (SELECT 1 FROM inbox b WHERE b.item_seq = i.seq AND b.recipient = ?2
-                                       AND b.refused_at IS NULL AND b.expired_at IS NULL))
-                     ORDER BY q.due, i.seq
-                     LIMIT ?3",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(
-                    params![due_by, concerning.map(|p| p.as_str()), limit],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, String>(3)?,
-                            r.get::<_, i64>(4)?,
-                            r.get::<_, i64>(5)?,
-                            r.get::<_, i64>(6)?,
-                        ))
-                    },
-                )
-                .map_err(backend)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (seq, item_ref, sender, item_id, priority, accepted_at, due) =
-                    row.map_err(backend)?;
-                out.push(OpenRequest {
-                    item_ref,
-                    sender: principal(sender)?,
-                    item_id,
-                    priority: priority_from_rank(priority)?,
-                    accepted_at,
-                    due,
-                    recipients: recipients_of(conn, seq)?,
-                });
-            }
-            Ok(out)
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT i.seq, i.item_ref, i.sender, i.item_id, i.priority, i.accepted_at, q.due
+                 FROM requests q JOIN items i ON i.seq = q.item_seq
+                 WHERE q.answered_at IS NULL AND q.due <= ?1
+                   AND (?2 IS NULL OR i.sender = ?2
+                        OR EXISTS (SELECT 1 FROM inbox b WHERE b.item_seq = i.seq AND b.recipient = ?2
+                                   AND b.refused_at IS NULL AND b.expired_at IS NULL))
+                 ORDER BY q.due, i.seq
+                 LIMIT ?3",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(
+                params![due_by, concerning.map(|p| p.as_str()), limit],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, i64>(6)?,
+                    ))
+                },
+            )
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, item_ref, sender, item_id, priority, accepted_at, due) =
+                row.map_err(backend)?;
+            out.push(OpenRequest {
+                item_ref,
+                sender: principal(sender)?,
+                item_id,
+                priority: priority_from_rank(priority)?,
+                accepted_at,
+                due,
+                recipients: recipients_of(conn, seq)?,
+            });
+        }
+        Ok(out)
         })
     }
 

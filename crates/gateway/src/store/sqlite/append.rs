@@ -13,9 +13,7 @@
 
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::{
-    backend, decode, leaf_of, priority_rank, read_range, rehash, store_certificate, SqliteStore,
-};
+use super::{backend, decode, leaf_of, priority_rank, read_range, rehash, SqliteStore};
 use crate::audit::event::BoundedEntry;
 use crate::audit::rfc9162::{leaf_hash, Hash, RightEdge};
 use crate::domain::bytes::to_cbor;
@@ -384,13 +382,10 @@ fn insert_item(
             Outcome::Conflict
         }));
     }
-    // In the same transaction as the item, before it (the row refers to
-    // it); almost always there already, from the sender's earlier items.
-    let certificate = store_certificate(tx, &item.sender_certificate).map_err(backend)?;
     exec(
         tx,
         "INSERT INTO items (item_ref, sender, item_id, digest, priority, accepted_at, expires_at,
-                            envelope, cert_digest, portions, receipt, purge_after, audit_index)
+                            envelope, sender_cert, portions, receipt, purge_after, audit_index)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
             item.item_ref,
@@ -401,7 +396,7 @@ fn insert_item(
             item.accepted_at,
             item.expires_at,
             item.envelope,
-            &certificate[..],
+            item.sender_certificate,
             to_cbor(&item.portions),
             to_cbor(&item.receipt),
             item.purge_after,
