@@ -441,80 +441,80 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<InboxEntry>, StoreError> {
         self.readers.with(|conn| {
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT i.item_ref, i.sender, i.item_id, i.priority, i.accepted_at, b.deliveries, q.due
-                 FROM inbox b JOIN items i ON i.seq = b.item_seq
-                 LEFT JOIN requests q ON q.item_seq = i.seq AND q.answered_at IS NULL
-                 WHERE b.recipient = ?1 AND b.acked_at IS NULL AND b.refused_at IS NULL
-                   AND b.expired_at IS NULL AND i.purged_at IS NULL
-                   AND b.lease_until <= ?2 AND (i.expires_at IS NULL OR i.expires_at > ?2)
-                 ORDER BY i.priority, q.due IS NULL, q.due, i.seq
-                 LIMIT ?3",
-            )
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map(params![recipient.as_str(), now, limit], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, u32>(5)?,
-                    r.get::<_, Option<i64>>(6)?,
-                ))
-            })
-            .map_err(backend)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (item_ref, sender, item_id, priority, accepted_at, deliveries, due) =
-                row.map_err(backend)?;
-            out.push(InboxEntry {
-                item_ref,
-                sender: principal(sender)?,
-                item_id,
-                priority: priority_from_rank(priority)?,
-                accepted_at,
-                deliveries,
-                due,
-            });
-        }
-        Ok(out)
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT i.item_ref, i.sender, i.item_id, i.priority, i.accepted_at, b.deliveries, q.due
+                     FROM inbox b JOIN items i ON i.seq = b.item_seq
+                     LEFT JOIN requests q ON q.item_seq = i.seq AND q.answered_at IS NULL
+                     WHERE b.recipient = ?1 AND b.acked_at IS NULL AND b.refused_at IS NULL
+                       AND b.expired_at IS NULL AND i.purged_at IS NULL
+                       AND b.lease_until <= ?2 AND (i.expires_at IS NULL OR i.expires_at > ?2)
+                     ORDER BY i.priority, q.due IS NULL, q.due, i.seq
+                     LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![recipient.as_str(), now, limit], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, u32>(5)?,
+                        r.get::<_, Option<i64>>(6)?,
+                    ))
+                })
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (item_ref, sender, item_id, priority, accepted_at, deliveries, due) =
+                    row.map_err(backend)?;
+                out.push(InboxEntry {
+                    item_ref,
+                    sender: principal(sender)?,
+                    item_id,
+                    priority: priority_from_rank(priority)?,
+                    accepted_at,
+                    deliveries,
+                    due,
+                });
+            }
+            Ok(out)
         })
     }
 
     fn peek(&self, recipient: &PrincipalId, item_ref: &str) -> Result<Option<Leased>, StoreError> {
         self.readers.with(|conn| {
-        type Row = (String, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, i64);
-        // Through the statement cache: a batched fetch peeks at each of
-        // its items in turn.
-        let row: Option<Row> = conn
-            .prepare_cached(
-                "SELECT i.sender, i.envelope, i.sender_cert, i.portions, b.released, i.accepted_at
-                 FROM inbox b JOIN items i ON i.seq = b.item_seq
-                 WHERE b.recipient = ?1 AND i.item_ref = ?2 AND b.acked_at IS NULL AND b.refused_at IS NULL
-                   AND b.expired_at IS NULL AND i.purged_at IS NULL",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_row(params![recipient.as_str(), item_ref], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            type Row = (String, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, i64);
+            // Through the statement cache: a batched fetch peeks at each of
+            // its items in turn.
+            let row: Option<Row> = conn
+                .prepare_cached(
+                    "SELECT i.sender, i.envelope, i.sender_cert, i.portions, b.released, i.accepted_at
+                     FROM inbox b JOIN items i ON i.seq = b.item_seq
+                     WHERE b.recipient = ?1 AND i.item_ref = ?2 AND b.acked_at IS NULL AND b.refused_at IS NULL
+                       AND b.expired_at IS NULL AND i.purged_at IS NULL",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![recipient.as_str(), item_ref], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                    })
                 })
-            })
-            .optional()
-            .map_err(backend)?;
-        let Some((sender, envelope, sender_certificate, portions, released, accepted_at)) = row
-        else {
-            return Ok(None);
-        };
-        Ok(Some(Leased {
-            sender: principal(sender)?,
-            envelope,
-            sender_certificate,
-            portions: decode::<Vec<Portion>>(&portions)?,
-            released: decode(&released)?,
-            accepted_at,
-        }))
+                .optional()
+                .map_err(backend)?;
+            let Some((sender, envelope, sender_certificate, portions, released, accepted_at)) = row
+            else {
+                return Ok(None);
+            };
+            Ok(Some(Leased {
+                sender: principal(sender)?,
+                envelope,
+                sender_certificate,
+                portions: decode::<Vec<Portion>>(&portions)?,
+                released: decode(&released)?,
+                accepted_at,
+            }))
         })
     }
 
@@ -596,49 +596,49 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<OpenRequest>, StoreError> {
         self.readers.snapshot(|conn| {
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT i.seq, i.item_ref, i.sender, i.item_id, i.priority, i.accepted_at, q.due
-                 FROM requests q JOIN items i ON i.seq = q.item_seq
-                 WHERE q.answered_at IS NULL AND q.due <= ?1
-                   AND (?2 IS NULL OR i.sender = ?2
-                        OR EXISTS (SELECT 1 FROM inbox b WHERE b.item_seq = i.seq AND b.recipient = ?2
-                                   AND b.refused_at IS NULL AND b.expired_at IS NULL))
-                 ORDER BY q.due, i.seq
-                 LIMIT ?3",
-            )
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map(
-                params![due_by, concerning.map(|p| p.as_str()), limit],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, i64>(5)?,
-                        r.get::<_, i64>(6)?,
-                    ))
-                },
-            )
-            .map_err(backend)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, item_ref, sender, item_id, priority, accepted_at, due) =
-                row.map_err(backend)?;
-            out.push(OpenRequest {
-                item_ref,
-                sender: principal(sender)?,
-                item_id,
-                priority: priority_from_rank(priority)?,
-                accepted_at,
-                due,
-                recipients: recipients_of(conn, seq)?,
-            });
-        }
-        Ok(out)
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT i.seq, i.item_ref, i.sender, i.item_id, i.priority, i.accepted_at, q.due
+                     FROM requests q JOIN items i ON i.seq = q.item_seq
+                     WHERE q.answered_at IS NULL AND q.due <= ?1
+                       AND (?2 IS NULL OR i.sender = ?2
+                            OR EXISTS (SELECT 1 FROM inbox b WHERE b.item_seq = i.seq AND b.recipient = ?2
+                                       AND b.refused_at IS NULL AND b.expired_at IS NULL))
+                     ORDER BY q.due, i.seq
+                     LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(
+                    params![due_by, concerning.map(|p| p.as_str()), limit],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, i64>(4)?,
+                            r.get::<_, i64>(5)?,
+                            r.get::<_, i64>(6)?,
+                        ))
+                    },
+                )
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, item_ref, sender, item_id, priority, accepted_at, due) =
+                    row.map_err(backend)?;
+                out.push(OpenRequest {
+                    item_ref,
+                    sender: principal(sender)?,
+                    item_id,
+                    priority: priority_from_rank(priority)?,
+                    accepted_at,
+                    due,
+                    recipients: recipients_of(conn, seq)?,
+                });
+            }
+            Ok(out)
         })
     }
 
