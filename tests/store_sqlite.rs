@@ -114,3 +114,34 @@ fn reads_do_not_wait_for_an_open_write_transaction() {
     let ct = passerelle::domain::principal::PrincipalId::new("vsse/analysis/ct").unwrap();
     assert_eq!(store.pending(&ct, 10, 10).unwrap().len(), 2);
 }
+
+#[test]
+fn a_closed_store_is_whole_in_its_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.sqlite3");
+    let config = StoreConfig::from_setting(&db);
+    let store = store::open(&config, Arc::new(key(dir.path()))).unwrap();
+    for outcome in store
+        .append(vec![item_batch(item("one", 1), 1, 0)])
+        .unwrap()
+    {
+        appended(&outcome.unwrap());
+    }
+    // A read leaves a read connection open beside the writer.
+    assert_eq!(store.size().unwrap(), 1);
+    drop(store);
+    let mut wal = db.clone().into_os_string();
+    wal.push("-wal");
+    assert!(
+        !std::path::Path::new(&wal).exists(),
+        "the last connection to close copied the WAL into the file"
+    );
+    // A copy of the file alone (as a backup after a clean stop) holds it.
+    let copy = dir.path().join("copy.sqlite3");
+    std::fs::copy(&db, &copy).unwrap();
+    let items: i64 = rusqlite::Connection::open(&copy)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(items, 1);
+}

@@ -407,6 +407,18 @@ impl SqliteStore {
     }
 }
 
+impl Drop for SqliteStore {
+    /// The readers close before the writer: SQLite copies the WAL into the
+    /// database file and removes it when the last connection closes, but
+    /// only a connection that may write does that. Closed last, the writer
+    /// leaves the whole store in the one file after a clean stop, as it
+    /// did when it was the only connection (a copy of that file alone is a
+    /// whole backup).
+    fn drop(&mut self) {
+        self.readers.close();
+    }
+}
+
 impl Store for SqliteStore {
     fn append(&self, batches: Vec<Batch>) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
         self.append_batches(batches)

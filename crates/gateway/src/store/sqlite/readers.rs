@@ -68,6 +68,11 @@ impl Readers {
         })
     }
 
+    /// Closes the idle connections.
+    pub(super) fn close(&self) {
+        self.idle().clear();
+    }
+
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
         // The list is only pushed to and popped from: a panic elsewhere
         // cannot leave it half changed.
