@@ -489,35 +489,3 @@ fn a_log_service_catches_up_with_another_process_appends() {
     let note = passerelle::gateway::sign_checkpoint(&a.log, &signer.note, 1).unwrap();
     assert_eq!(note.lines().nth(1), Some("6"));
 }
-
-/// A stopped gateway's database file holds every commit by itself: its
-/// last connection folds the WAL into the file, so an operator who copies
-/// the file alone (a backup, `passerelle db import --from`) copies them all.
-/// Fails if a read-only connection outlives the writer, as it cannot.
-#[test]
-fn a_closed_store_leaves_every_commit_in_its_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(dir.path());
-    commit(&store, new_item("police/lo/rabat", "kept-1", 1));
-    // Reads open the store's read connections.
-    assert_eq!(store.log.store().size().unwrap(), 2);
-    let sender = PrincipalId::new("police/lo/rabat").unwrap();
-    let pending = store
-        .log
-        .store()
-        .pending(&sender, 10, 10)
-        .expect("a read through a read connection");
-    assert!(pending.is_empty());
-    drop(store);
-
-    let wal = dir.path().join("s.sqlite3-wal");
-    let left = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-    assert_eq!(left, 0, "the WAL still holds {left} bytes after close");
-    let copy = dir.path().join("copy.sqlite3");
-    std::fs::copy(dir.path().join("s.sqlite3"), &copy).unwrap();
-    let entries: i64 = rusqlite::Connection::open(&copy)
-        .unwrap()
-        .query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(entries, 2, "the copied file lacks commits");
-}

@@ -130,13 +130,8 @@ struct Inner {
 
 /// The embedded SQLite store.
 pub(super) struct SqliteStore {
-    // Dropped before the writer, in this order of fields: SQLite folds
-    // the WAL into the database file only when the last connection
-    // closes, and a read-only one cannot. Closed the other way round, a
-    // stopped gateway would leave its latest commits in the WAL beside a
-    // file that, copied alone, lacks them.
-    readers: readers::Readers,
     inner: Mutex<Inner>,
+    readers: readers::Readers,
     sealer: Arc<dyn Sealer>,
 }
 
