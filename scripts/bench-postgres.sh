@@ -19,8 +19,10 @@
 #      add up);
 #   3. open loop, $RATE items/s offered in all: two instances, half each,
 #      for the p99 latency.
-# Print the load average beside the figures: on a shared machine it is
-# part of the result. PASSERELLE_BIN names another build of the binary
+# After each two-instance run it prints, from pg_stat_statements, how many
+# appending transactions the two made and how long they waited for the
+# sequencer's lock (`sequencer:`). Print the load average beside the
+# figures: on a shared machine it is part of the result. PASSERELLE_BIN names another build of the binary
 # (gateways and generators both), to compare two versions in one sitting.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,10 +64,21 @@ mkdir -p "$dir/pg"
 "${as_pg[@]}" "$pgbin/initdb" -U postgres --auth=trust -E UTF8 --locale=C -D "$dir/pg/data" >/dev/null
 pgport=$(free_port)
 "${as_pg[@]}" "$pgbin/pg_ctl" start -w -D "$dir/pg/data" -l "$dir/pg/log" \
-  -o "-p $pgport -k $dir/pg -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on" >/dev/null
+  -o "-p $pgport -k $dir/pg -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on \
+      -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all" >/dev/null
 pg=1
 psql() { "${as_pg[@]}" "$pgbin/psql" -q -h 127.0.0.1 -p "$pgport" -U postgres "$@"; }
 psql -c "CREATE DATABASE one" -c "CREATE DATABASE two"
+psql -d two -c "CREATE EXTENSION pg_stat_statements"
+# How long the two instances' appending transactions waited for the
+# sequencer's lock (its statement's time is the wait), since the last reset.
+sequencer() {
+  psql -d two -tA -c "SELECT 'sequencer: ' || sum(calls) || ' appending transactions, '
+      || round(sum(total_exec_time)::numeric / 1000, 2) || ' s waiting for its lock in all, '
+      || round((sum(total_exec_time) / sum(calls))::numeric, 2) || ' ms each'
+    FROM pg_stat_statements WHERE query LIKE 'SELECT pg_advisory_xact_lock%'
+      AND dbid = (SELECT oid FROM pg_database WHERE datname = 'two')"
+}
 p1=$(free_port); p2=$(free_port)
 "$bin" pki init "$dir/pki" --listen "127.0.0.1:$p1" >/dev/null
 sed -i '/^\[limits\]/a handshakes_per_address_per_second = 1000000\nhandshake_burst_per_address = 1000000\nhandshakes_pending_per_address = 256\nrequests_per_principal_per_second = 1000000\nrequest_burst_per_principal = 1000000\nconnections_per_principal = 512' "$dir/pki/gateway.toml"
@@ -119,6 +132,7 @@ ga=$(serve "$ca" "$p1"); pids+=("$ga")
 # The second instance joins with a head file of the first (README, PostgreSQL).
 cp -p "$dir/pki/k-a/audit-key.head" "$dir/pki/k-b/"
 gb=$(serve "$cb" "$p2"); pids+=("$gb")
+psql -d two -tAc "SELECT pg_stat_statements_reset()" >/dev/null
 bench --gateway "127.0.0.1:$p1" --stations "$((STATIONS / 2))" --pid "$ga" >"$dir/a.out" &
 ba=$!
 bench --gateway "127.0.0.1:$p2" --stations "$((STATIONS / 2))" --pid "$gb" >"$dir/b.out" &
@@ -126,8 +140,10 @@ bb=$!
 wait "$ba" "$bb"
 echo "-- instance A"; cat "$dir/a.out"
 echo "-- instance B"; cat "$dir/b.out"
+sequencer
 
 echo "== PostgreSQL, two instances, open loop: $RATE items/s offered in all, half to each"
+psql -d two -tAc "SELECT pg_stat_statements_reset()" >/dev/null
 bench --gateway "127.0.0.1:$p1" --stations "$((STATIONS / 2))" --rate "$((RATE / 2))" >"$dir/a.out" &
 ba=$!
 bench --gateway "127.0.0.1:$p2" --stations "$((STATIONS / 2))" --rate "$((RATE / 2))" >"$dir/b.out" &
@@ -135,5 +151,6 @@ bb=$!
 wait "$ba" "$bb"
 echo "-- instance A"; cat "$dir/a.out"
 echo "-- instance B"; cat "$dir/b.out"
+sequencer
 stop "$ga" "$gb"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
