@@ -35,7 +35,7 @@
 //! once: one writer thread per log takes everything queued, commits it in
 //! one call and answers each caller; while it writes, the next batches
 //! queue up for its next round, so under load many operations share an
-//! fsync and none waits for a timer; alone, a batch is committed at once.
+//! fsync; alone, a batch is committed at once.
 //! A request on the async runtime hands its batch over with
 //! [`AuditLog::commit`] and awaits the answer: no blocking thread per
 //! call, and no lock that every caller takes in turn (an earlier design,
