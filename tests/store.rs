@@ -489,3 +489,37 @@ fn a_log_service_catches_up_with_another_process_appends() {
     let note = passerelle::gateway::sign_checkpoint(&a.log, &signer.note, 1).unwrap();
     assert_eq!(note.lines().nth(1), Some("6"));
 }
+
+#[test]
+fn a_submission_counted_as_coming_delays_a_commit_only_briefly() {
+    // The writer waits for submissions under way before it commits; one
+    // that never hands over its batch (a refusal not yet dropped, a stuck
+    // request) must cost the others at most the bounded wait, never their
+    // answer.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stuck = store.log.coming();
+    runtime.block_on(async {
+        for n in 0..5 {
+            let (item, entries) = new_item("police/lo/rabat", &format!("c{n}"), 1);
+            let batch = Batch {
+                change: Change::Item(Box::new(item)),
+                entries,
+            };
+            let coming = Some(store.log.coming());
+            let outcomes = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                store.log.commit_coming(vec![batch], coming),
+            )
+            .await
+            .expect("a commit waited for a submission that never came");
+            assert!(matches!(outcomes.as_slice(), [Ok(Outcome::Appended(_))]));
+        }
+    });
+    drop(stuck);
+    assert_eq!(store.size().unwrap(), 10);
+}

@@ -35,15 +35,25 @@
 //! once: one writer thread per log takes everything queued, commits it in
 //! one call and answers each caller; while it writes, the next batches
 //! queue up for its next round, so under load many operations share an
-//! fsync and none waits for a timer; alone, a batch is committed at once.
+//! fsync; alone, a batch is committed at once.
 //! A request on the async runtime hands its batch over with
 //! [`AuditLog::commit`] and awaits the answer: no blocking thread per
 //! call, and no lock that every caller takes in turn (an earlier design,
 //! where each caller's blocking thread queued, then took a commit lock to
 //! find its batch already written, woke the callers one after another).
+//!
+//! A submission counts itself as [`Coming`] from the start of its checks
+//! until its batch is queued. When some are under way, the writer lets
+//! them join the group before committing it, for at most as long as its
+//! last commit took (and never over [`MAX_LINGER`]): under load each
+//! fsync and each rewritten page of the tables' ends is shared by more
+//! items; alone, a batch is still committed at once, since nothing is
+//! coming.
 
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::audit::rfc9162::{Hash, ProofError, Tree};
 use crate::store::{Appended, Batch, Durable, Outcome, Store, StoreError, TreeHead};
@@ -53,6 +63,10 @@ const CHUNK: u64 = 4096;
 
 /// Most batches one group commit writes; more wait for the next round.
 const GROUP: usize = 4096;
+
+/// Longest the writer waits for batches that are [`Coming`] before it
+/// commits a group: a bound on the latency the wait may add.
+pub const MAX_LINGER: Duration = Duration::from_millis(1);
 
 /// What a group commit answers a caller with.
 type Answer = Result<Outcome, StoreError>;
@@ -87,6 +101,23 @@ struct Shared {
     tree: RwLock<Tree>,
     /// Why appending stopped, once a store invariant broke.
     halted: Mutex<Option<String>>,
+    /// Submissions under way whose batch is not queued yet ([`Coming`]).
+    coming: AtomicUsize,
+}
+
+/// A submission under way: from the start of its checks until its batch
+/// is handed to the writer (or it is refused and dropped), the writer may
+/// wait a little for it rather than commit without it. Only a hint for
+/// grouping: a guard that is never released delays a commit by at most
+/// [`MAX_LINGER`], and never makes one wrong.
+pub struct Coming<'a> {
+    shared: &'a Shared,
+}
+
+impl Drop for Coming<'_> {
+    fn drop(&mut self) {
+        self.shared.coming.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The audit log of one gateway process: the store, the tree of its leaf
@@ -131,6 +162,7 @@ impl AuditLog {
                 store,
                 tree: RwLock::new(Tree::new()),
                 halted: Mutex::new(None),
+                coming: AtomicUsize::new(0),
             }),
             writer: OnceLock::new(),
         };
@@ -249,10 +281,29 @@ impl AuditLog {
             .collect()
     }
 
+    /// Counts a submission as under way until the guard is dropped or
+    /// handed to [`AuditLog::commit_coming`] with its batch.
+    pub fn coming(&self) -> Coming<'_> {
+        self.shared.coming.fetch_add(1, Ordering::AcqRel);
+        Coming {
+            shared: &self.shared,
+        }
+    }
+
     /// Appends `batches`, each atomically, in the next group commit, and
     /// waits for their outcomes without holding a thread: the form for
     /// requests on the async runtime. One result per batch, in order.
     pub async fn commit(&self, batches: Vec<Batch>) -> Vec<Result<Outcome, StoreError>> {
+        self.commit_coming(batches, None).await
+    }
+
+    /// [`AuditLog::commit`] for the batches of a submission that was
+    /// [`Coming`]: it stops counting once they are queued.
+    pub async fn commit_coming(
+        &self,
+        batches: Vec<Batch>,
+        coming: Option<Coming<'_>>,
+    ) -> Vec<Result<Outcome, StoreError>> {
         let answers: Vec<_> = batches
             .into_iter()
             .map(|batch| {
@@ -261,6 +312,9 @@ impl AuditLog {
                 answer
             })
             .collect();
+        // Queued first, then no longer counted: a writer that sees the
+        // count fall finds the batches in its queue.
+        drop(coming);
         let mut outcomes = Vec::with_capacity(answers.len());
         for answer in answers {
             outcomes.push(answer.await.unwrap_or_else(|_| Err(abandoned())));
@@ -340,14 +394,12 @@ impl Shared {
     /// The writer thread: commits what is queued, round after round, until
     /// the log is dropped.
     fn write(&self, queue: Receiver<Queued>) {
+        let mut last_commit = Duration::ZERO;
         while let Ok(first) = queue.recv() {
             let mut group = vec![first];
-            while group.len() < GROUP {
-                match queue.try_recv() {
-                    Ok(q) => group.push(q),
-                    Err(_) => break,
-                }
-            }
+            take_queued(&queue, &mut group);
+            self.linger(&queue, &mut group, last_commit.min(MAX_LINGER));
+            let started = Instant::now();
             // A bug that panics in one group must not stop every later
             // commit: that group's callers hear "abandoned" (their reply
             // senders drop with it), the next group is written as usual.
@@ -355,6 +407,26 @@ impl Shared {
                 .is_err()
             {
                 tracing::error!("a group commit panicked; its callers were answered with an error");
+            }
+            last_commit = started.elapsed();
+        }
+    }
+
+    /// While submissions are [`Coming`], waits up to `linger` for their
+    /// batches to join `group`.
+    fn linger(&self, queue: &Receiver<Queued>, group: &mut Vec<Queued>, linger: Duration) {
+        let deadline = Instant::now() + linger;
+        while group.len() < GROUP && self.coming.load(Ordering::Acquire) > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match queue.recv_timeout(left) {
+                Ok(q) => {
+                    group.push(q);
+                    take_queued(queue, group);
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
             }
         }
     }
@@ -395,6 +467,16 @@ impl Shared {
                 Err(e) => Err(StoreError::Invariant(e.to_string())),
             });
             reply.send(self.watch(outcome));
+        }
+    }
+}
+
+/// Moves what is queued now into `group`, up to [`GROUP`] batches.
+fn take_queued(queue: &Receiver<Queued>, group: &mut Vec<Queued>) {
+    while group.len() < GROUP {
+        match queue.try_recv() {
+            Ok(q) => group.push(q),
+            Err(_) => break,
         }
     }
 }

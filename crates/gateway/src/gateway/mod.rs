@@ -367,8 +367,20 @@ impl Gateway {
     /// Appends `batch` through the log service (group commit), once the
     /// gateway is not halted.
     async fn commit(&self, batch: Batch) -> Result<Outcome, GatewayError> {
-        self.commit_all(vec![batch])
-            .await?
+        self.commit_coming(batch, None).await
+    }
+
+    /// [`Gateway::commit`] for a submission counted as
+    /// [`crate::log_service::Coming`] since its checks began.
+    async fn commit_coming(
+        &self,
+        batch: Batch,
+        coming: Option<crate::log_service::Coming<'_>>,
+    ) -> Result<Outcome, GatewayError> {
+        self.refuse_if_halted()?;
+        self.log
+            .commit_coming(vec![batch], coming)
+            .await
             .pop()
             .unwrap_or_else(|| Err(StoreError::Backend("the commit was abandoned".into())))
             .map_err(GatewayError::from)

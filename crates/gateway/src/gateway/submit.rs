@@ -51,6 +51,9 @@ impl Gateway {
         // Who may send is settled before the signature is checked: a
         // refusal costs the gateway less than the caller spent.
         sending_right(decider, peer.principal())?;
+        // From here until its batch is queued, the log's writer may wait a
+        // little for this item rather than commit a group without it.
+        let coming = self.log.coming();
         let item = item.verify(peer.public_key())?;
         let header = &item.manifest().header.clone();
         if header.sender != *peer.principal() {
@@ -159,7 +162,7 @@ impl Gateway {
             change: Change::Item(Box::new(new)),
             entries,
         };
-        match self.commit(batch).await? {
+        match self.commit_coming(batch, Some(coming)).await? {
             Outcome::Appended(durable) => {
                 self.mark_unsigned();
                 self.metrics
